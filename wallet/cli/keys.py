@@ -1,0 +1,145 @@
+"""``wallet keys``: generate, list, rotate, retire and revoke signing keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from wallet.cli.context import Context
+from wallet.errors import PassTypeError
+from wallet.keys import ALGORITHMS, KeyRole, KeyState
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+def keys() -> None:
+    """Manage the signing keys (private parts stay in WALLET_SIGNING_KEYS_DIR)."""
+
+
+@keys.command()
+@click.option("--alg", type=click.Choice(ALGORITHMS), default="ES256", show_default=True)
+@click.option(
+    "--pass-type",
+    "pass_types",
+    multiple=True,
+    metavar="TYPE",
+    help="Pass type the key may sign (repeatable; default: every defined type).",
+)
+@click.option("--root", is_flag=True, help="Create the trust-root key that signs bundles.")
+@click.option("--valid-days", type=click.IntRange(1, 3660), help="End of the signing window.")
+@pass_context
+def generate(
+    obj: Context, alg: str, pass_types: tuple[str, ...], root: bool, valid_days: int | None
+) -> None:
+    """Create a new key; it signs from now on."""
+    now = datetime.now(UTC)
+    if root:
+        if pass_types:
+            raise click.UsageError("the trust-root key signs bundles only: drop --pass-type")
+        types: frozenset[str] = frozenset()
+    else:
+        known = obj.pass_types
+        unknown = sorted(set(pass_types) - known.keys())
+        if unknown:
+            raise PassTypeError(
+                f"unknown pass type {', '.join(unknown)}; defined: {', '.join(sorted(known))}"
+            )
+        types = frozenset(pass_types or known)
+    key = obj.keystore.generate(
+        alg=alg,  # type: ignore[arg-type]  # click.Choice guarantees an Algorithm
+        role=KeyRole.ROOT if root else KeyRole.PASS,
+        pass_types=types,
+        now=now,
+        not_after=now + timedelta(days=valid_days) if valid_days else None,
+    )
+    what = "trust-root key" if root else f"signing key for {', '.join(sorted(types))}"
+    click.echo(f"created {what}: {key.kid} ({key.info.alg})")
+
+
+@keys.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def list_keys(obj: Context, as_json: bool) -> None:
+    """Show every key with its state and signing window."""
+    found = obj.keystore.public_keys()
+    if as_json:
+        click.echo(json.dumps([k.info.to_json() for k in found], indent=2))
+        return
+    if not found:
+        click.echo("no keys yet: create them with `wallet keys generate` (and --root)")
+        return
+    click.echo(f"{'KID':10} {'ALG':6} {'ROLE':5} {'STATE':8} {'FROM':17} {'UNTIL':17} TYPES")
+    for k in found:
+        i = k.info
+        until = f"{i.not_after:%Y-%m-%d %H:%M}" if i.not_after else "-"
+        click.echo(
+            f"{i.kid:10} {i.alg:6} {i.role.value:5} {i.state.value:8} "
+            f"{i.not_before:%Y-%m-%d %H:%M} {until:17} {','.join(sorted(i.pass_types)) or '-'}"
+        )
+
+
+@keys.command()
+@click.argument("kid", required=False)
+@click.option("--alg", type=click.Choice(ALGORITHMS), help="Algorithm of the new key.")
+@pass_context
+def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
+    """Replace an active pass key: the new one signs, the old one retires."""
+    store = obj.keystore
+    if kid is None:
+        active = [
+            k
+            for k in store.public_keys()
+            if k.info.role is KeyRole.PASS and k.info.state is KeyState.ACTIVE
+        ]
+        if len(active) != 1:
+            names = ", ".join(k.kid for k in active) or "none"
+            raise click.UsageError(f"name the key to rotate (active pass keys: {names})")
+        kid = active[0].kid
+    new = store.rotate(kid, alg=alg, now=datetime.now(UTC))  # type: ignore[arg-type]
+    click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
+
+
+@keys.command()
+@click.argument("kid")
+@pass_context
+def retire(obj: Context, kid: str) -> None:
+    """Stop signing with a key; passes it signed stay valid."""
+    obj.keystore.retire(kid, now=datetime.now(UTC))
+    click.echo(f"retired {kid}; it verifies what it signed until now")
+
+
+@keys.command()
+@click.argument("kid")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def revoke(obj: Context, kid: str, yes: bool) -> None:
+    """Distrust a compromised key: EVERY pass it signed fails verification."""
+    key = obj.keystore.get(kid)
+    if not yes:
+        click.confirm(
+            f"Revoke {kid}? Every pass it signed will be refused after the next sync.",
+            abort=True,
+        )
+    obj.keystore.revoke(kid)
+    click.echo(f"revoked {kid}")
+    if key.info.role is KeyRole.PASS and key.info.state is KeyState.ACTIVE:
+        click.echo(
+            "warning: no new passes can be signed for "
+            f"{', '.join(sorted(key.info.pass_types))} until you generate a new key",
+            err=True,
+        )
+
+
+@keys.command()
+@pass_context
+def jwks(obj: Context) -> None:
+    """Print the public JWKS (active and retired pass keys) for /.well-known/jwks.json."""
+    published = [
+        k.jwk()
+        for k in obj.keystore.public_keys()
+        if k.info.role is KeyRole.PASS and k.info.state is not KeyState.REVOKED
+    ]
+    click.echo(json.dumps({"keys": published}, indent=2))

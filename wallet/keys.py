@@ -1,0 +1,324 @@
+"""Signing keys: one algorithm per key, a thumbprint-derived kid, metadata.
+
+Pure: keys go in and out as bytes and values; the keys folder is handled by
+:mod:`wallet.keystore`. Every key is pinned to exactly one algorithm; nothing
+here ever takes an algorithm from a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from wallet.errors import KeyPassphraseError, SigningKeyError
+
+Algorithm = Literal["ES256", "EdDSA"]
+ALGORITHMS: tuple[Algorithm, ...] = ("ES256", "EdDSA")
+KID_LENGTH = 8  # base64url characters of the RFC 7638 thumbprint (48 bits)
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKeyObject = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+class KeyState(StrEnum):
+    """Life cycle: a key signs while active, verifies while retired, never once revoked."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+class KeyRole(StrEnum):
+    PASS = "pass"  # noqa: S105 - signs pass tokens and status list tokens
+    ROOT = "root"  # signs trust bundles only, never a pass
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _timestamp(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def _from_timestamp(value: object, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**40:
+        raise SigningKeyError(f"key metadata {name} must be a Unix time")
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What a verifier must know about a key besides its public part."""
+
+    kid: str
+    alg: Algorithm
+    role: KeyRole
+    state: KeyState
+    created: datetime
+    not_before: datetime
+    not_after: datetime | None
+    pass_types: frozenset[str]
+
+    def allows(self, pass_type: str) -> bool:
+        return self.role is KeyRole.PASS and pass_type in self.pass_types
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether the key may have signed at ``moment`` (its signing window)."""
+        return self.not_before <= moment and (self.not_after is None or moment <= self.not_after)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "alg": self.alg,
+            "role": self.role.value,
+            "state": self.state.value,
+            "created": _timestamp(self.created),
+            "not_before": _timestamp(self.not_before),
+            "not_after": _timestamp(self.not_after),
+            "pass_types": sorted(self.pass_types),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> KeyInfo:
+        try:
+            kid, alg, role, state = raw["kid"], raw["alg"], raw["role"], raw["state"]
+            pass_types = raw["pass_types"]
+            created = _from_timestamp(raw["created"], "created")
+            not_before = _from_timestamp(raw["not_before"], "not_before")
+            not_after = _from_timestamp(raw.get("not_after"), "not_after")
+        except (KeyError, TypeError) as exc:
+            raise SigningKeyError(f"key metadata is incomplete: {exc}") from exc
+        if not isinstance(kid, str) or not kid or alg not in ALGORITHMS:
+            raise SigningKeyError("key metadata needs a kid and an algorithm (ES256 or EdDSA)")
+        if not isinstance(pass_types, list) or not all(isinstance(t, str) for t in pass_types):
+            raise SigningKeyError("key metadata pass_types must be a list of type ids")
+        if created is None or not_before is None:
+            raise SigningKeyError("key metadata needs created and not_before")
+        try:
+            return cls(
+                kid=kid,
+                alg=alg,
+                role=KeyRole(role),
+                state=KeyState(state),
+                created=created,
+                not_before=not_before,
+                not_after=not_after,
+                pass_types=frozenset(pass_types),
+            )
+        except ValueError as exc:
+            raise SigningKeyError(f"key metadata has an unknown role or state: {exc}") from exc
+
+
+def algorithm_for(key: PublicKeyObject) -> Algorithm:
+    """The one algorithm a public key may be used with; refuse every other curve."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    raise SigningKeyError("only P-256 (ES256) and Ed25519 (EdDSA) keys are supported")
+
+
+def public_jwk(key: PublicKeyObject) -> dict[str, str]:
+    """The required members of the key's JWK, as RFC 7638 orders them."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
+    algorithm_for(key)
+    numbers = key.public_numbers()
+    return {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+
+
+def thumbprint(key: PublicKeyObject) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256), base64url."""
+    canonical = json.dumps(public_jwk(key), separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+def kid_for(key: PublicKeyObject) -> str:
+    """A short kid; verifiers try every key that shares it."""
+    return thumbprint(key)[:KID_LENGTH]
+
+
+def public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKeyObject:
+    """Parse the public part of an EC P-256 or Ed25519 JWK, strictly."""
+    try:
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+            x = _b64url_decode(jwk["x"])
+            if len(x) != 32:
+                raise SigningKeyError("Ed25519 key must be 32 bytes")
+            return ed25519.Ed25519PublicKey.from_public_bytes(x)
+        if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+            x, y = _b64url_decode(jwk["x"]), _b64url_decode(jwk["y"])
+            if len(x) != 32 or len(y) != 32:
+                raise SigningKeyError("P-256 coordinates must be 32 bytes each")
+            numbers = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+            )
+            return numbers.public_key()
+    except (KeyError, TypeError, ValueError, UnsupportedAlgorithm) as exc:
+        raise SigningKeyError(f"malformed JWK: {exc}") from exc
+    raise SigningKeyError("only EC P-256 and OKP Ed25519 JWKs are supported")
+
+
+def load_public_key_pem(data: bytes) -> PublicKeyObject:
+    """Load a PEM public key, refusing anything but P-256 and Ed25519."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SigningKeyError("not a PEM public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise SigningKeyError("only P-256 (ES256) and Ed25519 (EdDSA) keys are supported")
+    algorithm_for(key)
+    return key
+
+
+def public_key_pem(key: PublicKeyObject) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A verification key with its metadata."""
+
+    info: KeyInfo
+    key: PublicKeyObject
+
+    @property
+    def kid(self) -> str:
+        return self.info.kid
+
+    def pem(self) -> bytes:
+        return public_key_pem(self.key)
+
+    def jwk(self) -> dict[str, Any]:
+        """The JWK as published in the JWKS (RFC 7517 members only)."""
+        return {**public_jwk(self.key), "kid": self.kid, "alg": self.info.alg, "use": "sig"}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key with its metadata."""
+
+    info: KeyInfo
+    key: PrivateKey
+
+    @property
+    def kid(self) -> str:
+        return self.info.kid
+
+    def public(self) -> PublicKey:
+        return PublicKey(info=self.info, key=self.key.public_key())
+
+    def with_info(self, **changes: Any) -> SigningKey:
+        return replace(self, info=replace(self.info, **changes))
+
+    def private_pem(self, *, passphrase: bytes | None) -> bytes:
+        """PKCS#8 PEM, encrypted when a passphrase is given."""
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase)
+            if passphrase
+            else serialization.NoEncryption()
+        )
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+
+
+def generate_key(
+    *,
+    alg: Algorithm = "ES256",
+    role: KeyRole = KeyRole.PASS,
+    pass_types: Iterable[str] = (),
+    now: datetime,
+    not_after: datetime | None = None,
+) -> SigningKey:
+    """A fresh key pinned to ``alg``."""
+    private: PrivateKey
+    if alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise SigningKeyError(f"unsupported algorithm {alg!r}; use ES256 or EdDSA")
+    types = frozenset(pass_types)
+    if role is KeyRole.PASS and not types:
+        raise SigningKeyError("a pass signing key needs at least one pass type")
+    if role is KeyRole.ROOT and types:
+        raise SigningKeyError("the trust-root key never signs passes: give it no pass types")
+    info = KeyInfo(
+        kid=kid_for(private.public_key()),
+        alg=alg,
+        role=role,
+        state=KeyState.ACTIVE,
+        created=now,
+        not_before=now,
+        not_after=not_after,
+        pass_types=types,
+    )
+    return SigningKey(info=info, key=private)
+
+
+def load_private_key_pem(data: bytes, *, passphrase: bytes | None, info: KeyInfo) -> SigningKey:
+    """Load a PKCS#8 PEM private key and check it matches its metadata."""
+    try:
+        private = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        # cryptography says TypeError for "encrypted but no password" and the reverse.
+        raise KeyPassphraseError(
+            f"key {info.kid}: {exc}. Set WALLET_KEY_PASSPHRASE to the passphrase "
+            "the key was created with."
+        ) from exc
+    except ValueError as exc:
+        raise KeyPassphraseError(
+            f"key {info.kid} cannot be decrypted: wrong WALLET_KEY_PASSPHRASE or damaged file"
+        ) from exc
+    except UnsupportedAlgorithm as exc:
+        raise SigningKeyError(f"key {info.kid}: unsupported key type") from exc
+    if not isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise SigningKeyError(f"key {info.kid}: only P-256 and Ed25519 keys are supported")
+    public = private.public_key()
+    if algorithm_for(public) != info.alg or kid_for(public) != info.kid:
+        raise SigningKeyError(f"key {info.kid}: the key file does not match its metadata")
+    return SigningKey(info=info, key=private)
+
+
+class KeyRing:
+    """Verification keys by kid; several keys may share a shortened kid."""
+
+    def __init__(self, keys: Iterable[PublicKey]) -> None:
+        self._by_kid: dict[str, tuple[PublicKey, ...]] = {}
+        for key in keys:
+            self._by_kid[key.kid] = (*self._by_kid.get(key.kid, ()), key)
+
+    def find(self, kid: str) -> tuple[PublicKey, ...]:
+        return self._by_kid.get(kid, ())
+
+    def __iter__(self) -> Iterator[PublicKey]:
+        return (key for keys in self._by_kid.values() for key in keys)
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._by_kid.values())

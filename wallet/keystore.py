@@ -1,0 +1,223 @@
+"""The keys folder: PKCS#8 PEM private keys with JSON metadata beside them.
+
+Layout of ``WALLET_SIGNING_KEYS_DIR``::
+
+    <kid>.key.pem   private key, PKCS#8, encrypted with WALLET_KEY_PASSPHRASE
+    <kid>.json      metadata (KeyInfo) and the public key, readable without it
+
+Unencrypted private keys are written and read only in explicit dev mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from wallet.errors import KeyNotFoundError, KeyPassphraseError, SigningKeyError
+from wallet.keys import (
+    Algorithm,
+    KeyInfo,
+    KeyRole,
+    KeyState,
+    PublicKey,
+    SigningKey,
+    generate_key,
+    kid_for,
+    load_private_key_pem,
+    load_public_key_pem,
+    public_key_pem,
+)
+
+log = logging.getLogger(__name__)
+_KID_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
+_UNENCRYPTED_PEM = b"-----BEGIN PRIVATE KEY-----"
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Write a whole file or nothing: a crash never leaves half a key."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class KeyStore:
+    """Signing keys in a folder; sign with the newest, verify with all."""
+
+    def __init__(self, folder: Path, *, passphrase: bytes | None, dev_mode: bool) -> None:
+        self.folder = folder
+        self._passphrase = passphrase
+        self._dev_mode = dev_mode
+
+    # -- reading -----------------------------------------------------------
+
+    def _metadata_path(self, kid: str) -> Path:
+        if not _KID_RE.fullmatch(kid):
+            raise KeyNotFoundError(f"{kid!r} is not a key id")
+        return self.folder / f"{kid}.json"
+
+    def _read_public(self, path: Path) -> PublicKey:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            pem = raw["public_key"].encode("ascii")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SigningKeyError(f"{path} is not readable key metadata: {exc}") from exc
+        info = KeyInfo.from_json(raw)
+        key = load_public_key_pem(pem)
+        if kid_for(key) != info.kid:
+            raise SigningKeyError(f"{path}: the public key does not match kid {info.kid}")
+        return PublicKey(info=info, key=key)
+
+    def public_keys(self) -> list[PublicKey]:
+        """Every key in the folder, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        keys = [self._read_public(path) for path in sorted(self.folder.glob("*.json"))]
+        return sorted(keys, key=lambda k: (k.info.created, k.kid))
+
+    def get(self, kid: str) -> PublicKey:
+        path = self._metadata_path(kid)
+        if not path.is_file():
+            raise KeyNotFoundError(f"no key {kid} in {self.folder}")
+        return self._read_public(path)
+
+    def signing_key(self, kid: str) -> SigningKey:
+        """Load a private key; needs the passphrase unless in dev mode."""
+        info = self.get(kid).info
+        path = self.folder / f"{kid}.key.pem"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyNotFoundError(f"the private key file of {kid} is missing ({path})") from exc
+        if data.lstrip().startswith(_UNENCRYPTED_PEM):
+            if not self._dev_mode:
+                raise KeyPassphraseError(
+                    f"key {kid} is stored unencrypted, which only dev mode allows. "
+                    "Re-create production keys with WALLET_KEY_PASSPHRASE set."
+                )
+            return load_private_key_pem(data, passphrase=None, info=info)
+        if self._passphrase is None:
+            raise KeyPassphraseError(f"key {kid} is encrypted: set WALLET_KEY_PASSPHRASE")
+        return load_private_key_pem(data, passphrase=self._passphrase, info=info)
+
+    def _newest(self, role: KeyRole, pass_type: str | None, now: datetime) -> PublicKey:
+        candidates = [
+            k
+            for k in self.public_keys()
+            if k.info.role is role
+            and k.info.state is KeyState.ACTIVE
+            and k.info.covers(now)
+            and (pass_type is None or k.info.allows(pass_type))
+        ]
+        if not candidates:
+            what = f"pass type {pass_type}" if pass_type else f"role {role.value}"
+            raise KeyNotFoundError(
+                f"no active signing key for {what} in {self.folder}; "
+                "create one with `wallet keys generate`"
+            )
+        return candidates[-1]
+
+    def current_signing_key(self, pass_type: str, *, now: datetime) -> SigningKey:
+        """The newest active key allowed for ``pass_type``."""
+        return self.signing_key(self._newest(KeyRole.PASS, pass_type, now).kid)
+
+    def root_key(self, *, now: datetime) -> SigningKey:
+        """The active trust-root key, which signs bundles and nothing else."""
+        return self.signing_key(self._newest(KeyRole.ROOT, None, now).kid)
+
+    def root_public_key(self, *, now: datetime) -> PublicKey:
+        return self._newest(KeyRole.ROOT, None, now)
+
+    # -- writing -----------------------------------------------------------
+
+    def _write_metadata(self, key: PublicKey) -> None:
+        raw = {**key.info.to_json(), "public_key": public_key_pem(key.key).decode("ascii")}
+        data = json.dumps(raw, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        _write_atomically(self._metadata_path(key.kid), data, mode=0o644)
+
+    def save(self, key: SigningKey) -> None:
+        """Store a new key: private part first, so metadata never points at nothing."""
+        if self._passphrase is None and not self._dev_mode:
+            raise KeyPassphraseError(
+                "set WALLET_KEY_PASSPHRASE to encrypt the new key "
+                "(or WALLET_DEV_MODE=1 for an unencrypted development key)"
+            )
+        if self._passphrase is None:
+            log.warning(
+                "dev mode: key %s is stored UNENCRYPTED in %s; never use it in production",
+                key.kid,
+                self.folder,
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if (self.folder / f"{key.kid}.json").exists():
+            raise SigningKeyError(f"a key {key.kid} already exists")
+        pem = key.private_pem(passphrase=self._passphrase)
+        _write_atomically(self.folder / f"{key.kid}.key.pem", pem, mode=0o600)
+        self._write_metadata(key.public())
+
+    def generate(
+        self,
+        *,
+        alg: Algorithm,
+        role: KeyRole,
+        pass_types: frozenset[str],
+        now: datetime,
+        not_after: datetime | None = None,
+    ) -> SigningKey:
+        if role is KeyRole.ROOT:
+            existing = [
+                k
+                for k in self.public_keys()
+                if k.info.role is KeyRole.ROOT and k.info.state is KeyState.ACTIVE
+            ]
+            if existing:
+                raise SigningKeyError(
+                    f"an active trust-root key ({existing[0].kid}) exists already; verifiers "
+                    "pin it, so replacing it means re-pinning every device"
+                )
+        key = generate_key(alg=alg, role=role, pass_types=pass_types, now=now, not_after=not_after)
+        self.save(key)
+        return key
+
+    def retire(self, kid: str, *, now: datetime) -> PublicKey:
+        """Stop signing with a key; it still verifies what it signed until now."""
+        key = self.get(kid)
+        if key.info.state is KeyState.REVOKED:
+            raise SigningKeyError(f"key {kid} is revoked; a revoked key cannot be retired")
+        end = now if key.info.not_after is None else min(now, key.info.not_after)
+        retired = PublicKey(
+            info=replace(key.info, state=KeyState.RETIRED, not_after=end), key=key.key
+        )
+        self._write_metadata(retired)
+        return retired
+
+    def revoke(self, kid: str) -> PublicKey:
+        """Distrust a key (compromised): every pass it signed fails verification."""
+        key = self.get(kid)
+        revoked = PublicKey(info=replace(key.info, state=KeyState.REVOKED), key=key.key)
+        self._write_metadata(revoked)
+        return revoked
+
+    def rotate(self, kid: str, *, alg: Algorithm | None, now: datetime) -> SigningKey:
+        """A new key for the same pass types signs from now on; the old one retires."""
+        old = self.get(kid)
+        if old.info.role is not KeyRole.PASS or old.info.state is not KeyState.ACTIVE:
+            raise SigningKeyError(f"key {kid} is not an active pass signing key")
+        new = self.generate(
+            alg=alg or old.info.alg, role=KeyRole.PASS, pass_types=old.info.pass_types, now=now
+        )
+        self.retire(kid, now=now)
+        return new

@@ -1,0 +1,241 @@
+"""Pass types are data: one folder per type under ``templates/passes/<type>/``.
+
+This module reads a type's ``pass.toml``, checks it thoroughly (a typo in a
+definition must fail at start-up, not at the first scan on the street) and
+validates holder data against the type's field rules.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from wallet.errors import HolderDataError, PassTypeError
+
+LANGUAGES = ("de", "en")
+StalePolicy = Literal["fail_closed", "warn"]
+_ID_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A sentence or label in German and English."""
+
+    de: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.en if lang == "en" else self.de
+
+    def to_json(self) -> dict[str, str]:
+        return {"de": self.de, "en": self.en}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One holder field of a pass type."""
+
+    name: str
+    label: Text
+    max_length: int
+    pattern: re.Pattern[str] | None
+    in_token: bool
+
+    def clean(self, value: object) -> str:
+        """Return the normalised value, or raise naming this field."""
+        if not isinstance(value, str):
+            raise HolderDataError(f"{self.name} must be a text value", field=self.name)
+        text = " ".join(value.split())
+        if self.pattern is not None:
+            text = text.upper()
+        if not text:
+            raise HolderDataError(f"{self.name} must not be empty", field=self.name)
+        if len(text) > self.max_length:
+            raise HolderDataError(
+                f"{self.name} is longer than {self.max_length} characters", field=self.name
+            )
+        if self.pattern is not None and not self.pattern.fullmatch(text):
+            raise HolderDataError(
+                f"{self.name} {value!r} does not have the expected format", field=self.name
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class PassType:
+    """A kind of pass: its fields, validity, status and offline policy."""
+
+    id: str
+    label: Text
+    issuer_name: Text
+    fields: tuple[Field, ...]
+    validity_years: int
+    validity_months: int
+    validity_days: int
+    status_bits: int
+    revocable: bool
+    suspendable: bool
+    stale_status: StalePolicy
+
+    def clean_holder(self, holder: Mapping[str, object]) -> dict[str, str]:
+        """Validate holder data: every field present, no unknown field."""
+        known = {f.name for f in self.fields}
+        for name in holder:
+            if name not in known:
+                raise HolderDataError(
+                    f"{name} is not a field of pass type {self.id}", field=str(name)
+                )
+        cleaned: dict[str, str] = {}
+        for field in self.fields:
+            if field.name not in holder:
+                raise HolderDataError(f"{field.name} is required", field=field.name)
+            cleaned[field.name] = field.clean(holder[field.name])
+        return cleaned
+
+    def token_fields(self, holder: Mapping[str, str]) -> dict[str, str]:
+        """The data-minimal subset of holder data that goes into the token."""
+        return {f.name: holder[f.name] for f in self.fields if f.in_token}
+
+    def valid_until(self, valid_from: datetime) -> datetime:
+        """End of validity for a pass that starts at ``valid_from``."""
+        months = valid_from.month - 1 + self.validity_months + 12 * self.validity_years
+        year, month = valid_from.year + months // 12, months % 12 + 1
+        day = valid_from.day
+        while True:  # 29 February plus one year is 28 February
+            try:
+                end = valid_from.replace(year=year, month=month, day=day)
+                break
+            except ValueError:
+                day -= 1
+        return end + timedelta(days=self.validity_days)
+
+    def display(self) -> dict[str, Any]:
+        """What an offline verifier needs to show and judge this type."""
+        return {
+            "label": self.label.to_json(),
+            "issuer_name": self.issuer_name.to_json(),
+            "fields": [
+                {"name": f.name, "label": f.label.to_json()} for f in self.fields if f.in_token
+            ],
+            "status_bits": self.status_bits,
+            "stale_status": self.stale_status,
+        }
+
+
+def _text(raw: object, where: str) -> Text:
+    if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
+        raise PassTypeError(f"{where} needs exactly the languages de and en")
+    if not all(isinstance(raw[lang], str) and raw[lang].strip() for lang in LANGUAGES):
+        raise PassTypeError(f"{where} must be non-empty text in de and en")
+    return Text(de=raw["de"], en=raw["en"])
+
+
+def _field(raw: object, where: str) -> Field:
+    if not isinstance(raw, dict):
+        raise PassTypeError(f"{where} must be a table")
+    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token"}
+    if unknown:
+        raise PassTypeError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _FIELD_RE.fullmatch(name):
+        raise PassTypeError(f"{where}.name must be lower-case letters, digits and _")
+    max_length = raw.get("max_length")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 0 < max_length <= 200:
+        raise PassTypeError(f"{where}.max_length must be a whole number from 1 to 200")
+    pattern_text = raw.get("pattern")
+    pattern = None
+    if pattern_text is not None:
+        if not isinstance(pattern_text, str):
+            raise PassTypeError(f"{where}.pattern must be a regular expression")
+        try:
+            pattern = re.compile(pattern_text)
+        except re.error as exc:
+            raise PassTypeError(f"{where}.pattern is not a valid expression: {exc}") from exc
+    in_token = raw.get("in_token", False)
+    if not isinstance(in_token, bool):
+        raise PassTypeError(f"{where}.in_token must be true or false")
+    return Field(
+        name=name,
+        label=_text(raw.get("label"), f"{where}.label"),
+        max_length=max_length,
+        pattern=pattern,
+        in_token=in_token,
+    )
+
+
+def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
+    """Build a pass type from its parsed definition, refusing anything odd."""
+    known = {
+        "id", "label", "issuer_name", "validity", "status_bits", "revocable",
+        "suspendable", "stale_status", "fields",
+    }  # fmt: skip
+    unknown = set(raw) - known
+    if unknown:
+        raise PassTypeError(f"{source}: unknown keys: {', '.join(sorted(unknown))}")
+    type_id = raw.get("id")
+    if not isinstance(type_id, str) or not _ID_RE.fullmatch(type_id):
+        raise PassTypeError(f"{source}: id must be lower-case letters, digits, - and _")
+    validity = raw.get("validity")
+    if not isinstance(validity, dict) or not set(validity) <= {"years", "months", "days"}:
+        raise PassTypeError(f"{source}: validity must be a table of years, months, days")
+    amounts = {k: validity.get(k, 0) for k in ("years", "months", "days")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in amounts.values()):
+        raise PassTypeError(f"{source}: validity amounts must be whole numbers >= 0")
+    if not any(amounts.values()) or amounts["years"] > 10:
+        raise PassTypeError(f"{source}: validity must be longer than 0 and at most 10 years")
+    bits = raw.get("status_bits")
+    suspendable = raw.get("suspendable", False)
+    revocable = raw.get("revocable", True)
+    if bits not in (1, 2) or isinstance(bits, bool):
+        raise PassTypeError(f"{source}: status_bits must be 1 or 2")
+    if not isinstance(suspendable, bool) or not isinstance(revocable, bool):
+        raise PassTypeError(f"{source}: revocable and suspendable must be true or false")
+    if suspendable and bits < 2:
+        raise PassTypeError(f"{source}: a suspendable type needs status_bits = 2")
+    stale = raw.get("stale_status")
+    if stale not in ("fail_closed", "warn"):
+        raise PassTypeError(f'{source}: stale_status must be "fail_closed" or "warn"')
+    raw_fields = raw.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise PassTypeError(f"{source}: a pass type needs at least one [[fields]] entry")
+    fields = tuple(_field(f, f"{source}: fields[{i}]") for i, f in enumerate(raw_fields))
+    if len({f.name for f in fields}) != len(fields):
+        raise PassTypeError(f"{source}: field names must be unique")
+    return PassType(
+        id=type_id,
+        label=_text(raw.get("label"), f"{source}: label"),
+        issuer_name=_text(raw.get("issuer_name"), f"{source}: issuer_name"),
+        fields=fields,
+        validity_years=amounts["years"],
+        validity_months=amounts["months"],
+        validity_days=amounts["days"],
+        status_bits=bits,
+        revocable=revocable,
+        suspendable=suspendable,
+        stale_status=stale,
+    )
+
+
+def load_pass_types(folder: Path) -> dict[str, PassType]:
+    """Read every ``<folder>/<type>/pass.toml``; the folder name must match the id."""
+    if not folder.is_dir():
+        raise PassTypeError(f"pass type folder {folder} does not exist")
+    types: dict[str, PassType] = {}
+    for definition in sorted(folder.glob("*/pass.toml")):
+        try:
+            raw = tomllib.loads(definition.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PassTypeError(f"{definition}: cannot be read: {exc}") from exc
+        pass_type = parse_pass_type(raw, source=str(definition))
+        if pass_type.id != definition.parent.name:
+            raise PassTypeError(f"{definition}: id {pass_type.id!r} differs from its folder name")
+        types[pass_type.id] = pass_type
+    if not types:
+        raise PassTypeError(f"no pass types found in {folder} (expected <type>/pass.toml)")
+    return types

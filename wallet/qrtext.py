@@ -1,0 +1,201 @@
+"""The text inside a pass QR code: a compact JWS squeezed into QR numeric mode.
+
+A pass token in byte mode needs a QR version too large to scan comfortably from a
+phone screen. We decode the base64url segments, DEFLATE header and payload, and
+write the resulting bytes as decimal digits, which QR numeric mode stores at
+10 bits per 3 digits (17 digits hold 7 bytes, a loss of about 1 %):
+
+    text  = "WP1" + digits
+    blob  = varint(len(C)) || C || S
+    C     = raw DEFLATE( varint(len(H)) || H || P )
+
+``H``, ``P`` and ``S`` are the decoded header, payload and signature; ``varint`` is
+unsigned LEB128. Each full 7-byte chunk of the blob becomes exactly 17 digits
+(big-endian, zero-padded); a final chunk of ``k`` bytes becomes ``D[k]`` digits.
+
+The prefix is only letters and a digit because keyboard-wedge scanners with a
+German QWERTZ layout type ``W``, ``P`` and digits correctly but garble ``:`` ``/``
+``-`` and swap ``Y``/``Z``.
+
+Pure: stdlib and :mod:`wallet.errors` only, so the offline verifier can use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from typing import Final
+
+from wallet.errors import QRTextError
+
+__all__ = ["PREFIX", "decode_qr_text", "encode_qr_text", "is_qr_text"]
+
+PREFIX: Final = "WP1"
+
+_CHUNK_BYTES: Final = 7
+_CHUNK_DIGITS: Final = 17
+# The fewest decimal digits that hold 256**k - 1, for a final chunk of k bytes.
+_PARTIAL_DIGITS: Final[dict[int, int]] = {1: 3, 2: 5, 3: 8, 4: 10, 5: 13, 6: 15}
+_PARTIAL_BYTES: Final[dict[int, int]] = {d: k for k, d in _PARTIAL_DIGITS.items()}
+
+# Raw bytes never outnumber base64url characters, so the inflated data of a JWS
+# of length L is below L plus the inner varint; the slack keeps tiny limits sane.
+_SLACK_BYTES: Final = 64
+# A varint longer than this cannot describe a length we would ever accept.
+_MAX_VARINT_BYTES: Final = 5
+
+_DIGITS = re.compile(r"[0-9]*")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def is_qr_text(text: str) -> bool:
+    """Tell whether `text` carries our prefix, i.e. whether decode_qr_text will decode it."""
+    head = text[: len(PREFIX)]
+    return head.isascii() and head.upper() == PREFIX
+
+
+def encode_qr_text(jws: str) -> str:
+    """Return the numeric QR text for a compact JWS.
+
+    :raises QRTextError: if `jws` is not three canonical base64url segments.
+    """
+    parts = jws.split(".")
+    if len(parts) != 3:
+        raise QRTextError("a compact JWS has exactly three dot-separated segments")
+    header, payload, signature = (_b64url_decode(part) for part in parts)
+    compressor = zlib.compressobj(level=9, wbits=-15)
+    inner = _varint(len(header)) + header + payload
+    compressed = compressor.compress(inner) + compressor.flush()
+    blob = _varint(len(compressed)) + compressed + signature
+    return PREFIX + _blob_to_digits(blob)
+
+
+def decode_qr_text(text: str, *, max_jws_length: int = 4096) -> str:
+    """Return the compact JWS in a QR text, or `text` itself if it lacks our prefix.
+
+    Text without the prefix is passed through so a bare JWS keeps working; the
+    caller parses it strictly as a token.
+
+    :raises QRTextError: if the text has our prefix but is not a valid encoding,
+        or decodes to a JWS longer than `max_jws_length`.
+    """
+    if not is_qr_text(text):
+        return text
+    digits = text[len(PREFIX) :]
+    max_blob = max_jws_length + _SLACK_BYTES
+    if len(digits) > _digits_for(max_blob):
+        raise QRTextError("the QR text is longer than any pass token we accept")
+    blob = _digits_to_blob(digits)
+
+    compressed_length, offset = _read_varint(blob, 0)
+    if compressed_length > len(blob) - offset:
+        raise QRTextError("the QR text's compressed length exceeds its data")
+    compressed = blob[offset : offset + compressed_length]
+    signature = blob[offset + compressed_length :]
+
+    inner = _inflate(compressed, max_output=max_jws_length + _SLACK_BYTES)
+    header_length, offset = _read_varint(inner, 0)
+    if header_length > len(inner) - offset:
+        raise QRTextError("the QR text's header length exceeds its data")
+    header = inner[offset : offset + header_length]
+    payload = inner[offset + header_length :]
+
+    segments = (header, payload, signature)
+    length = sum(_b64url_length(len(segment)) for segment in segments) + 2
+    if length > max_jws_length:
+        raise QRTextError(f"the QR text decodes to a token longer than {max_jws_length} characters")
+    return ".".join(_b64url_encode(segment) for segment in segments)
+
+
+def _b64url_decode(segment: str) -> bytes:
+    """Decode strictly, so that re-encoding gives back the very same segment."""
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        raise QRTextError("a JWS segment is not unpadded base64url")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if _b64url_encode(raw) != segment:
+        raise QRTextError("a JWS segment is not canonical base64url")
+    return raw
+
+
+def _b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64url_length(raw_length: int) -> int:
+    """Length of unpadded base64url for `raw_length` bytes, without building it."""
+    return (4 * raw_length + 2) // 3
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
+    """Return (value, next offset); reject truncated, overlong and non-minimal varints."""
+    value = 0
+    for index in range(_MAX_VARINT_BYTES):
+        if offset + index >= len(data):
+            raise QRTextError("the QR text ends inside a length field")
+        byte = data[offset + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            if byte == 0 and index > 0:
+                raise QRTextError("the QR text has a non-minimal length field")
+            return value, offset + index + 1
+    raise QRTextError("the QR text has an overlong length field")
+
+
+def _inflate(compressed: bytes, *, max_output: int) -> bytes:
+    """Inflate one complete raw DEFLATE stream, never producing more than `max_output` bytes."""
+    inflater = zlib.decompressobj(wbits=-15)
+    try:
+        inner = inflater.decompress(compressed, max_output + 1)
+    except zlib.error as exc:
+        raise QRTextError("the QR text's compressed data is corrupt") from exc
+    if len(inner) > max_output or inflater.unconsumed_tail:
+        raise QRTextError("the QR text's compressed data inflates beyond the size limit")
+    if not inflater.eof:
+        raise QRTextError("the QR text's compressed data is truncated")
+    if inflater.unused_data:
+        raise QRTextError("the QR text has trailing data after the compressed stream")
+    return inner
+
+
+def _digits_for(byte_count: int) -> int:
+    full, rest = divmod(byte_count, _CHUNK_BYTES)
+    return full * _CHUNK_DIGITS + (_PARTIAL_DIGITS[rest] if rest else 0)
+
+
+def _blob_to_digits(blob: bytes) -> str:
+    pieces = []
+    for start in range(0, len(blob), _CHUNK_BYTES):
+        chunk = blob[start : start + _CHUNK_BYTES]
+        width = _CHUNK_DIGITS if len(chunk) == _CHUNK_BYTES else _PARTIAL_DIGITS[len(chunk)]
+        pieces.append(str(int.from_bytes(chunk, "big")).zfill(width))
+    return "".join(pieces)
+
+
+def _digits_to_blob(digits: str) -> bytes:
+    if not _DIGITS.fullmatch(digits):  # a literal range: no Unicode digits such as '٣'
+        raise QRTextError("the QR text has characters other than the digits 0-9 after the prefix")
+    rest = len(digits) % _CHUNK_DIGITS
+    if rest and rest not in _PARTIAL_BYTES:
+        raise QRTextError(f"the QR text has an impossible number of digits ({len(digits)})")
+    blob = bytearray()
+    for start in range(0, len(digits), _CHUNK_DIGITS):
+        chunk = digits[start : start + _CHUNK_DIGITS]
+        size = _CHUNK_BYTES if len(chunk) == _CHUNK_DIGITS else _PARTIAL_BYTES[len(chunk)]
+        value = int(chunk)
+        if value >= 256**size:
+            raise QRTextError("the QR text has a digit group out of range")
+        blob += value.to_bytes(size, "big")
+    return bytes(blob)

@@ -1,0 +1,502 @@
+"""Signed tokens: pass tokens, status list tokens, and the JWS under both.
+
+Signing goes through PyJWT. Verification is strict before any cryptography
+runs: a length cap, canonical base64url, JSON without duplicate members, a
+header of exactly ``alg``, ``kid`` and ``typ``, and an algorithm that must equal
+the one pinned to the key, never one chosen by the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import jwt
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+from wallet.errors import SigningKeyError, StatusListError, TokenError
+from wallet.keys import KeyRing, KeyRole, KeyState, PublicKey, SigningKey
+from wallet.status import StatusList
+
+PASS_TYP = "pass+jwt"  # noqa: S105 - a media type, not a password
+STATUS_LIST_TYP = "statuslist+jwt"
+MAX_PASS_TOKEN_LENGTH = 2048
+MAX_STATUS_LIST_TOKEN_LENGTH = 4 * 1024 * 1024
+LEEWAY = timedelta(seconds=60)
+MAX_VALIDITY = timedelta(days=11 * 366)  # longest pass type validity (10 years) + margin
+MAX_TIMESTAMP = 2**34  # about the year 2514; anything later is nonsense
+
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
+_SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
+_FETCH_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
+_VERIFIERS = {"ES256": ECAlgorithm(ECAlgorithm.SHA256), "EdDSA": OKPAlgorithm()}
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class TokenRejected(TokenError):
+    """A token that fails verification; ``state`` is what a verifier shows."""
+
+    state: ClassVar[str] = "invalid"
+
+    def __init__(self, message: str, *, claims: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.claims: Mapping[str, Any] = claims or {}
+
+
+class MalformedTokenError(TokenRejected):
+    code = "malformed"
+
+
+class TokenTooLongError(MalformedTokenError):
+    code = "too_long"
+
+
+class DuplicateMemberError(MalformedTokenError):
+    code = "duplicate_member"
+
+
+class HeaderError(TokenRejected):
+    code = "bad_header"
+
+
+class AlgNoneError(HeaderError):
+    code = "alg_none"
+
+
+class AlgorithmMismatchError(HeaderError):
+    code = "alg_mismatch"
+
+
+class CritHeaderError(HeaderError):
+    code = "crit_header"
+
+
+class ForbiddenHeaderError(HeaderError):
+    code = "forbidden_header"
+
+
+class WrongTypeError(HeaderError):
+    code = "wrong_typ"
+
+
+class UnknownKeyError(TokenRejected):
+    code = "unknown_kid"
+    state = "unknown_key"
+
+
+class BadSignatureError(TokenRejected):
+    code = "bad_signature"
+
+
+class ClaimError(TokenRejected):
+    code = "bad_claim"
+
+
+class WrongIssuerError(ClaimError):
+    code = "wrong_issuer"
+
+
+class IssuedInFutureError(ClaimError):
+    code = "issued_in_future"
+
+
+class ExpiredError(TokenRejected):
+    code = "expired"
+    state = "expired"
+
+
+class NotYetValidError(TokenRejected):
+    code = "not_yet_valid"
+    state = "not_yet_valid"
+
+
+class KeyRevokedError(TokenRejected):
+    code = "key_revoked"
+
+
+class KeyNotAllowedError(TokenRejected):
+    code = "key_not_allowed"
+
+
+class KeyWindowError(TokenRejected):
+    code = "key_window"
+
+
+class StatusListSubjectError(TokenRejected):
+    code = "status_list_subject"
+
+
+# -- the JWS layer -----------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _decode_segment(segment: str, what: str) -> bytes:
+    """Canonical base64url only: no padding, whitespace or stray trailing bits."""
+    if not _SEGMENT_RE.fullmatch(segment) or len(segment) % 4 == 1:
+        raise MalformedTokenError(f"the {what} is not base64url")
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedTokenError(f"the {what} is not base64url") from exc
+    if _b64url(data) != segment:
+        raise MalformedTokenError(f"the {what} is not canonical base64url")
+    return data
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateMemberError(f"duplicate JSON member {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise MalformedTokenError(f"JSON constant {name} is not allowed")
+
+
+def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
+    """Strict JSON: UTF-8 without BOM, no duplicate members, no NaN, an object."""
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, TokenRejected):
+            raise
+        raise MalformedTokenError(f"the {what} is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedTokenError(f"the {what} is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class VerifiedJWS:
+    """A JWS whose signature checked out against ``key``."""
+
+    key: PublicKey
+    header: Mapping[str, Any]
+    payload: dict[str, Any]
+
+
+def sign_jws(payload: Mapping[str, Any], key: SigningKey, *, typ: str) -> str:
+    """Compact JWS with exactly ``alg``, ``kid`` and ``typ`` in its header."""
+    if key.info.state is not KeyState.ACTIVE:
+        raise SigningKeyError(f"key {key.kid} is {key.info.state.value} and signs nothing more")
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return jwt.api_jws.encode(
+        body, key.key, algorithm=key.info.alg, headers={"kid": key.kid, "typ": typ}
+    )
+
+
+def verify_jws(token: object, keys: KeyRing, *, typ: str, max_length: int) -> VerifiedJWS:
+    """Check a compact JWS against the keys; the token chooses nothing.
+
+    :raises TokenRejected: (a subclass) naming why the token is not trusted.
+    """
+    if not isinstance(token, str):
+        raise MalformedTokenError("a token must be text")
+    if len(token) > max_length:
+        raise TokenTooLongError(f"the token is longer than {max_length} characters")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedTokenError("a compact JWS has exactly three parts")
+    header = parse_json_object(_decode_segment(parts[0], "header"), "header")
+    payload_bytes = _decode_segment(parts[1], "payload")
+    signature = _decode_segment(parts[2], "signature")
+
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise HeaderError("the header has no algorithm")
+    if alg.strip().lower() == "none":
+        raise AlgNoneError("unsigned tokens (alg none) are never accepted")
+    if "crit" in header:
+        raise CritHeaderError("critical header extensions are not supported")
+    fetched = _FETCH_HEADERS & header.keys()
+    if fetched:
+        raise ForbiddenHeaderError(
+            f"keys are never taken from the token ({', '.join(sorted(fetched))})"
+        )
+    if header.keys() != _HEADER_MEMBERS:
+        extra = sorted(header.keys() - _HEADER_MEMBERS) or sorted(_HEADER_MEMBERS - header.keys())
+        raise HeaderError(f"unexpected or missing header members: {', '.join(extra)}")
+    if not isinstance(header["typ"], str) or header["typ"].lower() != typ:
+        raise WrongTypeError(f"the token type is not {typ}")
+    kid = header["kid"]
+    if not isinstance(kid, str):
+        raise HeaderError("the key id must be text")
+
+    candidates = keys.find(kid)
+    if not candidates:
+        raise UnknownKeyError(f"no trusted key has the id {kid[:16]!r}")
+    pinned = [k for k in candidates if k.info.alg == alg]
+    if not pinned:
+        raise AlgorithmMismatchError(f"key {kid} is not used with {alg[:16]}")
+    signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
+    for key in pinned:
+        if _VERIFIERS[key.info.alg].verify(signing_input, key.key, signature):
+            return VerifiedJWS(
+                key=key, header=header, payload=parse_json_object(payload_bytes, "payload")
+            )
+    raise BadSignatureError("the signature does not match")
+
+
+# -- claims helpers ----------------------------------------------------------
+
+
+def _timestamp(payload: Mapping[str, Any], name: str, *, required: bool) -> datetime | None:
+    value = payload.get(name)
+    if value is None:
+        if required:
+            raise ClaimError(f"the {name} claim is missing")
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < MAX_TIMESTAMP:
+        raise ClaimError(f"the {name} claim is not a sensible Unix time")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _unix(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: use aware UTC datetimes")
+    return int(moment.timestamp())
+
+
+def _check_key_for(key: PublicKey, issued_at: datetime, claims: Mapping[str, Any]) -> None:
+    """The key's own rules: not revoked, role, signing window."""
+    if key.info.state is KeyState.REVOKED:
+        raise KeyRevokedError(f"key {key.kid} has been revoked", claims=claims)
+    if key.info.role is not KeyRole.PASS:
+        raise KeyNotAllowedError(f"key {key.kid} does not sign passes or status lists")
+    if not key.info.covers(issued_at):
+        raise KeyWindowError(
+            f"key {key.kid} was not valid for signing at the token's issue time", claims=claims
+        )
+
+
+# -- pass tokens -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PassClaims:
+    """The verified content of a pass token."""
+
+    issuer: str
+    serial: str
+    pass_type: str
+    issued_at: datetime
+    expires_at: datetime
+    not_before: datetime | None
+    holder: Mapping[str, str]
+    status_idx: int
+    status_uri: str
+    kid: str = field(default="")
+
+    def display(self) -> dict[str, Any]:
+        """Claims as plain JSON values for showing to staff."""
+        shown: dict[str, Any] = {
+            "serial": self.serial,
+            "pass_type": self.pass_type,
+            "issuer": self.issuer,
+            "issued_at": self.issued_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "holder": dict(self.holder),
+        }
+        if self.not_before is not None:
+            shown["not_before"] = self.not_before.isoformat()
+        return shown
+
+
+def sign_pass_token(
+    *,
+    key: SigningKey,
+    issuer: str,
+    serial: str,
+    pass_type: str,
+    holder: Mapping[str, str],
+    issued_at: datetime,
+    expires_at: datetime,
+    not_before: datetime | None = None,
+    status_idx: int,
+    status_uri: str,
+) -> str:
+    """Sign a data-minimal pass token with ``key`` (which must be allowed for the type)."""
+    if not key.info.allows(pass_type):
+        raise SigningKeyError(f"key {key.kid} is not allowed to sign {pass_type} passes")
+    if not key.info.covers(issued_at):
+        raise SigningKeyError(f"key {key.kid} is outside its signing window")
+    if not _SERIAL_RE.fullmatch(serial):
+        raise ValueError("serial must be 8-64 base64url characters")
+    if expires_at <= issued_at or (not_before is not None and not_before >= expires_at):
+        raise ValueError("a pass must expire after it is issued and after it starts")
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": serial,
+        "pt": pass_type,
+        "iat": _unix(issued_at),
+        "exp": _unix(expires_at),
+    }
+    if not_before is not None and not_before > issued_at:
+        claims["nbf"] = _unix(not_before)
+    claims["h"] = dict(holder)
+    claims["status"] = {"status_list": {"idx": status_idx, "uri": status_uri}}
+    return sign_jws(claims, key, typ=PASS_TYP)
+
+
+def _pass_claims(payload: Mapping[str, Any], kid: str) -> PassClaims:
+    """Shape of the claims, before any judgement of time or status."""
+    for name in ("iss", "sub", "pt"):
+        if not isinstance(payload.get(name), str):
+            raise ClaimError(f"the {name} claim is missing or not text")
+    if not _SERIAL_RE.fullmatch(payload["sub"]):
+        raise ClaimError("the serial (sub) is malformed")
+    issued_at = _timestamp(payload, "iat", required=True)
+    expires_at = _timestamp(payload, "exp", required=True)
+    not_before = _timestamp(payload, "nbf", required=False)
+    assert issued_at is not None and expires_at is not None  # required=True
+    if not issued_at < expires_at <= issued_at + MAX_VALIDITY:
+        raise ClaimError("the expiry (exp) is not within the longest validity after iat")
+    holder = payload.get("h", {})
+    if not isinstance(holder, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in holder.items()
+    ):
+        raise ClaimError("the holder claim (h) must map field names to text")
+    status = payload.get("status")
+    ref = status.get("status_list") if isinstance(status, dict) else None
+    if not isinstance(ref, dict) or ref.keys() != {"idx", "uri"}:
+        raise ClaimError("the status claim must be {status_list: {idx, uri}}")
+    idx, uri = ref["idx"], ref["uri"]
+    if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or not isinstance(uri, str):
+        raise ClaimError("the status reference needs a whole-number idx and a uri")
+    return PassClaims(
+        issuer=payload["iss"],
+        serial=payload["sub"],
+        pass_type=payload["pt"],
+        issued_at=issued_at,
+        expires_at=expires_at,
+        not_before=not_before,
+        holder=holder,
+        status_idx=idx,
+        status_uri=uri,
+        kid=kid,
+    )
+
+
+def verify_pass_token(token: object, keys: KeyRing, *, issuer: str, now: datetime) -> PassClaims:
+    """Return the claims of a genuine, currently valid pass token.
+
+    :raises TokenRejected: (a subclass) naming why the token is not trusted;
+        errors raised after the signature checked out carry the claims.
+    """
+    verified = verify_jws(token, keys, typ=PASS_TYP, max_length=MAX_PASS_TOKEN_LENGTH)
+    claims = _pass_claims(verified.payload, verified.key.kid)
+    shown = claims.display()
+    if claims.issuer != issuer:
+        raise WrongIssuerError(f"the pass was issued by {claims.issuer[:80]!r}", claims=shown)
+    _check_key_for(verified.key, claims.issued_at, shown)
+    if not verified.key.info.allows(claims.pass_type):
+        raise KeyNotAllowedError(
+            f"key {verified.key.kid} may not sign {claims.pass_type[:32]} passes", claims=shown
+        )
+    if claims.issued_at > now + LEEWAY:
+        raise IssuedInFutureError("the pass claims to be issued in the future", claims=shown)
+    if claims.not_before is not None and claims.not_before > now + LEEWAY:
+        raise NotYetValidError("the pass is not valid yet", claims=shown)
+    if now >= claims.expires_at + LEEWAY:
+        raise ExpiredError("the pass has expired", claims=shown)
+    return claims
+
+
+# -- status list tokens ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusListToken:
+    """A verified status list token (draft-ietf-oauth-status-list)."""
+
+    uri: str
+    issued_at: datetime
+    expires_at: datetime | None
+    ttl: int | None
+    status_list: StatusList
+    kid: str
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def sign_status_list_token(
+    *,
+    key: SigningKey,
+    issuer: str,
+    uri: str,
+    status_list: StatusList,
+    issued_at: datetime,
+    lifetime: timedelta,
+    ttl: timedelta,
+) -> str:
+    """A ``statuslist+jwt`` token with ``sub``, ``iat``, ``exp`` and ``ttl``."""
+    if key.info.role is not KeyRole.PASS:
+        raise SigningKeyError(f"key {key.kid} does not sign status lists")
+    claims = {
+        "iss": issuer,
+        "sub": uri,
+        "iat": _unix(issued_at),
+        "exp": _unix(issued_at + lifetime),
+        "ttl": int(ttl.total_seconds()),
+        "status_list": status_list.to_claim(),
+    }
+    return sign_jws(claims, key, typ=STATUS_LIST_TYP)
+
+
+def verify_status_list_token(
+    token: object, keys: KeyRing, *, issuer: str, uri: str
+) -> StatusListToken:
+    """Check a status list token's signature, subject and shape (not its age)."""
+    verified = verify_jws(token, keys, typ=STATUS_LIST_TYP, max_length=MAX_STATUS_LIST_TOKEN_LENGTH)
+    payload = verified.payload
+    if payload.get("sub") != uri:
+        raise StatusListSubjectError("the status list's subject differs from the pass's uri")
+    if payload.get("iss", issuer) != issuer:
+        raise WrongIssuerError("the status list was issued by someone else")
+    issued_at = _timestamp(payload, "iat", required=True)
+    assert issued_at is not None
+    _check_key_for(verified.key, issued_at, {})
+    expires_at = _timestamp(payload, "exp", required=False)
+    ttl = payload.get("ttl")
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
+        raise ClaimError("the status list's ttl must be a positive whole number")
+    try:
+        status_list = StatusList.from_claim(payload.get("status_list"))
+    except StatusListError as exc:
+        raise ClaimError(f"the status list is malformed: {exc}") from exc
+    return StatusListToken(
+        uri=uri,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        ttl=ttl,
+        status_list=status_list,
+        kid=verified.key.kid,
+    )
+
+
+def signature_keys(keys: Iterable[PublicKey]) -> KeyRing:
+    """The ring a verifier checks passes with: every pass key, revoked ones included."""
+    return KeyRing(k for k in keys if k.info.role is KeyRole.PASS)
+
+
+def new_serial() -> str:
+    """An opaque pass serial: 96 random bits, so serials reveal no issue order."""
+    return _b64url(secrets.token_bytes(12))

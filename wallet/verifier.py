@@ -1,0 +1,248 @@
+"""The offline verifier a staff device runs: QR text in, a verdict out.
+
+Needs only PyJWT and cryptography (no web framework, database or terminal
+library). :meth:`Verifier.check` never raises: hostile input becomes a result
+with a state, a stable reason code and a message in German and English.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wallet.bundle import TrustBundle, root_public_key, verify_bundle
+from wallet.errors import BundleError, QRTextError, SigningKeyError, TokenError
+from wallet.keys import PublicKey
+from wallet.qrtext import decode_qr_text
+from wallet.status import INVALID, SUSPENDED, VALID
+from wallet.tokens import (
+    MAX_PASS_TOKEN_LENGTH,
+    PassClaims,
+    StatusListSubjectError,
+    StatusListToken,
+    TokenRejected,
+    signature_keys,
+    verify_pass_token,
+    verify_status_list_token,
+)
+
+STATES = (
+    "valid",
+    "invalid",
+    "revoked",
+    "suspended",
+    "expired",
+    "not_yet_valid",
+    "unknown_key",
+    "stale_status",
+)
+MAX_INPUT_LENGTH = 4 * MAX_PASS_TOKEN_LENGTH  # QR text of a token, with headroom
+
+# reason code -> (German, English). Staff read these on the street: short and plain.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "ok": ("Ausweis gültig.", "Pass is valid."),
+    "status_stale": (
+        "Ausweis gültig, aber der Sperrstatus ist veraltet. Bitte bald synchronisieren.",
+        "Pass is valid, but the revocation data is out of date. Please sync soon.",
+    ),
+    "status_stale_closed": (
+        "Sperrstatus veraltet: Ausweis kann nicht geprüft werden. Bitte synchronisieren.",
+        "Revocation data is out of date: the pass cannot be checked. Please sync.",
+    ),
+    "status_list_unknown": (
+        "Für diesen Ausweis liegt keine Sperrliste vor. Bitte synchronisieren.",
+        "No revocation list for this pass is available. Please sync.",
+    ),
+    "revoked": ("Ausweis wurde widerrufen.", "Pass has been revoked."),
+    "suspended": ("Ausweis ist vorübergehend gesperrt.", "Pass is suspended."),
+    "expired": ("Ausweis ist abgelaufen.", "Pass has expired."),
+    "not_yet_valid": ("Ausweis ist noch nicht gültig.", "Pass is not valid yet."),
+    "unknown_kid": (
+        "Unbekannter Schlüssel: Ausweis nicht von dieser Stadt oder Daten veraltet.",
+        "Unknown key: pass not issued by this city, or the data is out of date.",
+    ),
+    "issued_in_future": (
+        "Ausstellungsdatum liegt in der Zukunft: Geräteuhr prüfen.",
+        "Issue date is in the future: check the device clock.",
+    ),
+    "status_index_out_of_range": (
+        "Ungültiger Verweis auf die Sperrliste.",
+        "Invalid reference into the revocation list.",
+    ),
+    "status_list_invalid": (
+        "Die Sperrliste ist nicht echt. Ausweis nicht anerkennen.",
+        "The revocation list is not genuine. Do not accept the pass.",
+    ),
+    "status_list_subject": (
+        "Die Sperrliste passt nicht zum Ausweis. Ausweis nicht anerkennen.",
+        "The revocation list does not match the pass. Do not accept the pass.",
+    ),
+    "key_revoked": (
+        "Der Signaturschlüssel wurde gesperrt. Ausweis nicht anerkennen.",
+        "The signing key has been revoked. Do not accept the pass.",
+    ),
+    "unknown_pass_type": (
+        "Unbekannte Ausweisart. Bitte synchronisieren.",
+        "Unknown pass type. Please sync.",
+    ),
+}
+_FORGED = (
+    "Ausweis ist ungültig oder gefälscht.",
+    "Pass is invalid or forged.",
+)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """A verdict: data, never an exception."""
+
+    state: str
+    reason: str
+    message_de: str
+    message_en: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.state == "valid"
+
+    def message(self, lang: str = "de") -> str:
+        return self.message_en if lang == "en" else self.message_de
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "message": {"de": self.message_de, "en": self.message_en},
+            "claims": dict(self.claims),
+            "warnings": list(self.warnings),
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def of(
+        cls,
+        state: str,
+        reason: str,
+        *,
+        claims: Mapping[str, Any] | None = None,
+        warnings: tuple[str, ...] = (),
+        detail: str = "",
+    ) -> VerificationResult:
+        de, en = MESSAGES.get(reason, _FORGED)
+        return cls(state, reason, de, en, claims or {}, warnings, detail)
+
+
+class Verifier:
+    """Checks pass QR codes against one verified trust bundle."""
+
+    def __init__(self, bundle: TrustBundle) -> None:
+        self.bundle = bundle
+        self._keys = signature_keys(bundle.keys)
+        # Status list tokens are verified once, here; a bad one is remembered
+        # so every pass that points at it is refused with that reason.
+        self._lists: dict[str, StatusListToken | TokenRejected] = {}
+        for uri, token in bundle.status_lists.items():
+            try:
+                self._lists[uri] = verify_status_list_token(
+                    token, self._keys, issuer=bundle.issuer, uri=uri
+                )
+            except TokenRejected as exc:
+                self._lists[uri] = exc
+
+    @classmethod
+    def load(
+        cls,
+        bundle_path: str | os.PathLike[str],
+        *,
+        root_key: str | os.PathLike[str] | PublicKey,
+        now: datetime | None = None,
+    ) -> Verifier:
+        """Read and verify a bundle file against the pinned root key.
+
+        :raises BundleError: the bundle or the root key cannot be trusted.
+        """
+        root = root_key if isinstance(root_key, PublicKey) else load_root_key(Path(root_key))
+        try:
+            token = Path(bundle_path).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BundleError(f"cannot read the bundle {bundle_path}: {exc}") from exc
+        bundle = verify_bundle(token, root, now=now or datetime.now(UTC))
+        return cls(bundle)
+
+    def check(self, text: object, *, now: datetime | None = None) -> VerificationResult:
+        """Judge a scanned QR text or bare JWS. Never raises."""
+        try:
+            return self._check(text, now=now or datetime.now(UTC))
+        except Exception as exc:  # last line of defence: a verdict, never a crash
+            return VerificationResult.of("invalid", "internal_error", detail=type(exc).__name__)
+
+    def _check(self, text: object, *, now: datetime) -> VerificationResult:
+        if not isinstance(text, str):
+            return VerificationResult.of("invalid", "malformed", detail="not text")
+        if len(text) > MAX_INPUT_LENGTH:
+            return VerificationResult.of("invalid", "too_long", detail="input too long")
+        try:
+            claims = verify_pass_token(
+                decode_qr_text(text), self._keys, issuer=self.bundle.issuer, now=now
+            )
+        except TokenRejected as exc:
+            return VerificationResult.of(exc.state, exc.code, claims=exc.claims, detail=exc.message)
+        except (QRTextError, TokenError) as exc:
+            return VerificationResult.of("invalid", exc.code, detail=exc.message)
+        return self._with_status(claims, now=now)
+
+    def _with_status(self, claims: PassClaims, *, now: datetime) -> VerificationResult:
+        shown = claims.display()
+        pass_type = self.bundle.pass_types.get(claims.pass_type)
+        if pass_type is None:
+            return VerificationResult.of("invalid", "unknown_pass_type", claims=shown)
+        fail_closed = pass_type.get("stale_status") != "warn"
+        entry = self._lists.get(claims.status_uri)
+        if isinstance(entry, TokenRejected):
+            reason = (
+                "status_list_subject"
+                if isinstance(entry, StatusListSubjectError)
+                else "status_list_invalid"
+            )
+            return VerificationResult.of("invalid", reason, claims=shown, detail=entry.message)
+        if entry is None:
+            return self._stale(shown, fail_closed=fail_closed, reason="status_list_unknown")
+        if claims.status_idx >= len(entry.status_list):
+            return VerificationResult.of("invalid", "status_index_out_of_range", claims=shown)
+        value = entry.status_list.get(claims.status_idx)
+        if value == INVALID:
+            return VerificationResult.of("revoked", "revoked", claims=shown)
+        if value == SUSPENDED:
+            return VerificationResult.of("suspended", "suspended", claims=shown)
+        if value != VALID:
+            return VerificationResult.of("invalid", "status_unknown", claims=shown)
+        if entry.is_stale(now):
+            return self._stale(shown, fail_closed=fail_closed, reason="status_stale")
+        return VerificationResult.of("valid", "ok", claims=shown)
+
+    @staticmethod
+    def _stale(shown: Mapping[str, Any], *, fail_closed: bool, reason: str) -> VerificationResult:
+        """Stale or missing status data: the pass type's policy decides."""
+        if fail_closed:
+            closed = "status_stale_closed" if reason == "status_stale" else reason
+            return VerificationResult.of("stale_status", closed, claims=shown)
+        return VerificationResult.of("valid", reason, claims=shown, warnings=(reason,))
+
+
+def load_root_key(path: Path) -> PublicKey:
+    """The pinned trust-root public key from a PEM file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read the trust-root key {path}: {exc}") from exc
+    try:
+        return root_public_key(data)
+    except SigningKeyError as exc:
+        raise BundleError(f"{path} is not a usable trust-root public key: {exc}") from exc
