@@ -35,12 +35,14 @@ class Context:
 class WalletGroup(click.Group):
     """Turns every WalletError into a one-line message and a non-zero exit."""
 
+    error_exit_code = 1
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WalletError as exc:
             click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(1)
+            ctx.exit(self.error_exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

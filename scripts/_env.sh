@@ -1,0 +1,26 @@
+# Shared by scripts/*: create the project's virtualenv once and keep it current.
+# Sourced, not run. Needs only a Python >= 3.11 on PATH (python3, or $PYTHON).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${WALLET_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+ensure_venv() {
+    local extras="$1" stamp
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "creating virtualenv in $VENV" >&2
+        "$PY" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+    fi
+    # Reinstall only when pyproject.toml changed or other extras are asked for.
+    stamp="$VENV/.wallet-installed-$extras-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        echo "installing wallet[$extras] into $VENV" >&2
+        local target="$ROOT"
+        [ -n "$extras" ] && target="$ROOT[$extras]"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$target" >&2
+        rm -f "$VENV"/.wallet-installed-"$extras"-*
+        touch "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"
+}

@@ -1,0 +1,341 @@
+"""``wallet-verify``: the staff device's command, offline except for ``sync``.
+
+State lives in ``WALLET_VERIFIER_DIR`` (default ``$XDG_DATA_HOME/wallet-verify``):
+``bundle.jwt`` (the synced bundle), ``root-key.pem`` (the pinned trust root,
+copied at the first sync) and ``state.json`` (the highest bundle version seen,
+so a rollback is refused even if the bundle file is replaced by hand).
+
+Exit status: 0 valid; 10 invalid, 11 revoked, 12 suspended, 13 expired,
+14 not yet valid, 15 unknown key, 16 stale status; 2 usage; 3 no usable bundle
+or another operational error. ``scan`` exits 0 only if every line was valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from wallet.bundle import MAX_BUNDLE_LENGTH, TrustBundle, verify_bundle
+from wallet.cli.context import WalletGroup
+from wallet.errors import QRTextError
+from wallet.formats.qrimage import read_qr_image
+from wallet.keys import PublicKey
+from wallet.verifier import VerificationResult, Verifier, load_root_key
+
+EXIT_CODES = {
+    "valid": 0,
+    "invalid": 10,
+    "revoked": 11,
+    "suspended": 12,
+    "expired": 13,
+    "not_yet_valid": 14,
+    "unknown_key": 15,
+    "stale_status": 16,
+}
+EXIT_OPERATIONAL = 3
+# A symbol and a word per state: the word keeps the verdict readable without colour.
+SYMBOLS = {
+    "valid": ("✔", "green"),
+    "invalid": ("✘", "red"),
+    "revoked": ("⛔", "red"),
+    "suspended": ("⏸", "yellow"),
+    "expired": ("⌛", "red"),
+    "not_yet_valid": ("⏳", "yellow"),
+    "unknown_key": ("?", "red"),
+    "stale_status": ("⚠", "yellow"),
+}
+STATE_WORDS = {
+    "valid": ("GÜLTIG", "VALID"),
+    "invalid": ("UNGÜLTIG", "INVALID"),
+    "revoked": ("WIDERRUFEN", "REVOKED"),
+    "suspended": ("GESPERRT", "SUSPENDED"),
+    "expired": ("ABGELAUFEN", "EXPIRED"),
+    "not_yet_valid": ("NOCH NICHT GÜLTIG", "NOT YET VALID"),
+    "unknown_key": ("UNBEKANNT", "UNKNOWN KEY"),
+    "stale_status": ("VERALTET", "STALE DATA"),
+}
+MAX_IMAGE_FILE = 20 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 30
+
+
+def _default_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wallet-verify"
+
+
+@dataclass
+class Device:
+    """Where this device keeps its bundle and pinned root, and how it reports."""
+
+    folder: Path
+    bundle_override: Path | None
+    root_override: Path | None
+    lang: str
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.bundle_override or self.folder / "bundle.jwt"
+
+    @property
+    def pinned_root_path(self) -> Path:
+        return self.folder / "root-key.pem"
+
+    @property
+    def state_path(self) -> Path:
+        return self.folder / "state.json"
+
+    def root_key(self) -> PublicKey:
+        path = self.root_override or self.pinned_root_path
+        if not path.is_file():
+            fail(
+                "no trust-root key is pinned yet: run `wallet-verify sync SOURCE --root-key FILE` "
+                "with the root key you received from the city's IT department"
+            )
+        return load_root_key(path)
+
+    def verifier(self) -> Verifier:
+        if not self.bundle_path.is_file():
+            fail(f"no bundle at {self.bundle_path}: run `wallet-verify sync SOURCE` first")
+        return Verifier.load(self.bundle_path, root_key=self.root_key())
+
+    def held_version(self) -> int | None:
+        try:
+            raw = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        version = raw.get("version") if isinstance(raw, dict) else None
+        return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def fail(message: str, code: int = EXIT_OPERATIONAL) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fetch(source: str) -> bytes:
+    """Read a bundle from a URL or a file, never more than the bundle cap."""
+    if source.startswith(("http://", "https://")):
+        request = urllib.request.Request(source, headers={"Accept": "application/jwt"})  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:  # noqa: S310
+                data: bytes = response.read(MAX_BUNDLE_LENGTH + 1)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            fail(f"cannot download the bundle from {source}: {exc}; the old bundle is kept")
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_BUNDLE_LENGTH + 1)
+        except OSError as exc:
+            fail(f"cannot read {source}: {exc.strerror}; the old bundle is kept")
+    if len(data) > MAX_BUNDLE_LENGTH:
+        fail("the bundle is larger than any genuine bundle; the old bundle is kept")
+    return data
+
+
+def _print_result(
+    result: VerificationResult, device: Device, verifier: Verifier, *, as_json: bool
+) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    symbol, colour = SYMBOLS.get(result.state, ("✘", "red"))
+    de, en = STATE_WORDS.get(result.state, ("UNGÜLTIG", "INVALID"))
+    word = en if device.lang == "en" else de
+    line = click.style(f"{symbol} {word}", fg=colour, bold=True)
+    reason = "" if result.reason == "ok" else click.style(f"  [{result.reason}]", dim=True)
+    click.echo(f"{line}  {result.message(device.lang)}{reason}")
+    holder = result.claims.get("holder", {})
+    if holder:
+        display = verifier.bundle.pass_types.get(result.claims.get("pass_type", ""), {})
+        labels = {
+            f.get("name"): f.get("label", {}).get(device.lang)
+            for f in display.get("fields", [])
+            if isinstance(f, dict)
+        }
+        type_label = display.get("label", {}).get(device.lang) or result.claims.get("pass_type")
+        fields = "  ".join(f"{labels.get(k) or k}: {v}" for k, v in holder.items())
+        until = result.claims.get("expires_at", "")[:10]
+        word = "gültig bis" if device.lang == "de" else "valid until"
+        click.echo(f"   {type_label}  {fields}  ({word} {until})")
+
+
+class VerifyGroup(WalletGroup):
+    error_exit_code = EXIT_OPERATIONAL
+
+
+@click.group(cls=VerifyGroup)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check against this bundle file instead of the synced one.",
+)
+@click.option(
+    "--root-key",
+    "root_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust-root public key (PEM) to check the bundle with.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["de", "en"]),
+    default=None,
+    help="Language of the verdicts (default: WALLET_VERIFIER_LANG or de).",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, bundle_path: Path | None, root_key: Path | None, lang: str | None
+) -> None:
+    """Check city passes offline. Sync the trust bundle whenever you are online."""
+    folder = Path(os.environ.get("WALLET_VERIFIER_DIR") or _default_dir())
+    lang = lang or os.environ.get("WALLET_VERIFIER_LANG", "de")
+    ctx.obj = Device(folder, bundle_path, root_key, "en" if lang == "en" else "de")
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--root-key",
+    "root_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust-root public key (PEM) to pin at the first sync.",
+)
+@click.pass_obj
+def sync(device: Device, source: str, root_key: Path | None) -> None:
+    """Fetch a bundle (URL or file), verify it, then swap it in atomically."""
+    if root_key is not None:
+        device.root_override = root_key
+    if device.bundle_override is not None:
+        raise click.UsageError("sync writes the device's own bundle; drop --bundle")
+    if device.root_override is not None:
+        root_pem = device.root_override.read_bytes() if device.root_override.is_file() else b""
+        if not root_pem:
+            fail(f"cannot read the root key {device.root_override}")
+        root = load_root_key(device.root_override)
+        if device.pinned_root_path.is_file():
+            pinned = load_root_key(device.pinned_root_path)
+            if pinned.kid != root.kid:
+                fail(
+                    f"the given root key ({root.kid}) differs from the pinned one ({pinned.kid}). "
+                    f"If the city really replaced its trust root, delete "
+                    f"{device.pinned_root_path} and sync again with the new key."
+                )
+    else:
+        root = device.root_key()
+    data = _fetch(source)
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        fail("the downloaded file is not a bundle; the old bundle is kept")
+    held = device.held_version()
+    bundle: TrustBundle = verify_bundle(token, root, now=datetime.now(UTC), held_version=held)
+    Verifier(bundle)  # every status list must load before the swap
+    if not device.pinned_root_path.is_file():
+        _write_atomically(device.pinned_root_path, root.pem())
+        click.echo(f"pinned trust-root key {root.kid}")
+    if held == bundle.version:
+        click.echo(f"bundle version {bundle.version} is already the newest; nothing changed")
+        return
+    _write_atomically(device.bundle_path, token.encode("ascii") + b"\n")
+    _write_atomically(device.state_path, json.dumps({"version": bundle.version}).encode())
+    click.echo(
+        f"synced bundle version {bundle.version} from {bundle.issuer}: {len(bundle.keys)} keys, "
+        f"{len(bundle.status_lists)} status lists, valid until "
+        f"{bundle.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@cli.command()
+@click.argument("token", required=False)
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the QR code from a photo or screenshot instead.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def check(device: Device, token: str | None, image: Path | None, as_json: bool) -> None:
+    """Check one pass: its QR text or compact JWS, or a photo of its QR code."""
+    if (token is None) == (image is None):
+        raise click.UsageError("give either a TOKEN or --image FILE")
+    verifier = device.verifier()
+    if image is not None:
+        try:
+            with open(image, "rb") as handle:
+                data = handle.read(MAX_IMAGE_FILE + 1)
+        except OSError as exc:
+            fail(f"cannot read {image}: {exc.strerror}")
+        try:
+            token = read_qr_image(data)
+        except QRTextError as exc:
+            fail(f"{image}: {exc.message}")
+    result = verifier.check(token)
+    _print_result(result, device, verifier, as_json=as_json)
+    sys.exit(EXIT_CODES.get(result.state, 10))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON result per line.")
+@click.pass_obj
+def scan(device: Device, as_json: bool) -> None:
+    """Read one code per line from a USB or Bluetooth scanner and judge each."""
+    verifier = device.verifier()
+    all_valid = True
+    stream = sys.stdin.buffer  # bytes: a scanner may type anything, even invalid UTF-8
+    if stream.isatty() and not as_json:
+        prompt = "Bereit: bitte scannen" if device.lang == "de" else "Ready: scan a pass"
+        click.echo(f"{prompt} (Ctrl-D)", err=True)
+    for raw in stream:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not text.strip():
+            continue
+        result = verifier.check(text)
+        all_valid = all_valid and result.valid
+        _print_result(result, device, verifier, as_json=as_json)
+    sys.exit(0 if all_valid else 1)
+
+
+@cli.command()
+@click.pass_obj
+def info(device: Device) -> None:
+    """Show the held bundle: issuer, version, validity, keys and status lists."""
+    verifier = device.verifier()
+    bundle = verifier.bundle
+    click.echo(f"issuer:   {bundle.issuer}")
+    click.echo(f"version:  {bundle.version}")
+    click.echo(f"issued:   {bundle.issued_at:%Y-%m-%d %H:%M} UTC")
+    click.echo(f"expires:  {bundle.expires_at:%Y-%m-%d %H:%M} UTC")
+    for key in bundle.keys:
+        types = ",".join(sorted(key.info.pass_types))
+        click.echo(f"key:      {key.kid} {key.info.alg} {key.info.state.value} ({types})")
+    for uri in bundle.status_lists:
+        click.echo(f"status:   {uri}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="wallet-verify")
