@@ -1,0 +1,94 @@
+"""``wallet keys``: the admin's key life cycle, with clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from wallet.cli import cli
+
+
+def run(
+    runner: CliRunner, env: dict[str, str], *args: str, input: str | None = None
+) -> tuple[int, str]:
+    result = runner.invoke(cli, list(args), env=env, input=input)
+    return result.exit_code, result.output
+
+
+def kids(runner: CliRunner, env: dict[str, str]) -> list[dict[str, object]]:
+    code, out = run(runner, env, "keys", "list", "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_generate_list_rotate_retire_revoke(runner: CliRunner, env: dict[str, str]) -> None:
+    code, out = run(runner, env, "keys", "generate", "--root")
+    assert code == 0 and "trust-root key" in out
+    code, out = run(runner, env, "keys", "generate", "--pass-type", "library", "--alg", "EdDSA")
+    assert code == 0 and "signing key for library" in out
+    first = next(k for k in kids(runner, env) if k["role"] == "pass")
+    assert first["alg"] == "EdDSA" and first["pass_types"] == ["library"]
+
+    code, out = run(runner, env, "keys", "rotate")
+    assert code == 0 and f"rotated {first['kid']}" in out
+    states = {k["kid"]: k["state"] for k in kids(runner, env) if k["role"] == "pass"}
+    assert states[first["kid"]] == "retired"
+    (new_kid,) = [kid for kid, state in states.items() if state == "active"]
+
+    code, out = run(runner, env, "keys", "jwks")
+    published = {k["kid"] for k in json.loads(out)["keys"]}
+    assert code == 0 and published == {first["kid"], new_kid}
+
+    code, out = run(runner, env, "keys", "revoke", str(first["kid"]), input="y\n")
+    assert code == 0 and "revoked" in out
+    code, out = run(runner, env, "keys", "jwks")
+    assert {k["kid"] for k in json.loads(out)["keys"]} == {new_kid}
+
+    code, out = run(runner, env, "keys", "list")
+    assert code == 0 and "revoked" in out and "retired" not in out
+
+
+def test_revoke_asks_first(runner: CliRunner, env: dict[str, str]) -> None:
+    run(runner, env, "keys", "generate")
+    (key,) = kids(runner, env)
+    code, _ = run(runner, env, "keys", "revoke", str(key["kid"]), input="n\n")
+    assert code != 0
+    assert kids(runner, env)[0]["state"] == "active"
+
+
+def test_failures_exit_non_zero_with_a_message(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    code, out = run(runner, env, "keys", "generate", "--pass-type", "pool")
+    assert code == 1 and "unknown pass type pool" in out
+    code, out = run(runner, env, "keys", "retire", "nope1234")
+    assert code == 1 and "no key nope1234" in out
+    code, out = run(runner, env, "keys", "rotate")
+    assert code == 2 and "active pass keys: none" in out
+    run(runner, env, "keys", "generate", "--root")
+    code, out = run(runner, env, "keys", "generate", "--root")
+    assert code == 1 and "re-pinning" in out
+    assert "Traceback" not in out
+
+
+def test_no_passphrase_outside_dev_mode_is_refused(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "WALLET_KEY_PASSPHRASE": ""}
+    code, out = run(runner, env, "keys", "generate")
+    assert code == 1 and "WALLET_KEY_PASSPHRASE" in out
+    assert not (tmp_path / "keys").exists() or not any((tmp_path / "keys").iterdir())
+
+
+def test_bad_configuration_is_a_clear_error(runner: CliRunner, env: dict[str, str]) -> None:
+    code, out = run(runner, {**env, "WALLET_PUBLIC_URL": "pass.stadt.de"}, "keys", "list")
+    assert code == 1 and "WALLET_PUBLIC_URL" in out
+
+
+def test_passphrase_never_appears_in_output(runner: CliRunner, env: dict[str, str]) -> None:
+    code, out = run(runner, env, "keys", "generate")
+    code2, out2 = run(runner, env, "keys", "list", "--json")
+    assert code == code2 == 0
+    assert env["WALLET_KEY_PASSPHRASE"] not in out + out2

@@ -1,0 +1,136 @@
+"""Pass types are data; their definitions and holder data are checked strictly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import PASS_TYPES
+from wallet.errors import HolderDataError, PassTypeError
+from wallet.passtypes import load_pass_types, parse_pass_type
+
+
+def test_reference_types_are_shipped() -> None:
+    library, parking = PASS_TYPES["library"], PASS_TYPES["parking"]
+    assert (library.validity_years, library.status_bits, library.stale_status) == (2, 1, "warn")
+    assert (parking.validity_years, parking.status_bits, parking.stale_status) == (
+        1,
+        2,
+        "fail_closed",
+    )
+    assert parking.suspendable and not library.suspendable
+    assert library.label.de == "Bibliotheksausweis" and parking.label.en
+    assert [f.name for f in library.fields] == ["card_number", "name"]
+
+
+def test_valid_until_adds_calendar_years() -> None:
+    start = datetime(2028, 2, 29, 12, tzinfo=UTC)
+    assert PASS_TYPES["library"].valid_until(start) == datetime(2030, 2, 28, 12, tzinfo=UTC)
+    assert PASS_TYPES["parking"].valid_until(start) == datetime(2029, 2, 28, 12, tzinfo=UTC)
+
+
+def test_holder_data_is_normalised() -> None:
+    cleaned = PASS_TYPES["parking"].clean_holder({"plate": "  d-ab   1234 ", "zone": "12"})
+    assert cleaned == {"plate": "D-AB 1234", "zone": "12"}
+
+
+@pytest.mark.parametrize(
+    ("type_id", "holder", "field"),
+    [
+        ("library", {"card_number": "12345", "name": "Erika"}, "card_number"),
+        ("library", {"card_number": "1234567890123", "name": "Erika"}, "card_number"),
+        ("library", {"card_number": "100200300400"}, "name"),
+        ("library", {"card_number": "100200300400", "name": ""}, "name"),
+        ("library", {"card_number": "100200300400", "name": "x" * 81}, "name"),
+        ("library", {"card_number": 100200300400, "name": "Erika"}, "card_number"),
+        ("library", {"card_number": "100200300400", "name": "E", "admin": "1"}, "admin"),
+        ("parking", {"plate": "DAB1234", "zone": "12"}, "plate"),
+        ("parking", {"plate": "D-AB 1234", "zone": "12345"}, "zone"),
+    ],
+)
+def test_bad_holder_data_names_the_field(type_id: str, holder: dict[str, Any], field: str) -> None:
+    with pytest.raises(HolderDataError) as info:
+        PASS_TYPES[type_id].clean_holder(holder)
+    assert info.value.field == field
+    assert field in info.value.message
+
+
+def base_definition() -> dict[str, Any]:
+    return {
+        "id": "pool",
+        "label": {"de": "Schwimmbad", "en": "Swimming pool"},
+        "issuer_name": {"de": "Bäder", "en": "Pools"},
+        "validity": {"months": 6},
+        "status_bits": 1,
+        "stale_status": "warn",
+        "fields": [{"name": "name", "label": {"de": "Name", "en": "Name"}, "max_length": 40}],
+    }
+
+
+def write_pool(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "pass.toml").write_text(
+        'id = "pool"\nstatus_bits = 1\nstale_status = "warn"\n'
+        'label = { de = "Schwimmbad", en = "Swimming pool" }\n'
+        'issuer_name = { de = "Bäder", en = "Pools" }\nvalidity = { months = 6 }\n'
+        '[[fields]]\nname = "name"\nlabel = { de = "Name", en = "Name" }\nmax_length = 40\n'
+        "in_token = true\n",
+        encoding="utf-8",
+    )
+
+
+def test_a_new_type_is_only_data(tmp_path: Path) -> None:
+    write_pool(tmp_path / "pool")
+    types = load_pass_types(tmp_path)
+    assert list(types) == ["pool"]
+    start = datetime(2026, 8, 31, tzinfo=UTC)
+    assert types["pool"].valid_until(start) == datetime(2027, 2, 28, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "Pool!"}, "id must be"),
+        ({"typo": 1}, "unknown keys"),
+        ({"validity": {"weeks": 2}}, "validity"),
+        ({"validity": {"years": 11}}, "at most 10 years"),
+        ({"validity": {"days": 0}}, "longer than 0"),
+        ({"status_bits": 3}, "status_bits"),
+        ({"suspendable": True}, "needs status_bits = 2"),
+        ({"stale_status": "maybe"}, "stale_status"),
+        ({"fields": []}, "at least one"),
+        ({"label": {"de": "Nur Deutsch"}}, "de and en"),
+        ({"fields": [{"name": "n", "label": {"de": "N", "en": "N"}, "max_length": 0}]}, "1 to"),
+        (
+            {
+                "fields": [
+                    {"name": "n", "label": {"de": "N", "en": "N"}, "max_length": 5, "pattern": "("}
+                ]
+            },
+            "not a valid expression",
+        ),
+    ],
+)
+def test_broken_definitions_fail_at_load_with_a_reason(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(PassTypeError, match=message):
+        parse_pass_type({**base_definition(), **change}, source="pool/pass.toml")
+
+
+def test_folder_name_must_match_id(tmp_path: Path) -> None:
+    write_pool(tmp_path / "swim")
+    with pytest.raises(PassTypeError, match="differs from its folder name"):
+        load_pass_types(tmp_path)
+
+
+def test_unreadable_toml_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "pass.toml").write_text("id = [", encoding="utf-8")
+    with pytest.raises(PassTypeError, match="cannot be read"):
+        load_pass_types(tmp_path)
+    with pytest.raises(PassTypeError, match="does not exist"):
+        load_pass_types(tmp_path / "absent")
