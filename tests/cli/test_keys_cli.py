@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from wallet.cli import cli
@@ -92,3 +93,26 @@ def test_passphrase_never_appears_in_output(runner: CliRunner, env: dict[str, st
     code2, out2 = run(runner, env, "keys", "list", "--json")
     assert code == code2 == 0
     assert env["WALLET_KEY_PASSPHRASE"] not in out + out2
+
+
+def test_demo_tokens_verify_with_jwcrypto_given_the_cli_jwks(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """An independent JOSE implementation accepts our tokens with `wallet keys jwks`."""
+    from jwcrypto import jwk, jws
+    from jwcrypto.common import JWKeyNotFound
+
+    assert run(runner, env, "demo", "--out", str(tmp_path / "out"))[0] == 0
+    code, out = run(runner, env, "keys", "jwks")
+    assert code == 0
+    keyset = jwk.JWKSet.from_json(out)
+    for type_id in ("library", "parking"):
+        token = (tmp_path / "out" / f"{type_id}.jws").read_text().strip()
+        signed = jws.JWS()
+        signed.deserialize(token)
+        signed.verify(keyset)  # raises if no key in the set verifies it
+        assert json.loads(signed.payload)["pt"] == type_id
+        tampered = jws.JWS()
+        tampered.deserialize(token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))
+        with pytest.raises((jws.InvalidJWSSignature, JWKeyNotFound)):
+            tampered.verify(keyset)  # with a key set, jwcrypto reports "no working key"
