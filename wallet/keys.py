@@ -207,6 +207,10 @@ class PublicKey:
     info: KeyInfo
     key: PublicKeyObject
 
+    def __post_init__(self) -> None:
+        if algorithm_for(self.key) != self.info.alg:
+            raise SigningKeyError(f"key {self.info.kid} is not a {self.info.alg} key")
+
     @property
     def kid(self) -> str:
         return self.info.kid
@@ -225,6 +229,10 @@ class SigningKey:
 
     info: KeyInfo
     key: PrivateKey
+
+    def __post_init__(self) -> None:
+        if algorithm_for(self.key.public_key()) != self.info.alg:
+            raise SigningKeyError(f"key {self.info.kid} is not a {self.info.alg} key")
 
     @property
     def kid(self) -> str:

@@ -29,7 +29,7 @@ from typing import Final
 
 from wallet.errors import QRTextError
 
-__all__ = ["PREFIX", "decode_qr_text", "encode_qr_text", "is_qr_text"]
+__all__ = ["PREFIX", "decode_qr_parts", "decode_qr_text", "encode_qr_text", "is_qr_text"]
 
 PREFIX: Final = "WP1"
 
@@ -80,8 +80,21 @@ def decode_qr_text(text: str, *, max_jws_length: int = 4096) -> str:
     :raises QRTextError: if the text has our prefix but is not a valid encoding,
         or decodes to a JWS longer than `max_jws_length`.
     """
-    if not is_qr_text(text):
+    parts = decode_qr_parts(text, max_jws_length=max_jws_length)
+    if parts is None:
         return text
+    return ".".join(_b64url_encode(segment) for segment in parts)
+
+
+def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, bytes, bytes] | None:
+    """The decoded header, payload and signature of a QR text, or None without our prefix.
+
+    The verifier's fast path: it checks the parts without building the JWS text.
+
+    :raises QRTextError: as :func:`decode_qr_text`.
+    """
+    if not is_qr_text(text):
+        return None
     digits = text[len(PREFIX) :]
     max_blob = max_jws_length + _SLACK_BYTES
     if len(digits) > _digits_for(max_blob):
@@ -101,11 +114,10 @@ def decode_qr_text(text: str, *, max_jws_length: int = 4096) -> str:
     header = inner[offset : offset + header_length]
     payload = inner[offset + header_length :]
 
-    segments = (header, payload, signature)
-    length = sum(_b64url_length(len(segment)) for segment in segments) + 2
+    length = sum(_b64url_length(len(segment)) for segment in (header, payload, signature)) + 2
     if length > max_jws_length:
         raise QRTextError(f"the QR text decodes to a token longer than {max_jws_length} characters")
-    return ".".join(_b64url_encode(segment) for segment in segments)
+    return header, payload, signature
 
 
 def _b64url_decode(segment: str) -> bytes:
@@ -184,18 +196,25 @@ def _blob_to_digits(blob: bytes) -> str:
     return "".join(pieces)
 
 
+_FULL_CHUNK_LIMIT: Final = 256**_CHUNK_BYTES
+
+
 def _digits_to_blob(digits: str) -> bytes:
     if not _DIGITS.fullmatch(digits):  # a literal range: no Unicode digits such as '٣'
         raise QRTextError("the QR text has characters other than the digits 0-9 after the prefix")
-    rest = len(digits) % _CHUNK_DIGITS
+    full, rest = divmod(len(digits), _CHUNK_DIGITS)
     if rest and rest not in _PARTIAL_BYTES:
         raise QRTextError(f"the QR text has an impossible number of digits ({len(digits)})")
-    blob = bytearray()
-    for start in range(0, len(digits), _CHUNK_DIGITS):
-        chunk = digits[start : start + _CHUNK_DIGITS]
-        size = _CHUNK_BYTES if len(chunk) == _CHUNK_DIGITS else _PARTIAL_BYTES[len(chunk)]
-        value = int(chunk)
+    values = [
+        int(digits[i : i + _CHUNK_DIGITS]) for i in range(0, full * _CHUNK_DIGITS, _CHUNK_DIGITS)
+    ]
+    if values and max(values) >= _FULL_CHUNK_LIMIT:
+        raise QRTextError("the QR text has a digit group out of range")
+    blob = b"".join([value.to_bytes(_CHUNK_BYTES, "big") for value in values])
+    if rest:
+        size = _PARTIAL_BYTES[rest]
+        value = int(digits[full * _CHUNK_DIGITS :])
         if value >= 256**size:
             raise QRTextError("the QR text has a digit group out of range")
         blob += value.to_bytes(size, "big")
-    return bytes(blob)
+    return blob

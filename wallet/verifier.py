@@ -17,16 +17,16 @@ from typing import Any
 from wallet.bundle import TrustBundle, root_public_key, verify_bundle
 from wallet.errors import BundleError, QRTextError, SigningKeyError, TokenError
 from wallet.keys import PublicKey
-from wallet.qrtext import decode_qr_text
+from wallet.qrtext import decode_qr_parts
 from wallet.status import INVALID, SUSPENDED, VALID
 from wallet.tokens import (
     MAX_PASS_TOKEN_LENGTH,
     PassClaims,
+    PassTokenVerifier,
     StatusListSubjectError,
     StatusListToken,
     TokenRejected,
     signature_keys,
-    verify_pass_token,
     verify_status_list_token,
 )
 
@@ -145,6 +145,7 @@ class Verifier:
     def __init__(self, bundle: TrustBundle) -> None:
         self.bundle = bundle
         self._keys = signature_keys(bundle.keys)
+        self._passes = PassTokenVerifier(self._keys, issuer=bundle.issuer)
         # Status list tokens are verified once, here; a bad one is remembered
         # so every pass that points at it is refused with that reason.
         self._lists: dict[str, StatusListToken | TokenRejected] = {}
@@ -189,9 +190,11 @@ class Verifier:
         if len(text) > MAX_INPUT_LENGTH:
             return VerificationResult.of("invalid", "too_long", detail="input too long")
         try:
-            claims = verify_pass_token(
-                decode_qr_text(text), self._keys, issuer=self.bundle.issuer, now=now
-            )
+            parts = decode_qr_parts(text)
+            if parts is None:
+                claims = self._passes.verify(text, now=now)
+            else:
+                claims = self._passes.verify_parts(*parts, now=now)
         except TokenRejected as exc:
             return VerificationResult.of(exc.state, exc.code, claims=exc.claims, detail=exc.message)
         except (QRTextError, TokenError) as exc:

@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Benchmarks of the pass service's hot paths against the bare primitives under them.
+
+Prints a header line (machine, versions, date) and one markdown table, ready to paste
+into the README:
+
+1. ``Verifier.check`` of the reference passes (bare JWS and QR text as scanned) against
+   a bare ``cryptography`` ECDSA P-256 verification of the same signing input.
+2. ``sign_pass_token`` against a bare ECDSA signature over the same signing input.
+3. A 1,000,000-entry 1-bit status list with 1 % INVALID: ``encode()`` and
+   ``StatusList.from_encoded()`` against bare zlib + base64, and the compressed size.
+4. The QR version (error correction M) of each reference pass against the version the
+   bare JWS needs in byte mode.
+5. Reading a QR photo (JPEG) with ``read_qr_image`` against zxing-cpp on the decoded image.
+
+Every timing is per call: after a warm-up that also calibrates the number of iterations
+N, the median of several repeats of N calls, timed with ``time.perf_counter_ns``; the
+result and its baseline alternate repeat by repeat, so drift on a shared machine hits both
+alike. The garbage collector stays on (it is part of the real cost) but is emptied before each
+repeat. Keys, status lists and the trust bundle are ephemeral; nothing on disk is read
+except the pass type definitions under ``templates/passes``.
+
+Usage: ``scripts/bench [--quick] [--json]``. A benchmark, not a test: a missed target
+shows as "no" in the table and never fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from importlib import metadata
+from typing import Any
+
+import zxingcpp
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from PIL import Image, ImageChops, ImageFilter
+
+from wallet.bundle import verify_bundle
+from wallet.config import PROJECT_ROOT
+from wallet.formats.qr import qr_info, render_png
+from wallet.formats.qrimage import read_qr_image
+from wallet.keys import KeyRole, SigningKey, generate_key
+from wallet.passtypes import PassType, load_pass_types
+from wallet.qrtext import decode_qr_text, encode_qr_text
+from wallet.services.publishing import export_bundle, sign_status_lists
+from wallet.status import INVALID, MIN_LIST_SIZE, StatusList, allocate_index
+from wallet.tokens import sign_pass_token
+from wallet.verifier import Verifier
+
+ISSUER = "https://pass.stadt-musterstadt.de"
+HOLDERS: Mapping[str, Mapping[str, str]] = {
+    "library": {"card_number": "100200300400", "name": "Erika Mustermann"},
+    "parking": {"plate": "D-AB 1234", "zone": "12"},
+}
+PASS_NAMES: Mapping[str, str] = {"library": "library card", "parking": "parking permit"}
+SEED = 20_261_124
+
+VERIFY_TARGET = 1.3  # full check / bare ECDSA verification
+SIGN_TARGET = 2.0  # sign_pass_token / bare ECDSA signature
+STATUS_LIST_TARGET_NS = 100_000_000  # encode and decode of the 1M-entry list
+QR_VERSION_TARGET = 13
+BIG_LIST_SIZE = 1_000_000
+BIG_LIST_INVALID_SHARE = 0.01
+# draft-ietf-oauth-status-list size table: 1M entries, 1 bit, 1 % invalid. Compared in KiB
+# (1024 bytes); the draft's "KB" may mean 1000 bytes, which would put us about 2 % above it.
+DRAFT_SIZE_KB = 13.7
+PHOTO_SIZE = (1200, 900)
+PHOTO_ROTATION_DEGREES = 7.0
+
+
+# -- timing ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure: repeats of N calls, N chosen so a repeat lasts about `seconds`."""
+
+    repeats: int
+    seconds: float
+    warmup_seconds: float
+
+
+FULL = Plan(repeats=7, seconds=0.2, warmup_seconds=0.1)
+QUICK = Plan(repeats=3, seconds=0.01, warmup_seconds=0.005)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call nanoseconds: the median over repeats, and the fastest and slowest repeat."""
+
+    median_ns: float
+    min_ns: float
+    max_ns: float
+    iterations: int
+    repeats: int
+
+
+def _run(function: Callable[[], object], iterations: int) -> int:
+    start = time.perf_counter_ns()
+    for _ in range(iterations):
+        function()
+    return time.perf_counter_ns() - start
+
+
+def _calibrate(function: Callable[[], object], plan: Plan) -> int:
+    """Warm up, doubling N until a run lasts the warm-up time; return N for one repeat."""
+    function()
+    iterations = 1
+    while True:
+        elapsed = _run(function, iterations)
+        if elapsed >= plan.warmup_seconds * 1e9:
+            break
+        iterations *= 2
+    return max(1, round(plan.seconds * 1e9 * iterations / max(elapsed, 1)))
+
+
+def _timing(samples: list[float], iterations: int) -> Timing:
+    return Timing(
+        median_ns=statistics.median(samples),
+        min_ns=min(samples),
+        max_ns=max(samples),
+        iterations=iterations,
+        repeats=len(samples),
+    )
+
+
+def measure_pair(
+    function: Callable[[], object], baseline: Callable[[], object], plan: Plan
+) -> tuple[Timing, Timing]:
+    """Time `function` and `baseline` in alternating repeats, so drift hits both alike."""
+    counts = (_calibrate(function, plan), _calibrate(baseline, plan))
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(plan.repeats):
+        for which, subject in enumerate((function, baseline)):
+            gc.collect()
+            samples[which].append(_run(subject, counts[which]) / counts[which])
+    return _timing(samples[0], counts[0]), _timing(samples[1], counts[1])
+
+
+# -- the table ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; the numbers are kept for --json, the texts for markdown."""
+
+    measurement: str
+    result: float
+    baseline: float | None
+    unit: str
+    result_text: str
+    baseline_text: str
+    target_text: str
+    met: bool | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.result / self.baseline
+
+
+def format_ns(ns: float) -> str:
+    if ns < 1_000_000:
+        return f"{ns / 1000:.1f} µs"
+    if ns < 10_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
+    return f"{ns / 1_000_000:.1f} ms"
+
+
+def timing_row(
+    measurement: str,
+    timings: tuple[Timing, Timing],
+    baseline_label: str,
+    *,
+    max_ratio: float | None = None,
+    max_ns: float | None = None,
+) -> Row:
+    """A timing row; the target is a ratio to the baseline or an absolute time (or none)."""
+    result, baseline = timings
+    ratio = result.median_ns / baseline.median_ns
+    met: bool | None = None
+    target = "—"
+    if max_ratio is not None:
+        target, met = f"≤ {max_ratio:g}x", ratio <= max_ratio
+    elif max_ns is not None:
+        target, met = f"≤ {format_ns(max_ns)}", result.median_ns <= max_ns
+    return Row(
+        measurement=measurement,
+        result=result.median_ns,
+        baseline=baseline.median_ns,
+        unit="ns",
+        result_text=format_ns(result.median_ns),
+        baseline_text=f"{format_ns(baseline.median_ns)} ({baseline_label})",
+        target_text=target,
+        met=met,
+        details={"result_timing": asdict(result), "baseline_timing": asdict(baseline)},
+    )
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = [
+        "| measurement | result | baseline | ratio | target | met? |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        ratio = "—" if row.ratio is None else f"{row.ratio:.2f}x"
+        met = "—" if row.met is None else ("yes" if row.met else "**no**")
+        cells = (row.measurement, row.result_text, row.baseline_text, ratio, row.target_text, met)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for package in ("cryptography", "PyJWT", "zxing-cpp", "Pillow", "qrcode"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "?"
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def header_line(info: Mapping[str, Any], date: datetime, *, quick: bool) -> str:
+    packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
+    mode = " · QUICK (smoke test, figures not meaningful)" if quick else ""
+    return (
+        f"Benchmark {date.isoformat(timespec='seconds')} · {info['python']} · "
+        f"{info['cpu_count']} CPUs ({info['cpu']}) · {info['platform']} · {packages}{mode}"
+    )
+
+
+# -- an ephemeral issuer -----------------------------------------------------
+
+
+def status_uri(type_id: str) -> str:
+    return f"{ISSUER}/status/{type_id}-1"
+
+
+@dataclass(frozen=True)
+class ReferencePass:
+    type_id: str
+    issue_args: dict[str, Any]  # keyword arguments of sign_pass_token
+    jws: str
+    qr_text: str
+
+    @property
+    def signing_input(self) -> bytes:
+        return self.jws.rsplit(".", 1)[0].encode("ascii")
+
+    @property
+    def der_signature(self) -> bytes:
+        raw = base64.urlsafe_b64decode(self.jws.rsplit(".", 1)[1] + "==")
+        half = len(raw) // 2
+        r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        return utils.encode_dss_signature(r, s)
+
+
+@dataclass(frozen=True)
+class City:
+    now: datetime
+    key: SigningKey
+    verifier: Verifier
+    passes: dict[str, ReferencePass]
+
+
+def build_city(now: datetime, rng: random.Random) -> City:
+    """Keys, status lists with 1 % revoked, a signed and verified bundle, the reference passes."""
+    pass_types: dict[str, PassType] = load_pass_types(PROJECT_ROOT / "templates" / "passes")
+    root = generate_key(role=KeyRole.ROOT, now=now - timedelta(days=30))
+    key = generate_key(pass_types=pass_types, now=now - timedelta(days=30))
+    lists: dict[str, StatusList] = {}
+    indices: dict[str, int] = {}
+    for type_id, pass_type in pass_types.items():
+        status_list = StatusList(MIN_LIST_SIZE, bits=pass_type.status_bits)
+        revoked = set(rng.sample(range(MIN_LIST_SIZE), MIN_LIST_SIZE // 100))
+        for index in revoked:
+            status_list.set(index, INVALID)
+        indices[type_id] = allocate_index(revoked, MIN_LIST_SIZE, rng=rng)
+        lists[status_uri(type_id)] = status_list
+    tokens = sign_status_lists(
+        {uri: (status_list, key) for uri, status_list in lists.items()},
+        issuer=ISSUER,
+        now=now - timedelta(hours=1),
+        lifetime=timedelta(days=2),
+        ttl=timedelta(hours=1),
+    )
+    signed = export_bundle(
+        issuer=ISSUER,
+        version=1,
+        keys=[key.public()],
+        status_tokens=tokens,
+        pass_types=pass_types,
+        root=root,
+        now=now - timedelta(hours=1),
+        lifetime=timedelta(days=7),
+    )
+    verifier = Verifier(verify_bundle(signed, root.public(), now=now))
+
+    passes: dict[str, ReferencePass] = {}
+    for type_id, holder in HOLDERS.items():
+        pass_type = pass_types[type_id]
+        issued_at = now - timedelta(days=1)
+        args: dict[str, Any] = {
+            "key": key,
+            "issuer": ISSUER,
+            "serial": base64.urlsafe_b64encode(rng.randbytes(12)).decode("ascii"),
+            "pass_type": type_id,
+            "holder": pass_type.token_fields(pass_type.clean_holder(holder)),
+            "issued_at": issued_at,
+            "expires_at": pass_type.valid_until(issued_at),
+            "status_idx": indices[type_id],
+            "status_uri": status_uri(type_id),
+        }
+        jws = sign_pass_token(**args)
+        passes[type_id] = ReferencePass(type_id, args, jws, encode_qr_text(jws))
+    return City(now=now, key=key, verifier=verifier, passes=passes)
+
+
+# -- 1. verification ---------------------------------------------------------
+
+
+def _bare_verifier(city: City, ref: ReferencePass) -> Callable[[], None]:
+    public_key = city.key.key.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    der, message = ref.der_signature, ref.signing_input
+    public_key.verify(der, message, ec.ECDSA(hashes.SHA256()))  # raises if the setup is wrong
+    return partial(public_key.verify, der, message, ec.ECDSA(hashes.SHA256()))
+
+
+def bench_verification(city: City, plan: Plan) -> list[Row]:
+    rows: list[Row] = []
+    checks: list[tuple[str, str, str]] = []
+    for type_id, ref in city.passes.items():
+        checks.append((type_id, "JWS", ref.jws))
+    for type_id, ref in city.passes.items():
+        assert decode_qr_text(ref.qr_text) == ref.jws
+        checks.append((type_id, "QR text", ref.qr_text))
+    for type_id, form, text in checks:
+        result = city.verifier.check(text, now=city.now)
+        assert (result.state, result.reason) == ("valid", "ok"), (type_id, form, result)
+        check = partial(city.verifier.check, text, now=city.now)
+        bare = _bare_verifier(city, city.passes[type_id])
+        rows.append(
+            timing_row(
+                f"`Verifier.check` ({form}), {PASS_NAMES[type_id]}",
+                measure_pair(check, bare, plan),
+                "bare ECDSA P-256 verify",
+                max_ratio=VERIFY_TARGET,
+            )
+        )
+    return rows
+
+
+# -- 2. issuance -------------------------------------------------------------
+
+
+def bench_issuance(city: City, plan: Plan) -> list[Row]:
+    private_key = city.key.key
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    rows: list[Row] = []
+    for type_id, ref in city.passes.items():
+        issue = partial(sign_pass_token, **ref.issue_args)
+        assert issue().rsplit(".", 1)[0] == ref.jws.rsplit(".", 1)[0]
+        bare_sign = partial(private_key.sign, ref.signing_input, ec.ECDSA(hashes.SHA256()))
+        rows.append(
+            timing_row(
+                f"`sign_pass_token`, {PASS_NAMES[type_id]}",
+                measure_pair(issue, bare_sign, plan),
+                "bare ECDSA P-256 sign",
+                max_ratio=SIGN_TARGET,
+            )
+        )
+    return rows
+
+
+# -- 3. the big status list --------------------------------------------------
+
+
+def _bare_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(zlib.compress(data, 9)).rstrip(b"=").decode("ascii")
+
+
+def _bare_decode(lst: str) -> bytes:
+    return zlib.decompress(base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4)))
+
+
+def bench_status_list(plan: Plan, rng: random.Random) -> list[Row]:
+    big = StatusList(BIG_LIST_SIZE, bits=1)
+    for index in rng.sample(range(BIG_LIST_SIZE), round(BIG_LIST_SIZE * BIG_LIST_INVALID_SHARE)):
+        big.set(index, INVALID)
+    data = big.to_bytes()
+    lst = big.encode()
+    assert lst == _bare_encode(data)
+    assert StatusList.from_encoded(lst, 1) == big and _bare_decode(lst) == data
+    what = "1M entries of 1 bit, 1 % invalid"
+    baseline = "bare zlib level 9 + base64url"
+    rows = [
+        timing_row(
+            f"Status list {what}: `encode()`",
+            measure_pair(big.encode, partial(_bare_encode, data), plan),
+            baseline,
+            max_ns=STATUS_LIST_TARGET_NS,
+        ),
+        timing_row(
+            f"Status list {what}: `StatusList.from_encoded()`",
+            measure_pair(
+                partial(StatusList.from_encoded, lst, 1), partial(_bare_decode, lst), plan
+            ),
+            baseline,
+            max_ns=STATUS_LIST_TARGET_NS,
+        ),
+    ]
+    compressed = len(zlib.compress(data, 9))
+    size_kib = compressed / 1024
+    rows.append(
+        Row(
+            measurement=f"Status list {what}: compressed size",
+            result=size_kib,
+            baseline=DRAFT_SIZE_KB,
+            unit="KiB",
+            result_text=f"{size_kib:.1f} KiB = {compressed:,} bytes zlib ({len(lst):,} base64url)",
+            baseline_text=f"{DRAFT_SIZE_KB} KB (draft's size table)",
+            target_text="—",
+            met=None,
+            details={"compressed_bytes": compressed, "lst_chars": len(lst)},
+        )
+    )
+    return rows
+
+
+# -- 4. QR sizes -------------------------------------------------------------
+
+
+def bench_qr_sizes(city: City) -> list[Row]:
+    rows: list[Row] = []
+    for type_id, ref in city.passes.items():
+        ours, bare = qr_info(ref.qr_text), qr_info(ref.jws)  # a bare JWS is written in byte mode
+        rows.append(
+            Row(
+                measurement=f"QR version at EC M, {PASS_NAMES[type_id]}",
+                result=ours.version,
+                baseline=bare.version,
+                unit="version",
+                result_text=f"v{ours.version} ({ours.modules}x{ours.modules} modules)",
+                baseline_text=f"v{bare.version} ({bare.modules}x{bare.modules}, bare JWS, bytes)",
+                target_text=f"≤ v{QR_VERSION_TARGET}",
+                met=ours.version <= QR_VERSION_TARGET,
+                details={
+                    "modules": ours.modules,
+                    "baseline_modules": bare.modules,
+                    "qr_text_chars": len(ref.qr_text),
+                    "jws_chars": len(ref.jws),
+                },
+            )
+        )
+    return rows
+
+
+# -- 5. reading a QR photo ---------------------------------------------------
+
+
+def photo_of(qr_text: str, rng: random.Random) -> bytes:
+    """A phone-photo-like JPEG: enlarged, rotated, on a grey table, noisy and soft."""
+    with Image.open(io.BytesIO(render_png(qr_text, box_size=4))) as png:
+        code = png.convert("L")
+    side = 600
+    code = code.resize((side, side), Image.Resampling.BILINEAR)
+    mask = Image.new("L", code.size, 255).rotate(
+        PHOTO_ROTATION_DEGREES, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=0
+    )
+    code = code.rotate(
+        PHOTO_ROTATION_DEGREES, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255
+    )
+    width, height = PHOTO_SIZE
+    canvas = Image.new("L", PHOTO_SIZE, 118)
+    canvas.paste(code, ((width - code.width) // 2 + 40, (height - code.height) // 2 - 10), mask)
+    # Uniform noise of about ±12 grey levels, from the seeded generator.
+    noise = Image.frombytes("L", PHOTO_SIZE, rng.randbytes(width * height))
+    noise = noise.point(lambda value: 116 + value * 24 // 255)
+    canvas = ImageChops.add(canvas, noise, scale=1.0, offset=-128)
+    canvas = canvas.filter(ImageFilter.GaussianBlur(1.0))
+    buffer = io.BytesIO()
+    canvas.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _bare_read(image: Image.Image) -> list[Any]:
+    return list(
+        zxingcpp.read_barcodes(
+            image,
+            formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+            text_mode=zxingcpp.TextMode.Plain,
+        )
+    )
+
+
+def bench_photo(city: City, plan: Plan, rng: random.Random) -> list[Row]:
+    ref = city.passes["library"]
+    jpeg = photo_of(ref.qr_text, rng)
+    assert read_qr_image(jpeg) == ref.qr_text, "the synthetic photo does not decode"
+    with Image.open(io.BytesIO(jpeg)) as opened:
+        decoded = opened.convert("L")  # decoded once: the baseline excludes JPEG decoding
+    assert [code.text for code in _bare_read(decoded)] == [ref.qr_text]
+    row = timing_row(
+        f"`read_qr_image`, library card photo ({PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG)",
+        measure_pair(partial(read_qr_image, jpeg), partial(_bare_read, decoded), plan),
+        "zxing-cpp on the decoded image",
+    )
+    row.details["jpeg_bytes"] = len(jpeg)
+    return [row]
+
+
+# -- main --------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="few iterations: a smoke test")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+
+    date = datetime.now(UTC)
+    rng = random.Random(SEED)
+    started = time.perf_counter()
+    city = build_city(date.replace(microsecond=0), rng)
+    rows = [
+        *bench_verification(city, plan),
+        *bench_issuance(city, plan),
+        *bench_status_list(plan, rng),
+        *bench_qr_sizes(city),
+        *bench_photo(city, plan, rng),
+    ]
+    elapsed = time.perf_counter() - started
+    info = machine()
+
+    if args.json:
+        report = {
+            "date": date.isoformat(timespec="seconds"),
+            "machine": info,
+            "quick": args.quick,
+            "plan": asdict(plan),
+            "seconds": round(elapsed, 1),
+            "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+        }
+        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(header_line(info, date, quick=args.quick))
+        print()
+        print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
