@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from wallet.errors import KeyNotFoundError, KeyPassphraseError, SigningKeyError
+from wallet.files import write_atomically
 from wallet.keys import (
     Algorithm,
     KeyInfo,
@@ -37,21 +36,6 @@ from wallet.keys import (
 log = logging.getLogger(__name__)
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
 _UNENCRYPTED_PEM = b"-----BEGIN PRIVATE KEY-----"
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write a whole file or nothing: a crash never leaves half a key."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class KeyStore:
@@ -146,7 +130,7 @@ class KeyStore:
     def _write_metadata(self, key: PublicKey) -> None:
         raw = {**key.info.to_json(), "public_key": public_key_pem(key.key).decode("ascii")}
         data = json.dumps(raw, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        _write_atomically(self._metadata_path(key.kid), data, mode=0o644)
+        write_atomically(self._metadata_path(key.kid), data, mode=0o644)
 
     def save(self, key: SigningKey) -> None:
         """Store a new key: private part first, so metadata never points at nothing."""
@@ -165,7 +149,7 @@ class KeyStore:
         if (self.folder / f"{key.kid}.json").exists():
             raise SigningKeyError(f"a key {key.kid} already exists")
         pem = key.private_pem(passphrase=self._passphrase)
-        _write_atomically(self.folder / f"{key.kid}.key.pem", pem, mode=0o600)
+        write_atomically(self.folder / f"{key.kid}.key.pem", pem, mode=0o600)
         self._write_metadata(key.public())
 
     def generate(

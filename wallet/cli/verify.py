@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import click
 from wallet.bundle import MAX_BUNDLE_LENGTH, TrustBundle, verify_bundle
 from wallet.cli.context import WalletGroup
 from wallet.errors import QRTextError
+from wallet.files import write_atomically
 from wallet.formats.qrimage import read_qr_image
 from wallet.keys import PublicKey
 from wallet.verifier import VerificationResult, Verifier, load_root_key
@@ -121,20 +121,6 @@ class Device:
 def fail(message: str, code: int = EXIT_OPERATIONAL) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fetch(source: str) -> bytes:
@@ -256,13 +242,13 @@ def sync(device: Device, source: str, root_key: Path | None) -> None:
     bundle: TrustBundle = verify_bundle(token, root, now=datetime.now(UTC), held_version=held)
     Verifier(bundle)  # every status list must load before the swap
     if not device.pinned_root_path.is_file():
-        _write_atomically(device.pinned_root_path, root.pem())
+        write_atomically(device.pinned_root_path, root.pem())
         click.echo(f"pinned trust-root key {root.kid}")
     if held == bundle.version:
         click.echo(f"bundle version {bundle.version} is already the newest; nothing changed")
         return
-    _write_atomically(device.bundle_path, token.encode("ascii") + b"\n")
-    _write_atomically(device.state_path, json.dumps({"version": bundle.version}).encode())
+    write_atomically(device.bundle_path, token.encode("ascii") + b"\n")
+    write_atomically(device.state_path, json.dumps({"version": bundle.version}).encode())
     click.echo(
         f"synced bundle version {bundle.version} from {bundle.issuer}: {len(bundle.keys)} keys, "
         f"{len(bundle.status_lists)} status lists, valid until "
