@@ -1,7 +1,7 @@
 """Signed tokens: pass tokens, status list tokens, and the JWS under both.
 
-Signing goes through PyJWT. Verification is strict before any cryptography
-runs: a length cap, canonical base64url, JSON without duplicate members, a
+Signing goes through PyJWT's algorithm objects. Verification is strict before
+any cryptography runs: a length cap, canonical base64url, JSON without duplicate members, a
 header of exactly ``alg``, ``kid`` and ``typ``, and an algorithm that must equal
 the one pinned to the key, never one chosen by the token.
 """
