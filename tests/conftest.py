@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.database import db, postgres_url, sqlite_template  # noqa: F401 - fixtures
 from tests.factories import City
 
 
@@ -49,3 +50,27 @@ def _no_outbound_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def city() -> City:
     return City()
+
+
+@pytest.fixture
+def services(tmp_path: Any) -> Any:
+    """Services over a fresh keys folder with a trust root and one pass key (dev mode)."""
+    from tests.factories import NOW, PASS_TYPES
+    from wallet.config import Settings
+    from wallet.keys import KeyRole
+    from wallet.keystore import KeyStore
+    from wallet.services.context import Services
+
+    settings = Settings(
+        public_url="https://pass.stadt-musterstadt.de",
+        issuer="https://pass.stadt-musterstadt.de",
+        signing_keys_dir=tmp_path / "keys",
+        instance_dir=tmp_path / "instance",
+        dev_mode=True,
+        secret_key="test-secret-key-0123456789",
+    )
+    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
+    start = NOW.replace(year=NOW.year - 1)
+    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
+    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
+    return Services(settings=settings, keys=keys, pass_types=PASS_TYPES)

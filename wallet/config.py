@@ -56,6 +56,18 @@ class Settings:
     status_list_lifetime: int = 2 * 86400
     status_list_ttl: int = 3600
     bundle_lifetime: int = 7 * 86400
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    # Empty means SQLite in WAL mode at <instance_dir>/wallet.sqlite3.
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = field(default="", repr=False)
+    claim_link_lifetime: int = 90 * 86400
+    bind: str = "127.0.0.1:8000"
+
+    @property
+    def database(self) -> str:
+        """The database URL to use: the configured one, or the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.instance_dir / 'wallet.sqlite3'}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -84,4 +96,12 @@ class Settings:
             ),
             status_list_ttl=_seconds(env, "WALLET_STATUS_LIST_TTL", cls.status_list_ttl),
             bundle_lifetime=_seconds(env, "WALLET_BUNDLE_LIFETIME", cls.bundle_lifetime),
+            instance_dir=Path(env.get("WALLET_INSTANCE_DIR", str(cls.instance_dir))),
+            database_url=env.get("WALLET_DATABASE_URL", ""),
+            redis_url=env.get("WALLET_REDIS_URL", ""),
+            secret_key=env.get("WALLET_SECRET_KEY", ""),
+            claim_link_lifetime=_seconds(
+                env, "WALLET_CLAIM_LINK_LIFETIME", cls.claim_link_lifetime
+            ),
+            bind=env.get("WALLET_BIND", cls.bind),
         )

@@ -35,14 +35,32 @@ class PassTypeError(WalletError):
     code = "pass_type_invalid"
 
 
-class HolderDataError(PassTypeError):
-    """Holder data does not satisfy the pass type's field rules."""
+class InputError(WalletError):
+    """A value given by a user or client is not acceptable; ``field`` names it."""
 
-    code = "holder_data_invalid"
+    code = "invalid_input"
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class HolderDataError(InputError):
+    """Holder data does not satisfy the pass type's field rules."""
+
+    code = "holder_data_invalid"
+
+
+class NotFoundError(WalletError):
+    """The thing asked for does not exist (or is not visible to the asker)."""
+
+    code = "not_found"
+
+
+class StateConflictError(WalletError):
+    """The action does not fit the current state (revoking a revoked pass …)."""
+
+    code = "invalid_transition"
 
 
 class SigningKeyError(WalletError):

@@ -45,6 +45,22 @@ class KeyStore:
         self.folder = folder
         self._passphrase = passphrase
         self._dev_mode = dev_mode
+        # A long-running service signs thousands of passes: keys are read and
+        # decrypted once, and again only when the folder changes (every write
+        # renames a file into it, which changes the folder's mtime).
+        self._stamp: int | None = None
+        self._public: list[PublicKey] = []
+        self._private: dict[str, SigningKey] = {}
+
+    def _fresh(self) -> None:
+        try:
+            stamp: int | None = self.folder.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if stamp != self._stamp or stamp is None:
+            self._public = self._read_all() if stamp is not None else []
+            self._private.clear()
+            self._stamp = stamp
 
     # -- reading -----------------------------------------------------------
 
@@ -65,12 +81,14 @@ class KeyStore:
             raise SigningKeyError(f"{path}: the public key does not match kid {info.kid}")
         return PublicKey(info=info, key=key)
 
-    def public_keys(self) -> list[PublicKey]:
-        """Every key in the folder, oldest first."""
-        if not self.folder.is_dir():
-            return []
+    def _read_all(self) -> list[PublicKey]:
         keys = [self._read_public(path) for path in sorted(self.folder.glob("*.json"))]
         return sorted(keys, key=lambda k: (k.info.created, k.kid))
+
+    def public_keys(self) -> list[PublicKey]:
+        """Every key in the folder, oldest first."""
+        self._fresh()
+        return list(self._public)
 
     def get(self, kid: str) -> PublicKey:
         path = self._metadata_path(kid)
@@ -80,6 +98,15 @@ class KeyStore:
 
     def signing_key(self, kid: str) -> SigningKey:
         """Load a private key; needs the passphrase unless in dev mode."""
+        self._fresh()
+        cached = self._private.get(kid)
+        if cached is not None:
+            return cached
+        key = self._load_signing_key(kid)
+        self._private[kid] = key
+        return key
+
+    def _load_signing_key(self, kid: str) -> SigningKey:
         info = self.get(kid).info
         path = self.folder / f"{kid}.key.pem"
         try:
@@ -131,6 +158,7 @@ class KeyStore:
         raw = {**key.info.to_json(), "public_key": public_key_pem(key.key).decode("ascii")}
         data = json.dumps(raw, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         write_atomically(self._metadata_path(key.kid), data, mode=0o644)
+        self._stamp = None  # re-read on next use, whatever the clock's granularity
 
     def save(self, key: SigningKey) -> None:
         """Store a new key: private part first, so metadata never points at nothing."""

@@ -1,0 +1,69 @@
+"""Real databases for tests: SQLite always, PostgreSQL when WALLET_TEST_DATABASE_URL is set.
+
+SQLite: the schema is migrated once per session into a template file that each
+test copies. PostgreSQL: one throw-away database per session, migrated once,
+every table truncated before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from wallet.store.db import Database, database_url
+from wallet.store.models import Base
+
+PG_URL = os.environ.get("WALLET_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "wallet.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("WALLET_TEST_DATABASE_URL is not set")
+    admin_url = make_url(database_url(PG_URL))
+    name = f"wallet_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    db.upgrade()
+    db.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database of each backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "wallet.sqlite3"
+        shutil.copy(template, path)
+        database = Database(f"sqlite:///{path}")
+    else:
+        database = Database(request.getfixturevalue("postgres_url"))
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with database.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield database
+    database.dispose()

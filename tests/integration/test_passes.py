@@ -1,0 +1,174 @@
+"""Issuing and changing passes against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from tests.factories import NOW
+from wallet.bundle import root_public_key, verify_bundle
+from wallet.errors import HolderDataError, InputError, NotFoundError, StateConflictError
+from wallet.services import audit, passes, publishing
+from wallet.services.context import Services
+from wallet.store.db import Database
+from wallet.store.models import AuditEntryRow, ClaimLinkRow, PassRow
+from wallet.verifier import Verifier
+
+LIBRARY = {"card_number": "100200300400", "name": "Erika Mustermann"}
+PARKING = {"plate": "D-AB 1234", "zone": "12"}
+
+
+def issue(
+    db: Database, services: Services, type_id: str = "library", **kw: object
+) -> passes.IssuedPass:
+    holder = kw.pop("holder", LIBRARY if type_id == "library" else PARKING)
+    with db.transaction(write=True) as session:
+        return passes.issue_pass(
+            session, services, type_id=type_id, holder=holder, actor="admin:test", now=NOW, **kw
+        )
+
+
+def offline_verifier(db: Database, services: Services, *, at: object = NOW) -> Verifier:
+    with db.transaction(write=True) as session:
+        token = publishing.publish_bundle(session, services, now=at).token  # type: ignore[arg-type]
+    root = root_public_key(services.keys.root_public_key(now=NOW).pem())
+    return Verifier(verify_bundle(token, root, now=at))  # type: ignore[arg-type]
+
+
+def change(db: Database, services: Services, serial: str, action: str) -> None:
+    with db.transaction(write=True) as session:
+        passes.change_state(
+            session, services, serial, action=action, reason="test", actor="admin:test", now=NOW
+        )
+
+
+def test_issued_pass_verifies_offline_and_opens_by_claim_link(
+    db: Database, services: Services
+) -> None:
+    issued = issue(db, services)
+    assert issued.row.state == "valid" and len(issued.claim_secret) >= 32
+    result = offline_verifier(db, services).check(issued.qr_text, now=NOW)
+    assert (result.state, result.claims["serial"]) == ("valid", issued.row.serial)
+    with db.transaction(write=False) as session:
+        opened = passes.pass_by_claim_secret(session, issued.claim_secret, now=NOW)
+        assert opened.serial == issued.row.serial
+        stored = session.scalars(select(ClaimLinkRow.token_hash)).one()
+        assert issued.claim_secret not in stored  # only the hash is kept
+        with pytest.raises(NotFoundError):
+            passes.pass_by_claim_secret(session, issued.claim_secret, now=NOW + timedelta(days=91))
+        with pytest.raises(NotFoundError):
+            passes.pass_by_claim_secret(session, issued.claim_secret + "x", now=NOW)
+
+
+def test_revocation_reaches_the_next_status_list_and_bundle(
+    db: Database, services: Services
+) -> None:
+    issued = issue(db, services, "parking")
+    before = offline_verifier(db, services)
+    assert before.check(issued.qr_text, now=NOW).state == "valid"
+    change(db, services, issued.row.serial, "suspend")
+    assert offline_verifier(db, services).check(issued.qr_text, now=NOW).state == "suspended"
+    change(db, services, issued.row.serial, "reinstate")
+    assert offline_verifier(db, services).check(issued.qr_text, now=NOW).state == "valid"
+    change(db, services, issued.row.serial, "revoke")
+    after = offline_verifier(db, services)
+    assert after.check(issued.qr_text, now=NOW).state == "revoked"
+    assert after.bundle.version > before.bundle.version
+    with pytest.raises(StateConflictError, match="revoked"):
+        change(db, services, issued.row.serial, "reinstate")
+
+
+def test_library_passes_cannot_be_suspended(db: Database, services: Services) -> None:
+    issued = issue(db, services)
+    with pytest.raises(StateConflictError, match="cannot be suspended"):
+        change(db, services, issued.row.serial, "suspend")
+
+
+def test_reissue_revokes_the_old_pass_in_the_same_transaction(
+    db: Database, services: Services
+) -> None:
+    old = issue(db, services)
+    with db.transaction(write=True) as session:
+        new = passes.reissue_pass(
+            session, services, old.row.serial, reason=None, actor="admin:test", now=NOW
+        )
+    verifier = offline_verifier(db, services)
+    assert verifier.check(old.qr_text, now=NOW).state == "revoked"
+    assert verifier.check(new.qr_text, now=NOW).state == "valid"
+    with db.transaction(write=False) as session:
+        stored_old = passes.get_pass(session, old.row.serial)
+        assert stored_old.replaced_by == new.row.serial
+        assert passes.get_pass(session, new.row.serial).replaces == old.row.serial
+        assert stored_old.valid_until == passes.get_pass(session, new.row.serial).valid_until
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"type_id": "pool"}, "type"),
+        ({"holder": {"card_number": "123", "name": "Erika"}}, "card_number"),
+        ({"holder": "Erika"}, "holder"),
+        ({"valid_until": NOW + timedelta(days=800)}, "valid_until"),
+        ({"valid_until": NOW - timedelta(days=1)}, "valid_until"),
+        ({"valid_from": NOW - timedelta(days=3)}, "valid_from"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(
+    db: Database, services: Services, kwargs: dict[str, object], field: str
+) -> None:
+    kwargs = {"type_id": "library", "holder": LIBRARY, **kwargs}
+    with pytest.raises(InputError) as info, db.transaction(write=True) as session:
+        passes.issue_pass(session, services, actor="admin:test", now=NOW, **kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    with db.transaction(write=False) as session:
+        for table in (PassRow, AuditEntryRow, ClaimLinkRow):
+            assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_holder_errors_are_input_errors() -> None:
+    assert issubclass(HolderDataError, InputError)
+
+
+def test_audit_chain_names_the_first_tampered_entry(db: Database, services: Services) -> None:
+    for _ in range(3):
+        issue(db, services)
+    with db.transaction(write=False) as session:
+        report = audit.verify_chain(session)
+        assert report.intact and report.entries == 3
+        second = session.scalars(select(AuditEntryRow.id).order_by(AuditEntryRow.id)).all()[1]
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = :id"), {"id": second})
+    with db.transaction(write=False) as session:
+        report = audit.verify_chain(session)
+        assert (report.intact, report.first_broken) == (False, second)
+        assert "content" in report.problem
+
+
+def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: Services) -> None:
+    errors: list[BaseException] = []
+    issued: list[passes.IssuedPass] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            for _ in range(6):
+                one = issue(db, services, "parking")
+                with lock:
+                    issued.append(one)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    slots = {(p.row.status_list_id, p.row.status_idx) for p in issued}
+    assert len(slots) == len(issued) == 48
+    with db.transaction(write=False) as session:
+        assert audit.verify_chain(session).entries == 48
+        assert audit.verify_chain(session).intact

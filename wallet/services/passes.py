@@ -1,0 +1,361 @@
+"""Issuing passes and changing their state: each use case in the caller's transaction.
+
+Services flush, the edge commits: a view or CLI command wraps each call in
+``db.transaction(write=True)``, so a failure anywhere leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from wallet.errors import InputError, NotFoundError, StateConflictError
+from wallet.passtypes import PassType
+from wallet.qrtext import encode_qr_text
+from wallet.services import audit
+from wallet.services.context import Services
+from wallet.services.publishing import status_list_uri
+from wallet.status import MIN_LIST_SIZE
+from wallet.store.models import ClaimLinkRow, PassRow, StatusListRow
+from wallet.tokens import new_serial, sign_pass_token
+
+STATES = ("valid", "suspended", "revoked")
+# A list takes new passes until it is this full; then a fresh list starts. Random
+# slots stay cheap to find and every list keeps a large herd.
+FILL_LIMIT = 0.75
+MAX_SLOT_ATTEMPTS = 16
+BACKDATE_LIMIT = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class IssuedPass:
+    """A new pass and the secret of its claim link (shown once, stored only hashed)."""
+
+    row: PassRow
+    claim_secret: str
+
+    @property
+    def qr_text(self) -> str:
+        return encode_qr_text(self.row.token)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _status_list(
+    session: Session, services: Services, pass_type: PassType, now: datetime
+) -> StatusListRow:
+    """The list new passes of this type go into, creating the next one when full."""
+    query = (
+        select(StatusListRow)
+        .where(StatusListRow.pass_type == pass_type.id)
+        .where(StatusListRow.used < StatusListRow.size * FILL_LIMIT)
+        .order_by(StatusListRow.id)
+        .limit(1)
+    )
+    found = session.scalars(query).first()
+    if found is not None:
+        return found
+    count = session.scalar(
+        select(func.count())
+        .select_from(StatusListRow)
+        .where(StatusListRow.pass_type == pass_type.id)
+    )
+    row = StatusListRow(
+        name=f"{pass_type.id}-{(count or 0) + 1}",
+        pass_type=pass_type.id,
+        bits=pass_type.status_bits,
+        size=MIN_LIST_SIZE,
+        used=0,
+        version=1,
+        published_version=0,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # another worker created it a moment ago
+        again = session.scalars(query).first()
+        if again is None:
+            raise
+        return again
+    return row
+
+
+def _check_window(
+    pass_type: PassType, valid_from: datetime | None, valid_until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    start = valid_from or now
+    if start.tzinfo is None:
+        raise InputError(
+            "valid_from needs a time zone (e.g. 2026-12-01T00:00:00Z)", field="valid_from"
+        )
+    if start < now - BACKDATE_LIMIT:
+        raise InputError("valid_from may lie at most one day in the past", field="valid_from")
+    longest = pass_type.valid_until(start)
+    end = valid_until or longest
+    if end.tzinfo is None:
+        raise InputError("valid_until needs a time zone", field="valid_until")
+    if end <= max(start, now):
+        raise InputError(
+            "valid_until must lie after valid_from and in the future", field="valid_until"
+        )
+    if end > longest:
+        raise InputError(
+            f"valid_until lies beyond the longest validity of a {pass_type.id} pass "
+            f"({longest:%Y-%m-%d})",
+            field="valid_until",
+        )
+    return start, end
+
+
+def issue_pass(
+    session: Session,
+    services: Services,
+    *,
+    type_id: object,
+    holder: object,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    actor: str,
+    now: datetime,
+    replaces: str | None = None,
+) -> IssuedPass:
+    """Sign and store a new pass with a random status slot and a claim link."""
+    pass_type = services.pass_type(type_id)
+    if not isinstance(holder, Mapping):
+        raise InputError("holder must be an object of the pass type's fields", field="holder")
+    cleaned = pass_type.clean_holder(holder)
+    start, end = _check_window(pass_type, valid_from, valid_until, now)
+    key = services.keys.current_signing_key(pass_type.id, now=now)
+    status_list = _status_list(session, services, pass_type, now)
+    uri = status_list_uri(services.settings.public_url, status_list.name)
+    serial = new_serial()
+    for _ in range(MAX_SLOT_ATTEMPTS):
+        idx = secrets.randbelow(status_list.size)
+        taken = session.scalar(
+            select(PassRow.id)
+            .where(PassRow.status_list_id == status_list.id)
+            .where(PassRow.status_idx == idx)
+        )
+        if taken is not None:
+            continue
+        token = sign_pass_token(
+            key=key,
+            issuer=services.settings.issuer,
+            serial=serial,
+            pass_type=pass_type.id,
+            holder=pass_type.token_fields(cleaned),
+            issued_at=now,
+            expires_at=end,
+            not_before=start if start > now else None,
+            status_idx=idx,
+            status_uri=uri,
+        )
+        row = PassRow(
+            serial=serial,
+            pass_type=pass_type.id,
+            holder=cleaned,
+            holder_search=" ".join(cleaned.values()).lower(),
+            state="valid",
+            valid_from=start,
+            valid_until=end,
+            status_list_id=status_list.id,
+            status_idx=idx,
+            kid=key.kid,
+            token=token,
+            update_tag=1,
+            replaces=replaces,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():  # a concurrent issuer may take the slot first
+                session.add(row)
+        except IntegrityError:
+            continue
+        break
+    else:
+        raise StateConflictError("no free status slot found; try again")
+    session.execute(
+        update(StatusListRow)
+        .where(StatusListRow.id == status_list.id)
+        .values(used=StatusListRow.used + 1)
+    )
+    secret = secrets.token_urlsafe(24)  # 192 bits
+    session.add(
+        ClaimLinkRow(
+            pass_id=row.id,
+            token_hash=hash_secret(secret),
+            expires_at=now + timedelta(seconds=services.settings.claim_link_lifetime),
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="pass.issue",
+        target=serial,
+        details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
+        now=now,
+    )
+    session.flush()
+    return IssuedPass(row=row, claim_secret=secret)
+
+
+def get_pass(session: Session, serial: object, *, for_update: bool = False) -> PassRow:
+    if not isinstance(serial, str) or not 1 <= len(serial) <= 64:
+        raise NotFoundError("no such pass")
+    query = select(PassRow).where(PassRow.serial == serial)
+    if for_update:
+        query = query.with_for_update(of=PassRow)
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFoundError(f"no pass with serial {serial}")
+    return row
+
+
+# action -> (states it applies to, resulting state)
+TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
+    "revoke": (frozenset({"valid", "suspended"}), "revoked"),
+    "suspend": (frozenset({"valid"}), "suspended"),
+    "reinstate": (frozenset({"suspended"}), "valid"),
+}
+
+
+def change_state(
+    session: Session,
+    services: Services,
+    serial: object,
+    *,
+    action: str,
+    reason: str | None,
+    actor: str,
+    now: datetime,
+) -> PassRow:
+    """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise InputError("reason must be text of at most 500 characters", field="reason")
+    allowed, new_state = TRANSITIONS[action]
+    row = get_pass(session, serial, for_update=True)
+    if action == "suspend" and not services.pass_type(row.pass_type).suspendable:
+        raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
+    if row.state not in allowed:
+        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {action}d")
+    row.state = new_state
+    row.reason = reason
+    row.update_tag += 1
+    row.updated_at = now
+    session.execute(
+        update(StatusListRow)
+        .where(StatusListRow.id == row.status_list_id)
+        .values(version=StatusListRow.version + 1)
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=f"pass.{action}",
+        target=row.serial,
+        details={"reason": reason, "state": new_state},
+        now=now,
+    )
+    session.flush()
+    return row
+
+
+def reissue_pass(
+    session: Session,
+    services: Services,
+    serial: object,
+    *,
+    reason: str | None,
+    actor: str,
+    now: datetime,
+) -> IssuedPass:
+    """Lost phone: a new serial and token for the same holder; the old pass is revoked."""
+    old = get_pass(session, serial, for_update=True)
+    if old.state == "revoked":
+        raise StateConflictError(f"pass {old.serial} is revoked; issue a new pass instead")
+    new = issue_pass(
+        session,
+        services,
+        type_id=old.pass_type,
+        holder=old.holder,
+        valid_until=max(old.valid_until, now + timedelta(minutes=1)),
+        actor=actor,
+        now=now,
+        replaces=old.serial,
+    )
+    change_state(
+        session,
+        services,
+        old.serial,
+        action="revoke",
+        reason=reason or f"reissued as {new.row.serial}",
+        actor=actor,
+        now=now,
+    )
+    old.replaced_by = new.row.serial
+    session.flush()
+    return new
+
+
+@dataclass(frozen=True)
+class PassPage:
+    rows: Sequence[PassRow]
+    total: int
+
+
+def list_passes(
+    session: Session,
+    *,
+    type_id: str | None = None,
+    state: str | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> PassPage:
+    """Passes newest first, filtered by type, state and holder text."""
+    if state is not None and state not in STATES:
+        raise InputError(f"state must be one of {', '.join(STATES)}", field="state")
+    if not 1 <= limit <= 500:
+        raise InputError("limit must be between 1 and 500", field="limit")
+    if offset < 0:
+        raise InputError("offset must not be negative", field="offset")
+    query = select(PassRow)
+    if type_id:
+        query = query.where(PassRow.pass_type == type_id)
+    if state:
+        query = query.where(PassRow.state == state)
+    if text:
+        needle = text.strip().lower()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            or_(
+                PassRow.holder_search.like(f"%{escaped}%", escape="\\"),
+                PassRow.serial == text.strip(),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(PassRow.id.desc()).limit(limit).offset(offset)).all()
+    return PassPage(rows=rows, total=total)
+
+
+def pass_by_claim_secret(session: Session, secret: str, *, now: datetime) -> PassRow:
+    """The pass a citizen's claim link opens; an unknown or expired link finds nothing."""
+    if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
+        raise NotFoundError("this link is not valid")
+    link = session.scalars(
+        select(ClaimLinkRow).where(ClaimLinkRow.token_hash == hash_secret(secret))
+    ).first()
+    if link is None or link.expires_at <= now:
+        raise NotFoundError("this link is not valid or has expired")
+    return link.pass_

@@ -1,0 +1,122 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL.
+
+The edge owns the transaction: ``with db.transaction(write=True) as session``
+commits when the block ends and rolls everything back on any error, so nothing
+is ever half-written. On SQLite a write transaction starts with BEGIN IMMEDIATE:
+SQLite has one writer at a time, and taking the lock up front means a
+transaction never fails half-way when it tries to upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from wallet.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "wallet_write"
+# Any constant: PostgreSQL serialises audit appends on this advisory lock.
+AUDIT_LOCK_ID = 0x57414C4C  # "WALL"
+
+
+def database_url(url: str) -> str:
+    """Normalise a URL: plain postgresql:// means psycopg 3 here."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"WALLET_DATABASE_URL is not a database URL: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql://"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we send BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """One engine, a read and a write session factory, and the migrations."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = database_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine = create_engine(self.url, **options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Session]:
+        """A session whose work is committed at the end of the block, or not at all."""
+        session = (self._write if write else self._read)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (``wallet db upgrade``)."""
+        with self.engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            try:
+                row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+            except Exception:
+                return None
+        return None if row is None else str(row[0])
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def lock_audit_chain(session: Session) -> None:
+    """Serialise appends to the audit chain (SQLite's write lock already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})

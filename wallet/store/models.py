@@ -1,0 +1,203 @@
+"""The tables. Passes are never deleted: their status indices must never be reused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class StatusListRow(Base):
+    """One status list; its bits are derived from the passes that point into it."""
+
+    __tablename__ = "status_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # "<type>-<n>", the URI's last part
+    pass_type: Mapped[str] = mapped_column(String(32), index=True)
+    bits: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped in the same transaction as every status change of a pass in the list.
+    version: Mapped[int] = mapped_column(BigInteger, default=1)
+    published_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    published_token: Mapped[str | None] = mapped_column(Text, default=None)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class PassRow(Base):
+    __tablename__ = "passes"
+    __table_args__ = (
+        UniqueConstraint("status_list_id", "status_idx", name="uq_passes_status_slot"),
+        Index("ix_passes_type_state", "pass_type", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    pass_type: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[dict[str, Any]]
+    holder_search: Mapped[str] = mapped_column(Text)  # lower-cased holder values, for search
+    state: Mapped[str] = mapped_column(String(16))  # valid | suspended | revoked
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    status_list_id: Mapped[int] = mapped_column(ForeignKey("status_lists.id"))
+    status_idx: Mapped[int] = mapped_column(Integer)
+    kid: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    # Wallets ask "what changed since tag N"; bumped on every change a holder should see.
+    update_tag: Mapped[int] = mapped_column(BigInteger, default=1)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    replaces: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    status_list: Mapped[StatusListRow] = relationship()
+
+
+class ClaimLinkRow(Base):
+    """A citizen's link to a pass: only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "claim_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+    pass_: Mapped[PassRow] = relationship()
+
+
+class StaffUserRow(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiTokenRow(Base):
+    """A bearer token for the API: only its SHA-256 is kept, shown once at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class IdempotencyKeyRow(Base):
+    """The first answer to a request with an Idempotency-Key, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("actor", "key", name="uq_idempotency_actor_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class AuditEntryRow(Base):
+    """Append-only; each entry carries the hash of the one before it."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class CounterRow(Base):
+    """Monotonic counters (the bundle version) shared by every worker."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class PublishedBundleRow(Base):
+    """The last signed trust bundle and what it was built from."""
+
+    __tablename__ = "published_bundle"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+__all__ = [
+    "ApiTokenRow",
+    "AuditEntryRow",
+    "Base",
+    "ClaimLinkRow",
+    "CounterRow",
+    "IdempotencyKeyRow",
+    "PassRow",
+    "PublishedBundleRow",
+    "StaffUserRow",
+    "StatusListRow",
+]

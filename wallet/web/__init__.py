@@ -1,0 +1,183 @@
+"""The Flask application: the only place (with the CLI) that knows HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from wallet.config import PROJECT_ROOT, Settings
+from wallet.errors import (
+    ConfigError,
+    InputError,
+    NotFoundError,
+    PassTypeError,
+    StateConflictError,
+    WalletError,
+)
+from wallet.files import write_atomically
+from wallet.services.context import Services
+from wallet.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WebContext:
+    """Everything a view needs, built once per process in the app factory."""
+
+    settings: Settings
+    services: Services
+    db: Database
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+
+def context() -> WebContext:
+    ctx: WebContext = current_app.extensions["wallet"]
+    return ctx
+
+
+def now() -> datetime:
+    return context().clock()
+
+
+# WalletError subclass -> HTTP status. Everything else that is a WalletError is a 400.
+HTTP_STATUS: Mapping[type[WalletError], int] = {
+    NotFoundError: 404,
+    StateConflictError: 409,
+    InputError: 422,
+    PassTypeError: 422,
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def status_for(exc: WalletError) -> int:
+    for kind, status in HTTP_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def wants_json() -> bool:
+    return request.path.startswith(("/api/", "/status/", "/verifier/", "/.well-known/"))
+
+
+def _secret_key(settings: Settings) -> str:
+    """WALLET_SECRET_KEY, or in dev mode a key kept in the instance folder for all workers."""
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.dev_mode:
+        raise ConfigError(
+            "set WALLET_SECRET_KEY to a long random value "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    path = settings.instance_dir / "secret_key"
+    if not path.exists():
+        write_atomically(path, secrets.token_hex(32).encode("ascii"), mode=0o600)
+    return path.read_text(encoding="ascii").strip()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    db: Database | None = None,
+    clock: Callable[[], datetime] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Flask:
+    """Build the app from explicit settings (tests) or the WALLET_* environment."""
+    settings = settings or Settings.from_env(os.environ)
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates" / "web"),
+        static_folder=str(Path(__file__).parent / "static"),
+    )
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
+    if config:
+        app.config.update(config)
+    app.extensions["wallet"] = WebContext(
+        settings=settings,
+        services=services or Services.from_settings(settings),
+        db=db or Database(settings.database),
+        clock=clock or _utc_now,
+    )
+
+    from wallet.web import public
+
+    app.register_blueprint(public.blueprint)
+    for name in ("api", "citizen", "console"):
+        _register_optional(app, name)
+
+    @app.errorhandler(WalletError)
+    def _wallet_error(exc: WalletError) -> tuple[Response, int]:
+        extra = {"field": exc.field} if isinstance(exc, InputError) else {}
+        return jsonify(error_body(exc.code, exc.message, **extra)), status_for(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if not wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        body = jsonify(error_body(code, exc.description or exc.name or "error"))
+        return body, exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        body = error_body("internal_error", "something went wrong on our side; it was logged")
+        return jsonify(body), 500
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        )
+        if settings.public_url.startswith("https://"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    return app
+
+
+def _register_optional(app: Flask, name: str) -> None:
+    """Blueprints that later modules add; each module exposes ``blueprint``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"wallet.web.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"wallet.web.{name}":
+            raise
+        return
+    app.register_blueprint(module.blueprint)
+    init = getattr(module, "init_app", None)
+    if init is not None:
+        init(app)

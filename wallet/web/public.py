@@ -1,0 +1,87 @@
+"""What anyone may fetch: JWKS, status list tokens, the trust bundle, the root key."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+from flask import Blueprint, Response, jsonify, request
+
+from wallet.keys import KeyRole, KeyState
+from wallet.services import publishing
+from wallet.web import context, now
+
+blueprint = Blueprint("public", __name__)
+GZIP_MIN_BYTES = 512
+
+
+def _cacheable(body: str, *, media_type: str, etag: str, max_age: int) -> Response:
+    """A body with ETag and Cache-Control; 304 when the client has it; gzip when asked."""
+    response = Response(status=200, mimetype=media_type)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.vary.add("Accept-Encoding")
+    if request.if_none_match.contains(etag):
+        response.status_code = 304
+        return response
+    data = body.encode("ascii")
+    if request.accept_encodings["gzip"] and len(data) >= GZIP_MIN_BYTES:
+        data = gzip.compress(data, mtime=0)
+        response.headers["Content-Encoding"] = "gzip"
+    response.set_data(data)
+    return response
+
+
+@blueprint.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    keys = [
+        k.jwk()
+        for k in context().services.keys.public_keys()
+        if k.info.role is KeyRole.PASS and k.info.state is not KeyState.REVOKED
+    ]
+    response = jsonify({"keys": keys})
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@blueprint.get("/status/<name>")
+def status_list(name: str) -> Response:
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=False) as session:
+        row = publishing.cached_status_list(session, ctx.services, name, now=moment)
+        if row is not None:
+            token, version, at = row.published_token, row.published_version, row.published_at
+    if row is None:
+        with ctx.db.transaction(write=True) as session:
+            row = publishing.publish_status_list(session, ctx.services, name, now=moment)
+            token, version, at = row.published_token, row.published_version, row.published_at
+    assert token is not None and at is not None
+    etag = f"{name}-{version}-{int(at.timestamp())}"
+    return _cacheable(
+        token,
+        media_type="application/statuslist+jwt",
+        etag=etag,
+        max_age=ctx.settings.status_list_ttl,
+    )
+
+
+@blueprint.get("/verifier/bundle")
+def bundle() -> Response:
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=False) as session:
+        token = publishing.cached_bundle(session, ctx.services, now=moment)
+    if token is None:
+        with ctx.db.transaction(write=True) as session:
+            token = publishing.publish_bundle(session, ctx.services, now=moment).token
+    etag = hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
+    return _cacheable(token, media_type="application/jwt", etag=etag, max_age=300)
+
+
+@blueprint.get("/verifier/root-key.pem")
+def root_key() -> Response:
+    pem = context().services.keys.root_public_key(now=now()).pem()
+    response = Response(pem, mimetype="application/x-pem-file")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
