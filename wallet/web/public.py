@@ -12,7 +12,7 @@ from wallet.services import publishing
 from wallet.web import context, now
 
 blueprint = Blueprint("public", __name__)
-GZIP_MIN_BYTES = 512
+GZIP_MIN_BYTES = 256  # below this gzip saves nothing worth the work
 
 
 def _cacheable(body: str, *, media_type: str, etag: str, max_age: int) -> Response:
