@@ -24,3 +24,17 @@ ensure_venv() {
     fi
     export PATH="$VENV/bin:$PATH"
 }
+
+# Page tests drive Debian's chromium (never a downloaded browser build).
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian's chromium for the page tests" >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    else
+        echo "warning: /usr/bin/chromium is missing and cannot be installed here;" \
+             "install Debian's chromium package, or the page tests will fail" >&2
+    fi
+}
