@@ -547,10 +547,60 @@ def bench_photo(city: City, plan: Plan, rng: random.Random) -> list[Row]:
 # -- main --------------------------------------------------------------------
 
 
+def bench_http(*, seconds: int) -> list[Row]:
+    """Issuance through HTTP vs a bare one-insert endpoint, on each database."""
+    from bench_service import P99_TARGET_MS, TARGETS, bench_http_issuance
+
+    rows = []
+    for kind, issued, bare in bench_http_issuance(seconds=seconds):
+        label = f"HTTP issuance, gunicorn 2 workers, {kind}"
+        rows.append(
+            Row(
+                measurement=f"{label}: throughput",
+                result=issued.requests_per_second,
+                baseline=bare.requests_per_second,
+                unit="req/s",
+                result_text=f"{issued.requests_per_second:,.0f}/s",
+                baseline_text=f"{bare.requests_per_second:,.0f}/s (bare Flask, one insert)",
+                target_text=f"≥ {TARGETS[kind]:g}/s",
+                met=issued.requests_per_second >= TARGETS[kind],
+                details={"issued": asdict(issued), "bare": asdict(bare)},
+            )
+        )
+        rows.append(
+            Row(
+                measurement=f"{label}: latency p50 / p99",
+                result=issued.p99_ms,
+                baseline=bare.p99_ms,
+                unit="ms",
+                result_text=f"{issued.p50_ms:.1f} / {issued.p99_ms:.1f} ms",
+                baseline_text=f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f} ms (bare)",
+                target_text=f"p99 ≤ {P99_TARGET_MS:g} ms",
+                met=issued.p99_ms <= P99_TARGET_MS,
+            )
+        )
+        rows.append(
+            Row(
+                measurement=f"{label}: errors",
+                result=float(issued.errors),
+                baseline=None,
+                unit="count",
+                result_text=f"{issued.errors} of {issued.requests:,}",
+                baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
+                target_text="0",
+                met=issued.errors == 0,
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke test")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--no-http", action="store_true", help="skip the HTTP issuance load (needs wrk, PostgreSQL)"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
 
@@ -564,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         *bench_status_list(plan, rng),
         *bench_qr_sizes(city),
         *bench_photo(city, plan, rng),
+        *([] if args.no_http else bench_http(seconds=3 if args.quick else 10)),
     ]
     elapsed = time.perf_counter() - started
     info = machine()
