@@ -7,20 +7,28 @@ validates holder data against the type's field rules.
 
 from __future__ import annotations
 
+import calendar
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from wallet.errors import HolderDataError, PassTypeError
+from wallet.errors import HolderDataError, InputError, PassTypeError
 
 LANGUAGES = ("de", "en")
 StalePolicy = Literal["fail_closed", "warn"]
 _ID_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_YEAR = 9000  # far beyond any pass; keeps date arithmetic away from year 9999
+
+
+def has_control_characters(text: str) -> bool:
+    """NUL, other control characters and lone surrogates: no holder data contains them."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,11 @@ class Field:
         """Return the normalised value, or raise naming this field."""
         if not isinstance(value, str):
             raise HolderDataError(f"{self.name} must be a text value", field=self.name)
+        if has_control_characters(value):
+            raise HolderDataError(
+                f"{self.name} contains control characters; type it as plain text",
+                field=self.name,
+            )
         text = " ".join(value.split())
         if self.pattern is not None:
             text = text.upper()
@@ -103,16 +116,16 @@ class PassType:
         return {f.name: holder[f.name] for f in self.fields if f.in_token}
 
     def valid_until(self, valid_from: datetime) -> datetime:
-        """End of validity for a pass that starts at ``valid_from``."""
+        """End of validity for a pass that starts at ``valid_from``.
+
+        Calendar arithmetic: 29 February plus one year is 28 February.
+        """
         months = valid_from.month - 1 + self.validity_months + 12 * self.validity_years
         year, month = valid_from.year + months // 12, months % 12 + 1
-        day = valid_from.day
-        while True:  # 29 February plus one year is 28 February
-            try:
-                end = valid_from.replace(year=year, month=month, day=day)
-                break
-            except ValueError:
-                day -= 1
+        if year > MAX_YEAR:
+            raise InputError(f"a pass cannot end after the year {MAX_YEAR}", field="valid_from")
+        day = min(valid_from.day, calendar.monthrange(year, month)[1])
+        end = valid_from.replace(year=year, month=month, day=day)
         return end + timedelta(days=self.validity_days)
 
     def display(self) -> dict[str, Any]:

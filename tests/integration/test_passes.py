@@ -114,6 +114,9 @@ def test_reissue_revokes_the_old_pass_in_the_same_transaction(
         ({"valid_until": NOW + timedelta(days=800)}, "valid_until"),
         ({"valid_until": NOW - timedelta(days=1)}, "valid_until"),
         ({"valid_from": NOW - timedelta(days=3)}, "valid_from"),
+        ({"valid_from": NOW.replace(year=9999, month=6)}, "valid_from"),
+        ({"holder": {"card_number": "100200300400", "name": "Erika\x00"}}, "name"),
+        ({"holder": {"card_number": "100200300400", "name": "Erika \ud800"}}, "name"),
     ],
 )
 def test_bad_input_names_the_field_and_writes_nothing(
@@ -126,6 +129,18 @@ def test_bad_input_names_the_field_and_writes_nothing(
     with db.transaction(write=False) as session:
         for table in (PassRow, AuditEntryRow, ClaimLinkRow):
             assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_reason_with_control_characters_is_refused(db: Database, services: Services) -> None:
+    issued = issue(db, services)
+    with pytest.raises(InputError) as info, db.transaction(write=True) as session:
+        passes.change_state(
+            session, services, issued.row.serial, action="revoke", reason="lost\x00",
+            actor="admin:test", now=NOW,
+        )  # fmt: skip
+    assert info.value.field == "reason"
+    with db.transaction(write=False) as session:
+        assert passes.get_pass(session, issued.row.serial).state == "valid"
 
 
 def test_holder_errors_are_input_errors() -> None:

@@ -80,3 +80,10 @@ def test_security_headers_are_set(client: FlaskClient) -> None:
     headers = client.get("/.well-known/jwks.json").headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_wrong_method_answers_json_with_allow_header(client: FlaskClient) -> None:
+    response = client.post("/.well-known/jwks.json")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]

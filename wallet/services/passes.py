@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.errors import InputError, NotFoundError, StateConflictError
-from wallet.passtypes import PassType
+from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit
 from wallet.services.context import Services
@@ -32,6 +32,7 @@ STATES = ("valid", "suspended", "revoked")
 FILL_LIMIT = 0.75
 MAX_SLOT_ATTEMPTS = 16
 BACKDATE_LIMIT = timedelta(days=1)
+FORWARD_LIMIT = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class IssuedPass:
     @property
     def qr_text(self) -> str:
         return encode_qr_text(self.row.token)
+
+
+def claim_url(public_url: str, secret: str) -> str:
+    """The citizen's link to a pass (absolute); wallet.web.citizen serves ``/p/<secret>``."""
+    return f"{public_url}/p/{secret}"
 
 
 def hash_secret(secret: str) -> str:
@@ -242,8 +248,10 @@ def change_state(
     now: datetime,
 ) -> PassRow:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise InputError("reason must be text of at most 500 characters", field="reason")
+    if reason is not None and (
+        not isinstance(reason, str) or len(reason) > 500 or has_control_characters(reason)
+    ):
+        raise InputError("reason must be plain text of at most 500 characters", field="reason")
     allowed, new_state = TRANSITIONS[action]
     row = get_pass(session, serial, for_update=True)
     if action == "suspend" and not services.pass_type(row.pass_type).suspendable:
@@ -335,6 +343,8 @@ def list_passes(
         query = query.where(PassRow.pass_type == type_id)
     if state:
         query = query.where(PassRow.state == state)
+    if text and (len(text) > 200 or has_control_characters(text)):
+        raise InputError("the search text must be plain text of at most 200 characters", field="q")
     if text:
         needle = text.strip().lower()
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -141,7 +141,8 @@ def create_app(
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         body = jsonify(error_body(code, exc.description or exc.name or "error"))
-        return body, exc.code or 500
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, exc.code or 500, headers
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -1,0 +1,587 @@
+"""The JSON API under /api/v1: issue, look up, change and verify passes with bearer tokens.
+
+Every route but the OpenAPI document names the roles it admits in its
+``@_route`` line, so a route cannot exist without a server-side role check and
+the document lists exactly those roles. Bodies are parsed here, strictly, before
+any service runs: bad input is answered 400/422 naming the field, never 500,
+and a failure inside a use case rolls its whole transaction back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Concatenate, NoReturn, ParamSpec
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from wallet.errors import HolderDataError, InputError, NotFoundError, WalletError
+from wallet.qrtext import encode_qr_text
+from wallet.services import accounts, idempotency, passes, publishing
+from wallet.services.idempotency import StoredResponse
+from wallet.services.verification import VerifierCache
+from wallet.store.models import PassRow
+from wallet.web import context, error_body, now, openapi
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_BODY_BYTES = 64 * 1024  # a pass request is well under 2 KiB
+MAX_TEXT_LENGTH = 200  # any holder value; the pass type's own limit is checked later
+MAX_REASON_LENGTH = 500
+MAX_QUERY_LENGTH = 200
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+MAX_OFFSET = 10**9  # keeps OFFSET inside every database's integer range
+# A pass may start this far ahead at most; later starts would outlive what a
+# verifier accepts (tokens.MAX_VALIDITY) and, far enough out, overflow datetime.
+MAX_START_AHEAD = timedelta(days=366)
+
+ISSUERS = frozenset({"admin", "issuer"})
+ANY_ROLE = frozenset(accounts.ROLES)
+# endpoint -> roles it admits; filled by @_route, read by the OpenAPI document.
+ROLES: dict[str, frozenset[str]] = {}
+
+_SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# C0 controls other than tab, LF and CR, DEL, and lone surrogates (which no
+# database can store as UTF-8; PostgreSQL refuses NUL in text outright).
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_RFC3339_RE = re.compile(
+    r"(?P<year>[0-9]{4})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
+_BEARER_CHALLENGE = 'Bearer realm="wallet"'
+
+P = ParamSpec("P")
+
+
+# -- errors only HTTP knows ---------------------------------------------------
+
+
+class ApiError(WalletError):
+    """An error of the request itself (credentials, body syntax): it carries its HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status: int,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    extra = {"field": exc.field} if exc.field is not None else {}
+    response = jsonify(error_body(exc.code, exc.message, **extra))
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
+def _malformed(message: str) -> NoReturn:
+    raise ApiError(message, code="malformed_json", status=400, field="body")
+
+
+# -- who is calling ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The API token behind a request; its secret only derives the idempotency seal key."""
+
+    name: str
+    role: str
+    secret: str = field(repr=False)
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+def _authenticate(roles: frozenset[str]) -> Caller:
+    """The caller if the bearer token is live and its role admitted; 401/403 otherwise."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(
+            "send an API token: Authorization: Bearer wpt_...",
+            code="unauthorized",
+            status=401,
+            headers={"WWW-Authenticate": _BEARER_CHALLENGE},
+        )
+    ctx = context()
+    with ctx.db.transaction(write=False) as session:
+        row = accounts.authenticate_token(session, secret)
+        caller = None if row is None else Caller(name=row.name, role=row.role, secret=secret)
+    if caller is None:
+        raise ApiError(
+            "the API token is unknown or revoked",
+            code="unauthorized",
+            status=401,
+            headers={"WWW-Authenticate": f'{_BEARER_CHALLENGE}, error="invalid_token"'},
+        )
+    if caller.role not in roles:
+        raise ApiError(
+            f"the {caller.role} role may not do this; allowed: {', '.join(sorted(roles))}",
+            code="forbidden",
+            status=403,
+        )
+    return caller
+
+
+def _route(
+    rule: str, *, method: str, roles: frozenset[str]
+) -> Callable[
+    [Callable[Concatenate[Caller, P], Response]], Callable[Concatenate[Caller, P], Response]
+]:
+    """Register a view that receives the authenticated caller; the role check cannot be left out."""
+
+    def register(
+        view: Callable[Concatenate[Caller, P], Response],
+    ) -> Callable[Concatenate[Caller, P], Response]:
+        @functools.wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> Response:
+            return view(_authenticate(roles), *args, **kwargs)
+
+        ROLES[view.__name__] = roles
+        blueprint.add_url_rule(rule, view.__name__, guarded, methods=[method])
+        return view
+
+    return register
+
+
+# -- reading requests ------------------------------------------------------------
+
+
+class _DuplicateMember(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Duplicate members mean different things to different parsers: refuse them."""
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise _DuplicateMember(f"the member {name!r} appears twice")
+        result[name] = value
+    return result
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _refuse_constant(text: str) -> NoReturn:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _json_body() -> dict[str, Any]:
+    """The body as a JSON object; an empty body counts as an object without members."""
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge as exc:
+        raise ApiError(
+            f"the request body is larger than {MAX_BODY_BYTES} bytes",
+            code="payload_too_large",
+            status=413,
+            field="body",
+        ) from exc
+    if not data:
+        return {}
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ApiError(
+            "send the body as Content-Type: application/json (UTF-8)",
+            code="unsupported_media_type",
+            status=400,
+            field="Content-Type",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _malformed("the body is not UTF-8")
+    try:
+        body = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_float=_finite_float,
+            parse_constant=_refuse_constant,
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        _malformed(f"the body is not valid JSON: {str(exc)[:200]}")
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object", field="body")
+    return body
+
+
+def _check_members(
+    body: Mapping[str, Any], *, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+) -> None:
+    for name in body:
+        if name not in allowed:
+            raise InputError(
+                f"unknown field {name[:64]!r}; expected {', '.join(allowed)}", field=name
+            )
+    for name in required:
+        if name not in body:
+            raise InputError(f"{name} is required", field=name)
+
+
+def _text(value: object, field: str, *, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be text", field=field)
+    if _BAD_CHARS_RE.search(value):
+        raise InputError(f"{field} contains control characters", field=field)
+    if len(value) > max_length:
+        raise InputError(f"{field} is longer than {max_length} characters", field=field)
+    return value
+
+
+def _optional_text(body: Mapping[str, Any], name: str, *, max_length: int) -> str | None:
+    value = body.get(name)
+    return None if value is None else _text(value, name, max_length=max_length)
+
+
+def _timestamp(body: Mapping[str, Any], name: str) -> datetime | None:
+    """An RFC 3339 time with a zone, as aware UTC; None when absent."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(
+            f"{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z", field=name
+        )
+    match = _RFC3339_RE.fullmatch(value)
+    if match is None:
+        raise InputError(
+            f"{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z", field=name
+        )
+    if match["zone"] is None:
+        raise InputError(f"{name} needs a time zone (Z or an offset such as +01:00)", field=name)
+    try:
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InputError(f"{name} is not a real point in time", field=name) from None
+
+
+def _serial(serial: str) -> str:
+    """Only well-formed serials reach the database (PostgreSQL refuses some characters)."""
+    if not _SERIAL_RE.fullmatch(serial):
+        raise NotFoundError("no such pass")
+    return serial
+
+
+# -- writing responses -------------------------------------------------------------
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _pass_json(row: PassRow) -> dict[str, Any]:
+    """A pass as the API shows it: everything to reprint it, never its claim secret."""
+    return {
+        "serial": row.serial,
+        "type": row.pass_type,
+        "state": row.state,
+        "holder": dict(row.holder),
+        "valid_from": _time(row.valid_from),
+        "valid_until": _time(row.valid_until),
+        "reason": row.reason,
+        "replaces": row.replaces,
+        "replaced_by": row.replaced_by,
+        "created_at": _time(row.created_at),
+        "updated_at": _time(row.updated_at),
+        "token": row.token,
+        "qr_text": encode_qr_text(row.token),
+    }
+
+
+def _created(issued: passes.IssuedPass) -> StoredResponse:
+    """201 for a new pass, with the claim link that is shown this once (and on retries)."""
+    body = _pass_json(issued.row)
+    body["claim_url"] = f"{context().settings.public_url}/p/{issued.claim_secret}"
+    location = url_for("api.get_pass", serial=issued.row.serial)
+    return StoredResponse(status_code=201, body=body, headers={"Location": location})
+
+
+def _send(stored: StoredResponse, *, replayed: bool = False) -> Response:
+    response = jsonify(stored.body)
+    response.status_code = stored.status_code
+    response.headers.update(stored.headers)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _create_once(
+    caller: Caller, body: Mapping[str, Any], work: Callable[[Session], passes.IssuedPass]
+) -> Response:
+    """Run a creating use case, at most once per Idempotency-Key when the client sends one."""
+    ctx = context()
+    header = request.headers.get(idempotency.HEADER)
+    if header is None:
+        with ctx.db.transaction(write=True) as session:
+            stored = _created(work(session))
+        return _send(stored)
+    key = idempotency.check_key(header)
+    digest = idempotency.request_hash(method=request.method, path=request.path, body=body)
+    seal = {"secret": caller.secret, "actor": caller.actor, "key": key}
+    with ctx.db.transaction(write=False) as session:
+        row = idempotency.find(session, actor=caller.actor, key=key)
+        if row is not None:
+            return _send(idempotency.replay(row, digest=digest, **seal), replayed=True)
+    try:
+        with ctx.db.transaction(write=True) as session:
+            claimed = idempotency.claim(
+                session, actor=caller.actor, key=key, digest=digest, now=now()
+            )
+            stored = _created(work(session))
+            idempotency.complete(session, claimed, stored, secret=caller.secret)
+        return _send(stored)
+    except idempotency.KeyTakenError as taken:
+        # A concurrent twin committed first; everything of ours was rolled back.
+        with ctx.db.transaction(write=False) as session:
+            row = idempotency.find(session, actor=caller.actor, key=key)
+            if row is None:
+                raise taken
+            return _send(idempotency.replay(row, digest=digest, **seal), replayed=True)
+
+
+# -- routes ----------------------------------------------------------------------
+
+
+@blueprint.before_request
+def _limit_body() -> None:
+    request.max_content_length = MAX_BODY_BYTES
+
+
+@blueprint.after_request
+def _no_store(response: Response) -> Response:
+    """Answers carry tokens and claim links: no cache may keep them."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@_route("/passes", method="POST", roles=ISSUERS)
+def create_pass(caller: Caller) -> Response:
+    body = _json_body()
+    _check_members(
+        body, allowed=("type", "holder", "valid_from", "valid_until"), required=("type", "holder")
+    )
+    type_id = _text(body["type"], "type", max_length=32)
+    holder = body["holder"]
+    if not isinstance(holder, dict):
+        raise InputError("holder must be an object of the pass type's fields", field="holder")
+    for name, value in holder.items():
+        _text(value, f"holder.{name}", max_length=MAX_TEXT_LENGTH)
+    valid_from, valid_until = _timestamp(body, "valid_from"), _timestamp(body, "valid_until")
+    moment = now()
+    if valid_from is not None and valid_from > moment + MAX_START_AHEAD:
+        raise InputError(
+            f"valid_from may lie at most {MAX_START_AHEAD.days} days ahead", field="valid_from"
+        )
+
+    def issue(session: Session) -> passes.IssuedPass:
+        try:
+            return passes.issue_pass(
+                session,
+                context().services,
+                type_id=type_id,
+                holder=holder,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                actor=caller.actor,
+                now=moment,
+            )
+        except HolderDataError as exc:
+            raise HolderDataError(exc.message, field=f"holder.{exc.field}") from exc
+
+    return _create_once(caller, body, issue)
+
+
+@_route("/passes", method="GET", roles=ISSUERS)
+def list_passes(caller: Caller) -> Response:
+    params = _query(("type", "state", "q", "limit", "offset"))
+    type_id = params.get("type")
+    if type_id is not None:
+        context().services.pass_type(type_id)  # unknown types are an error, not an empty page
+    text = params.get("q")
+    if text is not None:
+        _text(text, "q", max_length=MAX_QUERY_LENGTH)
+    limit = _whole_number(params, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    offset = _whole_number(params, "offset", default=0, low=0, high=MAX_OFFSET)
+    with context().db.transaction(write=False) as session:
+        page = passes.list_passes(
+            session,
+            type_id=type_id,
+            state=params.get("state"),
+            text=text,
+            limit=limit,
+            offset=offset,
+        )
+        items = [_pass_json(row) for row in page.rows]
+    return jsonify({"items": items, "total": page.total, "limit": limit, "offset": offset})
+
+
+def _query(allowed: tuple[str, ...]) -> dict[str, str]:
+    """Query parameters, each at most once; an empty value means "not given"."""
+    params: dict[str, str] = {}
+    for name in request.args:
+        if name not in allowed:
+            raise InputError(
+                f"unknown query parameter {name[:64]!r}; expected {', '.join(allowed)}",
+                field=name,
+            )
+        values = request.args.getlist(name)
+        if len(values) > 1:
+            raise InputError(f"{name} is given more than once", field=name)
+        if values[0] != "":
+            params[name] = values[0]
+    return params
+
+
+def _whole_number(
+    params: Mapping[str, str], name: str, *, default: int, low: int, high: int
+) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,10}", raw, re.ASCII) or not low <= int(raw) <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high}", field=name)
+    return int(raw)
+
+
+@_route("/passes/<serial>", method="GET", roles=ISSUERS)
+def get_pass(caller: Caller, serial: str) -> Response:
+    with context().db.transaction(write=False) as session:
+        body = _pass_json(passes.get_pass(session, _serial(serial)))
+    return jsonify(body)
+
+
+def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) -> Response:
+    body = _json_body()
+    _check_members(body, allowed=("reason",), required=("reason",) if reason_required else ())
+    reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
+    if reason_required and (reason is None or not reason.strip()):
+        raise InputError(f"say why the pass is {action}d", field="reason")
+    ctx = context()
+    with ctx.db.transaction(write=True) as session:
+        row = passes.change_state(
+            session,
+            ctx.services,
+            _serial(serial),
+            action=action,
+            reason=reason,
+            actor=caller.actor,
+            now=now(),
+        )
+        answer = _pass_json(row)
+    return jsonify(answer)
+
+
+@_route("/passes/<serial>/revoke", method="POST", roles=ISSUERS)
+def revoke_pass(caller: Caller, serial: str) -> Response:
+    return _change(caller, serial, "revoke", reason_required=True)
+
+
+@_route("/passes/<serial>/suspend", method="POST", roles=ISSUERS)
+def suspend_pass(caller: Caller, serial: str) -> Response:
+    return _change(caller, serial, "suspend", reason_required=False)
+
+
+@_route("/passes/<serial>/reinstate", method="POST", roles=ISSUERS)
+def reinstate_pass(caller: Caller, serial: str) -> Response:
+    return _change(caller, serial, "reinstate", reason_required=False)
+
+
+@_route("/passes/<serial>/reissue", method="POST", roles=ISSUERS)
+def reissue_pass(caller: Caller, serial: str) -> Response:
+    body = _json_body()
+    _check_members(body, allowed=("reason",))
+    reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
+    checked = _serial(serial)
+    moment = now()
+
+    def reissue(session: Session) -> passes.IssuedPass:
+        return passes.reissue_pass(
+            session, context().services, checked, reason=reason, actor=caller.actor, now=moment
+        )
+
+    return _create_once(caller, body, reissue)
+
+
+@_route("/verify", method="POST", roles=ANY_ROLE)
+def verify(caller: Caller) -> Response:
+    body = _json_body()
+    _check_members(body, allowed=("token",), required=("token",))
+    text = body["token"]
+    if not isinstance(text, str):
+        raise InputError("token must be the text of a pass QR code or a JWS", field="token")
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=False) as session:
+        bundle_token = publishing.cached_bundle(session, ctx.services, now=moment)
+    if bundle_token is None:  # a status changed since the last bundle: publish it now
+        with ctx.db.transaction(write=True) as session:
+            bundle_token = publishing.publish_bundle(session, ctx.services, now=moment).token
+    result = _state().verifiers.check(
+        text, bundle_token=bundle_token, services=ctx.services, now=moment
+    )
+    return jsonify(result.to_json())
+
+
+@blueprint.get("/openapi.json")
+def openapi_document() -> Response:
+    """Public, like any API reference: it describes routes, never data."""
+    response = jsonify(_state().document)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+# -- per-application state -------------------------------------------------------
+
+
+@dataclass
+class ApiState:
+    """What the API keeps per process: the online verifier and the built document."""
+
+    verifiers: VerifierCache
+    document: dict[str, Any]
+
+
+def _state() -> ApiState:
+    state: ApiState = current_app.extensions["wallet.api"]
+    return state
+
+
+def init_app(app: Flask) -> None:
+    """Build the OpenAPI document once, from the loaded pass types and the role table."""
+    ctx = app.extensions["wallet"]
+    app.extensions["wallet.api"] = ApiState(
+        verifiers=VerifierCache(),
+        document=openapi.build_document(
+            pass_types=ctx.services.pass_types,
+            roles=ROLES,
+            max_body_bytes=MAX_BODY_BYTES,
+            max_limit=MAX_LIMIT,
+            default_limit=DEFAULT_LIMIT,
+        ),
+    )

@@ -1,0 +1,508 @@
+"""The OpenAPI 3.1 document of /api/v1, built as data next to the routes it describes.
+
+Holder schemas come from the loaded pass types (pass types are data, so a new
+type appears here without code) and each operation's roles from the API's own
+role table, so the document cannot drift from what the server enforces;
+tests/web/test_openapi.py checks the rest against the URL map and real traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wallet.passtypes import PassType
+from wallet.services.idempotency import HEADER as IDEMPOTENCY_HEADER
+from wallet.verifier import STATES as VERDICTS
+
+API_VERSION = "1.0.0"
+PASS_STATES = ["valid", "suspended", "revoked"]
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": dict(schema)}}}
+
+
+def _holder_schema(pass_type: PassType) -> dict[str, Any]:
+    """The holder fields of one type; patterns apply to the value after normalisation."""
+    properties: dict[str, Any] = {}
+    for f in pass_type.fields:
+        schema: dict[str, Any] = {
+            "type": "string",
+            "maxLength": f.max_length,
+            "title": f.label.en,
+            "description": f"{f.label.en} ({f.label.de})"
+            + ("; shown offline in the pass token" if f.in_token else ""),
+        }
+        # Anchored: JSON Schema patterns search, Python's fullmatch matches whole.
+        schema["pattern"] = f"^(?:{f.pattern.pattern})$" if f.pattern else r"\S"
+        properties[f.name] = schema
+    return {
+        "type": "object",
+        "description": f"Holder data of a {pass_type.label.en} (whitespace is collapsed; "
+        "values with a pattern are upper-cased before they are checked).",
+        "properties": properties,
+        "required": [f.name for f in pass_type.fields],
+        "additionalProperties": False,
+    }
+
+
+def _example_holder(pass_type: PassType) -> dict[str, str]:
+    known = {
+        "card_number": "100200300400",
+        "name": "Erika Mustermann",
+        "plate": "D-AB 1234",
+        "zone": "12",
+    }
+    return {f.name: known.get(f.name, "Example") for f in pass_type.fields}
+
+
+def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, Any]:
+    timestamp = {
+        "type": "string",
+        "format": "date-time",
+        "description": "RFC 3339 with a time zone, e.g. 2026-12-01T00:00:00Z",
+    }
+    optional_timestamp = {"type": ["string", "null"], "format": "date-time"}
+    reason = {"type": ["string", "null"], "maxLength": 500}
+    pass_properties: dict[str, Any] = {
+        "serial": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+        "type": {"type": "string", "enum": sorted(pass_types)},
+        "state": {"type": "string", "enum": PASS_STATES},
+        "holder": {"type": "object", "additionalProperties": {"type": "string"}},
+        "valid_from": _ref("Timestamp"),
+        "valid_until": _ref("Timestamp"),
+        "reason": {"type": ["string", "null"], "description": "Why it was last changed."},
+        "replaces": {"type": ["string", "null"], "description": "The serial it replaced."},
+        "replaced_by": {"type": ["string", "null"], "description": "The serial of its reissue."},
+        "created_at": _ref("Timestamp"),
+        "updated_at": _ref("Timestamp"),
+        "token": {"type": "string", "description": "The signed pass token (compact JWS)."},
+        "qr_text": {"type": "string", "description": "What the QR code holds (WP1...)."},
+    }
+    pass_required = list(pass_properties)
+    schemas: dict[str, Any] = {
+        "Timestamp": timestamp,
+        "Error": {
+            "type": "object",
+            "description": "The one error shape of the whole service.",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string", "description": "A stable slug for machines."},
+                        "message": {"type": "string", "description": "For people."},
+                        "field": {
+                            "type": "string",
+                            "description": "The field, query parameter or header at fault "
+                            "(holder fields as holder.<name>).",
+                        },
+                    },
+                }
+            },
+        },
+        "Pass": {
+            "type": "object",
+            "required": pass_required,
+            "additionalProperties": False,
+            "properties": pass_properties,
+        },
+        "IssuedPass": {
+            "type": "object",
+            "description": "A new pass with its claim link, which is shown only here.",
+            "required": [*pass_required, "claim_url"],
+            "additionalProperties": False,
+            "properties": {
+                **pass_properties,
+                "claim_url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "Absolute link for the citizen; the secret in it is stored "
+                    "only hashed, so it cannot be looked up again.",
+                },
+            },
+        },
+        "PassPage": {
+            "type": "object",
+            "required": ["items", "total", "limit", "offset"],
+            "additionalProperties": False,
+            "properties": {
+                "items": {"type": "array", "items": _ref("Pass")},
+                "total": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "minimum": 1, "maximum": max_limit},
+                "offset": {"type": "integer", "minimum": 0},
+            },
+        },
+        "Reason": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"reason": reason},
+        },
+        "RevokeRequest": {
+            "type": "object",
+            "required": ["reason"],
+            "additionalProperties": False,
+            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+        },
+        "VerifyRequest": {
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": False,
+            "properties": {
+                "token": {"type": "string", "description": "Scanned QR text or a compact JWS."}
+            },
+        },
+        "VerificationResult": {
+            "type": "object",
+            "description": "Exactly what the offline verifier (wallet-verify) reports.",
+            "required": ["state", "reason", "message", "claims", "warnings", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "state": {"type": "string", "enum": list(VERDICTS)},
+                "reason": {"type": "string", "description": "A stable reason code."},
+                "message": {
+                    "type": "object",
+                    "required": ["de", "en"],
+                    "additionalProperties": False,
+                    "properties": {"de": {"type": "string"}, "en": {"type": "string"}},
+                },
+                "claims": {"type": "object", "description": "What the token shows offline."},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "detail": {"type": "string"},
+            },
+        },
+    }
+    mapping: dict[str, str] = {}
+    variants: list[dict[str, str]] = []
+    for type_id, pass_type in sorted(pass_types.items()):
+        name = f"Issue{type_id.title().replace('-', '').replace('_', '')}Request"
+        schemas[f"{name[:-7]}Holder"] = _holder_schema(pass_type)
+        schemas[name] = {
+            "type": "object",
+            "required": ["type", "holder"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": type_id},
+                "holder": _ref(f"{name[:-7]}Holder"),
+                "valid_from": {
+                    **optional_timestamp,
+                    "description": "Start of validity (default: now); at most one day back "
+                    "and at most 366 days ahead.",
+                },
+                "valid_until": {
+                    **optional_timestamp,
+                    "description": "End of validity (default and maximum: the pass type's "
+                    "validity from valid_from).",
+                },
+            },
+        }
+        mapping[type_id] = f"#/components/schemas/{name}"
+        variants.append(_ref(name))
+    schemas["IssueRequest"] = {
+        "oneOf": variants,
+        "discriminator": {"propertyName": "type", "mapping": mapping},
+    }
+    return schemas
+
+
+def _responses(max_body_bytes: int) -> dict[str, Any]:
+    error = _ref("Error")
+    return {
+        "BadRequest": _json(
+            error,
+            "The request cannot be read: malformed JSON, duplicate members, not "
+            "application/json (field says which).",
+        ),
+        "Unauthorized": {
+            **_json(error, "No API token, or an unknown or revoked one (code unauthorized)."),
+            "headers": {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            },
+        },
+        "Forbidden": _json(error, "The token's role may not do this (code forbidden)."),
+        "NotFound": _json(error, "No pass with this serial (code not_found)."),
+        "Conflict": _json(
+            error,
+            "The action does not fit the pass's state (code invalid_transition).",
+        ),
+        "PayloadTooLarge": _json(
+            error, f"The body is larger than {max_body_bytes} bytes (code payload_too_large)."
+        ),
+        "Unprocessable": _json(
+            error,
+            "A value is not acceptable; field names it (holder fields as holder.<name>). "
+            "Also idempotency_key_reused.",
+        ),
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    names = {
+        400: "BadRequest",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        413: "PayloadTooLarge",
+        422: "Unprocessable",
+    }
+    return {str(s): _ref(names[s], "responses") for s in (401, 403, *statuses)}
+
+
+def _operation(
+    operation_id: str,
+    roles: Mapping[str, frozenset[str]],
+    *,
+    summary: str,
+    description: str = "",
+    responses: Mapping[str, Any],
+    body: Mapping[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    allowed = sorted(roles[operation_id])
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": (description + "\n\n" if description else "")
+        + f"Roles: {', '.join(allowed)}.",
+        "x-roles": allowed,
+        "responses": dict(responses),
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = dict(body)
+    return operation
+
+
+def build_document(
+    *,
+    pass_types: Mapping[str, PassType],
+    roles: Mapping[str, frozenset[str]],
+    max_body_bytes: int,
+    max_limit: int,
+    default_limit: int,
+) -> dict[str, Any]:
+    """The whole document; ``roles`` maps each operationId (= endpoint name) to its roles."""
+    serial = _ref("Serial", "parameters")
+    idempotency_key = _ref("IdempotencyKey", "parameters")
+    created = {
+        "description": "The new pass. Location names it. A replay of an Idempotency-Key "
+        "returns the first answer, with Idempotent-Replayed: true.",
+        "headers": {
+            "Location": {"schema": {"type": "string"}, "description": "The pass's URL."},
+            "Idempotent-Replayed": {
+                "schema": {"type": "string", "enum": ["true"]},
+                "description": "Present when this is the stored first answer.",
+            },
+        },
+        "content": {"application/json": {"schema": _ref("IssuedPass")}},
+    }
+    one_pass = _json(_ref("Pass"), "The pass after the change.")
+    examples = {
+        type_id: {
+            "summary": f"A {pass_type.label.en}",
+            "value": {"type": type_id, "holder": _example_holder(pass_type)},
+        }
+        for type_id, pass_type in sorted(pass_types.items())
+    }
+
+    def reason_body(name: str, *, required: bool) -> dict[str, Any]:
+        return {
+            "required": required,
+            "content": {"application/json": {"schema": _ref(name)}},
+        }
+
+    paths: dict[str, Any] = {
+        "/passes": {
+            "post": _operation(
+                "create_pass",
+                roles,
+                summary="Issue a pass",
+                description="Signs a pass token, stores the pass and returns its claim link. "
+                "Send an Idempotency-Key to make retries safe.",
+                parameters=[idempotency_key],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("IssueRequest"), "examples": examples}
+                    },
+                },
+                responses={"201": created, **_errors(400, 409, 413, 422)},
+            ),
+            "get": _operation(
+                "list_passes",
+                roles,
+                summary="List and search passes, newest first",
+                parameters=[
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": sorted(pass_types)},
+                    },
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": PASS_STATES},
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "description": "Text in any holder field, or an exact serial.",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": max_limit,
+                            "default": default_limit,
+                        },
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                ],
+                responses={"200": _json(_ref("PassPage"), "One page of passes."), **_errors(422)},
+            ),
+        },
+        "/passes/{serial}": {
+            "get": _operation(
+                "get_pass",
+                roles,
+                summary="One pass, with its token and QR text for reprinting",
+                description="The claim link is not included: it exists only hashed.",
+                parameters=[serial],
+                responses={"200": _json(_ref("Pass"), "The pass."), **_errors(404)},
+            )
+        },
+        "/passes/{serial}/revoke": {
+            "post": _operation(
+                "revoke_pass",
+                roles,
+                summary="Revoke a pass for good",
+                description="Verifiers see it at their next sync (the status list changes in "
+                "the same transaction).",
+                parameters=[serial],
+                body=reason_body("RevokeRequest", required=True),
+                responses={"200": one_pass, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/passes/{serial}/suspend": {
+            "post": _operation(
+                "suspend_pass",
+                roles,
+                summary="Suspend a pass (only types that allow it)",
+                parameters=[serial],
+                body=reason_body("Reason", required=False),
+                responses={"200": one_pass, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/passes/{serial}/reinstate": {
+            "post": _operation(
+                "reinstate_pass",
+                roles,
+                summary="Lift a suspension",
+                parameters=[serial],
+                body=reason_body("Reason", required=False),
+                responses={"200": one_pass, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/passes/{serial}/reissue": {
+            "post": _operation(
+                "reissue_pass",
+                roles,
+                summary="Replace a pass (lost phone): new serial and token, old one revoked",
+                description="Both happen in one transaction. Send an Idempotency-Key to make "
+                "retries safe.",
+                parameters=[serial, idempotency_key],
+                body=reason_body("Reason", required=False),
+                responses={"201": created, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/verify": {
+            "post": _operation(
+                "verify",
+                roles,
+                summary="Check a scanned pass online, against the current status",
+                description="Runs the offline verifier on the bundle as published right now, "
+                "so the result has the same shape a staff device shows.",
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("VerifyRequest")}},
+                },
+                responses={
+                    "200": _json(_ref("VerificationResult"), "The verdict (also for bad tokens)."),
+                    **_errors(400, 413, 422),
+                },
+            )
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi_document",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "City wallet passes API",
+            "version": API_VERSION,
+            "description": "Issue, look up, revoke and verify the city's signed digital passes. "
+            'Every error has the shape {"error": {"code", "message"[, "field"]}}.',
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "wpt_... API token (wallet api-tokens create)",
+                    "description": "Roles: admin and issuer manage passes; verifier may only "
+                    "verify.",
+                }
+            },
+            "parameters": {
+                "Serial": {
+                    "name": "serial",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                },
+                "IdempotencyKey": {
+                    "name": IDEMPOTENCY_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "Any unique value per intended request (a UUID, say). A retry "
+                    "with the same key and body from the same token returns the first "
+                    "answer; the same key with another body is refused (422 "
+                    "idempotency_key_reused).",
+                    "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+                },
+            },
+            "schemas": _schemas(pass_types, max_limit),
+            "responses": _responses(max_body_bytes),
+        },
+    }
