@@ -131,11 +131,13 @@ def run_wrk(url: str, *, token: str, body: dict[str, object], seconds: int) -> L
             ],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             timeout=seconds + 60,
         )
     finally:
         os.unlink(script.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
     return parse_wrk(done.stdout)
 
 

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from wallet.store.db import lock_audit_chain
-from wallet.store.models import AuditEntryRow
+from wallet.store.models import AuditEntryRow, Base
 
 GENESIS = "0" * 64
+_log = Base.metadata.tables["audit_log"]
+_LAST_HASH = select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)
+_INSERT_ENTRY = insert(_log).returning(_log.c.id)
 
 
 def entry_hash(
@@ -55,24 +58,23 @@ def record(
 ) -> AuditEntryRow:
     """Append one entry in the caller's transaction: it commits or vanishes with it."""
     lock_audit_chain(session)
-    prev = session.scalar(select(AuditEntryRow.hash).order_by(AuditEntryRow.id.desc()).limit(1))
+    prev = session.scalar(_LAST_HASH)
     prev_hash = prev or GENESIS
-    at = now
     data = dict(details or {})
-    row = AuditEntryRow(
-        at=at,
-        actor=actor,
-        action=action,
-        target=target,
-        details=data,
-        prev_hash=prev_hash,
-        hash=entry_hash(
-            prev_hash=prev_hash, at=at, actor=actor, action=action, target=target, details=data
-        ),
+    digest = entry_hash(
+        prev_hash=prev_hash, at=now, actor=actor, action=action, target=target, details=data
     )
-    session.add(row)
-    session.flush()
-    return row
+    values = {
+        "at": now,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "details": data,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    entry_id = session.execute(_INSERT_ENTRY, values).scalar_one()
+    return AuditEntryRow(id=entry_id, **values)
 
 
 @dataclass(frozen=True)

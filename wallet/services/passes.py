@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from wallet.services import audit
 from wallet.services.context import Services
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
-from wallet.store.models import ClaimLinkRow, PassRow, StatusListRow
+from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
 from wallet.tokens import new_serial, sign_pass_token
 
 STATES = ("valid", "suspended", "revoked")
@@ -56,20 +56,37 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+# Issuance is the service's busiest write: its statements are built once, so
+# each call only binds parameters (SQLAlchemy then reuses the compiled SQL).
+_passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
+_INSERT_PASS = insert(_passes).returning(_passes.c.id)
+_INSERT_CLAIM_LINK = insert(Base.metadata.tables["claim_links"])
+_OPEN_LIST = (
+    select(_lists.c.id, _lists.c.name, _lists.c.size)
+    .where(_lists.c.pass_type == bindparam("pass_type"))
+    .where(_lists.c.used < _lists.c.size * FILL_LIMIT)
+    .order_by(_lists.c.id)
+    .limit(1)
+)
+_COUNT_USE = (
+    update(_lists).where(_lists.c.id == bindparam("list_id")).values(used=_lists.c.used + 1)
+)
+
+
+@dataclass(frozen=True)
+class _ListSlot:
+    id: int
+    name: str
+    size: int
+
+
 def _status_list(
     session: Session, services: Services, pass_type: PassType, now: datetime
-) -> StatusListRow:
+) -> _ListSlot:
     """The list new passes of this type go into, creating the next one when full."""
-    query = (
-        select(StatusListRow)
-        .where(StatusListRow.pass_type == pass_type.id)
-        .where(StatusListRow.used < StatusListRow.size * FILL_LIMIT)
-        .order_by(StatusListRow.id)
-        .limit(1)
-    )
-    found = session.scalars(query).first()
+    found = session.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
     if found is not None:
-        return found
+        return _ListSlot(*found)
     count = session.scalar(
         select(func.count())
         .select_from(StatusListRow)
@@ -89,11 +106,27 @@ def _status_list(
         with session.begin_nested():
             session.add(row)
     except IntegrityError:  # another worker created it a moment ago
-        again = session.scalars(query).first()
+        again = session.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
         if again is None:
             raise
-        return again
-    return row
+        return _ListSlot(*again)
+    return _ListSlot(row.id, row.name, row.size)
+
+
+def _insert_pass(session: Session, values: dict[str, object]) -> int | None:
+    """Insert a pass row; None if its status slot was taken by a concurrent issuer.
+
+    PostgreSQL aborts a transaction on a failed statement, so the insert runs in
+    a savepoint there; SQLite rolls back just the statement, and under its write
+    lock no one else can take the slot anyway.
+    """
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            with session.begin_nested():
+                return int(session.execute(_INSERT_PASS, values).scalar_one())
+        return int(session.execute(_INSERT_PASS, values).scalar_one())
+    except IntegrityError:
+        return None
 
 
 def _check_window(
@@ -145,15 +178,24 @@ def issue_pass(
     status_list = _status_list(session, services, pass_type, now)
     uri = status_list_uri(services.settings.public_url, status_list.name)
     serial = new_serial()
+    values: dict[str, object] = {
+        "serial": serial,
+        "pass_type": pass_type.id,
+        "holder": cleaned,
+        "holder_search": " ".join(cleaned.values()).lower(),
+        "state": "valid",
+        "valid_from": start,
+        "valid_until": end,
+        "status_list_id": status_list.id,
+        "kid": key.kid,
+        "update_tag": 1,
+        "replaces": replaces,
+        "created_at": now,
+        "updated_at": now,
+    }
     for _ in range(MAX_SLOT_ATTEMPTS):
+        # Random, never sequential: the index must not reveal the order of issue.
         idx = secrets.randbelow(status_list.size)
-        taken = session.scalar(
-            select(PassRow.id)
-            .where(PassRow.status_list_id == status_list.id)
-            .where(PassRow.status_idx == idx)
-        )
-        if taken is not None:
-            continue
         token = sign_pass_token(
             key=key,
             issuer=services.settings.issuer,
@@ -166,44 +208,21 @@ def issue_pass(
             status_idx=idx,
             status_uri=uri,
         )
-        row = PassRow(
-            serial=serial,
-            pass_type=pass_type.id,
-            holder=cleaned,
-            holder_search=" ".join(cleaned.values()).lower(),
-            state="valid",
-            valid_from=start,
-            valid_until=end,
-            status_list_id=status_list.id,
-            status_idx=idx,
-            kid=key.kid,
-            token=token,
-            update_tag=1,
-            replaces=replaces,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            with session.begin_nested():  # a concurrent issuer may take the slot first
-                session.add(row)
-        except IntegrityError:
-            continue
-        break
+        pass_id = _insert_pass(session, {**values, "status_idx": idx, "token": token})
+        if pass_id is not None:
+            break
     else:
         raise StateConflictError("no free status slot found; try again")
-    session.execute(
-        update(StatusListRow)
-        .where(StatusListRow.id == status_list.id)
-        .values(used=StatusListRow.used + 1)
-    )
+    session.execute(_COUNT_USE, {"list_id": status_list.id})
     secret = secrets.token_urlsafe(24)  # 192 bits
-    session.add(
-        ClaimLinkRow(
-            pass_id=row.id,
-            token_hash=hash_secret(secret),
-            expires_at=now + timedelta(seconds=services.settings.claim_link_lifetime),
-            created_at=now,
-        )
+    session.execute(
+        _INSERT_CLAIM_LINK,
+        {
+            "pass_id": pass_id,
+            "token_hash": hash_secret(secret),
+            "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
+            "created_at": now,
+        },
     )
     audit.record(
         session,
@@ -213,7 +232,7 @@ def issue_pass(
         details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
         now=now,
     )
-    session.flush()
+    row = PassRow(id=pass_id, **values, status_idx=idx, token=token)
     return IssuedPass(row=row, claim_secret=secret)
 
 
