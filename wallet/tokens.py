@@ -631,5 +631,12 @@ def signature_keys(keys: Iterable[PublicKey]) -> KeyRing:
 
 
 def new_serial() -> str:
-    """An opaque pass serial: 96 random bits, so serials reveal no issue order."""
-    return _b64url(secrets.token_bytes(12))
+    """An opaque pass serial: 96 random bits, so serials reveal no issue order.
+
+    Serials starting with "-" are drawn again: a command line would read them
+    as an option.
+    """
+    while True:
+        serial = _b64url(secrets.token_bytes(12))
+        if not serial.startswith("-"):
+            return serial

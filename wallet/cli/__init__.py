@@ -7,22 +7,40 @@ from collections.abc import Sequence
 
 import click
 
-from wallet.cli.context import Context, WalletGroup, configure_logging
-from wallet.cli.demo import demo
-from wallet.cli.keys import keys
+from wallet.cli.context import Context, LazyGroup, check_actor, configure_logging
 from wallet.config import Settings
 
+# name -> "module:command"; each module is imported only when its command runs.
+COMMANDS = {
+    "api-tokens": "wallet.cli.api_tokens:api_tokens",
+    "audit": "wallet.cli.audit:audit",
+    "bundle": "wallet.cli.publish:bundle",
+    "db": "wallet.cli.db:db",
+    "demo": "wallet.cli.demo:demo",
+    "keys": "wallet.cli.keys:keys",
+    "passes": "wallet.cli.passes:passes",
+    "setup": "wallet.cli.serve:setup",
+    "status": "wallet.cli.publish:status",
+    "users": "wallet.cli.users:users",
+}
 
-@click.group(cls=WalletGroup)
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.option(
+    "--actor",
+    envvar="WALLET_ACTOR",
+    metavar="NAME",
+    help="Who the audit log names for this command (default: cli:<OS user>).",
+)
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, actor: str | None) -> None:
     """Issue, revoke and check the city's signed digital passes."""
     configure_logging()
-    ctx.obj = Context(settings=Settings.from_env(os.environ))
-
-
-cli.add_command(keys)
-cli.add_command(demo)
+    obj = Context(settings=Settings.from_env(os.environ))
+    if actor:
+        obj.actor_name = check_actor(actor)
+    ctx.obj = obj
+    ctx.call_on_close(obj.close)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

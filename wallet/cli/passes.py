@@ -1,0 +1,473 @@
+"""``wallet passes``: issue, find, show, revoke, suspend, reinstate and reissue passes.
+
+Each command is one transaction: it commits with its audit entry or not at all.
+A revocation from a file runs one transaction per serial, so one bad line
+never undoes the others.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from wallet.cli.context import Context, actor_option, pass_context
+from wallet.errors import (
+    HolderDataError,
+    InputError,
+    NotFoundError,
+    StateConflictError,
+    WalletError,
+)
+from wallet.formats.qr import render_png, render_svg
+from wallet.qrtext import encode_qr_text
+from wallet.services import audit
+from wallet.services import passes as service
+from wallet.store.models import AuditEntryRow, PassRow
+
+MAX_REASON = 500
+# Serials are random base64url, so one in 64 starts with "-": these commands have
+# no short options, and a word that is no option of theirs is taken as the serial.
+SERIAL_COMMAND = {"ignore_unknown_options": True}
+
+
+def _aware_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 time with a zone: 2026-12-01T00:00:00+01:00 or ...Z."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time like 2026-12-01T00:00:00+01:00"
+        ) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone: add one, e.g. {value}+01:00")
+    return parsed
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
+
+
+def pass_json(row: PassRow, *, public_url: str, claim_secret: str | None = None) -> dict[str, Any]:
+    """A pass as the API shows it; the claim URL only right after issuance."""
+    data: dict[str, Any] = {
+        "serial": row.serial,
+        "type": row.pass_type,
+        "state": row.state,
+        "reason": row.reason,
+        "holder": row.holder,
+        "valid_from": row.valid_from.isoformat(),
+        "valid_until": row.valid_until.isoformat(),
+        "kid": row.kid,
+        "replaces": row.replaces,
+        "replaced_by": row.replaced_by,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+    if claim_secret is not None:
+        data["claim_url"] = service.claim_url(public_url, claim_secret)
+        data["token"] = row.token
+        data["qr_text"] = encode_qr_text(row.token)
+    return data
+
+
+def audit_json(entry: AuditEntryRow) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "details": entry.details,
+    }
+
+
+def _holder(fields: tuple[str, ...], holder_json: IO[str] | None) -> dict[str, object]:
+    if fields and holder_json is not None:
+        raise click.UsageError("give the holder either as --field NAME=VALUE or --holder-json")
+    holder: dict[str, object] = {}
+    if holder_json is not None:
+        try:
+            loaded = json.load(holder_json)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"--holder-json is not JSON: {exc}; give an object like "
+                '{"card_number": "100200300400", "name": "Erika Mustermann"}',
+                field="holder",
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise InputError("--holder-json must hold one JSON object", field="holder")
+        holder = loaded
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--field takes NAME=VALUE (got {item!r})")
+        if name in holder:
+            raise click.UsageError(f"--field {name} is given twice")
+        holder[name] = value
+    return holder
+
+
+def _field_hint(obj: Context, type_id: str) -> str:
+    pass_type = obj.pass_types.get(type_id)
+    if pass_type is None:
+        return ""
+    names = ", ".join(f.name for f in pass_type.fields)
+    return f" (a {type_id} pass takes --field NAME=VALUE for each of: {names})"
+
+
+def _check_out_file(path: Path | None) -> None:
+    if path is not None and not path.parent.is_dir():
+        raise click.BadParameter(f"the folder {path.parent} does not exist", param_hint=str(path))
+
+
+@click.group()
+def passes() -> None:
+    """Passes: issue them and change their state; every change is audited."""
+
+
+@passes.command()
+@click.option("--type", "type_id", required=True, metavar="TYPE", help="Pass type id.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A holder field (repeat for each field of the type).",
+)
+@click.option(
+    "--holder-json",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE|-",
+    help="The holder fields as one JSON object (- for standard input).",
+)
+@click.option(
+    "--valid-from", callback=_aware_time, metavar="DATETIME", help="Start (default: now)."
+)
+@click.option(
+    "--valid-until",
+    callback=_aware_time,
+    metavar="DATETIME",
+    help="End (default: the type's longest validity).",
+)
+@click.option(
+    "--qr-png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the QR code as PNG.",
+)
+@click.option(
+    "--qr-svg",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the QR code as SVG.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new pass as JSON.")
+@actor_option
+@pass_context
+def issue(
+    obj: Context,
+    type_id: str,
+    fields: tuple[str, ...],
+    holder_json: IO[str] | None,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
+    qr_png: Path | None,
+    qr_svg: Path | None,
+    as_json: bool,
+) -> None:
+    """Sign a new pass; prints its serial, claim URL (once) and QR text."""
+    holder = _holder(fields, holder_json)
+    _check_out_file(qr_png)
+    _check_out_file(qr_svg)
+    public_url = obj.settings.public_url
+    try:
+        with obj.transaction(write=True) as session:
+            issued = service.issue_pass(
+                session,
+                obj.services,
+                type_id=type_id,
+                holder=holder,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                actor=obj.actor,
+                now=obj.now(),
+            )
+            # Rendered before the commit: a code that cannot be drawn issues nothing.
+            png = render_png(issued.qr_text) if qr_png else None
+            svg = (
+                render_svg(issued.qr_text, title=f"{type_id} {issued.row.serial}")
+                if qr_svg
+                else None
+            )
+    except HolderDataError as exc:
+        raise HolderDataError(exc.message + _field_hint(obj, type_id), field=exc.field) from exc
+    row = issued.row
+    if as_json:
+        data = pass_json(row, public_url=public_url, claim_secret=issued.claim_secret)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"issued {row.pass_type} pass {row.serial}")
+        click.echo(f"  valid:     {_when(row.valid_from)} until {_when(row.valid_until)}")
+        click.echo(f"  claim URL: {service.claim_url(public_url, issued.claim_secret)}")
+        click.echo("             (shown only now: the link's secret is stored hashed)")
+        click.echo(f"  QR text:   {issued.qr_text}")
+    for path, content in ((qr_png, png), (qr_svg, svg.encode() if svg else None)):
+        if path is None or content is None:
+            continue
+        try:
+            path.write_bytes(content)
+        except OSError as exc:
+            raise WalletError(
+                f"pass {row.serial} was issued, but {path} cannot be written "
+                f"({exc.strerror}); the QR text above is the same code"
+            ) from exc
+        click.echo(f"wrote the QR code to {path}", err=as_json)
+
+
+@passes.command(name="list")
+@click.option("--type", "type_id", metavar="TYPE", help="Only this pass type.")
+@click.option("--state", type=click.Choice(service.STATES), help="Only this state.")
+@click.option("--q", "text", metavar="TEXT", help="Holder text (or an exact serial) to find.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def list_passes(
+    obj: Context,
+    type_id: str | None,
+    state: str | None,
+    text: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Passes newest first, filtered by type, state and holder text."""
+    if type_id is not None:
+        obj.services.pass_type(type_id)  # an unknown type is a typo, not an empty result
+    with obj.transaction(write=False) as session:
+        page = service.list_passes(
+            session, type_id=type_id, state=state, text=text, limit=limit, offset=offset
+        )
+        found = [pass_json(r, public_url=obj.settings.public_url) for r in page.rows]
+    if as_json:
+        click.echo(json.dumps({"total": page.total, "passes": found}, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no passes match")
+        return
+    click.echo(f"{'SERIAL':18} {'TYPE':8} {'STATE':9} {'VALID UNTIL':11} HOLDER")
+    for p in found:
+        holder = ", ".join(p["holder"].values())
+        click.echo(
+            f"{p['serial']:18} {p['type']:8} {p['state']:9} {p['valid_until'][:10]:11} {holder}"
+        )
+    shown = f"{offset + 1}-{offset + len(found)}"
+    click.echo(f"{shown} of {page.total} passes", err=True)
+
+
+@passes.command(context_settings=SERIAL_COMMAND)
+@click.argument("serial")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def show(obj: Context, serial: str, as_json: bool) -> None:
+    """One pass with its audit trail."""
+    with obj.transaction(write=False) as session:
+        row = service.get_pass(session, serial)
+        data = pass_json(row, public_url=obj.settings.public_url)
+        data["status_list"] = {"name": row.status_list.name, "idx": row.status_idx}
+        data["update_tag"] = row.update_tag
+        trail = [audit_json(e) for e in audit.trail(session, row.serial)]
+    if as_json:
+        click.echo(json.dumps({**data, "audit": trail}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"serial:      {data['serial']}")
+    click.echo(f"type:        {data['type']}")
+    click.echo(f"state:       {data['state']}" + (f" ({data['reason']})" if data["reason"] else ""))
+    for name, value in data["holder"].items():
+        click.echo(f"{name + ':':12} {value}")
+    click.echo(f"valid:       {data['valid_from'][:16]} until {data['valid_until'][:16]} (UTC)")
+    click.echo(f"status list: {data['status_list']['name']} index {data['status_list']['idx']}")
+    click.echo(f"signed by:   key {data['kid']}")
+    if data["replaces"]:
+        click.echo(f"replaces:    {data['replaces']}")
+    if data["replaced_by"]:
+        click.echo(f"replaced by: {data['replaced_by']}")
+    click.echo("audit trail (newest first):")
+    for e in trail:
+        details = ", ".join(f"{k}={v}" for k, v in e["details"].items() if v is not None)
+        click.echo(f"  #{e['id']:<6} {e['at'][:19]}  {e['actor']:20} {e['action']:14} {details}")
+
+
+def _change(obj: Context, serial: str, *, action: str, reason: str | None) -> PassRow:
+    with obj.transaction(write=True) as session:
+        return service.change_state(
+            session, obj.services, serial, action=action, reason=reason, actor=obj.actor,
+            now=obj.now(),
+        )  # fmt: skip
+
+
+reason_option = click.option(
+    "--reason", metavar="TEXT", help="Why (kept in the pass and the audit log)."
+)
+
+
+@dataclass
+class RevokeReport:
+    revoked: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unknown and not self.failed
+
+
+def read_serials(handle: IO[str]) -> tuple[list[str], int]:
+    """Serials in file order without repeats; blank lines and # comments are skipped."""
+    seen: dict[str, None] = {}
+    duplicates = 0
+    for line in handle:
+        serial = line.split("#", 1)[0].strip()
+        if not serial:
+            continue
+        if serial in seen:
+            duplicates += 1
+        seen[serial] = None
+    return list(seen), duplicates
+
+
+def revoke_many(obj: Context, serials: list[str], *, reason: str) -> RevokeReport:
+    report = RevokeReport()
+    with click.progressbar(serials, label="revoking", file=sys.stderr, show_pos=True) as bar:
+        for serial in bar:
+            try:
+                with obj.transaction(write=True) as session:
+                    row = service.get_pass(session, serial, for_update=True)
+                    if row.state == "revoked":
+                        report.already.append(serial)
+                        continue
+                    service.change_state(
+                        session, obj.services, serial, action="revoke", reason=reason,
+                        actor=obj.actor, now=obj.now(),
+                    )  # fmt: skip
+                report.revoked.append(serial)
+            except NotFoundError:
+                report.unknown.append(serial)
+            except WalletError as exc:
+                report.failed.append((serial, exc.message))
+    return report
+
+
+@passes.command(context_settings=SERIAL_COMMAND)
+@click.argument("serial", required=False)
+@click.option(
+    "--from-file",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE|-",
+    help="Revoke every serial in FILE (one a line; blank lines and # comments are skipped).",
+)
+@click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log).")
+@actor_option
+@pass_context
+def revoke(obj: Context, serial: str | None, from_file: IO[str] | None, reason: str) -> None:
+    """Revoke a pass for good; verifiers see it at their next sync."""
+    if (serial is None) == (from_file is None):
+        raise click.UsageError("give either a SERIAL or --from-file FILE")
+    if not reason.strip() or len(reason) > MAX_REASON:
+        raise click.BadParameter(
+            f"give a reason of 1-{MAX_REASON} characters", param_hint="--reason"
+        )
+    if serial is not None:
+        with obj.transaction(write=False) as session:
+            current = service.get_pass(session, serial)
+            if current.state == "revoked":
+                raise StateConflictError(
+                    f"pass {serial} is already revoked ({current.reason or 'no reason given'}); "
+                    "nothing changed"
+                )
+        row = _change(obj, serial, action="revoke", reason=reason)
+        click.echo(f"revoked {row.serial}; verifiers learn it at their next sync")
+        return
+    assert from_file is not None
+    serials, duplicates = read_serials(from_file)
+    if not serials:
+        raise InputError(
+            f"no serials in {from_file.name}: put one serial on each line", field="from_file"
+        )
+    report = revoke_many(obj, serials, reason=reason)
+    click.echo(
+        f"{len(report.revoked)} revoked, {len(report.already)} already revoked, "
+        f"{len(report.unknown)} unknown"
+        + (f", {len(report.failed)} failed" if report.failed else "")
+        + (
+            f" ({duplicates} repeated line{'s' if duplicates != 1 else ''} skipped)"
+            if duplicates
+            else ""
+        )
+    )
+    for unknown in report.unknown:
+        click.echo(f"unknown: {unknown}")
+    for failed, message in report.failed:
+        click.echo(f"failed:  {failed}: {message}")
+    if not report.ok:
+        click.echo(
+            "error: some serials were not revoked (listed above); the others are revoked. "
+            "Check the listed ones and run again with just those.",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+
+
+@passes.command(context_settings=SERIAL_COMMAND)
+@click.argument("serial")
+@reason_option
+@actor_option
+@pass_context
+def suspend(obj: Context, serial: str, reason: str | None) -> None:
+    """Suspend a pass for now (types that allow it); reinstate undoes it."""
+    row = _change(obj, serial, action="suspend", reason=reason)
+    click.echo(f"suspended {row.serial}; `wallet passes reinstate {row.serial}` undoes it")
+
+
+@passes.command(context_settings=SERIAL_COMMAND)
+@click.argument("serial")
+@reason_option
+@actor_option
+@pass_context
+def reinstate(obj: Context, serial: str, reason: str | None) -> None:
+    """Make a suspended pass valid again."""
+    row = _change(obj, serial, action="reinstate", reason=reason)
+    click.echo(f"reinstated {row.serial}; it is valid again")
+
+
+@passes.command(context_settings=SERIAL_COMMAND)
+@click.argument("serial")
+@reason_option
+@click.option("--json", "as_json", is_flag=True, help="Print the new pass as JSON.")
+@actor_option
+@pass_context
+def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> None:
+    """Lost phone: a new serial and claim link for the same holder; the old pass is revoked."""
+    public_url = obj.settings.public_url
+    with obj.transaction(write=True) as session:
+        issued = service.reissue_pass(
+            session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()
+        )
+    row = issued.row
+    if as_json:
+        data = pass_json(row, public_url=public_url, claim_secret=issued.claim_secret)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"reissued {serial} as {row.serial}; {serial} is revoked")
+    click.echo(f"  claim URL: {service.claim_url(public_url, issued.claim_secret)}")
+    click.echo("             (shown only now: the link's secret is stored hashed)")
+    click.echo(f"  QR text:   {issued.qr_text}")
