@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 8
+THREADS = os.environ.get("WALLET_BENCH_THREADS", "4")  # per gunicorn worker (gthread)
 TARGETS = {"sqlite": 400.0, "postgresql": 300.0}  # issuances per second
 P99_TARGET_MS = 50.0
 PG_ADMIN_URL = os.environ.get(
@@ -101,7 +102,8 @@ def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[str]:
     """Serve `app` with 2 gunicorn workers on a free loopback port; yield its base URL."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
+        "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
         "--log-level", "warning", app,
     ]  # fmt: skip
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)

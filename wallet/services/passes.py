@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,7 +60,17 @@ def hash_secret(secret: str) -> str:
 # Issuance is the service's busiest write: its statements are built once, so
 # each call only binds parameters (SQLAlchemy then reuses the compiled SQL).
 _passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
-_INSERT_PASS = insert(_passes).returning(_passes.c.id)
+# A slot taken by a concurrent issuer inserts nothing and returns no id (no
+# savepoint needed, and PostgreSQL's transaction stays usable).
+_SLOT = ["status_list_id", "status_idx"]
+_INSERT_PASS = {
+    "postgresql": postgresql.insert(_passes)
+    .on_conflict_do_nothing(index_elements=_SLOT)
+    .returning(_passes.c.id),
+    "sqlite": sqlite.insert(_passes)
+    .on_conflict_do_nothing(index_elements=_SLOT)
+    .returning(_passes.c.id),
+}
 _INSERT_CLAIM_LINK = insert(Base.metadata.tables["claim_links"])
 _OPEN_LIST = (
     select(_lists.c.id, _lists.c.name, _lists.c.size)
@@ -114,19 +125,10 @@ def _status_list(
 
 
 def _insert_pass(session: Session, values: dict[str, object]) -> int | None:
-    """Insert a pass row; None if its status slot was taken by a concurrent issuer.
-
-    PostgreSQL aborts a transaction on a failed statement, so the insert runs in
-    a savepoint there; SQLite rolls back just the statement, and under its write
-    lock no one else can take the slot anyway.
-    """
-    try:
-        if session.get_bind().dialect.name == "postgresql":
-            with session.begin_nested():
-                return int(session.execute(_INSERT_PASS, values).scalar_one())
-        return int(session.execute(_INSERT_PASS, values).scalar_one())
-    except IntegrityError:
-        return None
+    """Insert a pass row; None if its status slot was taken by a concurrent issuer."""
+    statement = _INSERT_PASS[session.get_bind().dialect.name]
+    pass_id = session.execute(statement, values).scalar_one_or_none()
+    return None if pass_id is None else int(pass_id)
 
 
 def _check_window(
@@ -213,7 +215,6 @@ def issue_pass(
             break
     else:
         raise StateConflictError("no free status slot found; try again")
-    session.execute(_COUNT_USE, {"list_id": status_list.id})
     secret = secrets.token_urlsafe(24)  # 192 bits
     session.execute(
         _INSERT_CLAIM_LINK,
@@ -224,6 +225,8 @@ def issue_pass(
             "created_at": now,
         },
     )
+    # Row and audit locks last: concurrent issuers wait for each other only here.
+    session.execute(_COUNT_USE, {"list_id": status_list.id})
     audit.record(
         session,
         actor=actor,

@@ -111,7 +111,18 @@ class Database:
                 self._writers = _WriterQueue(Path(f"{path}.writers"))
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per request. Connections are
+            # recycled instead, and a connection that died with the server fails
+            # one request, which the client retries. No reset on return either:
+            # every session ends in COMMIT or ROLLBACK (and a closed Connection
+            # rolls back what it began), so the pool's extra ROLLBACK is a
+            # wasted round trip.
+            options.update(
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_recycle=600,
+                pool_reset_on_return=None,
+            )
         self.engine = create_engine(self.url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
