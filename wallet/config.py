@@ -28,6 +28,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (got {value!r})")
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError(f"{name} must be a whole number from 0 to 5 (got {raw!r})")
+    return int(raw)
+
+
 def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -63,6 +70,9 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     claim_link_lifetime: int = 90 * 86400
     bind: str = "127.0.0.1:8000"
+    # How many reverse proxies (the TLS proxy) stand in front of the app; their
+    # X-Forwarded-* headers are trusted, so rate limits see the real client.
+    trusted_proxies: int = 0
 
     @property
     def database(self) -> str:
@@ -104,4 +114,5 @@ class Settings:
                 env, "WALLET_CLAIM_LINK_LIFETIME", cls.claim_link_lifetime
             ),
             bind=env.get("WALLET_BIND", cls.bind),
+            trusted_proxies=_count(env, "WALLET_TRUSTED_PROXIES"),
         )

@@ -47,3 +47,9 @@ def test_values_are_read_and_passphrase_is_hidden_from_repr() -> None:
 def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env)
+
+
+def test_trusted_proxies_is_a_small_count() -> None:
+    assert Settings.from_env({"WALLET_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
+    with pytest.raises(ConfigError, match="WALLET_TRUSTED_PROXIES"):
+        Settings.from_env({"WALLET_TRUSTED_PROXIES": "many"})

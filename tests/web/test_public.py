@@ -87,3 +87,24 @@ def test_wrong_method_answers_json_with_allow_header(client: FlaskClient) -> Non
     assert response.status_code == 405
     assert response.get_json()["error"]["code"] == "method_not_allowed"
     assert "GET" in response.headers["Allow"]
+
+
+def test_client_address_comes_from_the_trusted_proxy_only(db: Database, services: Services) -> None:
+    """Behind one TLS proxy the rate limits must see the citizen, not the proxy."""
+    from dataclasses import replace
+
+    from flask import request
+
+    from wallet.web import create_app
+
+    seen: list[str | None] = []
+    for hops in (0, 1):
+        settings = replace(services.settings, trusted_proxies=hops)
+        app = create_app(settings, services=services, db=db, config={"TESTING": True})
+        app.before_request(lambda: seen.append(request.remote_addr))  # type: ignore[arg-type,func-returns-value]
+        app.test_client().get(
+            "/.well-known/jwks.json",
+            headers={"X-Forwarded-For": "203.0.113.7"},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        )
+    assert seen == ["10.0.0.2", "203.0.113.7"]

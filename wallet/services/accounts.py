@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from passlib.hash import argon2
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,7 +98,11 @@ def disable_user(session: Session, *, username: str, actor: str, now: datetime) 
 def authenticate_user(
     session: Session, *, username: object, password: object, now: datetime
 ) -> StaffUserRow | None:
-    """The user if the password is right and the account enabled; None otherwise."""
+    """The user if the password is right and the account enabled; None otherwise.
+
+    Read-only, so the slow password hash never holds a write lock; the edge
+    records the login with :func:`record_login` in a short write transaction.
+    """
     if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
         return None
     row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
@@ -107,8 +111,13 @@ def authenticate_user(
         return None
     if not argon2.verify(password, row.password_hash) or row.disabled:
         return None
-    row.last_login_at = now
     return row
+
+
+def record_login(session: Session, *, username: str, now: datetime) -> None:
+    session.execute(
+        update(StaffUserRow).where(StaffUserRow.username == username).values(last_login_at=now)
+    )
 
 
 @dataclass(frozen=True)

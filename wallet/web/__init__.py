@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from wallet.config import PROJECT_ROOT, Settings
 from wallet.errors import (
@@ -117,6 +118,11 @@ def create_app(
     )
     if config:
         app.config.update(config)
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     app.extensions["wallet"] = WebContext(
         settings=settings,
         services=services or Services.from_settings(settings),

@@ -1,0 +1,294 @@
+"""WCAG 2.1 AA in real headless Chromium: axe-core on every kind of page, and the keyboard.
+
+One browser and one live server for the whole module; each page gets a fresh
+browser context in the language under test. The pages must also load without a
+single Content-Security-Policy complaint (no inline style or script slipped in).
+Set WALLET_TEST_SCREENSHOTS to a folder to keep a screenshot of every page checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import HOLDERS, NOW, PASS_TYPES
+from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
+from wallet.config import Settings
+from wallet.keys import KeyRole
+from wallet.keystore import KeyStore
+from wallet.services import accounts, passes
+from wallet.services.context import Services
+from wallet.store.db import Database
+from wallet.web import create_app
+
+pytestmark = requires_chromium
+
+PASSWORD = "correct horse battery"
+SCREENSHOTS = os.environ.get("WALLET_TEST_SCREENSHOTS", "")
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    valid: str  # claim secrets
+    suspended: str
+    revoked: str
+    serial: str  # a pass with some history, for the detail page
+
+
+def _issue(db: Database, services: Services, type_id: str) -> passes.IssuedPass:
+    with db.transaction(write=True) as session:
+        return passes.issue_pass(
+            session, services, type_id=type_id, holder=dict(HOLDERS[type_id]), actor="test", now=NOW
+        )
+
+
+def _change(db: Database, services: Services, serial: str, action: str, reason: str) -> None:
+    with db.transaction(write=True) as session:
+        passes.change_state(
+            session, services, serial, action=action, reason=reason, actor="user:anna", now=NOW
+        )
+
+
+@pytest.fixture(scope="module")
+def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The real app over SQLite with a few passes and a user, served on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("pages")
+    settings = Settings(
+        public_url="http://127.0.0.1",  # plain HTTP: the browser must keep the session cookie
+        issuer="https://pass.stadt-musterstadt.de",
+        signing_keys_dir=folder / "keys",
+        instance_dir=folder / "instance",
+        dev_mode=True,
+        secret_key="page-test-secret-key-0123456789",
+    )
+    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
+    start = NOW.replace(year=NOW.year - 1)
+    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
+    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
+    services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+    shutil.copy(sqlite_template, folder / "wallet.sqlite3")
+    db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+    valid = _issue(db, services, "library")
+    suspended = _issue(db, services, "parking")
+    revoked = _issue(db, services, "library")
+    _change(db, services, suspended.row.serial, "suspend", "fee unpaid")
+    _change(db, services, revoked.row.serial, "revoke", "card reported stolen")
+    quick = accounts.argon2.using(memory_cost=1024, rounds=1)  # real argon2, cheap parameters
+    with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
+        patch.setattr(accounts, "argon2", quick)
+        accounts.add_user(
+            session, username="anna", password=PASSWORD, role="issuer", actor="test", now=NOW
+        )
+    app = create_app(
+        settings,
+        services=services,
+        db=db,
+        clock=lambda: NOW,
+        config={"TESTING": True, "RATELIMIT_ENABLED": False},
+    )
+    with live_server(app) as url:
+        yield Site(
+            url=url,
+            valid=valid.claim_secret,
+            suspended=suspended.claim_secret,
+            revoked=revoked.claim_secret,
+            serial=suspended.row.serial,
+        )
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as running:
+        yield running
+
+
+class Tab:
+    """A page in a fresh browser context that records CSP complaints."""
+
+    def __init__(self, browser: Any, *, locale: str) -> None:
+        self.context = browser.new_context(locale=locale, viewport={"width": 1024, "height": 900})
+        self.page = self.context.new_page()
+        self.complaints: list[str] = []
+        self.page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.complaints.append(message.text)
+
+    def open(self, url: str) -> Any:
+        self.complaints.clear()
+        response = self.page.goto(url)
+        self.page.wait_for_load_state("load")
+        return response
+
+    def check(self, name: str) -> None:
+        """No WCAG 2.1 A/AA violation, no CSP complaint; a screenshot if asked for."""
+        if SCREENSHOTS:
+            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+        assert axe_violations(self.page) == [], name
+        assert self.complaints == [], name
+
+    def sign_in(self, url: str) -> None:
+        self.open(f"{url}/console/login")
+        self.page.fill("#username", "anna")
+        self.page.fill("#password", PASSWORD)
+        with self.page.expect_navigation():
+            self.page.click("main button[type=submit]")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def german(browser: Any) -> Iterator[Tab]:
+    tab = Tab(browser, locale="de-DE")
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def english(browser: Any) -> Iterator[Tab]:
+    tab = Tab(browser, locale="en-GB")
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def staff(browser: Any, site: Site) -> Iterator[Tab]:
+    tab = Tab(browser, locale="de-DE")
+    tab.sign_in(site.url)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def fresh(browser: Any) -> Iterator[Tab]:
+    """A German tab of its own, for a test that changes cookies."""
+    tab = Tab(browser, locale="de-DE")
+    yield tab
+    tab.close()
+
+
+# -- the citizen's page -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "lang"),
+    [("valid", "de"), ("valid", "en"), ("revoked", "de"), ("revoked", "en"), ("suspended", "de")],
+)
+def test_citizen_page_meets_wcag_21_aa(
+    site: Site, request: pytest.FixtureRequest, which: str, lang: str
+) -> None:
+    tab: Tab = request.getfixturevalue("german" if lang == "de" else "english")
+    response = tab.open(f"{site.url}/p/{getattr(site, which)}")
+    assert response.status == 200
+    assert tab.page.get_attribute("html", "lang") == lang  # chosen by Accept-Language
+    tab.check(f"citizen-{which}-{lang}")
+
+
+def test_unknown_link_page_meets_wcag_21_aa(site: Site, german: Tab) -> None:
+    assert german.open(f"{site.url}/p/{'x' * 32}").status == 404
+    german.check("citizen-unknown-de")
+
+
+_STYLE = """e => {
+    const s = getComputedStyle(e);
+    return {outline: s.outlineStyle + " " + s.outlineWidth + " " + s.outlineColor,
+            shadow: s.boxShadow, background: s.backgroundColor};
+}"""
+
+
+def test_keyboard_reaches_language_switch_and_download_with_visible_focus(
+    site: Site, fresh: Tab
+) -> None:
+    page = fresh.page
+    fresh.open(f"{site.url}/p/{site.valid}")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip-link"
+    box = page.locator(".skip-link").bounding_box()
+    assert box is not None and box["y"] >= 0  # shown on screen once focused
+    targets = {"switch": page.locator(".lang-switch a"), "download": page.locator(".download a")}
+    focused: dict[str, dict[str, str]] = {}
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        for name, locator in targets.items():
+            if locator.evaluate("e => e === document.activeElement"):
+                focused[name] = locator.evaluate(_STYLE)
+        if "download" in focused:
+            break
+    assert set(focused) == {"switch", "download"}, f"Tab reached only {sorted(focused)}"
+    page.evaluate("() => document.activeElement.blur()")
+    for name, locator in targets.items():
+        style = focused[name]
+        assert style["shadow"] != "none" or not style["outline"].startswith("none"), name
+        assert style != locator.evaluate(_STYLE), f"{name}: focus does not change how it looks"
+    # Enter on the switch changes the language
+    targets["switch"].focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.get_attribute("html", "lang") == "en"
+
+
+# -- the staff console --------------------------------------------------------------------------
+
+
+def test_login_page_meets_wcag_21_aa(site: Site, german: Tab, english: Tab) -> None:
+    german.open(f"{site.url}/console/login")
+    german.check("console-login-de")
+    english.open(f"{site.url}/console/login")
+    english.page.fill("#username", "anna")
+    english.page.fill("#password", "wrong password here")
+    with english.page.expect_navigation():
+        english.page.click("main button[type=submit]")
+    assert english.page.locator(".error-summary").is_visible()
+    english.check("console-login-error-en")
+
+
+def test_console_search_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
+    staff.open(f"{site.url}/console/?q=&state=")
+    assert staff.page.locator("table tbody tr").count() == 3
+    staff.check("console-search")
+
+
+def test_issue_form_meets_wcag_21_aa_also_with_errors(site: Site, staff: Tab) -> None:
+    staff.open(f"{site.url}/console/issue/parking")
+    staff.check("console-issue")
+    # the pattern attribute compiles in Chromium and, like the server, accepts lower case
+    plate = staff.page.locator("#f-plate")
+    for typed, valid in [("d-ab 1234", True), ("M-XY 42E", True), ("not a plate", False)]:
+        plate.fill(typed)
+        assert plate.evaluate("e => e.validity.valid") is valid, typed
+    # let the server judge (the browser's own checks would stop the submission)
+    staff.page.evaluate("() => { document.querySelector('main form').noValidate = true; }")
+    staff.page.fill("#f-plate", "not a plate")
+    staff.page.fill("#f-zone", "12")
+    with staff.page.expect_navigation():
+        staff.page.click("main button[type=submit]")
+    assert staff.page.locator(".field-error").count() == 1
+    staff.check("console-issue-errors")
+
+
+def test_pass_detail_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
+    staff.open(f"{site.url}/console/passes/{site.serial}")
+    staff.page.click("details.action--reinstate summary")
+    assert staff.page.locator("#reason-reinstate").is_visible()
+    assert staff.page.locator(".trail tbody tr").count() == 2
+    staff.check("console-detail")
+
+
+def test_verify_page_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
+    staff.open(f"{site.url}/console/verify")
+    staff.page.fill("#text", "WP1" + "12345" * 20)
+    with staff.page.expect_navigation():
+        staff.page.click("main button[type=submit]")
+    assert staff.page.locator(".verdict").is_visible()
+    staff.check("console-verify")

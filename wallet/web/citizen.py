@@ -1,0 +1,169 @@
+"""The citizen's pass page behind the claim link: the card, its QR code, a PNG download.
+
+The URL carries the claim secret, so these pages are never cached and never
+leak it as a referrer. A revoked pass shows no QR code at all: the code would
+only be refused at every check, and a card that looks usable invites trouble at
+the desk. A suspended or expired pass keeps its code, greyed and labelled, since
+it may become valid again (or be reissued) and staff can still look it up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, Flask, Response, render_template, request
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+
+from wallet.errors import NotFoundError
+from wallet.formats.qr import qr_info, render_png, render_svg
+from wallet.passtypes import PassType
+from wallet.qrtext import encode_qr_text
+from wallet.services import passes
+from wallet.store.models import PassRow
+from wallet.web import context, i18n, now, security
+from wallet.web.i18n import _
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("citizen", __name__)
+PNG_BOX_SIZE = 10  # pixels per module: about 700 px wide, crisp on paper and screens
+SVG_MODULE_PX = 4  # whole CSS pixels per module keep every module the same width on screen
+QUIET_ZONE = 4  # modules on each side, as wallet.formats.qr draws them
+
+
+def init_app(app: Flask) -> None:
+    i18n.init_app(app)
+    security.init_app(app)
+
+
+blueprint.before_request(security.protect_form)
+
+
+@blueprint.context_processor
+def _language() -> dict[str, object]:
+    return {**i18n.template_context(), "switch_url": i18n.switch_url(request.path)}
+
+
+@blueprint.after_request
+def _private(response: Response) -> Response:
+    """The URL is the secret: no caches, no referrer, no search engines."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return i18n.remember_language(response)
+
+
+@dataclass(frozen=True)
+class CardField:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the page shows of one pass, in the request's language."""
+
+    serial: str
+    type_id: str
+    label: str
+    issuer_name: str
+    fields: tuple[CardField, ...]
+    state: str  # valid | suspended | revoked | expired | not_yet_valid
+    valid_from: datetime
+    valid_until: datetime
+    replaced: bool
+    qr_text: str
+
+
+def _card(row: PassRow, pass_type: PassType | None, lang: str, moment: datetime) -> Card:
+    state = row.state
+    if state == "valid" and row.valid_until <= moment:
+        state = "expired"
+    elif state == "valid" and row.valid_from > moment:
+        state = "not_yet_valid"
+    if pass_type is None:  # the type was retired from the configuration
+        fields = tuple(CardField(name, str(value)) for name, value in row.holder.items())
+        label, issuer = row.pass_type, ""
+    else:
+        fields = tuple(
+            CardField(f.label.get(lang), str(row.holder.get(f.name, ""))) for f in pass_type.fields
+        )
+        label, issuer = pass_type.label.get(lang), pass_type.issuer_name.get(lang)
+    return Card(
+        serial=row.serial,
+        type_id=row.pass_type,
+        label=label,
+        issuer_name=issuer,
+        fields=fields,
+        state=state,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        replaced=row.replaced_by is not None,
+        qr_text=encode_qr_text(row.token),
+    )
+
+
+def _load(secret: str) -> Card:
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=False) as session:
+        row = passes.pass_by_claim_secret(session, secret, now=moment)
+        return _card(row, ctx.services.pass_types.get(row.pass_type), i18n.language(), moment)
+
+
+@blueprint.errorhandler(NotFoundError)
+def _unknown_link(exc: NotFoundError) -> tuple[str, int]:
+    return render_template("citizen/not_found.html"), 404
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(exc: Exception) -> tuple[str, int]:
+    """A citizen gets a page in their language, never the API's JSON error."""
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        status = 500
+    return render_template("citizen/error.html", status=status), status
+
+
+@blueprint.get("/p/<secret>")
+def pass_page(secret: str) -> str:
+    card = _load(secret)
+    qr_svg = None
+    if card.state != "revoked":
+        title = _(
+            "QR code: %(label)s, serial number %(serial)s", label=card.label, serial=card.serial
+        )
+        qr_svg = _inline_svg(card.qr_text, title=title)
+    return render_template(
+        "citizen/pass.html",
+        card=card,
+        qr_svg=qr_svg,
+        secret=secret,
+    )
+
+
+def _inline_svg(text: str, *, title: str) -> Markup:
+    """The QR code as inline SVG at a whole number of pixels per module.
+
+    render_svg escapes the title and uses presentation attributes only (fill,
+    stroke, shape-rendering), never a style attribute, so it passes our CSP's
+    style-src 'self'. We add width and height attributes, which CSS may shrink.
+    """
+    size = (qr_info(text).modules + 2 * QUIET_ZONE) * SVG_MODULE_PX
+    svg = render_svg(text, title=title).replace("<svg ", f'<svg width="{size}" height="{size}" ', 1)
+    return Markup(svg)  # noqa: S704 - our own SVG, its only text escaped by render_svg
+
+
+@blueprint.get("/p/<secret>/qr.png")
+def qr_png(secret: str) -> Response | tuple[str, int]:
+    card = _load(secret)
+    if card.state == "revoked":
+        return render_template("citizen/revoked_download.html", card=card), 410
+    response = Response(render_png(card.qr_text, box_size=PNG_BOX_SIZE), mimetype="image/png")
+    # type ids are [a-z][a-z0-9_-]*, safe in a quoted filename
+    response.headers["Content-Disposition"] = f'attachment; filename="{card.type_id}-pass-qr.png"'
+    return response

@@ -1,0 +1,729 @@
+"""The staff console: sign in, search and issue passes, change their state, verify online.
+
+Roles are enforced here, on the server, before any view runs: a verifier may
+only verify; issuers and admins may use everything. Each change is one service
+call in one transaction, with ``user:<name>`` as the actor in the audit log.
+Sessions are signed cookies that last one shift; the user is reloaded on every
+request, so disabling an account or changing a role takes effect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from wallet.bundle import verify_bundle
+from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
+from wallet.passtypes import Field, PassType
+from wallet.services import accounts, audit, passes, publishing
+from wallet.store.models import AuditEntryRow, PassRow
+from wallet.verifier import VerificationResult, Verifier
+from wallet.web import WebContext, context, i18n, now, security, status_for
+from wallet.web.i18n import _
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("console", __name__, url_prefix="/console")
+
+PAGE_SIZE = 25
+MAX_PAGE = 100_000
+MAX_QUERY_LENGTH = 200
+MAX_REASON_LENGTH = 500
+MAX_VERIFY_INPUT = 16_384
+ISSUERS = frozenset({"admin", "issuer"})
+OPEN_ENDPOINTS = frozenset({"console.login"})
+# A verifier may use these and nothing else; every other endpoint needs an issuer.
+VERIFIER_ENDPOINTS = frozenset({"console.verify", "console.logout"})
+ACTIONS = ("revoke", "suspend", "reinstate", "reissue")
+REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in user, as loaded from the database for this request."""
+
+    username: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.username}"
+
+    @property
+    def may_issue(self) -> bool:
+        return self.role in ISSUERS
+
+
+def init_app(app: Flask) -> None:
+    i18n.init_app(app)
+    security.init_app(app)
+    app.config["PERMANENT_SESSION_LIFETIME"] = security.SESSION_LIFETIME
+    ctx: WebContext = app.extensions["wallet"]
+    security.limit_logins(app, "console.login", storage_uri=ctx.settings.redis_url)
+
+
+# -- every request ------------------------------------------------------------
+
+
+@blueprint.before_request
+def _guard() -> ResponseReturnValue | None:
+    """CSRF on every POST, then: signed in, and allowed to use this page."""
+    security.protect_form()
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    staff = _signed_in()
+    if staff is None:
+        return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+    g.staff = staff
+    if not staff.may_issue and request.endpoint not in VERIFIER_ENDPOINTS:
+        abort(403)
+    return None
+
+
+@blueprint.after_request
+def _private(response: Response) -> Response:
+    """Staff pages hold personal data: never cached. Same-origin referrers only, which
+    Flask-WTF's strict HTTPS check needs (the app default is no-referrer)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return i18n.remember_language(response)
+
+
+@blueprint.context_processor
+def _template_context() -> dict[str, Any]:
+    return {
+        **i18n.template_context(),
+        "switch_url": i18n.switch_url(_page_for_language_switch()),
+        "staff": g.get("staff"),
+        "state_names": _state_names(),
+    }
+
+
+def _page_for_language_switch() -> str:
+    """The page itself, or for a POST-only URL the page its form came from."""
+    rule = request.url_rule
+    if rule is not None and rule.methods is not None and "GET" in rule.methods:
+        return request.path
+    if request.endpoint == "console.change" and request.view_args:
+        return url_for("console.detail", serial=request.view_args["serial"])
+    return url_for("console.login")
+
+
+def _state_names() -> dict[str, str]:
+    return {
+        "valid": _("Valid"),
+        "suspended": _("Suspended"),
+        "revoked": _("Revoked"),
+        "invalid": _("Invalid"),
+        "expired": _("Expired"),
+        "not_yet_valid": _("Not valid yet"),
+        "unknown_key": _("Unknown key"),
+        "stale_status": _("Status out of date"),
+    }
+
+
+def _signed_in() -> Staff | None:
+    username, started = session.get("user"), session.get("login_at")
+    if not isinstance(username, str) or not isinstance(started, int | float):
+        return None
+    age = now().timestamp() - started
+    if not 0 <= age <= security.SESSION_LIFETIME.total_seconds():
+        session.clear()
+        return None
+    ctx = context()
+    with ctx.db.transaction(write=False) as db_session:
+        try:
+            row = accounts.get_user(db_session, username)
+        except NotFoundError:
+            row = None
+        staff = None if row is None or row.disabled else Staff(row.username, row.role)
+    if staff is None:
+        session.clear()
+    return staff
+
+
+def _home(staff: Staff) -> str:
+    return url_for("console.search") if staff.may_issue else url_for("console.verify")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path inside the console; never another host (open redirect)."""
+    if not target or not target.startswith("/console") or "//" in target or "\\" in target:
+        return None
+    if any(ord(c) < 0x20 for c in target):
+        return None
+    return target
+
+
+# -- errors as pages ----------------------------------------------------------
+
+
+def _error_page(status: int, title: str, message: str, detail: str = "") -> tuple[str, int]:
+    page = render_template(
+        "console/error.html", status=status, title=title, message=message, detail=detail
+    )
+    return page, status
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    if status == 429 and request.endpoint == "console.login":
+        message = _("Too many sign-in attempts. Please wait a minute and try again.")
+        return _login_page(error=message, status=429)
+    titles = {
+        400: (
+            _("The form could not be accepted"),
+            _("The form has expired or did not come from this console. Please reload it."),
+        ),
+        403: (_("Not allowed"), _("Your role does not allow this. Ask an administrator.")),
+        404: (_("Not found"), _("There is no such page or pass.")),
+        405: (_("Not allowed"), _("This page cannot be used like that.")),
+        429: (_("Too many requests"), _("Please wait a minute and try again.")),
+    }
+    title, message = titles.get(status, (_("Something went wrong"), exc.description or ""))
+    return _error_page(status, title, message)
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _error_page(500, _("Something went wrong"), _("The error was logged. Please try again."))
+
+
+@blueprint.errorhandler(WalletError)
+def _wallet_error(exc: WalletError) -> ResponseReturnValue:
+    status = status_for(exc)
+    if isinstance(exc, NotFoundError):
+        return _error_page(status, _("Not found"), _("There is no such page or pass."))
+    return _error_page(status, _("The action could not be done"), _("Details:"), exc.message)
+
+
+# -- sign in and out ----------------------------------------------------------
+
+
+def _login_page(*, error: str = "", username: str = "", status: int = 200) -> tuple[str, int]:
+    target = _safe_next(request.values.get("next"))
+    page = render_template("console/login.html", error=error, username=username, next=target)
+    return page, status
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """Rate-limited per address and per username (see security.limit_logins)."""
+    if request.method == "GET":
+        staff = _signed_in()
+        if staff is not None:
+            return redirect(_safe_next(request.args.get("next")) or _home(staff))
+        return _login_page()
+    username = request.form.get("username", "").strip()[:64]
+    password = request.form.get("password", "")
+    ctx = context()
+    with ctx.db.transaction(write=False) as db_session:
+        row = accounts.authenticate_user(
+            db_session, username=username, password=password, now=now()
+        )
+        staff = None if row is None else Staff(row.username, row.role)
+    if staff is not None:
+        with ctx.db.transaction(write=True) as db_session:
+            accounts.record_login(db_session, username=staff.username, now=now())
+    if staff is None:
+        log.info("failed console sign-in from %s", security.client_address())
+        message = _("The username or password is not correct, or the account is disabled.")
+        return _login_page(error=message, username=username, status=200)
+    # A fresh session: nothing from before the login (a planted cookie, an old
+    # CSRF token) survives it.
+    session.clear()
+    session.permanent = True
+    session["user"] = staff.username
+    session["login_at"] = now().timestamp()
+    return redirect(_safe_next(request.form.get("next")) or _home(staff))
+
+
+@blueprint.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    flash(_("You have signed out."), "success")
+    return redirect(url_for("console.login"))
+
+
+# -- search -------------------------------------------------------------------
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        number = int(raw or "1")
+    except ValueError:
+        return 1
+    return min(max(number, 1), MAX_PAGE)
+
+
+@blueprint.get("/")
+def search() -> ResponseReturnValue:
+    ctx = context()
+    text = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
+    type_id = request.args.get("type", "").strip()
+    state = request.args.get("state", "").strip()
+    page = _page_number(request.args.get("page"))
+    errors: dict[str, str] = {}
+    if type_id and type_id not in ctx.services.pass_types:
+        errors["type"] = _("Choose one of the listed pass types.")
+    if state and state not in passes.STATES:
+        errors["state"] = _("Choose one of the listed states.")
+    rows: list[PassRow] = []
+    total = 0
+    if not errors:
+        with ctx.db.transaction(write=False) as db_session:
+            found = passes.list_passes(
+                db_session,
+                type_id=type_id or None,
+                state=state or None,
+                text=text or None,
+                limit=PAGE_SIZE,
+                offset=(page - 1) * PAGE_SIZE,
+            )
+            rows, total = list(found.rows), found.total
+    pages = max(1, -(-total // PAGE_SIZE))
+    filters = {k: v for k, v in (("q", text), ("type", type_id), ("state", state)) if v}
+    page_html = render_template(
+        "console/search.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        filters=filters,
+        query=text,
+        type_id=type_id,
+        state=state,
+        errors=errors,
+        pass_types=ctx.services.pass_types,
+        states=passes.STATES,
+        summary=_holder_summary,
+    )
+    return page_html, 400 if errors else 200
+
+
+def _holder_summary(row: PassRow) -> str:
+    return " · ".join(str(v) for v in row.holder.values())
+
+
+# -- issue --------------------------------------------------------------------
+
+
+# Characters that must be escaped inside a class under the v flag (besides edge "-").
+_V_CLASS_SYNTAX = "()[]{}/|"
+
+
+def html_pattern(field: Field) -> str | None:
+    """The field's expression for the browser's ``pattern`` attribute, or None.
+
+    Browsers compile ``pattern`` with the ``v`` flag, where ``-`` at the edge of a
+    class and ``( ) [ ] { } / |`` inside one must be escaped. The service
+    upper-cases values that have a pattern, so the browser may accept lower case:
+    ``(?i:...)``. A browser that cannot compile the result skips the check; the
+    server always checks.
+    """
+    if field.pattern is None:
+        return None
+    source = field.pattern.pattern
+    if "(?" in source or "\\A" in source or "\\Z" in source:
+        return None  # Python-only syntax: leave it to the server
+    out: list[str] = []
+    in_class = first = False
+    i = 0
+    while i < len(source):
+        char = source[i]
+        if char == "\\":
+            out.append(source[i : i + 2])
+            i += 2
+            continue
+        if not in_class:
+            out.append(char)
+            if char == "[":
+                in_class = first = True
+                if source[i + 1 : i + 2] == "^":
+                    out.append("^")
+                    i += 1
+        elif char == "]" and not first:
+            out.append(char)
+            in_class = False
+        else:
+            at_edge = first or source[i + 1 : i + 2] == "]"
+            escape = (char == "-" and at_edge) or char in _V_CLASS_SYNTAX
+            out.append("\\" + char if escape else char)
+            first = False
+        i += 1
+    return "(?i:" + "".join(out) + ")"
+
+
+def _new_form_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _issue_page(
+    pass_type: PassType,
+    *,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    form_id: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    ctx = context()
+    page = render_template(
+        "console/issue.html",
+        pass_type=pass_type,
+        values=values or {},
+        errors=errors or {},
+        form_id=form_id or _new_form_id(),
+        pattern=html_pattern,
+        longest=pass_type.valid_until(now()),
+        pass_types=ctx.services.pass_types,
+    )
+    return page, status
+
+
+@blueprint.get("/issue")
+def issue_choose() -> ResponseReturnValue:
+    ctx = context()
+    types = list(ctx.services.pass_types.values())
+    if len(types) == 1:
+        return redirect(url_for("console.issue", type_id=types[0].id))
+    return render_template("console/issue_choose.html", pass_types=types)
+
+
+def _end_of_day(raw: str, pass_type: PassType, moment: datetime) -> datetime:
+    """A date from the form means "valid through that day" in the city's time zone."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise InputError("not a date", field="valid_until") from None
+    zone = ZoneInfo(i18n.DISPLAY_TIMEZONE)
+    end = datetime.combine(day, time(23, 59, 59), tzinfo=zone)
+    longest = pass_type.valid_until(moment)
+    if day == longest.astimezone(zone).date():
+        return min(end, longest)  # the last possible day counts, up to the type's limit
+    return end
+
+
+def _field_error(pass_type: PassType, exc: InputError, values: Mapping[str, str]) -> str:
+    """The service's verdict on a field, said in the user's language."""
+    field = next((f for f in pass_type.fields if f.name == exc.field), None)
+    if exc.field == "valid_until":
+        longest = i18n.format_day(pass_type.valid_until(now()))
+        return _("Choose a date in the future, at the latest %(date)s.", date=longest)
+    if field is None:
+        return exc.message
+    text = " ".join(values.get(field.name, "").split())
+    if not text:
+        return _("Please fill in this field.")
+    if len(text) > field.max_length:
+        return _("Please use at most %(count)d characters.", count=field.max_length)
+    return _("This does not have the expected format.")
+
+
+def _remember_issued(form_id: str, serial: str) -> None:
+    issued = dict(session.get("issued_forms", {}))
+    issued[form_id] = serial
+    session["issued_forms"] = dict(list(issued.items())[-REMEMBERED_FORMS:])
+
+
+@blueprint.route("/issue/<type_id>", methods=["GET", "POST"])
+def issue(type_id: str) -> ResponseReturnValue:
+    ctx = context()
+    pass_type = ctx.services.pass_types.get(type_id)
+    if pass_type is None:
+        abort(404)
+    if request.method == "GET":
+        return _issue_page(pass_type)
+    form_id = request.form.get("form_id", "")[:32] or _new_form_id()
+    already = session.get("issued_forms", {}).get(form_id)
+    if already:  # a reload or double click: never a second pass from one form
+        flash(_("This form was sent already; the pass below was issued then."), "info")
+        return redirect(url_for("console.detail", serial=already))
+    values = {f.name: request.form.get(f.name, "")[:1000] for f in pass_type.fields}
+    valid_until_raw = request.form.get("valid_until", "").strip()
+    values["valid_until"] = valid_until_raw
+    holder = {f.name: values[f.name] for f in pass_type.fields}
+    moment = now()
+    staff: Staff = g.staff
+    try:
+        valid_until = _end_of_day(valid_until_raw, pass_type, moment) if valid_until_raw else None
+        with ctx.db.transaction(write=True) as db_session:
+            issued = passes.issue_pass(
+                db_session,
+                ctx.services,
+                type_id=pass_type.id,
+                holder=holder,
+                valid_until=valid_until,
+                actor=staff.actor,
+                now=moment,
+            )
+            row = issued.row
+    except InputError as exc:
+        errors = {exc.field: _field_error(pass_type, exc, values)}
+        return _issue_page(pass_type, values=values, errors=errors, form_id=form_id, status=422)
+    _remember_issued(form_id, row.serial)
+    return _issued_page(row, issued.claim_secret, pass_type=pass_type)
+
+
+def _issued_page(
+    row: PassRow, secret: str, *, pass_type: PassType, replaces: str | None = None
+) -> tuple[str, int]:
+    page = render_template(
+        "console/issued.html",
+        row=row,
+        pass_type=pass_type,
+        claim_url=f"{context().settings.public_url}/p/{secret}",
+        replaces=replaces,
+    )
+    return page, 201
+
+
+# -- one pass -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrailEntry:
+    at: datetime
+    actor: str
+    action: str
+    details: tuple[tuple[str, str], ...]
+
+
+def _trail_entry(row: AuditEntryRow, pass_types: Mapping[str, PassType]) -> TrailEntry:
+    """An audit entry with its details named and shown in the user's language."""
+    lang = i18n.language()
+    names = {
+        "reason": _("Reason"),
+        "state": _("State"),
+        "type": _("Pass type"),
+        "valid_until": _("Valid until"),
+        "replaces": _("Replaces"),
+    }
+    states = _state_names()
+    details = []
+    for key, value in sorted(row.details.items()):
+        if value is None:
+            continue
+        shown = str(value)
+        if key == "state":
+            shown = states.get(shown, shown)
+        elif key == "type" and shown in pass_types:
+            shown = pass_types[shown].label.get(lang)
+        elif key == "valid_until" and (moment := _parse_time(value)) is not None:
+            shown = i18n.format_moment(moment)
+        details.append((names.get(key, key), shown))
+    return TrailEntry(at=row.at, actor=row.actor, action=row.action, details=tuple(details))
+
+
+def _detail_page(
+    serial: str,
+    *,
+    errors: Mapping[str, str] | None = None,
+    action: str | None = None,
+    values: Mapping[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    ctx = context()
+    with ctx.db.transaction(write=False) as db_session:
+        row = passes.get_pass(db_session, serial)
+        entries = audit.trail(db_session, row.serial)
+        trail = [_trail_entry(e, ctx.services.pass_types) for e in entries]
+    pass_type = ctx.services.pass_types.get(row.pass_type)
+    moment = now()
+    page = render_template(
+        "console/detail.html",
+        row=row,
+        pass_type=pass_type,
+        fields=_labelled_holder(row.holder, pass_type),
+        trail=trail,
+        actions=_available_actions(row, pass_type),
+        expired=row.valid_until <= moment,
+        errors=errors or {},
+        open_action=action,
+        values=values or {},
+    )
+    return page, status
+
+
+def _labelled_holder(
+    holder: Mapping[str, Any], pass_type: PassType | None
+) -> list[tuple[str, str]]:
+    lang = i18n.language()
+    if pass_type is None:
+        return [(name, str(value)) for name, value in holder.items()]
+    labels = {f.name: f.label.get(lang) for f in pass_type.fields}
+    return [(labels.get(name, name), str(value)) for name, value in holder.items()]
+
+
+def _available_actions(row: PassRow, pass_type: PassType | None) -> list[str]:
+    if row.state == "revoked":
+        return []
+    found = ["revoke", "reissue"]
+    if row.state == "valid" and pass_type is not None and pass_type.suspendable:
+        found.insert(1, "suspend")
+    if row.state == "suspended":
+        found.insert(1, "reinstate")
+    return found
+
+
+@blueprint.get("/passes/<serial>")
+def detail(serial: str) -> ResponseReturnValue:
+    return _detail_page(serial)
+
+
+@blueprint.post("/passes/<serial>/<action>")
+def change(serial: str, action: str) -> ResponseReturnValue:
+    """Revoke, suspend, reinstate or reissue: a reason and a ticked confirmation needed."""
+    if action not in ACTIONS:
+        abort(404)
+    ctx = context()
+    reason = request.form.get("reason", "").strip()
+    values = {"reason": reason[:2000]}
+    errors: dict[str, str] = {}
+    if not reason:
+        errors["reason"] = _("Please give a reason; it goes into the audit log.")
+    elif len(reason) > MAX_REASON_LENGTH:
+        errors["reason"] = _("Please use at most %(count)d characters.", count=MAX_REASON_LENGTH)
+    if request.form.get("confirm") != "yes":
+        errors["confirm"] = _("Please tick the box to confirm.")
+    if errors:
+        return _detail_page(serial, errors=errors, action=action, values=values, status=422)
+    staff: Staff = g.staff
+    moment = now()
+    try:
+        with ctx.db.transaction(write=True) as db_session:
+            if action == "reissue":
+                issued = passes.reissue_pass(
+                    db_session, ctx.services, serial, reason=reason, actor=staff.actor, now=moment
+                )
+                new_row, secret = issued.row, issued.claim_secret
+            else:
+                passes.change_state(
+                    db_session,
+                    ctx.services,
+                    serial,
+                    action=action,
+                    reason=reason,
+                    actor=staff.actor,
+                    now=moment,
+                )
+    except StateConflictError:
+        errors = {"state": _("This is not possible in the pass's current state.")}
+        return _detail_page(serial, errors=errors, action=action, values=values, status=409)
+    if action == "reissue":
+        pass_type = ctx.services.pass_type(new_row.pass_type)
+        return _issued_page(new_row, secret, pass_type=pass_type, replaces=serial)
+    done = {
+        "revoke": _("The pass has been revoked."),
+        "suspend": _("The pass has been suspended."),
+        "reinstate": _("The pass has been reinstated."),
+    }
+    flash(done[action], "success")
+    return redirect(url_for("console.detail", serial=serial))
+
+
+# -- verify -------------------------------------------------------------------
+
+
+def _current_verifier(ctx: WebContext, moment: datetime) -> Verifier:
+    """A verifier over the bundle a device would download now (as public.bundle serves it)."""
+    with ctx.db.transaction(write=False) as db_session:
+        token = publishing.cached_bundle(db_session, ctx.services, now=moment)
+    if token is None:
+        with ctx.db.transaction(write=True) as db_session:
+            token = publishing.publish_bundle(db_session, ctx.services, now=moment).token
+    root = ctx.services.keys.root_public_key(now=moment)
+    return Verifier(verify_bundle(token, root, now=moment))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verification result prepared for the page."""
+
+    state: str
+    message: str
+    serial: str | None
+    type_label: str | None
+    fields: list[tuple[str, str]]
+    issued_at: datetime | None
+    expires_at: datetime | None
+    warnings: tuple[str, ...]
+    reason: str
+
+
+def _verdict(result: VerificationResult, ctx: WebContext) -> Verdict:
+    claims = result.claims
+    lang = i18n.language()
+    pass_type = ctx.services.pass_types.get(str(claims.get("pass_type", "")))
+    holder = claims.get("holder")
+    fields = _labelled_holder(holder, pass_type) if isinstance(holder, Mapping) else []
+    serial = claims.get("serial")
+    return Verdict(
+        state=result.state,
+        message=result.message(lang),
+        serial=serial if isinstance(serial, str) else None,
+        type_label=pass_type.label.get(lang) if pass_type else claims.get("pass_type"),
+        fields=fields,
+        issued_at=_parse_time(claims.get("issued_at")),
+        expires_at=_parse_time(claims.get("expires_at")),
+        warnings=result.warnings,
+        reason=result.reason,
+    )
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@blueprint.route("/verify", methods=["GET", "POST"])
+def verify() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("console/verify.html", text="", verdict=None, error="")
+    raw = request.form.get("text", "")
+    # Scanners and copy-paste add line breaks and spaces; a pass text never has any.
+    text = _WHITESPACE.sub("", raw)[: MAX_VERIFY_INPUT + 1]
+    if not text:
+        page = render_template(
+            "console/verify.html",
+            text="",
+            verdict=None,
+            error=_("Paste the text of a QR code or a pass token."),
+        )
+        return page, 422
+    ctx = context()
+    moment = now()
+    result = _current_verifier(ctx, moment).check(text, now=moment)
+    verdict = _verdict(result, ctx)
+    return render_template(
+        "console/verify.html", text=text[:MAX_VERIFY_INPUT], verdict=verdict, error=""
+    )
