@@ -28,10 +28,10 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (got {value!r})")
 
 
-def _count(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name, "").strip() or "0"
-    if not raw.isdigit() or int(raw) > 5:
-        raise ConfigError(f"{name} must be a whole number from 0 to 5 (got {raw!r})")
+def _count(env: Mapping[str, str], name: str, *, default: int = 0, most: int = 5) -> int:
+    raw = env.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) > most:
+        raise ConfigError(f"{name} must be a whole number from 0 to {most} (got {raw!r})")
     return int(raw)
 
 
@@ -73,6 +73,8 @@ class Settings:
     # How many reverse proxies (the TLS proxy) stand in front of the app; their
     # X-Forwarded-* headers are trusted, so rate limits see the real client.
     trusted_proxies: int = 0
+    # Seconds a worker may reuse an API token lookup (0: look up every call).
+    api_token_cache: int = 2
 
     @property
     def database(self) -> str:
@@ -115,4 +117,5 @@ class Settings:
             ),
             bind=env.get("WALLET_BIND", cls.bind),
             trusted_proxies=_count(env, "WALLET_TRUSTED_PROXIES"),
+            api_token_cache=_count(env, "WALLET_API_TOKEN_CACHE", default=2, most=60),
         )

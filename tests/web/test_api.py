@@ -24,7 +24,7 @@ from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.store.models import AuditEntryRow, ClaimLinkRow, IdempotencyKeyRow, PassRow
 from wallet.verifier import Verifier
-from wallet.web import api
+from wallet.web import api, create_app
 
 LIBRARY: dict[str, Any] = {"type": "library", "holder": dict(HOLDERS["library"])}
 PARKING: dict[str, Any] = {"type": "parking", "holder": dict(HOLDERS["parking"])}
@@ -179,18 +179,42 @@ def test_every_route_refuses_a_missing_or_unknown_token(
     assert count(db, PassRow) == 1
 
 
-def test_a_revoked_token_is_refused_at_once(
-    client: FlaskClient, db: Database, make_token: Callable[[str], str]
+def test_a_revoked_token_is_refused_once_the_lookup_cache_expires(
+    app: Flask, client: FlaskClient, db: Database, make_token: Callable[[str], str]
 ) -> None:
+    """Workers reuse a token lookup for WALLET_API_TOKEN_CACHE seconds (2), no longer."""
+    clock = [1000.0]
+    tokens = app.extensions["wallet.api"].tokens
+    tokens._clock = lambda: clock[0]
     secret = make_token("admin")
     assert client.get("/api/v1/passes", headers=bearer(secret)).status_code == 200
     with db.transaction(write=True) as session:
         row = accounts.authenticate_token(session, secret)
         assert row is not None
         accounts.revoke_api_token(session, name=row.name, actor="test", now=NOW)
+    clock[0] += 1.5  # still inside the window: the documented delay
+    assert client.get("/api/v1/passes", headers=bearer(secret)).status_code == 200
+    clock[0] += 1.0
     response = client.get("/api/v1/passes", headers=bearer(secret))
     error(response, 401, "unauthorized")
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_token_cache_can_be_switched_off(
+    db: Database, services: Services, make_token: Callable[[str], str]
+) -> None:
+    from dataclasses import replace
+
+    settings = replace(services.settings, api_token_cache=0)
+    app = create_app(settings, services=services, db=db, config={"TESTING": True})
+    client = app.test_client()
+    secret = make_token("admin")
+    assert client.get("/api/v1/passes", headers=bearer(secret)).status_code == 200
+    with db.transaction(write=True) as session:
+        row = accounts.authenticate_token(session, secret)
+        assert row is not None
+        accounts.revoke_api_token(session, name=row.name, actor="test", now=NOW)
+    error(client.get("/api/v1/passes", headers=bearer(secret)), 401, "unauthorized")
 
 
 def test_the_bearer_scheme_is_case_insensitive(

@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,50 @@ class Caller:
         return f"token:{self.name}"
 
 
+class TokenCache:
+    """Live API tokens a worker has just looked up, for a couple of seconds.
+
+    Every API call would otherwise pay a database transaction for its bearer
+    token before doing its work. The price: revoking a token takes effect
+    after at most ``seconds`` in each worker. Only live tokens are kept (an
+    attacker guessing tokens fills nothing), keyed by the token's hash.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, *, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._live: dict[str, tuple[float, str, str]] = {}
+
+    def get(self, digest: str) -> tuple[str, str] | None:
+        entry = self._live.get(digest)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1], entry[2]
+
+    def put(self, digest: str, *, name: str, role: str) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._live) >= self.MAX_ENTRIES:
+            self._live.clear()
+        self._live[digest] = (self._clock() + self.seconds, name, role)
+
+
+def _lookup(secret: str) -> Caller | None:
+    cache = _state().tokens
+    digest = accounts.token_hash(secret)
+    hit = cache.get(digest)
+    if hit is not None:
+        return Caller(name=hit[0], role=hit[1], secret=secret)
+    with context().db.transaction(write=False) as session:
+        row = accounts.authenticate_token(session, secret)
+        if row is None:
+            return None
+        cache.put(digest, name=row.name, role=row.role)
+        return Caller(name=row.name, role=row.role, secret=secret)
+
+
 def _authenticate(roles: frozenset[str]) -> Caller:
     """The caller if the bearer token is live and its role admitted; 401/403 otherwise."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
@@ -123,10 +168,7 @@ def _authenticate(roles: frozenset[str]) -> Caller:
             status=401,
             headers={"WWW-Authenticate": _BEARER_CHALLENGE},
         )
-    ctx = context()
-    with ctx.db.transaction(write=False) as session:
-        row = accounts.authenticate_token(session, secret)
-        caller = None if row is None else Caller(name=row.name, role=row.role, secret=secret)
+    caller = _lookup(secret)
     if caller is None:
         raise ApiError(
             "the API token is unknown or revoked",
@@ -561,10 +603,11 @@ def openapi_document() -> Response:
 
 @dataclass
 class ApiState:
-    """What the API keeps per process: the online verifier and the built document."""
+    """What the API keeps per process: the online verifier, the document, live tokens."""
 
     verifiers: VerifierCache
     document: dict[str, Any]
+    tokens: TokenCache
 
 
 def _state() -> ApiState:
@@ -576,6 +619,7 @@ def init_app(app: Flask) -> None:
     """Build the OpenAPI document once, from the loaded pass types and the role table."""
     ctx = app.extensions["wallet"]
     app.extensions["wallet.api"] = ApiState(
+        tokens=TokenCache(seconds=ctx.settings.api_token_cache),
         verifiers=VerifierCache(),
         document=openapi.build_document(
             pass_types=ctx.services.pass_types,
