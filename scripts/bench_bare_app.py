@@ -24,9 +24,23 @@ bare = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-db = Database(os.environ["WALLET_DATABASE_URL"])
-metadata.create_all(db.engine)
+
+def create_table(url: str) -> None:
+    """Called once before the workers start (two workers racing on DDL would lock)."""
+    database = Database(url)
+    metadata.create_all(database.engine)
+    database.dispose()
+
+
 app = Flask(__name__)
+_databases: list[Database] = []
+
+
+def database() -> Database:
+    """One engine per worker, made on first use (workers are forked after import)."""
+    if not _databases:
+        _databases.append(Database(os.environ["WALLET_DATABASE_URL"]))
+    return _databases[0]
 
 
 @app.get("/ping")
@@ -37,6 +51,6 @@ def ping() -> str:
 @app.post("/bare")
 def insert() -> tuple[Response, int]:
     body = request.get_data(as_text=True)
-    with db.transaction(write=True) as session:
+    with database().transaction(write=True) as session:
         session.execute(bare.insert().values(body=body, created_at=datetime.now(UTC)))
     return jsonify({"ok": True}), 201

@@ -219,6 +219,9 @@ def bench_http_issuance(
                     issued = run_wrk(
                         f"{base}/api/v1/passes", token=token, body=body, seconds=seconds
                     )
+                from bench_bare_app import create_table
+
+                create_table(url)
                 bare_env = {**env, "PYTHONPATH": str(ROOT / "scripts")}
                 with gunicorn("bench_bare_app:app", bare_env, probe="/ping") as base:
                     run_wrk(f"{base}/bare", token=token, body=body, seconds=2)

@@ -58,7 +58,8 @@ def record(
 ) -> AuditEntryRow:
     """Append one entry in the caller's transaction: it commits or vanishes with it."""
     lock_audit_chain(session)
-    prev = session.scalar(_LAST_HASH)
+    connection = session.connection()
+    prev = connection.execute(_LAST_HASH).scalar()
     prev_hash = prev or GENESIS
     data = dict(details or {})
     digest = entry_hash(
@@ -73,7 +74,7 @@ def record(
         "prev_hash": prev_hash,
         "hash": digest,
     }
-    entry_id = session.execute(_INSERT_ENTRY, values).scalar_one()
+    entry_id = connection.execute(_INSERT_ENTRY, values).scalar_one()
     return AuditEntryRow(id=entry_id, **values)
 
 

@@ -58,7 +58,8 @@ def hash_secret(secret: str) -> str:
 
 
 # Issuance is the service's busiest write: its statements are built once, so
-# each call only binds parameters (SQLAlchemy then reuses the compiled SQL).
+# each call only binds parameters (SQLAlchemy then reuses the compiled SQL), and
+# they run on the session's connection, past the ORM's execution machinery.
 _passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
 # A slot taken by a concurrent issuer inserts nothing and returns no id (no
 # savepoint needed, and PostgreSQL's transaction stays usable).
@@ -95,7 +96,7 @@ def _status_list(
     session: Session, services: Services, pass_type: PassType, now: datetime
 ) -> _ListSlot:
     """The list new passes of this type go into, creating the next one when full."""
-    found = session.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
+    found = session.connection().execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
     if found is not None:
         return _ListSlot(*found)
     count = session.scalar(
@@ -127,7 +128,7 @@ def _status_list(
 def _insert_pass(session: Session, values: dict[str, object]) -> int | None:
     """Insert a pass row; None if its status slot was taken by a concurrent issuer."""
     statement = _INSERT_PASS[session.get_bind().dialect.name]
-    pass_id = session.execute(statement, values).scalar_one_or_none()
+    pass_id = session.connection().execute(statement, values).scalar_one_or_none()
     return None if pass_id is None else int(pass_id)
 
 
@@ -216,7 +217,7 @@ def issue_pass(
     else:
         raise StateConflictError("no free status slot found; try again")
     secret = secrets.token_urlsafe(24)  # 192 bits
-    session.execute(
+    session.connection().execute(
         _INSERT_CLAIM_LINK,
         {
             "pass_id": pass_id,
@@ -226,7 +227,7 @@ def issue_pass(
         },
     )
     # Row and audit locks last: concurrent issuers wait for each other only here.
-    session.execute(_COUNT_USE, {"list_id": status_list.id})
+    session.connection().execute(_COUNT_USE, {"list_id": status_list.id})
     audit.record(
         session,
         actor=actor,
