@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 8
-THREADS = os.environ.get("WALLET_BENCH_THREADS", "4")  # per gunicorn worker (gthread)
+# As wallet/web/gunicorn_conf.py serves: gthread workers with one thread each.
+THREADS = os.environ.get("WALLET_BENCH_THREADS", "1")
 TARGETS = {"sqlite": 400.0, "postgresql": 300.0}  # issuances per second
 P99_TARGET_MS = 50.0
 PG_ADMIN_URL = os.environ.get(

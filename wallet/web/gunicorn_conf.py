@@ -73,7 +73,10 @@ except ConfigError as exc:
 
 bind = [part.strip() for part in _settings.bind.split(",") if part.strip()]
 workers = _workers(os.environ.get("WALLET_WORKERS", "2"))
-worker_class = "sync"
+# gthread with one thread: a sync worker that keeps connections alive, which
+# clients and the TLS proxy reuse (the benchmark serves the same way).
+worker_class = "gthread"
+threads = 1
 preload_app = False
 timeout = 30
 graceful_timeout = 20
