@@ -18,6 +18,7 @@ from tests.cli.admin import (
 )
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.formats.qrimage import read_qr_image
+from wallet.qrtext import decode_qr_text
 from wallet.services import passes
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -137,9 +138,11 @@ def test_list_filters_and_show_with_audit_trail(wallet: Wallet) -> None:
     shown = json.loads(wallet.ok("passes", "show", parking, "--json").stdout)
     assert shown["state"] == "suspended" and shown["reason"] == "check"
     assert "claim_url" not in shown  # the secret is gone after issuance
+    assert decode_qr_text(shown["qr_text"]) == shown["token"]  # for reprinting
     assert [e["action"] for e in shown["audit"]] == ["pass.suspend", "pass.issue"]
     text = wallet.ok("passes", "show", parking).stdout
     assert "state:       suspended (check)" in text and "pass.issue" in text
+    assert f"QR text:     {shown['qr_text']}" in text
 
 
 def test_list_and_show_failures(wallet: Wallet) -> None:

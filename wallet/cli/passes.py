@@ -284,6 +284,10 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         data = pass_json(row, public_url=obj.settings.public_url)
         data["status_list"] = {"name": row.status_list.name, "idx": row.status_idx}
         data["update_tag"] = row.update_tag
+        # Staff may reprint a pass: the token is not secret (it is in the QR code);
+        # the claim link is, and is never shown again.
+        data["token"] = row.token
+        data["qr_text"] = encode_qr_text(row.token)
         trail = [audit_json(e) for e in audit.trail(session, row.serial)]
     if as_json:
         click.echo(json.dumps({**data, "audit": trail}, indent=2, ensure_ascii=False))
@@ -300,6 +304,7 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         click.echo(f"replaces:    {data['replaces']}")
     if data["replaced_by"]:
         click.echo(f"replaced by: {data['replaced_by']}")
+    click.echo(f"QR text:     {data['qr_text']}")
     click.echo("audit trail (newest first):")
     for e in trail:
         details = ", ".join(f"{k}={v}" for k, v in e["details"].items() if v is not None)
