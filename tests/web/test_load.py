@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.factories import NOW
-from tests.web.live import serve
+from tests.web.browser import live_server
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.services import audit
 from wallet.store.db import Database
@@ -73,7 +73,7 @@ def test_concurrent_issuance_and_revocation_lose_nothing(
                 with lock:
                     revoked.add(body["serial"])
 
-    with serve(app) as base:
+    with live_server(app) as base:
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
         for thread in threads:
             thread.start()

@@ -130,11 +130,13 @@ def create_app(
         clock=clock or _utc_now,
     )
 
-    from wallet.web import public
+    from wallet.web import api, citizen, console, public
 
-    app.register_blueprint(public.blueprint)
-    for name in ("api", "citizen", "console"):
-        _register_optional(app, name)
+    for module in (public, api, citizen, console):
+        app.register_blueprint(module.blueprint)
+        init = getattr(module, "init_app", None)
+        if init is not None:
+            init(app)
 
     @app.errorhandler(WalletError)
     def _wallet_error(exc: WalletError) -> tuple[Response, int]:
@@ -172,19 +174,3 @@ def create_app(
         return response
 
     return app
-
-
-def _register_optional(app: Flask, name: str) -> None:
-    """Blueprints that later modules add; each module exposes ``blueprint``."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"wallet.web.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"wallet.web.{name}":
-            raise
-        return
-    app.register_blueprint(module.blueprint)
-    init = getattr(module, "init_app", None)
-    if init is not None:
-        init(app)
