@@ -15,6 +15,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "WALLET_KEY_PASSPHRASE": "a passphrase for the tests",
         "WALLET_DEV_MODE": "0",
         "WALLET_VERIFIER_DIR": str(tmp_path / "device"),
+        "WALLET_INSTANCE_DIR": str(tmp_path / "instance"),
         "WALLET_PUBLIC_URL": "https://pass.stadt-musterstadt.de",
     }
 

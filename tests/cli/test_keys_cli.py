@@ -116,3 +116,18 @@ def test_demo_tokens_verify_with_jwcrypto_given_the_cli_jwks(
         tampered.deserialize(token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))
         with pytest.raises((jws.InvalidJWSSignature, JWKeyNotFound)):
             tampered.verify(keyset)  # with a key set, jwcrypto reports "no working key"
+
+
+def test_key_actions_are_audited_when_the_database_is_set_up(
+    runner: CliRunner, env: dict[str, str]
+) -> None:
+    code, out = run(runner, env, "keys", "generate")
+    assert code == 0 and "not written to the audit log" in out  # no schema yet: warned
+    assert run(runner, env, "db", "upgrade")[0] == 0
+    code, out = run(runner, env, "keys", "generate", "--root")
+    assert code == 0 and "audit log" not in out
+    (pass_key,) = [k for k in kids(runner, env) if k["role"] == "pass"]
+    assert run(runner, env, "keys", "retire", str(pass_key["kid"]))[0] == 0
+    code, out = run(runner, env, "audit", "show", "--json")
+    actions = [json.loads(line)["action"] for line in out.splitlines() if line.strip()]
+    assert code == 0 and "key.generate" in actions and "key.retire" in actions

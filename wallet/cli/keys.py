@@ -8,10 +8,28 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from wallet.cli.context import Context
-from wallet.errors import PassTypeError
+from wallet.errors import PassTypeError, WalletError
 from wallet.keys import ALGORITHMS, KeyRole, KeyState
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -> None:
+    """Record a key action in the audit log; keys live in files, so this comes after.
+
+    A key ceremony may run on a machine without the database: the action then
+    stands, with a warning that the log misses it.
+    """
+    from wallet.services import audit
+
+    try:
+        with obj.transaction(write=True) as session:
+            audit.record(
+                session, actor=obj.actor, action=action, target=f"key:{kid}",
+                details=details, now=obj.now(),
+            )  # fmt: skip
+    except WalletError as exc:
+        click.echo(f"warning: not written to the audit log: {exc.message}", err=True)
 
 
 @click.group()
@@ -57,6 +75,12 @@ def generate(
     )
     what = "trust-root key" if root else f"signing key for {', '.join(sorted(types))}"
     click.echo(f"created {what}: {key.kid} ({key.info.alg})")
+    _audit(
+        obj,
+        action="key.generate",
+        kid=key.kid,
+        details={"alg": key.info.alg, "role": key.info.role.value, "types": sorted(types)},
+    )
 
 
 @keys.command(name="list")
@@ -100,6 +124,7 @@ def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
         kid = active[0].kid
     new = store.rotate(kid, alg=alg, now=datetime.now(UTC))  # type: ignore[arg-type]
     click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
+    _audit(obj, action="key.rotate", kid=kid, details={"new": new.kid, "alg": new.info.alg})
 
 
 @keys.command()
@@ -109,6 +134,7 @@ def retire(obj: Context, kid: str) -> None:
     """Stop signing with a key; passes it signed stay valid."""
     obj.keystore.retire(kid, now=datetime.now(UTC))
     click.echo(f"retired {kid}; it verifies what it signed until now")
+    _audit(obj, action="key.retire", kid=kid, details={})
 
 
 @keys.command()
@@ -125,6 +151,7 @@ def revoke(obj: Context, kid: str, yes: bool) -> None:
         )
     obj.keystore.revoke(kid)
     click.echo(f"revoked {kid}")
+    _audit(obj, action="key.revoke", kid=kid, details={})
     if key.info.role is KeyRole.PASS and key.info.state is KeyState.ACTIVE:
         click.echo(
             "warning: no new passes can be signed for "
