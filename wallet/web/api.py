@@ -25,11 +25,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from wallet.errors import HolderDataError, InputError, NotFoundError, WalletError
 from wallet.qrtext import encode_qr_text
-from wallet.services import accounts, idempotency, passes, publishing
+from wallet.services import accounts, idempotency, passes
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
-from wallet.web import context, error_body, now, openapi
+from wallet.web import context, error_body, now, openapi, public
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -579,11 +579,7 @@ def verify(caller: Caller) -> Response:
         raise InputError("token must be the text of a pass QR code or a JWS", field="token")
     ctx = context()
     moment = now()
-    with ctx.db.transaction(write=False) as session:
-        bundle_token = publishing.cached_bundle(session, ctx.services, now=moment)
-    if bundle_token is None:  # a status changed since the last bundle: publish it now
-        with ctx.db.transaction(write=True) as session:
-            bundle_token = publishing.publish_bundle(session, ctx.services, now=moment).token
+    bundle_token = public.current_bundle(moment)
     result = _state().verifiers.check(
         text, bundle_token=bundle_token, services=ctx.services, now=moment
     )

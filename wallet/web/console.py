@@ -37,10 +37,10 @@ from werkzeug.exceptions import HTTPException
 from wallet.bundle import verify_bundle
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.passtypes import Field, PassType
-from wallet.services import accounts, audit, passes, publishing
+from wallet.services import accounts, audit, passes
 from wallet.store.models import AuditEntryRow, PassRow
 from wallet.verifier import VerificationResult, Verifier
-from wallet.web import WebContext, context, i18n, now, security, status_for
+from wallet.web import WebContext, context, i18n, now, public, security, status_for
 from wallet.web.i18n import _
 
 log = logging.getLogger(__name__)
@@ -649,11 +649,7 @@ def change(serial: str, action: str) -> ResponseReturnValue:
 
 def _current_verifier(ctx: WebContext, moment: datetime) -> Verifier:
     """A verifier over the bundle a device would download now (as public.bundle serves it)."""
-    with ctx.db.transaction(write=False) as db_session:
-        token = publishing.cached_bundle(db_session, ctx.services, now=moment)
-    if token is None:
-        with ctx.db.transaction(write=True) as db_session:
-            token = publishing.publish_bundle(db_session, ctx.services, now=moment).token
+    token = public.current_bundle(moment)
     root = ctx.services.keys.root_public_key(now=moment)
     return Verifier(verify_bundle(token, root, now=moment))
 

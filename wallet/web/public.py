@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -66,15 +67,20 @@ def status_list(name: str) -> Response:
     )
 
 
-@blueprint.get("/verifier/bundle")
-def bundle() -> Response:
+def current_bundle(moment: datetime) -> str:
+    """The bundle a device downloads now: the signed copy, or a new one if anything changed."""
     ctx = context()
-    moment = now()
     with ctx.db.transaction(write=False) as session:
         token = publishing.cached_bundle(session, ctx.services, now=moment)
-    if token is None:
+    if token is None:  # a status or key changed since: sign anew, in a write transaction
         with ctx.db.transaction(write=True) as session:
             token = publishing.publish_bundle(session, ctx.services, now=moment).token
+    return token
+
+
+@blueprint.get("/verifier/bundle")
+def bundle() -> Response:
+    token = current_bundle(now())
     etag = hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
     return _cacheable(token, media_type="application/jwt", etag=etag, max_age=300)
 
