@@ -290,6 +290,17 @@ def generate_key(
     return SigningKey(info=info, key=private)
 
 
+def pem_is_encrypted(data: bytes) -> bool:
+    """Whether a PEM private key needs a passphrase; cryptography's parser decides, not a sniff."""
+    try:
+        serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # "Password was not given but private key is encrypted"
+        return True
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise SigningKeyError("the private key file is damaged or not a PEM key") from exc
+    return False
+
+
 def load_private_key_pem(data: bytes, *, passphrase: bytes | None, info: KeyInfo) -> SigningKey:
     """Load a PKCS#8 PEM private key and check it matches its metadata."""
     try:

@@ -30,12 +30,12 @@ from wallet.keys import (
     kid_for,
     load_private_key_pem,
     load_public_key_pem,
+    pem_is_encrypted,
     public_key_pem,
 )
 
 log = logging.getLogger(__name__)
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
-_UNENCRYPTED_PEM = b"-----BEGIN PRIVATE KEY-----"
 
 
 class KeyStore:
@@ -113,7 +113,7 @@ class KeyStore:
             data = path.read_bytes()
         except OSError as exc:
             raise KeyNotFoundError(f"the private key file of {kid} is missing ({path})") from exc
-        if data.lstrip().startswith(_UNENCRYPTED_PEM):
+        if not pem_is_encrypted(data):
             if not self._dev_mode:
                 raise KeyPassphraseError(
                     f"key {kid} is stored unencrypted, which only dev mode allows. "

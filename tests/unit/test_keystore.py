@@ -120,3 +120,10 @@ def test_damaged_metadata_is_reported(tmp_path: Path) -> None:
 
 def test_missing_folder_has_no_keys(tmp_path: Path) -> None:
     assert store(tmp_path / "absent").public_keys() == []
+
+
+def test_damaged_private_key_file_is_reported(tmp_path: Path) -> None:
+    key = store(tmp_path).generate(alg="ES256", role=KeyRole.PASS, pass_types=TYPES, now=NOW)
+    (tmp_path / f"{key.kid}.key.pem").write_bytes(b"not a key at all")
+    with pytest.raises(SigningKeyError, match="damaged"):
+        store(tmp_path).signing_key(key.kid)
