@@ -117,3 +117,19 @@ class BundleRollbackError(BundleError):
 
 class BundleExpiredError(BundleError):
     code = "bundle_expired"
+
+
+class DeliveryError(WalletError):
+    """A push to a wallet platform (APNs, Google Wallet) did not go through.
+
+    ``retry`` says whether the same request may succeed later (network trouble,
+    429, 5xx) or never will (a rejected request); the outbox worker backs off
+    and retries the first kind and records the second.
+    """
+
+    code = "delivery_failed"
+
+    def __init__(self, message: str, *, retry: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.status = status
