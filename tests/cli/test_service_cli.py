@@ -229,6 +229,7 @@ def test_audit_verify_and_show(wallet: Wallet) -> None:
 def test_audit_verify_names_the_first_tampered_entry(wallet: Wallet, db: Database) -> None:
     for _ in range(3):
         issue(wallet)
+    assert "3 new entries sealed into the chain" in wallet.ok("audit", "verify").stdout
     ids = [e.id for e in audit_entries(db)]
     with db.engine.begin() as connection:
         connection.execute(

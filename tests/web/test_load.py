@@ -91,6 +91,7 @@ def test_concurrent_issuance_and_revocation_lose_nothing(
     for serial, qr_text in issued.items():
         expected = "revoked" if serial in revoked else "valid"
         assert verifier.check(qr_text, now=NOW).state == expected, serial
+    audit.seal_all(lambda: db.transaction(write=True))
     with db.transaction(write=False) as session:
         slots = session.execute(select(PassRow.status_list_id, PassRow.status_idx)).all()
         assert len(slots) == len(set(slots)) == len(issued)
@@ -98,3 +99,4 @@ def test_concurrent_issuance_and_revocation_lose_nothing(
         report = audit.verify_chain(session)
         # one entry per issuance and one per revocation (API tokens made by the fixture too)
         assert report.intact and report.entries >= len(issued) + len(revoked)
+        assert report.unsealed == 0

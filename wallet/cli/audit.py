@@ -22,13 +22,16 @@ class AuditChainError(WalletError):
 
 @click.group()
 def audit() -> None:
-    """The append-only audit log; each entry carries the hash of the one before."""
+    """The append-only audit log; each sealed entry carries the hash of the one before."""
 
 
 @audit.command()
 @pass_context
 def verify(obj: Context) -> None:
-    """Walk the whole chain; exits 1 naming the first entry that does not fit."""
+    """Seal new entries, then walk the whole chain; exits 1 naming the first entry that does not fit."""
+    sealed = service.seal_all(lambda: obj.transaction(write=True))
+    if sealed:
+        click.echo(f"{sealed} new entries sealed into the chain")
     with obj.transaction(write=False) as session:
         try:
             report = service.verify_chain(session)
@@ -90,6 +93,7 @@ def show(obj: Context, target: str | None, limit: int, as_json: bool) -> None:
                 "action": row.action,
                 "target": row.target,
                 "details": row.details,
+                "seq": row.seq,
                 "hash": row.hash,
             }
             click.echo(json.dumps(entry, ensure_ascii=False))

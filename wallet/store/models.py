@@ -153,7 +153,9 @@ class IdempotencyKeyRow(Base):
 
 
 class AuditEntryRow(Base):
-    """Append-only; each entry carries the hash of the one before it."""
+    """Append-only. An entry is written with the hash of its content; the sealer
+    later gives it its place in the chain (``seq``) and the hash linking it to
+    the entry before (see wallet.services.audit)."""
 
     __tablename__ = "audit_log"
 
@@ -163,8 +165,10 @@ class AuditEntryRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
     details: Mapped[dict[str, Any]]
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
 
 class CounterRow(Base):
