@@ -23,7 +23,7 @@ from PIL import Image
 from wallet.errors import QRTextError
 from wallet.qrtext import PREFIX
 
-__all__ = ["QRCodeInfo", "qr_info", "render_png", "render_svg"]
+__all__ = ["QRCodeInfo", "qr_info", "qr_matrix", "render_png", "render_svg"]
 
 _ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
 _ERROR_CORRECTION_NAME = "M"
@@ -51,6 +51,17 @@ def qr_info(text: str) -> QRCodeInfo:
         modules=17 + 4 * code.version,
         error_correction=_ERROR_CORRECTION_NAME,
     )
+
+
+def qr_matrix(text: str) -> list[list[bool]]:
+    """Rows of modules (True = dark), quiet zone included, for drawing the code elsewhere.
+
+    The same code render_png and render_svg draw, so a printed card scans
+    exactly like the page's QR code.
+
+    :raises QRTextError: if the text does not fit any QR version.
+    """
+    return [list(row) for row in _build_code(text).get_matrix()]
 
 
 def render_png(text: str, *, box_size: int = 8) -> bytes:
