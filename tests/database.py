@@ -67,3 +67,17 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield database
     database.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration scripts."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from wallet.store.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wallet.errors import ConfigError
 
@@ -75,6 +76,35 @@ class Settings:
     trusted_proxies: int = 0
     # Seconds a worker may reuse an API token lookup (0: look up every call).
     api_token_cache: int = 2
+    # Apple Wallet: the Pass Type ID certificate, its key and Apple's WWDR
+    # intermediate. Unset in development mode: a local dev chain in the
+    # instance folder is used (such passes do not install on a real iPhone).
+    apple_pass_type_id: str = "pass.de.example.wallet.dev"  # noqa: S105 - an identifier
+    apple_team_id: str = "DEVTEAM000"
+    apple_pass_cert: Path | None = None
+    apple_pass_key: Path | None = None
+    apple_pass_key_passphrase: bytes | None = field(default=None, repr=False)
+    apple_wwdr_cert: Path | None = None
+    # APNs: token auth with a .p8 key when set, else the Pass Type ID certificate.
+    apns_url: str = "https://api.push.apple.com"
+    apns_key: Path | None = None
+    apns_key_id: str = ""
+    apns_ca_file: Path | None = None  # trust override (tests, TLS-inspecting proxies)
+    # Google Wallet: a service account key file and the issuer id from the Pay console.
+    google_service_account: Path | None = None
+    google_issuer_id: str = ""
+    google_api_url: str = "https://walletobjects.googleapis.com/walletobjects/v1"
+    google_token_url: str = ""  # default: the token_uri in the key file
+    google_ca_file: Path | None = None
+
+    @property
+    def google_enabled(self) -> bool:
+        return self.google_service_account is not None and bool(self.google_issuer_id)
+
+    @property
+    def apple_configured(self) -> bool:
+        """Real Apple credentials given (not the development chain)."""
+        return self.apple_pass_cert is not None
 
     @property
     def database(self) -> str:
@@ -118,4 +148,78 @@ class Settings:
             bind=env.get("WALLET_BIND", cls.bind),
             trusted_proxies=_count(env, "WALLET_TRUSTED_PROXIES"),
             api_token_cache=_count(env, "WALLET_API_TOKEN_CACHE", default=2, most=60),
+            **_apple(env),
+            **_google(env),
         )
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _https(env: Mapping[str, str], name: str, default: str) -> str:
+    """An https URL; plain http only to this machine (local stand-ins in tests)."""
+    url = env.get(name, "").strip().rstrip("/") or default
+    local = url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+    if not _URL_RE.fullmatch(url) or not (url.startswith("https://") or local):
+        raise ConfigError(f"{name} must be an https URL (got {url!r})")
+    return url
+
+
+def _apple(env: Mapping[str, str]) -> dict[str, Any]:
+    files = {
+        "apple_pass_cert": _path(env, "WALLET_APPLE_PASS_CERT"),
+        "apple_pass_key": _path(env, "WALLET_APPLE_PASS_KEY"),
+        "apple_wwdr_cert": _path(env, "WALLET_APPLE_WWDR_CERT"),
+    }
+    given = [name for name, value in files.items() if value is not None]
+    if given and len(given) != len(files):
+        raise ConfigError(
+            "set all of WALLET_APPLE_PASS_CERT, WALLET_APPLE_PASS_KEY and WALLET_APPLE_WWDR_CERT, "
+            "or none of them (development mode then uses a local test chain)"
+        )
+    pass_type_id = env.get("WALLET_APPLE_PASS_TYPE_ID", "").strip()
+    team_id = env.get("WALLET_APPLE_TEAM_ID", "").strip()
+    if given and not (pass_type_id and team_id):
+        raise ConfigError(
+            "WALLET_APPLE_PASS_TYPE_ID and WALLET_APPLE_TEAM_ID must be set with the Apple "
+            "certificates (both are in the Pass Type ID certificate's subject)"
+        )
+    passphrase = env.get("WALLET_APPLE_PASS_KEY_PASSPHRASE")
+    apns_key = _path(env, "WALLET_APNS_KEY")
+    key_id = env.get("WALLET_APNS_KEY_ID", "").strip()
+    if apns_key is not None and not key_id:
+        raise ConfigError("WALLET_APNS_KEY_ID must be set with WALLET_APNS_KEY (the .p8 key's id)")
+    return {
+        **files,
+        "apple_pass_type_id": pass_type_id or Settings.apple_pass_type_id,
+        "apple_team_id": team_id or Settings.apple_team_id,
+        "apple_pass_key_passphrase": passphrase.encode() if passphrase else None,
+        "apns_url": _https(env, "WALLET_APNS_URL", "https://api.push.apple.com"),
+        "apns_key": apns_key,
+        "apns_key_id": key_id,
+        "apns_ca_file": _path(env, "WALLET_APNS_CA_FILE"),
+    }
+
+
+def _google(env: Mapping[str, str]) -> dict[str, Any]:
+    account = _path(env, "WALLET_GOOGLE_SERVICE_ACCOUNT")
+    issuer_id = env.get("WALLET_GOOGLE_ISSUER_ID", "").strip()
+    if (account is None) != (not issuer_id):
+        raise ConfigError(
+            "set both WALLET_GOOGLE_SERVICE_ACCOUNT (the key file) and WALLET_GOOGLE_ISSUER_ID "
+            "(from the Google Pay & Wallet console), or neither"
+        )
+    if issuer_id and not issuer_id.isdigit():
+        raise ConfigError(f"WALLET_GOOGLE_ISSUER_ID must be digits (got {issuer_id!r})")
+    token_url = env.get("WALLET_GOOGLE_TOKEN_URL", "").strip()
+    return {
+        "google_service_account": account,
+        "google_issuer_id": issuer_id,
+        "google_api_url": _https(
+            env, "WALLET_GOOGLE_API_URL", "https://walletobjects.googleapis.com/walletobjects/v1"
+        ),
+        "google_token_url": _https(env, "WALLET_GOOGLE_TOKEN_URL", token_url) if token_url else "",
+        "google_ca_file": _path(env, "WALLET_GOOGLE_CA_FILE"),
+    }

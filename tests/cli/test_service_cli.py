@@ -19,6 +19,7 @@ from tests.cli.admin import (
     issue,
     wallet_fixture,  # noqa: F401 - the `wallet` fixture
 )
+from tests.database import head_revision
 from wallet.services import accounts
 from wallet.store.db import Database
 
@@ -42,17 +43,17 @@ def test_db_upgrade_migrates_a_new_database_once_and_current_reports_it(
     assert result.exit_code == 1 and "no schema yet: run `wallet db upgrade`" in result.stderr
 
     result = wallet.ok("db", "upgrade", **fresh)
-    assert "from empty to revision 0001" in result.stdout
+    assert f"from empty to revision {head_revision()}" in result.stdout
     result = wallet.ok("db", "upgrade", **fresh)
-    assert "already at revision 0001" in result.stdout
-    assert wallet.ok("db", "current", **fresh).stdout.strip() == "0001 (newest)"
+    assert f"already at revision {head_revision()}" in result.stdout
+    assert wallet.ok("db", "current", **fresh).stdout.strip() == f"{head_revision()} (newest)"
 
     migrated = Database(fresh["WALLET_DATABASE_URL"])
     try:
         (entry,) = audit_entries(migrated, "db.upgrade")
     finally:
         migrated.dispose()
-    assert entry.actor == OS_ACTOR and entry.details == {"from": None, "to": "0001"}
+    assert entry.actor == OS_ACTOR and entry.details == {"from": None, "to": head_revision()}
 
 
 def test_commands_on_a_database_without_schema_say_to_upgrade(

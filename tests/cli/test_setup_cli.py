@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.cli.admin import OS_ACTOR, Wallet, audit_entries, cli_env
+from tests.database import head_revision
 from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
 from wallet.services import accounts
@@ -38,7 +39,7 @@ def test_first_setup_creates_keys_secret_admin_and_token_once(db: Database, tmp_
     wallet = fresh_wallet(db, tmp_path)
     result = wallet.ok("setup")
     out = result.stdout
-    assert "at revision 0001" in out
+    assert f"at revision {head_revision()}" in out
     (password,) = PASSWORD_LINE.findall(out)
     (token,) = TOKEN_LINE.findall(out)
     assert "username: admin" in out and "shown only now" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -55,7 +56,7 @@ def test_entries_are_sealed_once_in_order(db: Database) -> None:
         rows = session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.seq)).all()
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
 
 
 def test_sealing_works_in_batches(db: Database) -> None:
@@ -102,7 +103,7 @@ def test_rewriting_a_sealed_entry_with_a_fresh_content_hash_breaks_the_chain(
 def test_deleting_a_sealed_entry_is_named(db: Database) -> None:
     record(db, 4)
     seal(db)
-    first, second, third, _ = ids(db)
+    _, second, third, _ = ids(db)
     sql(db, "DELETE FROM audit_log WHERE id = :id", id=second)
     report = verify(db)
     assert (report.intact, report.first_broken) == (False, third)

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from tests.factories import NOW
 from wallet.bundle import root_public_key, verify_bundle

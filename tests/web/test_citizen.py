@@ -86,22 +86,24 @@ def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
     assert not re.search(r"<script(?![^>]*\ssrc=)", html)
 
 
-def test_wallet_and_print_places_are_marked_coming_soon(
+def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set_up(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
     issued = issue(db, services)
-    html = client.get(f"/p/{issued.claim_secret}").get_data(as_text=True)
-    for slot, label in [
-        ("apple-wallet", "Zu Apple Wallet hinzufügen"),
-        ("google-wallet", "Zu Google Wallet hinzufügen"),
-        ("print", "Ausweis drucken"),
-    ]:
-        button = re.search(rf'<button[^>]*data-slot="{slot}"[^>]*>([^<]*)</button>', html)
-        assert button is not None, slot
-        assert " disabled" in button.group(0) and button.group(1) == label
-    assert "Demnächst verfügbar" in html
-    english = client.get(f"/p/{issued.claim_secret}?lang=en").get_data(as_text=True)
-    assert "Add to Apple Wallet" in english and "Coming soon" in english
+    secret = issued.claim_secret
+    html = client.get(f"/p/{secret}").get_data(as_text=True)
+    links = dict(
+        (label.strip(), href)
+        for href, label in re.findall(
+            r'<a class="button[^"]*" href="([^"]+)"[^>]*>([^<]*)</a>', html
+        )
+    )
+    assert links["Zu Apple Wallet hinzufügen"] == f"/p/{secret}/pass.pkpass"
+    assert links["Ausweis drucken (PDF, A4)"] == f"/p/{secret}/card.pdf?layout=sheet"
+    assert links["Ausweis als Bild (PNG)"] == f"/p/{secret}/card.png"
+    assert "Google Wallet" not in html  # no issuer configured: no dead button
+    english = client.get(f"/p/{secret}?lang=en").get_data(as_text=True)
+    assert "Add to Apple Wallet" in english and "Print pass (PDF, A4)" in english
 
 
 def test_pass_pages_are_never_cached_and_never_leak_the_link(
@@ -162,7 +164,8 @@ def test_revoked_pass_says_so_and_shows_no_code(
     text = page_text(html)
     assert "Dieser Ausweis wurde widerrufen. Er ist nicht mehr gültig." in text
     assert "Bei Fragen wenden Sie sich bitte an: Stadtbüchereien." in text
-    assert "<svg" not in html and "qr.png" not in html and "data-slot" not in html
+    assert "<svg" not in html and "qr.png" not in html
+    assert "pass.pkpass" not in html and "card.pdf" not in html and "card.png" not in html
     download = client.get(f"/p/{issued.claim_secret}/qr.png")
     assert download.status_code == 410 and download.mimetype == "text/html"
     english = page_text(client.get(f"/p/{issued.claim_secret}?lang=en").get_data(as_text=True))

@@ -22,6 +22,8 @@ COMMANDS = {
     "setup": "wallet.cli.serve:setup",
     "status": "wallet.cli.publish:status",
     "users": "wallet.cli.users:users",
+    "worker": "wallet.cli.worker:worker",
+    "doctor": "wallet.cli.doctor:doctor",
 }
 
 

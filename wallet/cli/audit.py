@@ -28,7 +28,7 @@ def audit() -> None:
 @audit.command()
 @pass_context
 def verify(obj: Context) -> None:
-    """Seal new entries, then walk the whole chain; exits 1 naming the first entry that does not fit."""
+    """Seal new entries, then walk the whole chain; exit 1 names the first that does not fit."""
     sealed = service.seal_all(lambda: obj.transaction(write=True))
     if sealed:
         click.echo(f"{sealed} new entries sealed into the chain")

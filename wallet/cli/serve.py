@@ -18,7 +18,7 @@ from wallet.cli.db import upgrade_database
 from wallet.errors import ConfigError, StateConflictError
 from wallet.files import write_atomically
 from wallet.keys import KeyRole
-from wallet.services import accounts, audit
+from wallet.services import accounts, audit, wallets
 from wallet.services.demo import ensure_keys
 
 FIRST_ADMIN = "admin"
@@ -144,4 +144,10 @@ def setup(obj: Context) -> None:
     click.echo(f"database: {obj.database_label()} at revision {result.after} ({state})")
     ensure_signing_keys(obj, now=now)
     ensure_secret_key(obj)
+    chain = wallets.ensure_dev_chain(obj.settings, now=now)
+    if chain is not None:
+        click.echo(
+            f"Apple Wallet: development certificates in {chain}; such passes do not install "
+            "on a real iPhone (the README says how to use Apple's certificates)"
+        )
     ensure_first_admin(obj, now=now)

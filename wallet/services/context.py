@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from wallet.config import Settings
 from wallet.errors import InputError
 from wallet.keystore import KeyStore
 from wallet.passtypes import PassType
+
+if TYPE_CHECKING:
+    from wallet.services.wallets import WalletFormats
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,14 @@ class Services:
     settings: Settings
     keys: KeyStore
     pass_types: Mapping[str, PassType]
+
+    @cached_property
+    def formats(self) -> WalletFormats:
+        """Wallet credentials and designs, loaded on first use (two racing threads
+        may each load them once; both results are equal)."""
+        from wallet.services.wallets import WalletFormats
+
+        return WalletFormats(self.settings, dict(self.pass_types))
 
     def pass_type(self, type_id: object) -> PassType:
         if not isinstance(type_id, str) or type_id not in self.pass_types:

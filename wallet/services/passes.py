@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
-from wallet.services import audit
+from wallet.services import audit, outbox
 from wallet.services.context import Services
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
@@ -191,7 +191,8 @@ def issue_pass(
         "valid_until": end,
         "status_list_id": status_list.id,
         "kid": key.kid,
-        "update_tag": 1,
+        "update_tag": 0,
+        "apple_auth_token": secrets.token_urlsafe(24),
         "replaces": replaces,
         "created_at": now,
         "updated_at": now,
@@ -283,7 +284,6 @@ def change_state(
         raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {action}d")
     row.state = new_state
     row.reason = reason
-    row.update_tag += 1
     row.updated_at = now
     session.execute(
         update(StatusListRow)
@@ -298,6 +298,7 @@ def change_state(
         details={"reason": reason, "state": new_state},
         now=now,
     )
+    outbox.pass_changed(session, services, row, now=now)
     session.flush()
     return row
 

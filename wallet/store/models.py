@@ -87,7 +87,11 @@ class PassRow(Base):
     kid: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(Text)
     # Wallets ask "what changed since tag N"; bumped on every change a holder should see.
-    update_tag: Mapped[int] = mapped_column(BigInteger, default=1)
+    # The value of the global "pass_updates" counter at this pass's last change
+    # (0: unchanged since issue). Apple's passesUpdatedSince compares it.
+    update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    # Apple Wallet's per-pass secret for the update web service (>= 16 characters).
+    apple_auth_token: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
     replaces: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -193,13 +197,61 @@ class PublishedBundleRow(Base):
     expires_at: Mapped[datetime]
 
 
+class AppleRegistrationRow(Base):
+    """A device that has a pass in Apple Wallet and wants pushes when it changes."""
+
+    __tablename__ = "apple_registrations"
+    __table_args__ = (UniqueConstraint("device_id", "pass_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), index=True)
+    push_token: Mapped[str] = mapped_column(String(200))
+    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id"), index=True)
+    created_at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    """A push or remote update still to deliver; drained by ``wallet worker``.
+
+    Written in the transaction of the change that needs it, so a committed
+    revocation always has its pushes queued, whatever APNs or Google are doing.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # apns | google_state
+    pass_id: Mapped[int | None] = mapped_column(ForeignKey("passes.id"), default=None)
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AppleDeviceLogRow(Base):
+    """A message a device sent to Apple's log endpoint (why an update failed)."""
+
+    __tablename__ = "apple_device_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(Text)
+
+
 __all__ = [
     "ApiTokenRow",
+    "AppleDeviceLogRow",
+    "AppleRegistrationRow",
     "AuditEntryRow",
     "Base",
     "ClaimLinkRow",
     "CounterRow",
     "IdempotencyKeyRow",
+    "OutboxRow",
     "PassRow",
     "PublishedBundleRow",
     "StaffUserRow",

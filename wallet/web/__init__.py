@@ -75,7 +75,7 @@ def status_for(exc: WalletError) -> int:
 
 
 def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/status/", "/verifier/", "/.well-known/"))
+    return request.path.startswith(("/api/", "/status/", "/verifier/", "/.well-known/", "/apple/"))
 
 
 def _secret_key(settings: Settings) -> str:
@@ -130,9 +130,9 @@ def create_app(
         clock=clock or _utc_now,
     )
 
-    from wallet.web import api, citizen, console, public
+    from wallet.web import api, apple, citizen, console, public
 
-    for module in (public, api, citizen, console):
+    for module in (public, api, citizen, console, apple):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

@@ -13,15 +13,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, Flask, Response, render_template, request
+from flask import Blueprint, Flask, Response, redirect, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from wallet.errors import NotFoundError
+from wallet.errors import ConfigError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
-from wallet.services import passes
+from wallet.services import passes, wallets
 from wallet.store.models import PassRow
 from wallet.web import context, i18n, now, security
 from wallet.web.i18n import _
@@ -118,6 +119,13 @@ def _unknown_link(exc: NotFoundError) -> tuple[str, int]:
     return render_template("citizen/not_found.html"), 404
 
 
+@blueprint.errorhandler(ConfigError)
+def _unavailable(exc: ConfigError) -> tuple[str, int]:
+    """A wallet platform not set up (or its credentials broken): say so, log why."""
+    log.error("a pass download is not available: %s", exc.message)
+    return render_template("citizen/error.html", status=503), 503
+
+
 @blueprint.errorhandler(Exception)
 def _unexpected(exc: Exception) -> tuple[str, int]:
     """A citizen gets a page in their language, never the API's JSON error."""
@@ -143,7 +151,27 @@ def pass_page(secret: str) -> str:
         card=card,
         qr_svg=qr_svg,
         secret=secret,
+        wallet_options=_wallet_options(),
     )
+
+
+def _wallet_options() -> list[str]:
+    """The ways to keep the pass, the one that suits the visitor's device first.
+
+    Apple Wallet needs Apple credentials (or development mode), Google Wallet a
+    configured issuer; printing always works.
+    """
+    settings = context().settings
+    options = []
+    if settings.apple_configured or settings.dev_mode:
+        options.append("apple")
+    if settings.google_enabled:
+        options.append("google")
+    agent = request.user_agent.string.lower()
+    if "android" in agent and "google" in options:
+        options.remove("google")
+        options.insert(0, "google")
+    return [*options, "print"]
 
 
 def _inline_svg(text: str, *, title: str) -> Markup:
@@ -167,3 +195,69 @@ def qr_png(secret: str) -> Response | tuple[str, int]:
     # type ids are [a-z][a-z0-9_-]*, safe in a quoted filename
     response.headers["Content-Disposition"] = f'attachment; filename="{card.type_id}-pass-qr.png"'
     return response
+
+
+class _RevokedDownload(Exception):
+    def __init__(self, card: Card) -> None:
+        self.card = card
+
+
+@blueprint.errorhandler(_RevokedDownload)
+def _revoked_download(exc: _RevokedDownload) -> tuple[str, int]:
+    return render_template("citizen/revoked_download.html", card=exc.card), 410
+
+
+def _downloadable(secret: str) -> tuple[Card, PassRow]:
+    """The pass behind a link; a revoked pass is not handed out (410 page)."""
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=False) as session:
+        row = passes.pass_by_claim_secret(session, secret, now=moment)
+        session.expunge(row)
+    card = _card(row, ctx.services.pass_types.get(row.pass_type), i18n.language(), moment)
+    if card.state == "revoked":
+        raise _RevokedDownload(card)
+    return card, row
+
+
+def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    # type ids are [a-z][a-z0-9_-]*, safe in a quoted filename
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@blueprint.get("/p/<secret>/pass.pkpass")
+def apple_pass(secret: str) -> Response:
+    card, row = _downloadable(secret)
+    data = wallets.pkpass_for(context().services, row, now=now())
+    return _attachment(data, "application/vnd.apple.pkpass", f"{card.type_id}.pkpass")
+
+
+@blueprint.get("/p/<secret>/google-wallet")
+def google_wallet(secret: str) -> WerkzeugResponse:
+    _, row = _downloadable(secret)
+    services = context().services
+    if not services.settings.google_enabled:
+        raise ConfigError("Google Wallet is not set up on this service")
+    link = wallets.google_save_link(
+        services, row, now=now(), client=lambda: wallets.google_client(services)
+    )
+    return redirect(link, code=303)
+
+
+@blueprint.get("/p/<secret>/card.pdf")
+def card_pdf(secret: str) -> Response:
+    """The card at ID-1 size, or with ?layout=sheet on an A4 page with cut marks."""
+    card, row = _downloadable(secret)
+    kind = "sheet" if request.args.get("layout") == "sheet" else "pdf"
+    data = wallets.card(context().services, row, kind=kind, lang=i18n.language(), now=now())
+    name = f"{card.type_id}-{'a4' if kind == 'sheet' else 'card'}.pdf"
+    return _attachment(data, "application/pdf", name)
+
+
+@blueprint.get("/p/<secret>/card.png")
+def card_png(secret: str) -> Response:
+    card, row = _downloadable(secret)
+    data = wallets.card(context().services, row, kind="png", lang=i18n.language(), now=now())
+    return _attachment(data, "image/png", f"{card.type_id}-card.png")

@@ -60,13 +60,7 @@ def limit_logins(app: Flask, endpoint: str, *, storage_uri: str) -> Limiter:
     start its shift. Counters live in Redis when configured (shared by every
     worker and host), else in this process.
     """
-    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri or "memory://")
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "wallet")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    # If Redis is down, count in this worker's memory; a storage error never becomes a 500.
-    limiter = Limiter(key_func=client_address, in_memory_fallback_enabled=True, swallow_errors=True)
-    limiter.init_app(app)
-    app.extensions[_LIMITER] = limiter
+    limiter = _limiter(app, storage_uri)
     view: Callable[..., Any] = app.view_functions[endpoint]
     per_name = limiter.limit(
         LOGIN_LIMIT, key_func=login_name, methods=["POST"], deduct_when=failed_login
@@ -75,4 +69,26 @@ def limit_logins(app: Flask, endpoint: str, *, storage_uri: str) -> Limiter:
         LOGIN_LIMIT, key_func=client_address, methods=["POST"], deduct_when=failed_login
     )
     app.view_functions[endpoint] = per_address(per_name(view))
+    return limiter
+
+
+def limit_endpoint(app: Flask, endpoint: str, rate: str) -> None:
+    """Wrap a view in a per-address limit, counted where the login limits are."""
+    limiter = _limiter(app, app.extensions["wallet"].settings.redis_url)
+    view: Callable[..., Any] = app.view_functions[endpoint]
+    app.view_functions[endpoint] = limiter.limit(rate, key_func=client_address)(view)
+
+
+def _limiter(app: Flask, storage_uri: str) -> Limiter:
+    """One limiter per app, made on first use."""
+    if _LIMITER in app.extensions:
+        limiter: Limiter = app.extensions[_LIMITER]
+        return limiter
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "wallet")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # If Redis is down, count in this worker's memory; a storage error never becomes a 500.
+    limiter = Limiter(key_func=client_address, in_memory_fallback_enabled=True, swallow_errors=True)
+    limiter.init_app(app)
+    app.extensions[_LIMITER] = limiter
     return limiter

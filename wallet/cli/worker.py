@@ -1,0 +1,102 @@
+"""``wallet worker``: deliver wallet pushes from the outbox and seal the audit log.
+
+Runs beside the web workers (``scripts/serve`` starts one). Several may run at
+once, on several hosts: on PostgreSQL they claim outbox rows with SKIP LOCKED,
+and the audit sealer takes its own lock. Stop it with SIGTERM or Ctrl-C; it
+finishes the delivery in hand first.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import ExitStack
+from types import FrameType
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from wallet.cli.context import Context, pass_context
+from wallet.errors import ConfigError
+from wallet.services import audit, outbox, wallets
+from wallet.services.context import Services
+
+log = logging.getLogger("wallet.worker")
+
+
+def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
+    """Clients for every platform that is set up; the others' rows wait (and say why)."""
+    settings = services.settings
+    apns = None
+    try:
+        services.formats.apple  # noqa: B018 - Apple set up (real or development chain)?
+        apns = stack.enter_context(wallets.apns_client(services))
+    except ConfigError as exc:
+        click.echo(f"Apple Wallet pushes are off: {exc.message}", err=True)
+    google = None
+    if settings.google_enabled:
+        google = stack.enter_context(wallets.google_client(services))
+    else:
+        click.echo("Google Wallet updates are off: WALLET_GOOGLE_* is not set", err=True)
+    return outbox.Deliverers(
+        apns=apns,
+        apple_topic=settings.apple_pass_type_id,
+        google=google,
+        google_patch=lambda _session, row: wallets.google_state_patch(services, row),
+    )
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="One round (seal, deliver what is due), then exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 60),
+    default=0.5,
+    show_default=True,
+    help="Seconds between rounds when there is nothing to do.",
+)
+@pass_context
+def worker(obj: Context, once: bool, interval: float) -> None:
+    """Deliver Apple Wallet pushes and Google Wallet updates; seal the audit log."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        click.echo(f"worker: {signal.Signals(signum).name} received, stopping", err=True)
+        stop.set()
+
+    if not once:
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    with ExitStack() as stack:
+        deliverers = build_deliverers(obj.services, stack)
+        if not once:
+            click.echo(f"worker: running, database {obj.database_label()}", err=True)
+        while not stop.is_set():
+            busy = _round(obj, deliverers)
+            if once:
+                return
+            if not busy:
+                stop.wait(interval)
+
+
+def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
+    """One round; True if there may be more to do right away."""
+    try:
+        sealed = audit.seal_all(lambda: obj.transaction(write=True))
+        report = outbox.drain(
+            lambda: obj.transaction(write=True), deliverers, clock=obj.now, limit=100
+        )
+    except SQLAlchemyError as exc:  # the database is away: say so, try again later
+        log.error("worker round failed, retrying: %s", type(exc).__name__)
+        return False
+    if sealed:
+        log.info("sealed %d audit entries", sealed)
+    if report.handled:
+        log.info(
+            "outbox: %d delivered, %d to retry, %d failed",
+            report.delivered,
+            report.retried,
+            report.failed,
+        )
+    return report.handled >= 100

@@ -1,0 +1,166 @@
+"""``wallet doctor``'s checks: the wallet configuration, pass files and save links.
+
+Most pain with wallet passes is configuration: the wrong or an expired WWDR
+certificate, a certificate for another pass type id, passes that silently do
+not open, links that are too long. Each check returns findings that name the
+problem and what to do, so an operator fixes it before a citizen meets it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+import jwt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wallet.errors import ConfigError, PassTypeError, WalletError
+from wallet.formats import google
+from wallet.formats.doctor import Finding, check_apple_design, check_apple_signer, check_pkpass
+from wallet.push.apns import load_token_auth
+from wallet.services import wallets
+from wallet.services.context import Services
+from wallet.store.models import OutboxRow
+
+__all__ = ["check_configuration", "check_outbox", "check_pkpass_file", "check_save_link"]
+
+STUCK_AFTER_SECONDS = 600
+
+
+def _guard(check: Callable[[], list[Finding]], code: str) -> list[Finding]:
+    """Run a check; a configuration that cannot even be loaded is itself a finding."""
+    try:
+        return check()
+    except (ConfigError, PassTypeError) as exc:
+        return [Finding(code, exc.message)]
+
+
+def check_configuration(services: Services, *, now: datetime) -> list[Finding]:
+    settings = services.settings
+    findings: list[Finding] = []
+
+    def apple() -> list[Finding]:
+        signer, development = wallets.load_apple_signer(settings)
+        found = check_apple_signer(
+            signer,
+            pass_type_id=settings.apple_pass_type_id,
+            team_id=settings.apple_team_id,
+            now=now,
+        )
+        if development:
+            found.append(
+                Finding(
+                    "apple-development-certificates",
+                    "Apple Wallet uses the local development chain: its passes do not install "
+                    "on a real iPhone. Set WALLET_APPLE_PASS_CERT, WALLET_APPLE_PASS_KEY and "
+                    "WALLET_APPLE_WWDR_CERT for production",
+                    "warning",
+                )
+            )
+        return found
+
+    findings += _guard(apple, "apple-certificate-unusable")
+    for type_id in sorted(services.pass_types):
+        folder = settings.pass_types_dir / type_id / "apple"
+        findings += _guard(partial(check_apple_design, folder), "apple-design-unusable")
+    web_service = wallets.apple_web_service_url(settings)
+    if not web_service.startswith("https://"):
+        findings.append(
+            Finding(
+                "web-service-url-not-https",
+                f"the passes' webServiceURL {web_service} is not https: Wallet on a device "
+                "never calls it, so revoked passes are not updated. Set WALLET_PUBLIC_URL "
+                "to the https address of the service",
+            )
+        )
+    if settings.apns_key is not None:
+        key_path = settings.apns_key
+
+        def apns() -> list[Finding]:
+            load_token_auth(key_path, key_id=settings.apns_key_id, team_id=settings.apple_team_id)
+            return []
+
+        findings += _guard(apns, "apns-key-unusable")
+    if settings.google_enabled:
+
+        def google_setup() -> list[Finding]:
+            services.formats.google_account  # noqa: B018 - loads and checks the key file
+            services.formats.google_designs  # noqa: B018
+            return []
+
+        findings += _guard(google_setup, "google-setup-unusable")
+    return findings
+
+
+def check_pkpass_file(data: bytes, services: Services, *, now: datetime) -> list[Finding]:
+    """A .pkpass's structure and signature, against the configured WWDR if there is one."""
+    wwdr = None
+    # Without a loadable chain the embedded certificates are still examined.
+    with contextlib.suppress(WalletError):
+        wwdr = wallets.load_apple_signer(services.settings)[0].wwdr
+    return check_pkpass(data, wwdr=wwdr, now=now)
+
+
+def check_save_link(url: str, services: Services) -> list[Finding]:
+    """An "Add to Google Wallet" link: its length and, if configured, its signature."""
+    findings = []
+    if not url.startswith(google.SAVE_URL_PREFIX):
+        return [Finding("save-link-unreadable", f"not a Google save link: {url[:60]}")]
+    if len(url) > google.MAX_SAVE_LINK_LENGTH:
+        findings.append(
+            Finding(
+                "save-link-too-long",
+                f"the save link has {len(url)} characters; Google and some browsers refuse "
+                f"links longer than {google.MAX_SAVE_LINK_LENGTH}. Insert the object over the "
+                "REST API first and put only its id into the link",
+            )
+        )
+    token = url[len(google.SAVE_URL_PREFIX) :]
+    if services.settings.google_enabled:
+        try:
+            account = services.formats.google_account
+            public = account.private_key.public_key()
+            jwt.decode(token, public, algorithms=["RS256"], audience="google")
+        except ConfigError as exc:
+            findings.append(Finding("google-setup-unusable", exc.message))
+        except jwt.PyJWTError as exc:
+            findings.append(
+                Finding(
+                    "save-link-signature-invalid",
+                    f"the save link's JWT does not verify with the configured service account "
+                    f"({exc}); it was signed with another key or altered",
+                )
+            )
+    return findings
+
+
+def check_outbox(session: Session, *, now: datetime) -> list[Finding]:
+    """Deliveries given up, or waiting far too long (is `wallet worker` running?)."""
+    findings = []
+    failed = session.scalar(
+        select(func.count()).select_from(OutboxRow).where(OutboxRow.state == "failed")
+    )
+    if failed:
+        findings.append(
+            Finding(
+                "outbox-failed",
+                f"{failed} wallet deliveries failed for good; `wallet audit show` and the "
+                "worker's log name why",
+                "warning",
+            )
+        )
+    oldest = session.scalar(
+        select(func.min(OutboxRow.created_at)).where(OutboxRow.state == "pending")
+    )
+    if oldest is not None and (now - oldest).total_seconds() > STUCK_AFTER_SECONDS:
+        findings.append(
+            Finding(
+                "outbox-stuck",
+                f"wallet deliveries have been waiting since {oldest:%Y-%m-%d %H:%M} UTC; "
+                "check that `wallet worker` runs and can reach APNs and Google",
+            )
+        )
+    return findings

@@ -1,0 +1,255 @@
+"""The durable outbox: pushes to Apple devices and Google Wallet state changes.
+
+A change that wallets must learn about (revoke, suspend, reinstate, reissue)
+writes its outbox rows in its own transaction, so a committed revocation
+always has its deliveries queued, whatever APNs or Google are doing. The
+worker (``wallet worker``) claims due rows, delivers them outside any
+transaction, and records the result: done, retry later with backoff, or
+failed for good. On PostgreSQL several workers claim rows with
+``FOR UPDATE SKIP LOCKED``; on SQLite the single-writer lock does the same.
+
+A claim is a lease: the row's next attempt is pushed ``LEASE`` into the
+future, so a worker that dies mid-delivery leaves the row to be retried by
+another one. A delivery may therefore happen twice; both kinds are
+idempotent (an empty push, a state PATCH).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from wallet.errors import DeliveryError, WalletError
+from wallet.services.context import Services
+from wallet.services.publishing import next_counter
+from wallet.store.models import AppleRegistrationRow, Base, OutboxRow, PassRow
+
+__all__ = [
+    "LEASE",
+    "MAX_ATTEMPTS",
+    "Deliverers",
+    "DrainReport",
+    "backoff",
+    "drain",
+    "pass_changed",
+]
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+# About two days of retries with the backoff below before a row is given up.
+MAX_ATTEMPTS = 100
+_FIRST_RETRY = 5.0  # seconds
+_LONGEST_WAIT = 1800.0
+
+APNS = "apns"
+GOOGLE_STATE = "google_state"
+
+_outbox = Base.metadata.tables["outbox"]
+_INSERT = insert(_outbox)
+_REGISTRATIONS = select(AppleRegistrationRow.id, AppleRegistrationRow.push_token).where(
+    AppleRegistrationRow.pass_id == bindparam("pass_id")
+)
+
+
+def pass_changed(session: Session, services: Services, row: PassRow, *, now: datetime) -> None:
+    """Record that a pass changed: a new update tag, and deliveries to its wallets.
+
+    The update tag comes from one counter whose row lock is held until commit,
+    so tags grow in commit order and a device asking for changes "since" a tag
+    never misses one that committed earlier.
+    """
+    row.update_tag = next_counter(session, "pass_updates")
+    rows: list[dict[str, Any]] = [
+        _row(APNS, row.id, {"registration_id": reg_id, "push_token": token}, now)
+        for reg_id, token in session.execute(_REGISTRATIONS, {"pass_id": row.id}).all()
+    ]
+    if services.settings.google_enabled:
+        rows.append(_row(GOOGLE_STATE, row.id, {}, now))
+    if rows:
+        session.connection().execute(_INSERT, rows)
+
+
+def _row(kind: str, pass_id: int, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "pass_id": pass_id,
+        "payload": payload,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: 5 s, 10 s, 20 s … capped at 30 minutes."""
+    base = min(_FIRST_RETRY * 2 ** max(attempts - 1, 0), _LONGEST_WAIT)
+    jitter = (rng or random).uniform(0.8, 1.2)
+    return timedelta(seconds=base * jitter)
+
+
+class ApplePusher(Protocol):
+    def send(self, device_token: str, *, topic: str) -> Any: ...
+
+
+class GooglePatcher(Protocol):
+    def patch_object(self, object_id: str, body: dict[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Deliverers:
+    """The clients the worker delivers through; None where a platform is not set up.
+
+    ``google_patch`` builds the object id and PATCH body for a pass from its
+    current state, so the newest state wins even when deliveries overlap.
+    """
+
+    apns: ApplePusher | None = None
+    apple_topic: str = ""
+    google: GooglePatcher | None = None
+    google_patch: Callable[[Session, PassRow], tuple[str, dict[str, Any]]] | None = None
+
+
+@dataclass
+class DrainReport:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retried + self.failed
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    kind: str
+    pass_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+
+
+def _claim(session: Session, *, now: datetime, limit: int) -> list[_Claimed]:
+    query = (
+        select(OutboxRow)
+        .where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= now)
+        .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed = []
+    for row in session.scalars(query):
+        row.attempts += 1
+        row.next_attempt_at = now + LEASE
+        claimed.append(_Claimed(row.id, row.kind, row.pass_id, dict(row.payload), row.attempts))
+    session.flush()
+    return claimed
+
+
+def drain(
+    transaction: Transaction,
+    deliverers: Deliverers,
+    *,
+    clock: Callable[[], datetime],
+    limit: int = 100,
+) -> DrainReport:
+    """Deliver what is due, one round; returns what happened."""
+    report = DrainReport()
+    with transaction() as session:
+        claimed = _claim(session, now=clock(), limit=limit)
+    for item in claimed:
+        outcome = _deliver(transaction, deliverers, item)
+        with transaction() as session:
+            _record(session, item, outcome, now=clock(), report=report)
+    return report
+
+
+def pending(session: Session) -> Iterator[OutboxRow]:
+    """Rows still to deliver, oldest first (for ``wallet doctor`` and the console)."""
+    yield from session.scalars(
+        select(OutboxRow).where(OutboxRow.state == "pending").order_by(OutboxRow.id)
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    retry: bool = False
+    error: str = ""
+    forget_registration: bool = False
+
+
+def _deliver(transaction: Transaction, deliverers: Deliverers, item: _Claimed) -> _Outcome:
+    try:
+        if item.kind == APNS:
+            return _push_apple(deliverers, item)
+        if item.kind == GOOGLE_STATE:
+            return _patch_google(transaction, deliverers, item)
+        return _Outcome(ok=False, error=f"unknown outbox kind {item.kind!r}")
+    except DeliveryError as exc:
+        return _Outcome(ok=False, retry=exc.retry, error=exc.message)
+    except WalletError as exc:  # bad data in the row: retrying cannot help
+        return _Outcome(ok=False, error=exc.message)
+
+
+def _push_apple(deliverers: Deliverers, item: _Claimed) -> _Outcome:
+    if deliverers.apns is None:
+        return _Outcome(ok=False, retry=True, error="APNs is not configured on this worker")
+    result = deliverers.apns.send(str(item.payload["push_token"]), topic=deliverers.apple_topic)
+    return _Outcome(ok=True, forget_registration=bool(getattr(result, "unregistered", False)))
+
+
+def _patch_google(transaction: Transaction, deliverers: Deliverers, item: _Claimed) -> _Outcome:
+    if deliverers.google is None or deliverers.google_patch is None:
+        return _Outcome(
+            ok=False, retry=True, error="Google Wallet is not configured on this worker"
+        )
+    with transaction() as session:
+        row = session.get(PassRow, item.pass_id)
+        if row is None:
+            return _Outcome(ok=False, error="the pass no longer exists")
+        object_id, body = deliverers.google_patch(session, row)
+    # False: the holder never saved the pass to Google Wallet; nothing to update.
+    deliverers.google.patch_object(object_id, body)
+    return _Outcome(ok=True)
+
+
+def _record(
+    session: Session, item: _Claimed, outcome: _Outcome, *, now: datetime, report: DrainReport
+) -> None:
+    values: dict[str, Any]
+    if outcome.ok:
+        values = {"state": "done", "done_at": now, "last_error": None}
+        report.delivered += 1
+        if outcome.forget_registration:
+            session.execute(
+                delete(AppleRegistrationRow).where(
+                    AppleRegistrationRow.id == item.payload.get("registration_id"),
+                    AppleRegistrationRow.push_token == item.payload.get("push_token"),
+                )
+            )
+    elif outcome.retry and item.attempts < MAX_ATTEMPTS:
+        values = {"next_attempt_at": now + backoff(item.attempts), "last_error": outcome.error}
+        report.retried += 1
+        log.warning("outbox %s (%s) will be retried: %s", item.id, item.kind, outcome.error)
+    else:
+        values = {"state": "failed", "done_at": now, "last_error": outcome.error}
+        report.failed += 1
+        report.errors.append(f"#{item.id} {item.kind}: {outcome.error}")
+        log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, outcome.error)
+    session.execute(update(OutboxRow).where(OutboxRow.id == item.id).values(**values))
