@@ -18,7 +18,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from wallet.errors import ConfigError, NotFoundError
+from wallet.errors import ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
@@ -120,8 +120,9 @@ def _unknown_link(exc: NotFoundError) -> tuple[str, int]:
 
 
 @blueprint.errorhandler(ConfigError)
-def _unavailable(exc: ConfigError) -> tuple[str, int]:
-    """A wallet platform not set up (or its credentials broken): say so, log why."""
+@blueprint.errorhandler(DeliveryError)
+def _unavailable(exc: ConfigError | DeliveryError) -> tuple[str, int]:
+    """A wallet platform not set up, or not answering: "try again later", and log why."""
     log.error("a pass download is not available: %s", exc.message)
     return render_template("citizen/error.html", status=503), 503
 
