@@ -596,24 +596,6 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _state_value(wallet_pass: WalletPass, design: AppleDesign) -> tuple[str, dict[str, str]]:
-    """The state field's value key, and the per-pass strings it needs.
-
-    Without a reason the value is the design's ``state.<state>`` key. With one,
-    the value is a per-pass key that changes with the reason, so Wallet's
-    change message fires (and reads e.g. "Gesperrt - Umzug") whenever either
-    changes; the reason itself is shown as the admin wrote it.
-    """
-    key = f"state.{wallet_pass.state}"
-    if not wallet_pass.reason:
-        return key, {}
-    # One line, and valid Unicode whatever was stored (a lone surrogate cannot be encoded).
-    reason = " ".join(wallet_pass.reason.split()).encode("utf-8", "replace").decode("utf-8")
-    digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:12]
-    per_pass = f"pass.state.{wallet_pass.state}.{digest}"
-    return per_pass, {lang: f"{design.strings[lang][key]} \u2013 {reason}" for lang in LANGUAGES}
-
-
 def _pass_document(
     wallet_pass: WalletPass,
     *,
@@ -631,9 +613,10 @@ def _pass_document(
         for lang in LANGUAGES
     }
     holder = {f.name: f for f in wallet_pass.holder}
-    state_key, state_texts = _state_value(wallet_pass, design)
-    for lang, text in state_texts.items():
-        generated[lang][state_key] = text
+    # Staff's reason is for the audit trail and never goes on the pass (nor on the
+    # citizen page or the Google object); the state's change message tells the
+    # holder what changed, the issuing office why.
+    state_key = f"state.{wallet_pass.state}"
     areas: dict[str, list[dict[str, Any]]] = {}
     for spec in design.fields:
         entry: dict[str, Any]
