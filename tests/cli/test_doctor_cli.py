@@ -1,0 +1,197 @@
+"""``wallet doctor``: one test per mistake it must name, from the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.cli.admin import Wallet, cli_env
+from tests.formats.test_doctor import png, repack, with_pass_json
+from wallet.config import Settings
+from wallet.formats import google
+from wallet.formats.pkpass import read_pkpass
+from wallet.services import passes, wallets
+from wallet.services.context import Services
+from wallet.store.db import Database
+
+Broken = Callable[[bytes, wallets.AppleSigner], bytes]
+
+
+@pytest.fixture
+def set_up(db: Database, services: Services, tmp_path: Path) -> Wallet:
+    """An instance after `wallet setup` in development mode (dev Apple chain included)."""
+    env = cli_env(db, services.settings.signing_keys_dir, tmp_path / "instance",
+                  "https://pass.stadt-musterstadt.de")  # fmt: skip
+    wallet = Wallet(CliRunner(), env)
+    assert "Apple Wallet: development certificates" in wallet.ok("setup").stdout
+    return wallet
+
+
+@pytest.fixture
+def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, wallets.AppleSigner]:
+    """A real pass of this instance, built now, and the signer that made it."""
+    settings = Settings.from_env({k: v for k, v in set_up.env.items() if v is not None})
+    services = Services.from_settings(settings)
+    now = datetime.now(UTC)
+    with db.transaction(write=True) as session:
+        row = passes.issue_pass(
+            session, services, type_id="library",
+            holder={"card_number": "100200300400", "name": "Erika Mustermann"},
+            actor="test", now=now,
+        ).row  # fmt: skip
+        data = wallets.pkpass_for(services, row, now=now)
+    return data, services.formats.apple.signer
+
+
+def doctor(wallet: Wallet, tmp_path: Path, data: bytes | None = None, *extra: str):  # type: ignore[no-untyped-def]
+    args = ["doctor", *extra]
+    if data is not None:
+        path = tmp_path / "suspect.pkpass"
+        path.write_bytes(data)
+        args.append(str(path))
+    return wallet(*args)
+
+
+def test_a_clean_development_setup_passes_with_a_warning(set_up: Wallet, tmp_path: Path) -> None:
+    result = doctor(set_up, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "[apple-development-certificates]" in result.output
+    assert "ERROR" not in result.output
+
+
+def test_a_clean_pass_passes(set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, object]) -> None:
+    result = doctor(set_up, tmp_path, pkpass[0])
+    assert result.exit_code == 0, result.output
+    assert "ok       " + str(tmp_path / "suspect.pkpass") in result.output
+
+
+def test_certificate_for_another_pass_type_id(set_up: Wallet, tmp_path: Path) -> None:
+    result = set_up("doctor", WALLET_APPLE_PASS_TYPE_ID="pass.de.example.someone.else")
+    assert result.exit_code == 1 and "[pass-type-id-mismatch]" in result.output
+
+
+def test_certificate_for_another_team(set_up: Wallet, tmp_path: Path) -> None:
+    result = set_up("doctor", WALLET_APPLE_TEAM_ID="ZZZZZZZZZZ")
+    assert result.exit_code == 1 and "[team-id-mismatch]" in result.output
+
+
+def test_wwdr_that_did_not_issue_the_pass_certificate(
+    set_up: Wallet, tmp_path: Path, db: Database
+) -> None:
+    from wallet.formats.apple_dev_ca import create_dev_chain
+
+    other = create_dev_chain(
+        tmp_path / "other",
+        team_id="DEVTEAM000",
+        pass_type_id=Settings.apple_pass_type_id,
+        now=datetime.now(UTC),
+    )
+    dev = tmp_path / "instance" / "apple-dev"
+    result = set_up(
+        "doctor",
+        WALLET_APPLE_PASS_CERT=str(dev / "pass.pem"),
+        WALLET_APPLE_PASS_KEY=str(dev / "pass.key.pem"),
+        WALLET_APPLE_WWDR_CERT=str(other.wwdr),
+        WALLET_APPLE_PASS_TYPE_ID=Settings.apple_pass_type_id,
+        WALLET_APPLE_TEAM_ID="DEVTEAM000",
+    )
+    assert result.exit_code == 1 and "[wwdr-not-issuer]" in result.output
+
+
+def test_certificates_expiring_soon(set_up: Wallet, tmp_path: Path) -> None:
+    from wallet.formats.apple_dev_ca import create_dev_chain
+
+    soon = create_dev_chain(tmp_path / "soon", team_id="DEVTEAM000",
+                            pass_type_id=Settings.apple_pass_type_id, now=datetime.now(UTC),
+                            valid_days=10)  # fmt: skip
+    result = set_up(
+        "doctor",
+        WALLET_APPLE_PASS_CERT=str(soon.certificate),
+        WALLET_APPLE_PASS_KEY=str(soon.key),
+        WALLET_APPLE_WWDR_CERT=str(soon.wwdr),
+        WALLET_APPLE_PASS_TYPE_ID=Settings.apple_pass_type_id,
+        WALLET_APPLE_TEAM_ID="DEVTEAM000",
+    )
+    assert "[certificate-expiring]" in result.output
+
+
+def test_missing_icon_in_a_design(set_up: Wallet, tmp_path: Path) -> None:
+    import shutil
+
+    types = tmp_path / "types"
+    shutil.copytree(Path("templates/passes"), types)
+    (types / "library" / "apple" / "icon@3x.png").unlink()
+    result = set_up("doctor", WALLET_PASS_TYPES_DIR=str(types))
+    assert result.exit_code == 1
+    assert "[icon-missing]" in result.output and "icon@3x.png" in result.output
+
+
+def test_plain_http_web_service_url(set_up: Wallet, tmp_path: Path) -> None:
+    result = set_up("doctor", WALLET_PUBLIC_URL="http://pass.stadt-musterstadt.de")
+    assert result.exit_code == 1 and "[web-service-url-not-https]" in result.output
+
+
+MISTAKES: dict[str, Broken] = {
+    "authentication-token-short": lambda d, s: with_pass_json(d, s, authenticationToken="short"),
+    "web-service-url-not-https": lambda d, s: with_pass_json(
+        d, s, webServiceURL="http://pass.stadt-musterstadt.de/apple"
+    ),
+    "barcode-message-not-string": lambda d, s: with_pass_json(
+        d,
+        s,
+        barcodes=[
+            {"format": "PKBarcodeFormatQR", "message": 12345, "messageEncoding": "iso-8859-1"}
+        ],
+    ),
+    "file-not-in-manifest": lambda d, s: repack(
+        {**read_pkpass(d), "strip.png": png((375, 123))}, signer=None, update_manifest=False
+    ),
+    "manifest-file-missing": lambda d, s: repack(
+        {k: v for k, v in read_pkpass(d).items() if k != "logo@2x.png"},
+        signer=None,
+        update_manifest=False,
+    ),
+    "manifest-hash-mismatch": lambda d, s: repack(
+        {**read_pkpass(d), "icon.png": png((29, 29))}, signer=None, update_manifest=False
+    ),
+    "signature-invalid": lambda d, s: repack(
+        {**read_pkpass(d), "icon.png": png((29, 29))}, signer=None, update_manifest=True
+    ),
+    "pkpass-unreadable": lambda d, s: b"this is not a zip file",
+}
+
+
+@pytest.mark.parametrize("code", sorted(MISTAKES))
+def test_each_pass_file_mistake_is_named(
+    code: str, set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, wallets.AppleSigner]
+) -> None:
+    data, signer = pkpass
+    result = doctor(set_up, tmp_path, MISTAKES[code](data, signer))
+    assert result.exit_code == 1, result.output
+    assert f"[{code}]" in result.output
+    assert "problem" in result.stderr  # the summary says how many, and where to look
+
+
+def test_a_save_link_that_is_too_long(set_up: Wallet, tmp_path: Path) -> None:
+    link = google.SAVE_URL_PREFIX + "e" * (google.MAX_SAVE_LINK_LENGTH + 1)
+    result = set_up("doctor", link)
+    assert result.exit_code == 1 and "[save-link-too-long]" in result.output
+
+
+def test_a_pass_file_that_cannot_be_read(set_up: Wallet, tmp_path: Path) -> None:
+    result = set_up("doctor", str(tmp_path / "nope.pkpass"))
+    assert result.exit_code == 1 and "[file-unreadable]" in result.output
+
+
+def test_a_broken_google_key_file_is_named(set_up: Wallet, tmp_path: Path) -> None:
+    key = tmp_path / "account.json"
+    key.write_text(json.dumps({"type": "service_account"}))
+    result = set_up(
+        "doctor", WALLET_GOOGLE_SERVICE_ACCOUNT=str(key), WALLET_GOOGLE_ISSUER_ID="3388000000022"
+    )
+    assert result.exit_code == 1 and "[google-setup-unusable]" in result.output
