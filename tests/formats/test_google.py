@@ -191,7 +191,7 @@ def test_every_holder_field_has_a_text_module() -> None:
 def test_design_sets_colour_logo_title_and_type() -> None:
     google_object = obj("parking")
     assert google_object["hexBackgroundColor"] == "#0f5132"
-    assert google_object["logo"]["sourceUri"]["uri"] == f"{PUBLIC}/static/passes/parking/logo.png"
+    assert google_object["logo"]["sourceUri"]["uri"] == f"{PUBLIC}/passes/parking/logo.png"
     assert google_object["cardTitle"]["defaultValue"]["value"] == "Bewohnerparken"
     assert google_object["genericType"] == "GENERIC_PARKING_PASS"
     assert obj("library")["hexBackgroundColor"] == "#0b3a75"
@@ -301,7 +301,7 @@ def test_the_shipped_designs_load() -> None:
     for type_id, pass_type in PASS_TYPES.items():
         loaded = design(type_id)
         assert re.fullmatch(r"#[0-9a-f]{6}", loaded.background_color)
-        assert loaded.logo == f"static/passes/{type_id}/logo.png"
+        assert loaded.logo == f"passes/{type_id}/logo.png"
         generic_class(
             issuer_id=ISSUER_ID, pass_type=pass_type, design=loaded, public_base_url=PUBLIC
         )

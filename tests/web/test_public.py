@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.factories import NOW
@@ -108,3 +109,22 @@ def test_client_address_comes_from_the_trusted_proxy_only(db: Database, services
             environ_base={"REMOTE_ADDR": "10.0.0.2"},
         )
     assert seen == ["10.0.0.2", "203.0.113.7"]
+
+
+@pytest.mark.parametrize("type_id", ["library", "parking"])
+def test_the_logo_google_fetches_is_served_where_the_design_points(
+    client: FlaskClient, services: Services, type_id: str
+) -> None:
+    from wallet.formats.google import load_google_design
+
+    design = load_google_design(services.settings.pass_types_dir / type_id)
+    response = client.get("/" + design.logo)
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert response.data.startswith(b"\x89PNG\r\n\x1a\n")
+    again = client.get("/" + design.logo, headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("path", ["/passes/nosuchtype/logo.png", "/passes/..%2Fkeys/logo.png"])
+def test_logos_of_unknown_types_are_not_found(client: FlaskClient, path: str) -> None:
+    assert client.get(path).status_code == 404

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 from datetime import datetime
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
 from wallet.keys import KeyRole, KeyState
 from wallet.services import publishing
@@ -90,4 +90,23 @@ def root_key() -> Response:
     pem = context().services.keys.root_public_key(now=now()).pem()
     response = Response(pem, mimetype="application/x-pem-file")
     response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@blueprint.get("/passes/<type_id>/logo.png")
+def pass_logo(type_id: str) -> Response:
+    """A pass type's logo for Google Wallet, whose servers fetch it by URL."""
+    ctx = context()
+    if type_id not in ctx.services.pass_types:
+        abort(404)
+    path = ctx.settings.pass_types_dir / type_id / "google" / "logo.png"
+    if not path.is_file():
+        abort(404)
+    data = path.read_bytes()
+    etag = hashlib.sha256(data).hexdigest()[:32]
+    response = Response(data, mimetype="image/png")
+    response.set_etag(etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    response.make_conditional(request)
     return response
