@@ -150,6 +150,8 @@ def test_issue_sync_verify_revoke_sync_revoked(live_service: LiveService, tmp_pa
     assert live_service.process.wait(timeout=15) == 0
     logs = live_service.logs()
     assert "GET /verifier/bundle" in logs  # the access log goes to stdout
+    if environment_is_current():  # scripts/serve ran, with the outbox worker beside gunicorn
+        assert "worker: running" in logs and "worker: SIGTERM received, stopping" in logs
     assert claim_url.rsplit("/", 1)[1] not in logs
 
 
