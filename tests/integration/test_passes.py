@@ -173,3 +173,26 @@ def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: 
     with db.transaction(write=False) as session:
         report = audit.verify_chain(session)
     assert (report.intact, report.entries, report.unsealed) == (True, 48, 0)
+
+
+def test_a_new_counter_bumped_by_many_at_once_counts_each_exactly_once(db: Database) -> None:
+    """The first bumps of a counter race to create its row; none may fail or repeat."""
+    barrier = threading.Barrier(6)
+    values: list[int] = []
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            barrier.wait()
+            with db.transaction(write=True) as session:
+                values.append(publishing.next_counter(session, "race"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(values) == [1, 2, 3, 4, 5, 6]

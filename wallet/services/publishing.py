@@ -7,7 +7,8 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from wallet.bundle import TrustBundle, sign_bundle
@@ -182,15 +183,21 @@ def cached_bundle(session: Session, services: Services, *, now: datetime) -> str
     return cached.token
 
 
+_counters = CounterRow.__table__
+_BUMP_COUNTER = {
+    name: dialect.insert(_counters)
+    .values(name=bindparam("name"), value=1)
+    .on_conflict_do_update(index_elements=["name"], set_={"value": _counters.c.value + 1})
+    .returning(_counters.c.value)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def next_counter(session: Session, name: str) -> int:
-    """Increment a shared counter; the row lock orders concurrent callers."""
-    row = session.get(CounterRow, name, with_for_update=True)
-    if row is None:
-        row = CounterRow(name=name, value=0)
-        session.add(row)
-    row.value += 1
-    session.flush()
-    return row.value
+    """Increment a shared counter in one upsert; its row lock, held until commit,
+    orders concurrent callers, and the very first two callers cannot collide."""
+    statement = _BUMP_COUNTER[session.get_bind().dialect.name]
+    return int(session.connection().execute(statement, {"name": name}).scalar_one())
 
 
 def publish_bundle(
