@@ -12,16 +12,23 @@ into the README:
 4. The QR version (error correction M) of each reference pass against the version the
    bare JWS needs in byte mode.
 5. Reading a QR photo (JPEG) with ``read_qr_image`` against zxing-cpp on the decoded image.
+6. ``build_pkpass`` per pass (development chain, RSA 2048) against the bare PKCS#7 signature
+   of the same manifest, and the Google save link (object and id-only link) against a bare
+   RS256 ``jwt.encode`` of the same claims: median and p95 of single calls.
+7. Revoke to push, end to end: ``wallet passes revoke`` (a new process) until the local APNs
+   stand-in has the push, with ``wallet worker`` running, against the revoke command's own
+   run time (scripts/bench_wallets.py). Skip it with ``--no-push``.
 
-Every timing is per call: after a warm-up that also calibrates the number of iterations
-N, the median of several repeats of N calls, timed with ``time.perf_counter_ns``; the
-result and its baseline alternate repeat by repeat, so drift on a shared machine hits both
+Every timing of 1-5 is per call: after a warm-up that also calibrates the number of
+iterations N, the median of several repeats of N calls, timed with ``time.perf_counter_ns``;
+the result and its baseline alternate repeat by repeat, so drift on a shared machine hits both
 alike. The garbage collector stays on (it is part of the real cost) but is emptied before each
 repeat. Keys, status lists and the trust bundle are ephemeral; nothing on disk is read
-except the pass type definitions under ``templates/passes``.
+except the pass type definitions under ``templates/passes`` (6 and 7 write their
+certificates, keys and instance into temporary folders, removed afterwards).
 
-Usage: ``scripts/bench [--quick] [--json]``. A benchmark, not a test: a missed target
-shows as "no" in the table and never fails the run.
+Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-push]``. A benchmark, not a
+test: a missed target shows as "no" in the table and never fails the run.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -43,7 +51,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib import metadata
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import zxingcpp
 from cryptography.hazmat.primitives import hashes
@@ -54,6 +63,7 @@ from wallet.bundle import verify_bundle
 from wallet.config import PROJECT_ROOT
 from wallet.formats.qr import qr_info, render_png
 from wallet.formats.qrimage import read_qr_image
+from wallet.formats.walletpass import WalletPass
 from wallet.keys import KeyRole, SigningKey, generate_key
 from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import decode_qr_text, encode_qr_text
@@ -61,6 +71,9 @@ from wallet.services.publishing import export_bundle, sign_status_lists
 from wallet.status import INVALID, MIN_LIST_SIZE, StatusList, allocate_index
 from wallet.tokens import sign_pass_token
 from wallet.verifier import Verifier
+
+if TYPE_CHECKING:
+    from bench_wallets import CallTimes
 
 ISSUER = "https://pass.stadt-musterstadt.de"
 HOLDERS: Mapping[str, Mapping[str, str]] = {
@@ -295,6 +308,7 @@ class City:
     key: SigningKey
     verifier: Verifier
     passes: dict[str, ReferencePass]
+    pass_types: dict[str, PassType]
 
 
 def build_city(now: datetime, rng: random.Random) -> City:
@@ -347,7 +361,7 @@ def build_city(now: datetime, rng: random.Random) -> City:
         }
         jws = sign_pass_token(**args)
         passes[type_id] = ReferencePass(type_id, args, jws, encode_qr_text(jws))
-    return City(now=now, key=key, verifier=verifier, passes=passes)
+    return City(now=now, key=key, verifier=verifier, passes=passes, pass_types=pass_types)
 
 
 # -- 1. verification ---------------------------------------------------------
@@ -544,6 +558,140 @@ def bench_photo(city: City, plan: Plan, rng: random.Random) -> list[Row]:
     return [row]
 
 
+# -- 6. wallet wrappings and 7. revoke to push ------------------------------
+
+
+def wallet_pass_of(city: City, ref: ReferencePass, rng: random.Random) -> WalletPass:
+    """A reference pass as the services layer hands it to the wrappings."""
+    args = ref.issue_args
+    return WalletPass.from_holder(
+        city.pass_types[ref.type_id],
+        HOLDERS[ref.type_id],
+        serial=args["serial"],
+        valid_from=args["issued_at"],
+        valid_until=args["expires_at"],
+        state="valid",
+        reason=None,
+        token=ref.jws,
+        qr_text=ref.qr_text,
+        updated_at=args["issued_at"],
+        authentication_token=base64.urlsafe_b64encode(rng.randbytes(24)).decode("ascii"),
+    )
+
+
+def calls_row(
+    measurement: str,
+    result: CallTimes,
+    baseline: CallTimes,
+    baseline_label: str,
+    *,
+    max_p95_ns: float | None,
+    target_note: str = "",
+) -> Row:
+    """A row of single-call timings (bench_wallets.CallTimes): median, p95 beside it."""
+    target, met = "—", None
+    if max_p95_ns is not None:
+        target, met = f"p95 ≤ {format_ns(max_p95_ns)}{target_note}", result.p95_ns <= max_p95_ns
+    return Row(
+        measurement=measurement,
+        result=result.median_ns,
+        baseline=baseline.median_ns,
+        unit="ns",
+        result_text=f"{format_ns(result.median_ns)} (p95 {format_ns(result.p95_ns)})",
+        baseline_text=(
+            f"{format_ns(baseline.median_ns)} (p95 {format_ns(baseline.p95_ns)}; {baseline_label})"
+        ),
+        target_text=target,
+        met=met,
+        details={"result_calls": asdict(result), "baseline_calls": asdict(baseline)},
+    )
+
+
+def bench_wallet_formats(city: City, rng: random.Random, *, calls: int) -> list[Row]:
+    import bench_wallets as bw
+
+    rows: list[Row] = []
+    passes = {type_id: wallet_pass_of(city, ref, rng) for type_id, ref in city.passes.items()}
+    with tempfile.TemporaryDirectory(prefix="wallet-bench-apple-") as tmp:
+        signer = bw.dev_signer(Path(tmp), now=city.now)
+    for type_id, wallet_pass in passes.items():
+        figures = bw.bench_pkpass(
+            wallet_pass, signer=signer, web_service_url=f"{ISSUER}/apple", now=city.now,
+            calls=calls,
+        )  # fmt: skip
+        row = calls_row(
+            f"`build_pkpass` (RSA 2048 dev chain), {PASS_NAMES[type_id]}",
+            figures.build,
+            figures.bare_signature,
+            "bare PKCS#7 sign of the manifest",
+            max_p95_ns=bw.PKPASS_TARGET_NS,
+        )
+        row.details.update(pkpass_bytes=figures.pkpass_bytes, files=figures.files)
+        rows.append(row)
+    account = bw.google_account()
+    for type_id, wallet_pass in passes.items():
+        links = bw.bench_save_link(
+            wallet_pass, account=account, public_url=ISSUER, now=city.now, calls=calls,
+            as_service=type_id == "library",
+        )  # fmt: skip
+        sizes = {
+            "link_chars": links.link_chars,
+            "whole_object_link_chars": links.whole_object_link_chars,
+        }
+        row = calls_row(
+            f"Google save link: `generic_object` + id-only `save_url`, {PASS_NAMES[type_id]} "
+            f"({links.link_chars} chars; whole object: {links.whole_object_link_chars})",
+            links.link,
+            links.bare_jwt,
+            "bare RS256 `jwt.encode`",
+            max_p95_ns=bw.SAVE_LINK_TARGET_NS,
+            target_note=" (ours)",
+        )
+        row.details.update(sizes)
+        rows.append(row)
+        if links.as_service is not None:
+            row = calls_row(
+                f"Google save link as `google_save_link` makes it (whole-object link tried "
+                f"first), {PASS_NAMES[type_id]}, REST insert excluded",
+                links.as_service,
+                links.bare_jwt,
+                "bare RS256 `jwt.encode`",
+                max_p95_ns=bw.SAVE_LINK_TARGET_NS,
+                target_note=" (ours)",
+            )
+            row.details.update(sizes)
+            rows.append(row)
+    return rows
+
+
+def bench_push(rng: random.Random, *, passes: int) -> list[Row]:
+    import bench_wallets as bw
+
+    figures = bw.bench_revoke_push(passes=passes, rng=rng)
+    latency = statistics.median(figures.latencies_s)
+    revoke = statistics.median(figures.revoke_s)
+    worst = max(figures.latencies_s)
+    return [
+        Row(
+            measurement=(
+                f"`wallet passes revoke` → APNs stand-in has the push, worker polling every "
+                f"{figures.worker_interval_s:g} s, SQLite, {len(figures.latencies_s)} passes"
+            ),
+            result=latency * 1e9,
+            baseline=revoke * 1e9,
+            unit="ns",
+            result_text=f"{latency:.2f} s (max {worst:.2f} s)",
+            baseline_text=(
+                f"{revoke:.2f} s (max {max(figures.revoke_s):.2f} s; the revoke command, "
+                "process start to exit)"
+            ),
+            target_text=f"max ≤ {bw.PUSH_TARGET_S:g} s",
+            met=worst <= bw.PUSH_TARGET_S,
+            details=asdict(figures),
+        )
+    ]
+
+
 # -- main --------------------------------------------------------------------
 
 
@@ -601,6 +749,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-http", action="store_true", help="skip the HTTP issuance load (needs wrk, PostgreSQL)"
     )
+    parser.add_argument(
+        "--no-push",
+        action="store_true",
+        help="skip revoke → APNs push end to end (runs wallet setup and a worker)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
 
@@ -614,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         *bench_status_list(plan, rng),
         *bench_qr_sizes(city),
         *bench_photo(city, plan, rng),
+        *bench_wallet_formats(city, rng, calls=20 if args.quick else 300),
+        *([] if args.no_push else bench_push(rng, passes=3 if args.quick else 10)),
         *([] if args.no_http else bench_http(seconds=3 if args.quick else 10)),
     ]
     elapsed = time.perf_counter() - started

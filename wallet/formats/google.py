@@ -13,6 +13,7 @@ object ``state`` only changes how the pass looks in the holder's wallet.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Sequence
@@ -509,6 +510,11 @@ def save_url(
         "origins": list(origins),
         "payload": {"genericObjects": generic_objects},
     }
+    # The claims segment alone bounds the link from below: when it is already
+    # too long, skip the RSA signature (a real pass's whole object is ~3,500).
+    claims_json = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(SAVE_URL_PREFIX) + math.ceil(len(claims_json) * 4 / 3) > MAX_SAVE_LINK_LENGTH:
+        return None
     token = jwt.encode(
         claims, account.private_key, algorithm="RS256", headers={"kid": account.private_key_id}
     )
