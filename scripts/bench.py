@@ -651,7 +651,7 @@ def bench_wallet_formats(city: City, rng: random.Random, *, calls: int) -> list[
         rows.append(row)
         if links.as_service is not None:
             row = calls_row(
-                f"Google save link as `google_save_link` makes it (whole-object link tried "
+                f"Google save link as `google_save_link` makes it (whole-object link ruled out "
                 f"first), {PASS_NAMES[type_id]}, REST insert excluded",
                 links.as_service,
                 links.bare_jwt,

@@ -190,7 +190,7 @@ def bench_pkpass(
 class SaveLinkFigures:
     link: CallTimes  # generic_object + the id-only save_url
     bare_jwt: CallTimes  # jwt.encode RS256 of the id-only link's claims
-    as_service: CallTimes | None  # + the whole-object save_url tried first, as the service does
+    as_service: CallTimes | None  # + the whole-object save_url ruled out first, as the service does
     link_chars: int
     whole_object_link_chars: int
 
