@@ -49,20 +49,6 @@ AUTHORITY_DAYS = LEAF_DAYS * 10
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> DevChain:
-    return create_dev_chain(
-        tmp_path_factory.mktemp("apple"), team_id=TEAM_ID, pass_type_id=PASS_TYPE_ID, now=NOW
-    )
-
-
-@pytest.fixture(scope="module")
-def signer(chain: DevChain) -> AppleSigner:
-    return load_apple_signer(
-        certificate=chain.certificate, key=chain.key, wwdr=chain.wwdr, passphrase=None
-    )
-
-
-@pytest.fixture(scope="module")
 def other_signer(tmp_path_factory: pytest.TempPathFactory) -> AppleSigner:
     """A second, unrelated chain: same names, different keys."""
     other = create_dev_chain(
@@ -71,16 +57,6 @@ def other_signer(tmp_path_factory: pytest.TempPathFactory) -> AppleSigner:
     return load_apple_signer(
         certificate=other.certificate, key=other.key, wwdr=other.wwdr, passphrase=None
     )
-
-
-@pytest.fixture(scope="module")
-def designs() -> dict[str, AppleDesign]:
-    return {t: load_apple_design(DESIGNS / t / "apple") for t in ("library", "parking")}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> City:
-    return City()
 
 
 @pytest.fixture(scope="module")

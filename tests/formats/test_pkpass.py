@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import shutil
-import subprocess
 import warnings
 import zipfile
 from dataclasses import replace
@@ -20,7 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
-from wallet.config import PROJECT_ROOT
+from tests.formats.conftest import DESIGNS, PASS_TYPE_ID, TEAM_ID
+from tests.openssl import OPENSSL, openssl_verify
 from wallet.errors import ConfigError, InputError, WalletError
 from wallet.formats.apple_dev_ca import DevChain, create_dev_chain
 from wallet.formats.pkpass import (
@@ -35,36 +35,8 @@ from wallet.formats.pkpass import (
 from wallet.formats.walletpass import PassState, WalletPass
 from wallet.qrtext import encode_qr_text
 
-OPENSSL = Path("/usr/bin/openssl")
-PASS_TYPE_ID = "pass.de.musterstadt.wallet"
-TEAM_ID = "MUSTER1234"
 WEB_SERVICE = "https://pass.stadt-musterstadt.de/apple"
 AUTH_TOKEN = "k3Vt9sQx2LmN8pRw4ZyA7bCd"
-DESIGNS = PROJECT_ROOT / "templates" / "passes"
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> DevChain:
-    return create_dev_chain(
-        tmp_path_factory.mktemp("apple"), team_id=TEAM_ID, pass_type_id=PASS_TYPE_ID, now=NOW
-    )
-
-
-@pytest.fixture(scope="module")
-def signer(chain: DevChain) -> AppleSigner:
-    return load_apple_signer(
-        certificate=chain.certificate, key=chain.key, wwdr=chain.wwdr, passphrase=None
-    )
-
-
-@pytest.fixture(scope="module")
-def designs() -> dict[str, AppleDesign]:
-    return {t: load_apple_design(DESIGNS / t / "apple") for t in PASS_TYPES}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> City:
-    return City()
 
 
 def make_pass(
@@ -119,25 +91,6 @@ def all_fields(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 def field_by_key(document: dict[str, Any], key: str) -> dict[str, Any]:
     return next(f for f in all_fields(document) if f["key"] == key)
-
-
-def openssl_verify(
-    folder: Path, signature: bytes, content: bytes, root: Path
-) -> subprocess.CompletedProcess[str]:
-    (folder / "signature").write_bytes(signature)
-    (folder / "manifest.json").write_bytes(content)
-    return subprocess.run(
-        [
-            str(OPENSSL), "cms", "-verify", "-binary", "-inform", "DER",
-            "-in", str(folder / "signature"), "-content", str(folder / "manifest.json"),
-            "-CAfile", str(root), "-purpose", "any",
-            "-attime", str(int(NOW.timestamp())), "-out", str(folder / "verified"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
 
 
 # -- contents ----------------------------------------------------------------
@@ -352,14 +305,16 @@ def test_openssl_accepts_the_signature_and_rejects_a_tampered_manifest(
     chain: DevChain,
 ) -> None:
     files = read_pkpass(build(make_pass(issuer), designs, signer))
-    accepted = openssl_verify(tmp_path, files["signature"], files["manifest.json"], chain.root)
+    accepted = openssl_verify(
+        tmp_path, files["signature"], files["manifest.json"], chain.root, at=NOW
+    )
     assert accepted.returncode == 0, accepted.stderr
     assert (tmp_path / "verified").read_bytes() == files["manifest.json"]
 
     manifest = json.loads(files["manifest.json"])
     manifest["pass.json"] = hashlib.sha1(b"a different pass").hexdigest()
     tampered = json.dumps(manifest, sort_keys=True, indent=2).encode()
-    refused = openssl_verify(tmp_path, files["signature"], tampered, chain.root)
+    refused = openssl_verify(tmp_path, files["signature"], tampered, chain.root, at=NOW)
     assert refused.returncode != 0
     assert "verification failure" in refused.stderr.lower()
 
@@ -372,7 +327,9 @@ def test_openssl_rejects_a_signature_from_another_chain(
         tmp_path / "other", team_id=TEAM_ID, pass_type_id=PASS_TYPE_ID, now=NOW
     )
     files = read_pkpass(build(make_pass(issuer), designs, signer))
-    refused = openssl_verify(tmp_path, files["signature"], files["manifest.json"], other.root)
+    refused = openssl_verify(
+        tmp_path, files["signature"], files["manifest.json"], other.root, at=NOW
+    )
     assert refused.returncode != 0
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import threading
 
 import pytest
 from sqlalchemy import select, text
 
+from tests.concurrency import run_together
 from tests.factories import NOW
 from wallet.services import audit
 from wallet.store.db import Database
@@ -155,22 +155,12 @@ def test_an_entry_committed_after_a_seal_is_sealed_in_the_next_round(db: Databas
 
 
 def test_concurrent_writers_and_sealers_never_fork_the_chain(db: Database) -> None:
-    errors: list[BaseException] = []
-
     def work() -> None:
-        try:
-            for _ in range(5):
-                record(db, 2)
-                seal(db)
-        except BaseException as exc:
-            errors.append(exc)
+        for _ in range(5):
+            record(db, 2)
+            seal(db)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(work, threads=4)
     seal(db)
     report = verify(db)
     assert (report.intact, report.entries, report.unsealed) == (True, 40, 0)

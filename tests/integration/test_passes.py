@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from tests.concurrency import run_together
 from tests.factories import NOW
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.errors import HolderDataError, InputError, NotFoundError, StateConflictError
@@ -148,25 +149,16 @@ def test_holder_errors_are_input_errors() -> None:
 
 
 def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: Services) -> None:
-    errors: list[BaseException] = []
     issued: list[passes.IssuedPass] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        try:
-            for _ in range(6):
-                one = issue(db, services, "parking")
-                with lock:
-                    issued.append(one)
-        except BaseException as exc:
-            errors.append(exc)
+        for _ in range(6):
+            one = issue(db, services, "parking")
+            with lock:
+                issued.append(one)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(worker, threads=8)
     slots = {(p.row.status_list_id, p.row.status_idx) for p in issued}
     assert len(slots) == len(issued) == 48
     assert audit.seal_all(lambda: db.transaction(write=True)) == 48
@@ -177,22 +169,11 @@ def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: 
 
 def test_a_new_counter_bumped_by_many_at_once_counts_each_exactly_once(db: Database) -> None:
     """The first bumps of a counter race to create its row; none may fail or repeat."""
-    barrier = threading.Barrier(6)
     values: list[int] = []
-    errors: list[BaseException] = []
 
     def bump() -> None:
-        try:
-            barrier.wait()
-            with db.transaction(write=True) as session:
-                values.append(publishing.next_counter(session, "race"))
-        except BaseException as exc:
-            errors.append(exc)
+        with db.transaction(write=True) as session:
+            values.append(publishing.next_counter(session, "race"))
 
-    threads = [threading.Thread(target=bump) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(bump, threads=6)
     assert sorted(values) == [1, 2, 3, 4, 5, 6]

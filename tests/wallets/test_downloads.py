@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.factories import NOW
+from tests.openssl import OPENSSL, openssl_verify
 from tests.standins.google_wallet import (
     ISSUER_ID,
     PRIVATE_KEY_ID,
@@ -41,7 +41,6 @@ from wallet.store.db import Database
 from wallet.verifier import Verifier
 from wallet.web import create_app
 
-OPENSSL = Path("/usr/bin/openssl")
 PT_PER_MM = 72 / 25.4
 PKPASS = "application/vnd.apple.pkpass"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -81,23 +80,6 @@ def offline_verifier(db: Database, services: Services) -> Verifier:
         token = publishing.publish_bundle(session, services, now=NOW).token
     root = root_public_key(services.keys.root_public_key(now=NOW).pem())
     return Verifier(verify_bundle(token, root, now=NOW))
-
-
-def openssl_verify(folder: Path, signature: bytes, manifest: bytes, root: Path) -> int:
-    """Exit status of `openssl cms -verify` on the detached signature, at NOW."""
-    (folder / "signature").write_bytes(signature)
-    (folder / "manifest.json").write_bytes(manifest)
-    return subprocess.run(
-        [
-            str(OPENSSL), "cms", "-verify", "-binary", "-inform", "DER",
-            "-in", str(folder / "signature"), "-content", str(folder / "manifest.json"),
-            "-CAfile", str(root), "-purpose", "any",
-            "-attime", str(int(NOW.timestamp())), "-out", str(folder / "verified"),
-        ],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    ).returncode  # fmt: skip
 
 
 def pdf_page(data: bytes) -> tuple[int, tuple[float, float], str]:
@@ -193,13 +175,18 @@ def test_pkpass_signature_verifies_with_openssl_and_a_tampered_manifest_does_not
     issued = issue()
     files = read_pkpass(wallet_client.get(f"/p/{issued.claim_secret}/pass.pkpass").data)
     root = dev_chain_folder / "root.pem"
-    assert openssl_verify(tmp_path, files["signature"], files["manifest.json"], root) == 0
+    assert (
+        openssl_verify(
+            tmp_path, files["signature"], files["manifest.json"], root, at=NOW
+        ).returncode
+        == 0
+    )
 
     manifest = json.loads(files["manifest.json"])
     manifest["pass.json"] = hashlib.sha1(b"a pass.json of the attacker's choosing").hexdigest()
     tampered = json.dumps(manifest, sort_keys=True, indent=2).encode("utf-8")
     assert tampered != files["manifest.json"]
-    assert openssl_verify(tmp_path, files["signature"], tampered, root) != 0
+    assert openssl_verify(tmp_path, files["signature"], tampered, root, at=NOW).returncode != 0
 
 
 # --- Google Wallet ----------------------------------------------------------------------

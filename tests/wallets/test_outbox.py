@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -15,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from tests.concurrency import run_together
 from tests.factories import NOW
 from tests.standins.apns import ApnsStandIn, Reply
 from tests.standins.google_wallet import GoogleWalletStandIn
@@ -369,27 +369,15 @@ def test_concurrent_workers_deliver_each_push_exactly_once(
     row = issue().row
     tokens = [register(db, wallet_services, row, n) for n in range(1, 25)]
     change(row.serial, "revoke")
-    errors: list[BaseException] = []
+    from wallet.cli.worker import build_deliverers
 
     def work() -> None:
-        try:
-            from wallet.cli.worker import build_deliverers
+        with ExitStack() as stack:
+            mine = build_deliverers(wallet_services, stack)
+            for _ in range(5):
+                outbox.drain(lambda: db.transaction(write=True), mine, clock=lambda: NOW, limit=4)
 
-            with ExitStack() as stack:
-                mine = build_deliverers(wallet_services, stack)
-                for _ in range(5):
-                    outbox.drain(
-                        lambda: db.transaction(write=True), mine, clock=lambda: NOW, limit=4
-                    )
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(work, threads=3)
     pushed = [p.device_token for p in apns_server.wait_for(len(tokens))]
     assert sorted(pushed) == sorted(tokens)  # each once, none twice
     assert {r.state for r in rows(db)} == {"done"}
