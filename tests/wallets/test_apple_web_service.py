@@ -266,3 +266,38 @@ def test_log_flooding_is_rate_limited(db: Database, wallet_services: object) -> 
     answers = [client.post(f"{BASE}/log", json={"logs": ["x"]}).status_code for _ in range(35)]
     assert answers[:30] == [200] * 30
     assert answers[30:] == [429] * 5
+
+
+def test_staff_see_whether_a_change_reached_the_wallet_apps(
+    wallet_app: object,
+    wallet_client: FlaskClient,
+    issue: Issue,
+    change: Change,
+    db: Database,
+) -> None:
+    """The console's pass page counts registered devices and queued deliveries."""
+    import re
+
+    from wallet.services import accounts
+
+    with db.transaction(write=True) as session:
+        accounts.add_user(session, username="anna", password="correct horse battery",
+                          role="issuer", actor="test", now=NOW)  # fmt: skip
+    login_page = wallet_client.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login_page)
+    assert token is not None
+    wallet_client.post(
+        "/console/login",
+        data={"csrf_token": token.group(1), "username": "anna",
+              "password": "correct horse battery"},
+    )  # fmt: skip
+    row = issue().row
+    register(wallet_client, row)
+    register(wallet_client, row, device="b" * 32)
+    change(row.serial, "revoke", "lost")
+
+    html = wallet_client.get(f"/console/passes/{row.serial}").get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "Für Aktualisierungen angemeldete Apple-Geräte 2" in text
+    assert "Wartende Aktualisierungen 3" in text  # two pushes and the Google update
+    assert "Zugestellte Aktualisierungen 0" in text

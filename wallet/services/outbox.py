@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wallet.errors import DeliveryError, WalletError
@@ -37,7 +37,9 @@ __all__ = [
     "MAX_ATTEMPTS",
     "Deliverers",
     "DrainReport",
+    "PassDeliveries",
     "backoff",
+    "deliveries_of",
     "drain",
     "pass_changed",
 ]
@@ -177,6 +179,45 @@ def drain(
         with transaction() as session:
             _record(session, item, outcome, now=clock(), report=report)
     return report
+
+
+@dataclass(frozen=True)
+class PassDeliveries:
+    """What staff see of a pass's wallet copies: did the last change reach them?"""
+
+    apple_devices: int
+    pending: int
+    delivered: int
+    failed: int
+    last_error: str | None
+
+
+def deliveries_of(session: Session, pass_id: int) -> PassDeliveries:
+    devices = session.scalar(
+        select(func.count())
+        .select_from(AppleRegistrationRow)
+        .where(AppleRegistrationRow.pass_id == pass_id)
+    )
+    counts = dict(
+        session.execute(
+            select(OutboxRow.state, func.count())
+            .where(OutboxRow.pass_id == pass_id)
+            .group_by(OutboxRow.state)
+        ).all()
+    )
+    last_error = session.scalar(
+        select(OutboxRow.last_error)
+        .where(OutboxRow.pass_id == pass_id, OutboxRow.last_error.is_not(None))
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    return PassDeliveries(
+        apple_devices=int(devices or 0),
+        pending=int(counts.get("pending", 0)),
+        delivered=int(counts.get("done", 0)),
+        failed=int(counts.get("failed", 0)),
+        last_error=last_error,
+    )
 
 
 def pending(session: Session) -> Iterator[OutboxRow]:

@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 from wallet.bundle import verify_bundle
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.passtypes import Field, PassType
-from wallet.services import accounts, audit, passes
+from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import AuditEntryRow, PassRow
 from wallet.verifier import VerificationResult, Verifier
 from wallet.web import WebContext, context, i18n, now, public, security, status_for
@@ -550,6 +550,7 @@ def _detail_page(
         row = passes.get_pass(db_session, serial)
         entries = audit.trail(db_session, row.serial)
         trail = [_trail_entry(e, ctx.services.pass_types) for e in entries]
+        deliveries = outbox.deliveries_of(db_session, row.id)
     pass_type = ctx.services.pass_types.get(row.pass_type)
     moment = now()
     page = render_template(
@@ -558,6 +559,7 @@ def _detail_page(
         pass_type=pass_type,
         fields=_labelled_holder(row.holder, pass_type),
         trail=trail,
+        deliveries=deliveries,
         actions=_available_actions(row, pass_type),
         expired=row.valid_until <= moment,
         errors=errors or {},
