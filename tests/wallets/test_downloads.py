@@ -402,3 +402,31 @@ def test_guessed_claim_secret_downloads_nothing(
         for leaked in (issued.row.serial, issued.row.token, "Erika Mustermann", "100200300400"):
             assert leaked not in page
     assert google_wallet_server.api_requests() == []
+
+
+def test_the_api_hands_out_every_download_link_when_both_wallets_are_set_up(
+    wallet_client: FlaskClient, db: Database
+) -> None:
+    from wallet.services import accounts
+
+    with db.transaction(write=True) as session:
+        secret = accounts.create_api_token(
+            session, name="city-system", role="issuer", actor="test", now=NOW
+        ).secret
+    created = wallet_client.post(
+        "/api/v1/passes",
+        json={"type": "library", "holder": {"card_number": "100200300400", "name": "Erika"}},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert created.status_code == 201
+    body = created.get_json()
+    downloads = body["downloads"]
+    assert set(downloads) == {
+        "apple_wallet", "google_wallet", "card_pdf", "print_sheet_pdf", "card_png"
+    }  # fmt: skip
+    assert all(link.startswith(body["claim_url"] + "/") for link in downloads.values())
+    public_url = wallet_client.application.extensions["wallet"].settings.public_url
+    apple = wallet_client.get(downloads["apple_wallet"].removeprefix(public_url))
+    assert apple.mimetype == "application/vnd.apple.pkpass"
+    google_link = wallet_client.get(downloads["google_wallet"].removeprefix(public_url))
+    assert google_link.status_code == 303

@@ -285,12 +285,20 @@ def test_issue_find_suspend_reinstate_revoke_and_verify(
     assert new["token"].count(".") == 2 and new["qr_text"].startswith("WP1")
     if "citizen" in app.blueprints:  # the colleague's page: the link must open it
         assert client.get(claim.path).status_code == 200
+    downloads = new["downloads"]
+    # Neither wallet is set up here (no Google issuer, no development chain yet).
+    assert "google_wallet" not in downloads and "apple_wallet" not in downloads
+    assert downloads["card_png"] == new["claim_url"] + "/card.png"
+    for link in downloads.values():
+        assert client.get(urlsplit(link).path + "?" + urlsplit(link).query).status_code == 200
 
     shown = client.get(f"/api/v1/passes/{serial}", headers=issuer)
     assert shown.status_code == 200
     assert "claim_url" not in shown.get_json()
     assert claim.path[3:] not in shown.get_data(as_text=True)  # the secret is shown once only
-    assert {k: v for k, v in new.items() if k != "claim_url"} == shown.get_json()
+    assert {k: v for k, v in new.items() if k not in ("claim_url", "downloads")} == (
+        shown.get_json()
+    )
 
     client.post("/api/v1/passes", json=LIBRARY, headers=issuer)
     listing = client.get("/api/v1/passes", headers=issuer).get_json()

@@ -34,6 +34,7 @@ __all__ = [
     "APPLE_DEV_FOLDER",
     "AppleSetup",
     "WalletFormats",
+    "apple_available",
     "apple_web_service_url",
     "ensure_dev_chain",
     "google_save_link",
@@ -73,6 +74,13 @@ class AppleSetup:
     signer: AppleSigner
     designs: dict[str, AppleDesign]
     development: bool
+
+
+def apple_available(settings: Settings) -> bool:
+    """Whether passes can be signed: real credentials, or the development chain exists."""
+    if settings.apple_configured:
+        return True
+    return settings.dev_mode and (settings.instance_dir / APPLE_DEV_FOLDER / "pass.pem").exists()
 
 
 def ensure_dev_chain(settings: Settings, *, now: datetime) -> Path | None:

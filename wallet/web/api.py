@@ -25,7 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from wallet.errors import HolderDataError, InputError, NotFoundError, WalletError
 from wallet.qrtext import encode_qr_text
-from wallet.services import accounts, idempotency, passes
+from wallet.services import accounts, idempotency, passes, wallets
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
@@ -359,7 +359,20 @@ def _pass_json(row: PassRow) -> dict[str, Any]:
 def _created(issued: passes.IssuedPass) -> StoredResponse:
     """201 for a new pass, with the claim link that is shown this once (and on retries)."""
     body = _pass_json(issued.row)
-    body["claim_url"] = f"{context().settings.public_url}/p/{issued.claim_secret}"
+    settings = context().settings
+    claim_url = f"{settings.public_url}/p/{issued.claim_secret}"
+    body["claim_url"] = claim_url
+    # Direct links for a city system's e-mail or letter; the same secret guards them.
+    downloads = {
+        "card_pdf": f"{claim_url}/card.pdf",
+        "print_sheet_pdf": f"{claim_url}/card.pdf?layout=sheet",
+        "card_png": f"{claim_url}/card.png",
+    }
+    if wallets.apple_available(settings):
+        downloads["apple_wallet"] = f"{claim_url}/pass.pkpass"
+    if settings.google_enabled:
+        downloads["google_wallet"] = f"{claim_url}/google-wallet"
+    body["downloads"] = downloads
     location = url_for("api.get_pass", serial=issued.row.serial)
     return StoredResponse(status_code=201, body=body, headers={"Location": location})
 

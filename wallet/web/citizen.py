@@ -164,7 +164,7 @@ def _wallet_options() -> list[str]:
     """
     settings = context().settings
     options = []
-    if settings.apple_configured or settings.dev_mode:
+    if wallets.apple_available(settings):
         options.append("apple")
     if settings.google_enabled:
         options.append("google")

@@ -118,7 +118,7 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
         "IssuedPass": {
             "type": "object",
             "description": "A new pass with its claim link, which is shown only here.",
-            "required": [*pass_required, "claim_url"],
+            "required": [*pass_required, "claim_url", "downloads"],
             "additionalProperties": False,
             "properties": {
                 **pass_properties,
@@ -127,6 +127,24 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
                     "format": "uri",
                     "description": "Absolute link for the citizen; the secret in it is stored "
                     "only hashed, so it cannot be looked up again.",
+                },
+                "downloads": {
+                    "type": "object",
+                    "description": "Direct links below the claim link (same secret): the "
+                    "Apple Wallet pass and the Google Wallet save link (each only when that "
+                    "wallet is set up), the card as PDF (ID-1) and PNG, and an A4 sheet to print.",
+                    "required": ["card_pdf", "print_sheet_pdf", "card_png"],
+                    "additionalProperties": False,
+                    "properties": {
+                        name: {"type": "string", "format": "uri"}
+                        for name in (
+                            "apple_wallet",
+                            "google_wallet",
+                            "card_pdf",
+                            "print_sheet_pdf",
+                            "card_png",
+                        )
+                    },
                 },
             },
         },
