@@ -195,3 +195,9 @@ def test_a_broken_google_key_file_is_named(set_up: Wallet, tmp_path: Path) -> No
         "doctor", WALLET_GOOGLE_SERVICE_ACCOUNT=str(key), WALLET_GOOGLE_ISSUER_ID="3388000000022"
     )
     assert result.exit_code == 1 and "[google-setup-unusable]" in result.output
+
+
+def test_plain_http_on_this_machine_is_only_a_warning(set_up: Wallet) -> None:
+    result = set_up("doctor", WALLET_PUBLIC_URL="http://127.0.0.1:8000")
+    assert result.exit_code == 0, result.output
+    assert "warning  configuration: [web-service-url-not-https]" in result.output

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from urllib.parse import urlsplit
 
 import jwt
 from sqlalchemy import func, select
@@ -68,12 +69,14 @@ def check_configuration(services: Services, *, now: datetime) -> list[Finding]:
         findings += _guard(partial(check_apple_design, folder), "apple-design-unusable")
     web_service = wallets.apple_web_service_url(settings)
     if not web_service.startswith("https://"):
+        local = urlsplit(web_service).hostname in ("127.0.0.1", "localhost", "::1")
         findings.append(
             Finding(
                 "web-service-url-not-https",
                 f"the passes' webServiceURL {web_service} is not https: Wallet on a device "
                 "never calls it, so revoked passes are not updated. Set WALLET_PUBLIC_URL "
                 "to the https address of the service",
+                "warning" if local else "error",  # this machine only: development
             )
         )
     if settings.apns_key is not None:
