@@ -453,3 +453,31 @@ def test_the_worker_command_delivers_and_seals(
 
         report = audit.verify_chain(session)
     assert report.intact and report.unsealed == 0
+
+
+def test_old_finished_deliveries_and_device_logs_are_pruned(
+    db: Database, wallet_services: Services, issue: Issue, change: Change,
+    apns_server: ApnsStandIn, deliverers: outbox.Deliverers,
+) -> None:  # fmt: skip
+    row = issue("parking").row
+    dead = register(db, wallet_services, row, 1)
+    register(db, wallet_services, row, 2)
+    apns_server.script(dead, Reply(400, "BadTopic"))
+    change(row.serial, "suspend")
+    drain(db, deliverers)  # one push failed for good, the other and Google delivered
+    change(row.serial, "reinstate")  # pending: never pruned
+    with db.transaction(write=True) as session:
+        apple.record_log(session, ["old trouble"], now=NOW - timedelta(days=31))
+        apple.record_log(session, ["new trouble"], now=NOW)
+
+    def prune(at: datetime) -> int:
+        with db.transaction(write=True) as session:
+            return outbox.prune(session, now=at) + apple.prune_logs(session, now=at)
+
+    assert prune(NOW) == 1  # only the month-old device log
+    states = sorted(r.state for r in rows(db))
+    assert states == ["done", "done", "failed", "pending", "pending", "pending"]
+    assert prune(NOW + outbox.KEEP_DELIVERED + timedelta(seconds=1)) == 3  # the delivered + a log
+    assert sorted(r.state for r in rows(db)) == ["failed", "pending", "pending", "pending"]
+    assert prune(NOW + outbox.KEEP_FAILED + timedelta(seconds=1)) == 1
+    assert sorted(r.state for r in rows(db)) == ["pending", "pending", "pending"]

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from contextlib import ExitStack
+from datetime import timedelta
 from types import FrameType
 
 import click
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
-from wallet.services import audit, outbox, wallets
+from wallet.services import apple, audit, outbox, wallets
 from wallet.services.context import Services
 
 log = logging.getLogger("wallet.worker")
@@ -72,12 +73,32 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         deliverers = build_deliverers(obj.services, stack)
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
+        next_prune = obj.now()
         while not stop.is_set():
             busy = _round(obj, deliverers)
+            if obj.now() >= next_prune:
+                _prune(obj)
+                next_prune = obj.now() + PRUNE_EVERY
             if once:
                 return
             if not busy:
                 stop.wait(interval)
+
+
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def _prune(obj: Context) -> None:
+    """Old finished deliveries and device logs go (see outbox.KEEP_*)."""
+    try:
+        with obj.transaction(write=True) as session:
+            removed = outbox.prune(session, now=obj.now())
+            removed += apple.prune_logs(session, now=obj.now())
+    except SQLAlchemyError as exc:
+        log.error("pruning failed, retrying later: %s", type(exc).__name__)
+        return
+    if removed:
+        log.info("pruned %d old outbox rows and device logs", removed)
 
 
 def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ __all__ = [
     "AppleAuthError",
     "Updates",
     "authenticate",
+    "prune_logs",
     "record_log",
     "register_device",
     "unregister_device",
@@ -189,6 +190,15 @@ def record_log(session: Session, messages: object, *, now: datetime) -> int:
         text = "".join(c if c.isprintable() else " " for c in message[:MAX_LOG_MESSAGE_LENGTH])
         session.add(AppleDeviceLogRow(at=now, message=text))
     return len(kept)
+
+
+KEEP_DEVICE_LOGS = timedelta(days=30)
+
+
+def prune_logs(session: Session, *, now: datetime) -> int:
+    """Device logs help debugging for a while; then they go."""
+    old = delete(AppleDeviceLogRow).where(AppleDeviceLogRow.at < now - KEEP_DEVICE_LOGS)
+    return session.execute(old).rowcount or 0  # type: ignore[attr-defined]
 
 
 def registration_count(session: Session, pass_id: int) -> int:

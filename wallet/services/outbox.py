@@ -42,6 +42,7 @@ __all__ = [
     "deliveries_of",
     "drain",
     "pass_changed",
+    "prune",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,24 @@ def deliveries_of(session: Session, pass_id: int) -> PassDeliveries:
         failed=int(counts.get("failed", 0)),
         last_error=last_error,
     )
+
+
+KEEP_DELIVERED = timedelta(days=30)
+KEEP_FAILED = timedelta(days=90)  # long enough for `wallet doctor` and staff to notice
+
+
+def prune(session: Session, *, now: datetime) -> int:
+    """Forget finished deliveries after a while; the table would grow with every change."""
+    done = delete(OutboxRow).where(
+        OutboxRow.state == "done", OutboxRow.done_at < now - KEEP_DELIVERED
+    )
+    failed = delete(OutboxRow).where(
+        OutboxRow.state == "failed", OutboxRow.done_at < now - KEEP_FAILED
+    )
+    removed = 0
+    for statement in (done, failed):
+        removed += session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+    return removed
 
 
 def pending(session: Session) -> Iterator[OutboxRow]:
