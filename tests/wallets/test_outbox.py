@@ -19,12 +19,13 @@ from tests.factories import NOW
 from tests.standins.apns import ApnsStandIn, Reply
 from tests.standins.google_wallet import GoogleWalletStandIn
 from tests.wallets.conftest import PASS_TYPE_ID
+from wallet.config import Settings
 from wallet.formats import google
 from wallet.push.apns import ApnsClient, load_token_auth
 from wallet.services import apple, doctor, outbox, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
-from wallet.store.models import AppleRegistrationRow, OutboxRow
+from wallet.store.models import AppleRegistrationRow, AuditEntryRow, OutboxRow
 
 Issue = Callable[..., passes.IssuedPass]
 Change = Callable[..., None]
@@ -426,8 +427,22 @@ def test_the_worker_command_delivers_and_seals(
                 next_attempt_at=datetime.now(UTC) - timedelta(minutes=1)
             )
         )
-    s = wallet_services.settings
-    env = {
+    env = cli_env(db, wallet_services.settings)
+    result = CliRunner().invoke(cli, ["worker", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    (push,) = apns_server.wait_for(1)
+    assert push.device_token == token_for(7)
+    assert {r.state for r in rows(db)} == {"done"}
+    with db.transaction(write=False) as session:
+        from wallet.services import audit
+
+        report = audit.verify_chain(session)
+    assert report.intact and report.unsealed == 0
+
+
+def cli_env(db: Database, s: Settings) -> dict[str, str]:
+    """The environment `wallet ...` needs to reach this test's database and stand-ins."""
+    return {
         "WALLET_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
         "WALLET_INSTANCE_DIR": str(s.instance_dir),
         "WALLET_SIGNING_KEYS_DIR": str(s.signing_keys_dir),
@@ -442,17 +457,42 @@ def test_the_worker_command_delivers_and_seals(
         "WALLET_GOOGLE_ISSUER_ID": s.google_issuer_id,
         "WALLET_GOOGLE_API_URL": s.google_api_url,
         "WALLET_GOOGLE_TOKEN_URL": s.google_token_url,
+        "WALLET_ACTOR": "admin:test",
     }
-    result = CliRunner().invoke(cli, ["worker", "--once"], env=env)
-    assert result.exit_code == 0, result.output
-    (push,) = apns_server.wait_for(1)
-    assert push.device_token == token_for(7)
-    assert {r.state for r in rows(db)} == {"done"}
-    with db.transaction(write=False) as session:
-        from wallet.services import audit
 
-        report = audit.verify_chain(session)
-    assert report.intact and report.unsealed == 0
+
+def test_given_up_deliveries_are_listed_and_can_be_retried_after_a_fix(
+    db: Database, wallet_services: Services, issue: Issue, change: Change,
+    apns_server: ApnsStandIn, deliverers: outbox.Deliverers,
+) -> None:  # fmt: skip
+    from click.testing import CliRunner
+
+    from wallet.cli import cli
+
+    row = issue().row
+    push_token = register(db, wallet_services, row, 3)
+    apns_server.script(push_token, Reply(400, "BadTopic"))  # a set-up mistake, fixed below
+    change(row.serial, "revoke")
+    drain(db, deliverers)
+    env = cli_env(db, wallet_services.settings)
+    runner = CliRunner()
+
+    listed = runner.invoke(cli, ["outbox", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert row.serial in listed.output and "BadTopic" in listed.output
+    shown = runner.invoke(cli, ["passes", "show", row.serial], env=env)
+    assert "1 delivered, 1 given up" in shown.output
+
+    retried = runner.invoke(cli, ["outbox", "retry"], env=env)
+    assert retried.exit_code == 0 and "1 deliveries queued again" in retried.output
+    assert "nothing to retry" in runner.invoke(cli, ["outbox", "retry"], env=env).output
+    assert drain(db, deliverers).delivered == 1
+    assert [p.status for p in apns_server.pushes] == [400, 200]
+    with db.transaction(write=False) as session:
+        retries = session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.action == "outbox.retry")
+        ).all()
+        assert [(e.actor, e.details) for e in retries] == [("admin:test", {"count": 1})]
 
 
 def test_old_finished_deliveries_and_device_logs_are_pruned(

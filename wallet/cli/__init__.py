@@ -18,6 +18,7 @@ COMMANDS = {
     "db": "wallet.cli.db:db",
     "demo": "wallet.cli.demo:demo",
     "keys": "wallet.cli.keys:keys",
+    "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",
     "setup": "wallet.cli.serve:setup",
     "status": "wallet.cli.publish:status",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -26,7 +26,7 @@ from wallet.errors import (
 )
 from wallet.formats.qr import render_png, render_svg
 from wallet.qrtext import encode_qr_text
-from wallet.services import audit
+from wallet.services import audit, outbox
 from wallet.services import passes as service
 from wallet.store.models import AuditEntryRow, PassRow
 
@@ -289,6 +289,7 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         data["token"] = row.token
         data["qr_text"] = encode_qr_text(row.token)
         trail = [audit_json(e) for e in audit.trail(session, row.serial)]
+        data["wallet_deliveries"] = asdict(outbox.deliveries_of(session, row.id))
     if as_json:
         click.echo(json.dumps({**data, "audit": trail}, indent=2, ensure_ascii=False))
         return
@@ -304,6 +305,11 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         click.echo(f"replaces:    {data['replaces']}")
     if data["replaced_by"]:
         click.echo(f"replaced by: {data['replaced_by']}")
+    wallet = data["wallet_deliveries"]
+    click.echo(
+        f"wallet apps: {wallet['apple_devices']} Apple devices registered; updates "
+        f"{wallet['pending']} waiting, {wallet['delivered']} delivered, {wallet['failed']} given up"
+    )
     click.echo(f"QR text:     {data['qr_text']}")
     click.echo("audit trail (newest first):")
     for e in trail:

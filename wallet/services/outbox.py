@@ -43,6 +43,8 @@ __all__ = [
     "drain",
     "pass_changed",
     "prune",
+    "retry_failed",
+    "rows_in_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,39 @@ def prune(session: Session, *, now: datetime) -> int:
     for statement in (done, failed):
         removed += session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
     return removed
+
+
+def rows_in_state(session: Session, state: str, *, limit: int) -> list[dict[str, Any]]:
+    """Deliveries in one state, oldest first, as plain data for the CLI."""
+    query = (
+        select(OutboxRow, PassRow.serial)
+        .outerjoin(PassRow, PassRow.id == OutboxRow.pass_id)
+        .where(OutboxRow.state == state)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "serial": serial,
+            "state": row.state,
+            "attempts": row.attempts,
+            "created_at": row.created_at.isoformat(),
+            "last_error": row.last_error,
+        }
+        for row, serial in session.execute(query).all()
+    ]
+
+
+def retry_failed(session: Session, *, now: datetime) -> int:
+    """Give every failed delivery a fresh start (attempts from zero, due now)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.state == "failed")
+        .values(state="pending", attempts=0, next_attempt_at=now, done_at=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def pending(session: Session) -> Iterator[OutboxRow]:

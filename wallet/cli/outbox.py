@@ -1,0 +1,61 @@
+"""``wallet outbox``: the wallet updates waiting, given up, or delivered; and retrying them."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from wallet.cli.context import Context, actor_option, pass_context
+from wallet.services import audit
+from wallet.services import outbox as service
+
+
+@click.group()
+def outbox() -> None:
+    """Pushes to Apple devices and Google Wallet updates (delivered by `wallet worker`)."""
+
+
+@outbox.command(name="list")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "failed", "done"]),
+    default="failed",
+    show_default=True,
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_context
+def list_rows(obj: Context, state: str, limit: int, as_json: bool) -> None:
+    """Deliveries in one state, oldest first, with the pass and the last problem."""
+    with obj.transaction(write=False) as session:
+        found = service.rows_in_state(session, state, limit=limit)
+    if not found:
+        click.echo(f"no {state} deliveries")
+        return
+    for row in found:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(
+            f"#{row['id']:<6} {row['kind']:12} {row['serial'] or '-':18} "
+            f"tries {row['attempts']:<3} {row['last_error'] or ''}"
+        )
+
+
+@outbox.command()
+@actor_option
+@pass_context
+def retry(obj: Context) -> None:
+    """Queue every given-up delivery again, e.g. after fixing the APNs or Google set-up."""
+    now = obj.now()
+    with obj.transaction(write=True) as session:
+        count = service.retry_failed(session, now=now)
+        if count:
+            audit.record(
+                session, actor=obj.actor, action="outbox.retry", details={"count": count}, now=now
+            )
+    if count:
+        click.echo(f"{count} deliveries queued again; `wallet worker` sends them")
+    else:
+        click.echo("nothing to retry: no delivery has been given up")
