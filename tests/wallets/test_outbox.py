@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 
 from tests.concurrency import run_together
 from tests.factories import NOW
-from tests.standins.apns import ApnsStandIn, Reply
+from tests.standins.apns import ApnsStandIn, Pki, Reply
 from tests.standins.google_wallet import GoogleWalletStandIn
 from tests.wallets.conftest import PASS_TYPE_ID
 from wallet.config import Settings
@@ -521,3 +522,37 @@ def test_old_finished_deliveries_and_device_logs_are_pruned(
     assert sorted(r.state for r in rows(db)) == ["failed", "pending", "pending", "pending"]
     assert prune(NOW + outbox.KEEP_FAILED + timedelta(seconds=1)) == 1
     assert sorted(r.state for r in rows(db)) == ["pending", "pending", "pending"]
+
+
+def test_without_an_apns_key_the_pass_certificate_authenticates_the_pushes(
+    db: Database, wallet_services: Services, issue: Issue, change: Change,
+    apns_pki: Pki, dev_chain_folder: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Apple's pass documentation: the Pass Type ID certificate is also the APNs client."""
+    from dataclasses import replace
+
+    trusted = tmp_path / "apple-chain.pem"  # what APNs trusts: Apple's CA and the WWDR
+    trusted.write_bytes(
+        (dev_chain_folder / "wwdr.pem").read_bytes() + (dev_chain_folder / "root.pem").read_bytes()
+    )
+    with ApnsStandIn(apns_pki, client_ca=trusted) as server:
+        settings = replace(
+            wallet_services.settings,
+            apns_key=None,
+            apns_key_id="",
+            apns_url=server.base_url,
+            apns_ca_file=server.ca_file,
+        )
+        services = Services(
+            settings=settings, keys=wallet_services.keys, pass_types=wallet_services.pass_types
+        )
+        row = issue().row
+        push_token = register(db, services, row, 4)
+        change(row.serial, "revoke")
+        with ExitStack() as stack:
+            from wallet.cli.worker import build_deliverers
+
+            report = drain(db, build_deliverers(services, stack))
+        (push,) = server.wait_for(1)
+    assert push.device_token == push_token and push.bearer is None
+    assert report.delivered == 2 and report.failed == 0
