@@ -556,3 +556,19 @@ def test_without_an_apns_key_the_pass_certificate_authenticates_the_pushes(
         (push,) = server.wait_for(1)
     assert push.device_token == push_token and push.bearer is None
     assert report.delivered == 2 and report.failed == 0
+
+
+def test_a_surprise_in_a_client_keeps_the_push_and_the_worker(
+    db: Database, wallet_services: Services, issue: Issue, change: Change
+) -> None:
+    class Broken:
+        def send(self, device_token: str, *, topic: str) -> object:
+            raise RuntimeError("a library surprise")
+
+    row = issue().row
+    register(db, wallet_services, row, 5)
+    change(row.serial, "revoke")
+    report = drain(db, outbox.Deliverers(apns=Broken(), apple_topic=PASS_TYPE_ID))
+    assert report.failed == 0
+    (pending,) = [r for r in rows(db) if r.kind == "apns"]
+    assert pending.state == "pending" and "unexpected RuntimeError" in (pending.last_error or "")

@@ -111,6 +111,9 @@ def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
     except SQLAlchemyError as exc:  # the database is away: say so, try again later
         log.error("worker round failed, retrying: %s", type(exc).__name__)
         return False
+    except Exception:  # never let one bad round stop pushes for good
+        log.exception("worker round failed unexpectedly, retrying")
+        return False
     if sealed:
         log.info("sealed %d audit entries", sealed)
     if report.handled:

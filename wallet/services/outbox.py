@@ -300,6 +300,9 @@ def _deliver(transaction: Transaction, deliverers: Deliverers, item: _Claimed) -
         return _Outcome(ok=False, retry=exc.retry, error=exc.message)
     except WalletError as exc:  # bad data in the row: retrying cannot help
         return _Outcome(ok=False, error=exc.message)
+    except Exception as exc:  # a bug or a library surprise: keep the row, keep the worker
+        log.exception("outbox %s (%s): unexpected error", item.id, item.kind)
+        return _Outcome(ok=False, retry=True, error=f"unexpected {type(exc).__name__}; logged")
 
 
 def _push_apple(deliverers: Deliverers, item: _Claimed) -> _Outcome:
