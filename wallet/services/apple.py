@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -199,14 +199,3 @@ def prune_logs(session: Session, *, now: datetime) -> int:
     """Device logs help debugging for a while; then they go."""
     old = delete(AppleDeviceLogRow).where(AppleDeviceLogRow.at < now - KEEP_DEVICE_LOGS)
     return session.execute(old).rowcount or 0  # type: ignore[attr-defined]
-
-
-def registration_count(session: Session, pass_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(AppleRegistrationRow)
-            .where(AppleRegistrationRow.pass_id == pass_id)
-        )
-        or 0
-    )

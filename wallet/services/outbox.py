@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -272,13 +272,6 @@ def retry_failed(session: Session, *, now: datetime) -> int:
         .values(state="pending", attempts=0, next_attempt_at=now, done_at=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def pending(session: Session) -> Iterator[OutboxRow]:
-    """Rows still to deliver, oldest first (for ``wallet doctor`` and the console)."""
-    yield from session.scalars(
-        select(OutboxRow).where(OutboxRow.state == "pending").order_by(OutboxRow.id)
-    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ use, and a missing or broken one is a ConfigError that names what to fix.
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,20 +126,22 @@ def load_apple_signer(settings: Settings) -> tuple[AppleSigner, bool]:
 
 
 class WalletFormats:
-    """Per-process cache of what the wrappings need; safe to share between threads."""
+    """Per-process cache of what the wrappings need, loaded on first use.
+
+    Two threads racing on first use may each load a part once; both results
+    are equal, so no lock is needed.
+    """
 
     def __init__(self, settings: Settings, pass_types: dict[str, PassType]) -> None:
         self._settings = settings
         self._types = pass_types
-        self._lock = threading.Lock()
 
     @cached_property
     def apple(self) -> AppleSetup:
-        with self._lock:
-            signer, development = load_apple_signer(self._settings)
-            folder = self._settings.pass_types_dir
-            designs = {t: load_apple_design(folder / t / "apple") for t in self._types}
-            return AppleSetup(signer=signer, designs=designs, development=development)
+        signer, development = load_apple_signer(self._settings)
+        folder = self._settings.pass_types_dir
+        designs = {t: load_apple_design(folder / t / "apple") for t in self._types}
+        return AppleSetup(signer=signer, designs=designs, development=development)
 
     @cached_property
     def google_account(self) -> google.ServiceAccount:
