@@ -61,6 +61,14 @@ def test_registering_a_device_answers_201_then_200(
     assert registrations(db) == [(DEVICE, PUSH_TOKEN)]
 
 
+def test_push_tokens_are_stored_as_apns_wants_them(
+    wallet_client: FlaskClient, issue: Issue, db: Database
+) -> None:
+    row = issue().row
+    assert register(wallet_client, row, push_token="AB" * 32) == 201
+    assert registrations(db) == [(DEVICE, "ab" * 32)]
+
+
 def test_a_device_coming_back_with_a_new_push_token_keeps_one_registration(
     wallet_client: FlaskClient, issue: Issue, db: Database
 ) -> None:
@@ -123,7 +131,9 @@ def test_another_pass_type_identifier_is_refused(wallet_client: FlaskClient, iss
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("push_token", ["", "not-hex", "ab" * 8, 42, None, "ab" * 120])
+@pytest.mark.parametrize(
+    "push_token", ["", "not-hex", "ab" * 8, 42, None, "ab" * 120, "a" * 65, "ab" * 31 + "/x"]
+)
 def test_a_push_token_that_is_not_hex_is_refused_naming_the_field(
     wallet_client: FlaskClient, issue: Issue, db: Database, push_token: object
 ) -> None:

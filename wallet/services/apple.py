@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.errors import InputError, WalletError
+from wallet.push.apns import validate_device_token
 from wallet.services.context import Services
 from wallet.store.models import AppleDeviceLogRow, AppleRegistrationRow, PassRow
 
@@ -36,7 +37,6 @@ __all__ = [
 
 # deviceLibraryIdentifier: Apple sends a 32-character hex string; leave room.
 _DEVICE_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_PUSH_TOKEN_RE = re.compile(r"[0-9A-Fa-f]{64,200}")
 _TAG_RE = re.compile(r"[0-9]{1,19}")
 MAX_LOG_MESSAGES = 50
 MAX_LOG_MESSAGE_LENGTH = 2000
@@ -102,8 +102,12 @@ def register_device(
         session, services, pass_type_id=pass_type_id, serial=serial, authorization=authorization
     )
     _check_device(device_id)
-    if not isinstance(push_token, str) or not _PUSH_TOKEN_RE.fullmatch(push_token):
-        raise InputError("pushToken must be the device's hexadecimal push token", field="pushToken")
+    try:  # the same rule the APNs client applies, so a stored token can always be pushed to
+        push_token = validate_device_token(push_token)  # type: ignore[arg-type]
+    except InputError:
+        raise InputError(
+            "pushToken must be the device's hexadecimal push token", field="pushToken"
+        ) from None
     existing = session.scalars(
         select(AppleRegistrationRow).where(
             AppleRegistrationRow.device_id == device_id, AppleRegistrationRow.pass_id == row.id
