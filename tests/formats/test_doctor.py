@@ -439,3 +439,32 @@ def test_several_mistakes_are_all_reported(pkpass: bytes, signer: AppleSigner) -
         "web-service-url-not-https",
         "manifest-hash-mismatch",
     }
+
+
+@pytest.mark.parametrize("wwdr", ["given", "not given"])
+def test_pass_signed_without_the_wwdr_inside(wwdr: str, pkpass: bytes, signer: AppleSigner) -> None:
+    """The classic "pass silently refuses to open": the intermediate was left out."""
+    files = read_pkpass(pkpass)
+    files["signature"] = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(files["manifest.json"])
+        .add_signer(signer.certificate, signer.key, hashes.SHA256())
+        .sign(
+            serialization.Encoding.DER,
+            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
+        )
+    )
+    broken = repack(files, signer=None, update_manifest=False)
+    trusted = signer.wwdr if wwdr == "given" else None
+    assert "wwdr-not-embedded" in codes(check_pkpass(broken, wwdr=trusted, now=NOW))
+
+
+def test_pass_carrying_a_damaged_copy_of_the_wwdr(pkpass: bytes, signer: AppleSigner) -> None:
+    files = read_pkpass(pkpass)
+    wwdr_der = signer.wwdr.public_bytes(serialization.Encoding.DER)
+    at = files["signature"].index(wwdr_der) + len(wwdr_der) - 10  # inside its signature bits
+    damaged = bytearray(files["signature"])
+    damaged[at] ^= 0xFF
+    files["signature"] = bytes(damaged)
+    broken = repack(files, signer=None, update_manifest=False)
+    only(check_pkpass(broken, wwdr=signer.wwdr, now=NOW), "wwdr-not-embedded")

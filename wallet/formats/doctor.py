@@ -386,8 +386,11 @@ def _signature_findings(
         if not signed_attrs:
             return [_invalid("the signature has no signed attributes (no message digest)")]
         attributes = {attr["type"].native: attr["values"] for attr in signed_attrs}
-        message_digest = attributes.get("message_digest")
-        content_type = attributes.get("content_type")
+        # asn1crypto parses lazily: read every value here, where a malformed one is caught.
+        digest_values = attributes.get("message_digest")
+        message_digest = digest_values[0].native if digest_values else None
+        content_types = attributes.get("content_type")
+        content_type = content_types[0].native if content_types else None
         # The signature covers the DER of the attributes as a SET OF, not as
         # the [0] IMPLICIT field they are stored in: swap the tag byte.
         signed_bytes = b"\x31" + signed_attrs.dump()[1:]
@@ -399,10 +402,10 @@ def _signature_findings(
     hash_type = _DIGESTS.get(cast(str, digest_name))
     if hash_type is None:
         return [_invalid(f"the signature uses the digest {digest_name}; Wallet wants SHA-256")]
-    if content_type is None or content_type[0].native != "data":
+    if content_type != "data":
         return [_invalid("the signed attributes lack the content type 'data'")]
     expected = hashlib.new(cast(str, digest_name), manifest).digest()
-    if message_digest is None or message_digest[0].native != expected:
+    if message_digest != expected:
         return [_invalid("the signature's message digest does not match manifest.json")]
     try:
         signer_certificate = x509.load_der_x509_certificate(cast(bytes, signer_der))
@@ -424,25 +427,61 @@ def _signature_findings(
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return [_invalid(f"the signer's certificate or signature is malformed ({exc})")]
 
-    issuer = wwdr
-    if issuer is None:  # no trust anchor given: check against the WWDR the pass carries
-        for der in cast(list[bytes], embedded_der):
-            try:
-                candidate = x509.load_der_x509_certificate(der)
-            except ValueError:
-                continue
-            if candidate.subject == signer_certificate.issuer and candidate != signer_certificate:
-                issuer = candidate
+    try:
+        return _chain_findings(
+            signer_certificate,
+            embedded_der,
+            wwdr=wwdr,
+            pass_type_id=pass_type_id,
+            team_id=team_id,
+            now=now,
+        )
+    except ValueError as exc:  # cryptography parses names and extensions lazily
+        return [_invalid(f"the signer's certificate is malformed ({exc})")]
+
+
+def _chain_findings(
+    signer_certificate: x509.Certificate,
+    embedded_der: list[bytes],
+    *,
+    wwdr: x509.Certificate | None,
+    pass_type_id: str | None,
+    team_id: str | None,
+    now: datetime,
+) -> list[Finding]:
+    """The signer's certificate against the WWDR; Wallet needs that WWDR inside the pass."""
+    carried = None
+    for der in embedded_der:
+        try:
+            candidate = x509.load_der_x509_certificate(der)
+            if wwdr is not None:  # given the genuine WWDR, the pass must carry exactly it
+                if candidate == wwdr:
+                    carried = candidate
+                    break
+            elif (
+                candidate != signer_certificate
+                and _issuer_finding(signer_certificate, candidate) is None
+            ):
+                carried = candidate
                 break
-        if issuer is None:
-            return [
-                Finding(
-                    "wwdr-not-issuer",
-                    "the signature does not contain the WWDR certificate that issued the "
-                    "pass certificate; add Apple's WWDR intermediate when signing",
-                )
-            ]
-    return _certificate_findings(
+        except ValueError:
+            continue
+    findings = []
+    # Signed under another WWDR altogether: wwdr-not-issuer below says it all.
+    foreign = wwdr is not None and _issuer_finding(signer_certificate, wwdr) is not None
+    if carried is None and not foreign:
+        findings.append(
+            Finding(
+                "wwdr-not-embedded",
+                "the signature does not carry the (undamaged) WWDR certificate that issued "
+                "the pass certificate, so Wallet cannot check the chain and refuses the pass; "
+                "add Apple's WWDR intermediate when signing",
+            )
+        )
+    issuer = wwdr or carried
+    if issuer is None:
+        return findings
+    return findings + _certificate_findings(
         signer_certificate, issuer, pass_type_id=pass_type_id, team_id=team_id, now=now
     )
 
