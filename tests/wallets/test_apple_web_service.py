@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.http import http_date
 
 from tests.factories import NOW
@@ -311,3 +313,62 @@ def test_staff_see_whether_a_change_reached_the_wallet_apps(
     assert "Für Aktualisierungen angemeldete Apple-Geräte 2" in text
     assert "Wartende Aktualisierungen 3" in text  # two pushes and the Google update
     assert "Zugestellte Aktualisierungen 0" in text
+
+
+SEGMENTS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=80
+).filter(lambda s: "/" not in s and s not in (".", ".."))
+JSON_BODIES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    device=SEGMENTS,
+    serial=SEGMENTS,
+    # Header values a client can send at all (no line breaks or other controls).
+    authorization=st.none()
+    | st.text(alphabet=st.characters(codec="latin-1", exclude_categories=("Cc",)), max_size=60).map(
+        lambda t: "ApplePass " + t
+    ),
+    body=JSON_BODIES,
+    since=st.none() | st.text(max_size=30),
+)
+def test_hostile_requests_to_the_apple_web_service_never_get_a_500(
+    wallet_client: FlaskClient,
+    method: str,
+    device: str,
+    serial: str,
+    authorization: str | None,
+    body: object,
+    since: str | None,
+) -> None:
+    from urllib.parse import quote
+
+    headers = {} if authorization is None else {"Authorization": authorization}
+    paths = [
+        f"{BASE}/devices/{quote(device)}/registrations/{PASS_TYPE_ID}/{quote(serial)}",
+        f"{BASE}/devices/{quote(device)}/registrations/{PASS_TYPE_ID}",
+        f"{BASE}/passes/{PASS_TYPE_ID}/{quote(serial)}",
+        f"{BASE}/log",
+    ]
+    for path in paths:
+        query = {} if since is None else {"passesUpdatedSince": since}
+        response = wallet_client.open(
+            path, method=method, json=body, headers=headers, query_string=query
+        )
+        assert response.status_code in (200, 204, 401, 404, 405, 422, 429), (
+            path,
+            response.status_code,
+            response.get_data(as_text=True)[:300],
+        )
