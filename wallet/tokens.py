@@ -39,7 +39,8 @@ _MAX_VALIDITY_SECONDS = int(MAX_VALIDITY.total_seconds())
 MAX_TIMESTAMP = 2**34  # about the year 2514; anything later is nonsense
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
-_SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# What a pass serial looks like (new_serial makes 16 characters of base64url).
+SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 _FETCH_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 # PyJWT's algorithm objects sign. Verification calls cryptography directly with
@@ -439,7 +440,7 @@ def sign_pass_token(
         raise SigningKeyError(f"key {key.kid} is not allowed to sign {pass_type} passes")
     if not key.info.covers(issued_at):
         raise SigningKeyError(f"key {key.kid} is outside its signing window")
-    if not _SERIAL_RE.fullmatch(serial):
+    if not SERIAL_RE.fullmatch(serial):
         raise ValueError("serial must be 8-64 base64url characters")
     if expires_at <= issued_at or (not_before is not None and not_before >= expires_at):
         raise ValueError("a pass must expire after it is issued and after it starts")
@@ -470,7 +471,7 @@ def _pass_claims(payload: Mapping[str, Any], kid: str) -> PassClaims:
     issuer, serial, pass_type = payload.get("iss"), payload.get("sub"), payload.get("pt")
     if type(issuer) is not str or type(serial) is not str or type(pass_type) is not str:
         raise ClaimError("the iss, sub and pt claims must be text")
-    if not _SERIAL_RE.fullmatch(serial):
+    if not SERIAL_RE.fullmatch(serial):
         raise ClaimError("the serial (sub) is malformed")
     iat, exp = _time_claim(payload, "iat"), _time_claim(payload, "exp")
     nbf = _time_claim(payload, "nbf") if "nbf" in payload else None

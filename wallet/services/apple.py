@@ -23,6 +23,7 @@ from wallet.errors import InputError, WalletError
 from wallet.push.apns import validate_device_token
 from wallet.services.context import Services
 from wallet.store.models import AppleDeviceLogRow, AppleRegistrationRow, PassRow
+from wallet.tokens import SERIAL_RE
 
 __all__ = [
     "AppleAuthError",
@@ -77,7 +78,7 @@ def authenticate(
     if authorization is not None and authorization.startswith("ApplePass "):
         given = authorization[len("ApplePass ") :].strip()
     row = None
-    if 1 <= len(serial) <= 64:
+    if SERIAL_RE.fullmatch(serial):  # never send NUL or other junk to the database
         row = session.scalars(select(PassRow).where(PassRow.serial == serial)).first()
     expected = row.apple_auth_token if row is not None else "x" * 32
     matches = hmac.compare_digest(given.encode(), expected.encode())

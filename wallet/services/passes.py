@@ -25,7 +25,7 @@ from wallet.services.context import Services
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
 from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
-from wallet.tokens import new_serial, sign_pass_token
+from wallet.tokens import SERIAL_RE, new_serial, sign_pass_token
 
 STATES = ("valid", "suspended", "revoked")
 # A list takes new passes until it is this full; then a fresh list starts. Random
@@ -242,8 +242,8 @@ def issue_pass(
 
 
 def get_pass(session: Session, serial: object, *, for_update: bool = False) -> PassRow:
-    if not isinstance(serial, str) or not 1 <= len(serial) <= 64:
-        raise NotFoundError("no such pass")
+    if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
+        raise NotFoundError("no such pass")  # nor sent to the database (NUL, huge, ...)
     query = select(PassRow).where(PassRow.serial == serial)
     if for_update:
         query = query.with_for_update(of=PassRow)

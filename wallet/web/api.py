@@ -29,6 +29,7 @@ from wallet.services import accounts, idempotency, passes, wallets
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
+from wallet.tokens import SERIAL_RE
 from wallet.web import context, error_body, now, openapi, public
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -49,7 +50,6 @@ ANY_ROLE = frozenset(accounts.ROLES)
 # endpoint -> roles it admits; filled by @_route, read by the OpenAPI document.
 ROLES: dict[str, frozenset[str]] = {}
 
-_SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # C0 controls other than tab, LF and CR, DEL, and lone surrogates (which no
 # database can store as UTF-8; PostgreSQL refuses NUL in text outright).
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -325,7 +325,7 @@ def _timestamp(body: Mapping[str, Any], name: str) -> datetime | None:
 
 def _serial(serial: str) -> str:
     """Only well-formed serials reach the database (PostgreSQL refuses some characters)."""
-    if not _SERIAL_RE.fullmatch(serial):
+    if not SERIAL_RE.fullmatch(serial):
         raise NotFoundError("no such pass")
     return serial
 
