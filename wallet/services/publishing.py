@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -103,7 +104,13 @@ def build_status_list(session: Session, row: StatusListRow) -> StatusList:
     return status_list
 
 
+# "<pass type>-<n>", as passes.py names new lists (pass type ids: passtypes._ID_RE).
+_LIST_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}-[0-9]{1,9}")
+
+
 def status_list_row(session: Session, name: str, *, for_update: bool = False) -> StatusListRow:
+    if not _LIST_NAME_RE.fullmatch(name):  # never send NUL or other junk to the database
+        raise NotFoundError(f"no status list {name[:40]!r}")
     query = select(StatusListRow).where(StatusListRow.name == name)
     if for_update:
         query = query.with_for_update()
