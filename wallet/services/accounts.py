@@ -69,6 +69,8 @@ def add_user(
 
 
 def get_user(session: Session, username: str) -> StaffUserRow:
+    if not _NAME_RE.fullmatch(username):  # never send NUL or other junk to the database
+        raise NotFoundError(f"no user {username[:64]!r}")
     row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
     if row is None:
         raise NotFoundError(f"no user {username}")
@@ -105,7 +107,9 @@ def authenticate_user(
     """
     if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
         return None
-    row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
+    row = None
+    if _NAME_RE.fullmatch(username):  # a NUL would reach PostgreSQL as an error
+        row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
     if row is None:
         argon2.verify(password, _DUMMY_HASH)
         return None
@@ -157,7 +161,9 @@ def list_api_tokens(session: Session) -> list[ApiTokenRow]:
 
 
 def revoke_api_token(session: Session, *, name: str, actor: str, now: datetime) -> ApiTokenRow:
-    row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
+    row = None
+    if _NAME_RE.fullmatch(name):
+        row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
     if row is None:
         raise NotFoundError(f"no API token named {name}")
     if row.revoked_at is None:
