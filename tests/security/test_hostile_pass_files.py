@@ -70,3 +70,16 @@ def test_mangled_pass_files_get_findings_never_a_crash(
         assert all(f.code and f.message for f in findings)
         if suspect != data and target != "zip":
             assert any(f.severity == "error" for f in findings), target  # never passed as clean
+
+
+def test_a_certificate_claiming_an_unknown_x509_version_is_a_finding(
+    genuine: tuple[bytes, AppleSigner],
+) -> None:
+    """cryptography raises InvalidVersion, which is no ValueError: found by fuzzing."""
+    data, signer = genuine
+    files = read_pkpass(data)
+    version_v3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2, in every certificate
+    assert version_v3 in files["signature"]
+    files["signature"] = files["signature"].replace(version_v3, bytes.fromhex("a00302014f"))
+    findings = check_pkpass(_zip(files), wwdr=signer.wwdr, now=NOW)
+    assert "signature-invalid" in {f.code for f in findings}

@@ -424,7 +424,7 @@ def _signature_findings(
             return [_invalid(f"the signature algorithm {signature_algorithm} is not supported")]
     except InvalidSignature:
         return [_invalid("the signature does not verify with the signer's certificate")]
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         return [_invalid(f"the signer's certificate or signature is malformed ({exc})")]
 
     try:
@@ -436,7 +436,7 @@ def _signature_findings(
             team_id=team_id,
             now=now,
         )
-    except ValueError as exc:  # cryptography parses names and extensions lazily
+    except (ValueError, x509.InvalidVersion) as exc:  # names, extensions parse lazily
         return [_invalid(f"the signer's certificate is malformed ({exc})")]
 
 
@@ -464,7 +464,7 @@ def _chain_findings(
             ):
                 carried = candidate
                 break
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             continue
     findings = []
     # Signed under another WWDR altogether: wwdr-not-issuer below says it all.

@@ -133,7 +133,7 @@ def _load_certificate(path: Path, what: str) -> x509.Certificate:
     if b"-----BEGIN" in data:
         try:
             certificates = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise ConfigError(f"the {what} {path} contains no certificate: {hint}") from exc
         if len(certificates) != 1:
             raise ConfigError(
@@ -143,7 +143,7 @@ def _load_certificate(path: Path, what: str) -> x509.Certificate:
         return certificates[0]
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ConfigError(f"the {what} {path} is not a certificate: {hint}") from exc
 
 
