@@ -430,3 +430,15 @@ def test_the_api_hands_out_every_download_link_when_both_wallets_are_set_up(
     assert apple.mimetype == "application/vnd.apple.pkpass"
     google_link = wallet_client.get(downloads["google_wallet"].removeprefix(public_url))
     assert google_link.status_code == 303
+
+
+def test_the_google_class_is_written_once_per_type_not_per_link(
+    wallet_client: FlaskClient,
+    issue: Callable[..., passes.IssuedPass],
+    google_wallet_server: GoogleWalletStandIn,
+) -> None:
+    for _ in range(3):
+        assert wallet_client.get(f"/p/{issue().claim_secret}/google-wallet").status_code == 303
+    class_calls = [r for r in google_wallet_server.api_requests() if "genericClass" in r.path]
+    object_calls = [r for r in google_wallet_server.api_requests() if "genericObject" in r.path]
+    assert len(class_calls) == 1 and len(object_calls) == 3

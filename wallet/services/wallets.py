@@ -135,6 +135,7 @@ class WalletFormats:
     def __init__(self, settings: Settings, pass_types: dict[str, PassType]) -> None:
         self._settings = settings
         self._types = pass_types
+        self.google_classes_ensured: set[str] = set()
 
     @cached_property
     def apple(self) -> AppleSetup:
@@ -221,7 +222,11 @@ def google_save_link(
     if link is not None:
         return link
     with client() as api:
-        api.ensure_class(google_class(services, row.pass_type))
+        # Once per process and type: the class carries the design, which changes
+        # only with a deployment (and then the process restarts).
+        if row.pass_type not in services.formats.google_classes_ensured:
+            api.ensure_class(google_class(services, row.pass_type))
+            services.formats.google_classes_ensured.add(row.pass_type)
         api.insert_object(body)
     short = google.save_url(account, object_ids=[body["id"]], origins=origins, now=now)
     if short is None:  # an id alone is far below the limit
