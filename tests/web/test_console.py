@@ -489,6 +489,11 @@ def test_issue_via_form_shows_the_claim_link_once(
     # the link opens the citizen's page
     citizen = issuer.get(f"/p/{link.group(2)}")
     assert citizen.status_code == 200 and "B-XY 77" in citizen.get_data(as_text=True)
+    # and staff can print the pass at the desk for a holder without a smartphone
+    sheet = f'href="/p/{link.group(2)}/card.pdf?layout=sheet"'
+    assert sheet in html and "A4-Bogen zum Ausschneiden (PDF)" in html
+    printed = issuer.get(f"/p/{link.group(2)}/card.pdf?layout=sheet")
+    assert printed.status_code == 200 and printed.mimetype == "application/pdf"
     # never again: the detail page cannot show it, and sending the form again issues nothing
     assert link.group(2) not in issuer.get(f"/console/passes/{row.serial}").get_data(as_text=True)
     again = issuer.post("/console/issue/parking", data=data)

@@ -495,6 +495,7 @@ def _issued_page(
         row=row,
         pass_type=pass_type,
         claim_url=f"{context().settings.public_url}/p/{secret}",
+        claim_path=url_for("citizen.pass_page", secret=secret),
         replaces=replaces,
     )
     return page, 201
