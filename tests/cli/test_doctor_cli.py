@@ -201,3 +201,20 @@ def test_plain_http_on_this_machine_is_only_a_warning(set_up: Wallet) -> None:
     result = set_up("doctor", WALLET_PUBLIC_URL="http://127.0.0.1:8000")
     assert result.exit_code == 0, result.output
     assert "warning  configuration: [web-service-url-not-https]" in result.output
+
+
+def test_setup_names_wallet_set_up_problems_but_still_prepares_the_instance(
+    set_up: Wallet, tmp_path: Path
+) -> None:
+    dev = tmp_path / "instance" / "apple-dev"
+    result = set_up(
+        "setup",
+        WALLET_APPLE_PASS_CERT=str(dev / "pass.pem"),
+        WALLET_APPLE_PASS_KEY=str(dev / "pass.key.pem"),
+        WALLET_APPLE_WWDR_CERT=str(dev / "wwdr.pem"),
+        WALLET_APPLE_PASS_TYPE_ID="pass.de.example.other",
+        WALLET_APPLE_TEAM_ID="DEVTEAM000",
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: wallet set-up: [pass-type-id-mismatch]" in result.stderr
+    assert "run `wallet doctor`" in result.stderr

@@ -18,7 +18,7 @@ from wallet.cli.db import upgrade_database
 from wallet.errors import ConfigError, StateConflictError
 from wallet.files import write_atomically
 from wallet.keys import KeyRole
-from wallet.services import accounts, audit, wallets
+from wallet.services import accounts, audit, doctor, wallets
 from wallet.services.demo import ensure_keys
 
 FIRST_ADMIN = "admin"
@@ -131,6 +131,19 @@ def ensure_first_admin(obj: Context, *, now: datetime) -> None:
     click.echo("")
 
 
+def report_wallet_setup(obj: Context, *, now: datetime) -> None:
+    """Name wallet set-up problems at every start; serving goes on (QR codes still work)."""
+    if not (obj.settings.apple_configured or obj.settings.google_enabled):
+        return  # development defaults: nothing an operator configured can be wrong
+    problems = [
+        f for f in doctor.check_configuration(obj.services, now=now) if f.severity == "error"
+    ]
+    for finding in problems:
+        click.echo(f"warning: wallet set-up: [{finding.code}] {finding.message}", err=True)
+    if problems:
+        click.echo("warning: run `wallet doctor` after fixing the set-up", err=True)
+
+
 @click.command()
 @actor_option
 @pass_context
@@ -150,4 +163,5 @@ def setup(obj: Context) -> None:
             f"Apple Wallet: development certificates in {chain}; such passes do not install "
             "on a real iPhone (the README says how to use Apple's certificates)"
         )
+    report_wallet_setup(obj, now=now)
     ensure_first_admin(obj, now=now)
