@@ -218,3 +218,27 @@ def test_setup_names_wallet_set_up_problems_but_still_prepares_the_instance(
     assert result.exit_code == 0, result.output
     assert "warning: wallet set-up: [pass-type-id-mismatch]" in result.stderr
     assert "run `wallet doctor`" in result.stderr
+
+
+def test_dev_certs_makes_a_chain_that_doctor_and_openssl_accept(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.openssl import OPENSSL
+
+    runner = CliRunner()
+    env = {"WALLET_APPLE_PASS_TYPE_ID": "pass.de.example.ci", "WALLET_APPLE_TEAM_ID": "CITEAM0001"}
+    from wallet.cli import cli
+
+    made = runner.invoke(cli, ["dev-certs", "--out", str(tmp_path / "chain")], env=env)
+    assert made.exit_code == 0, made.output
+    assert "do not install on a real iPhone" in made.output
+    chain = tmp_path / "chain"
+    assert oct((chain / "pass.key.pem").stat().st_mode & 0o777) == "0o600"
+    verified = subprocess.run(
+        [str(OPENSSL), "verify", "-CAfile", str(chain / "root.pem"), "-untrusted",
+         str(chain / "wwdr.pem"), str(chain / "pass.pem")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    again = runner.invoke(cli, ["dev-certs", "--out", str(chain)], env=env)
+    assert again.exit_code != 0 and "exists already" in again.output  # never overwritten

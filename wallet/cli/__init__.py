@@ -17,6 +17,7 @@ COMMANDS = {
     "bundle": "wallet.cli.publish:bundle",
     "db": "wallet.cli.db:db",
     "demo": "wallet.cli.demo:demo",
+    "dev-certs": "wallet.cli.dev_certs:dev_certs",
     "keys": "wallet.cli.keys:keys",
     "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",
