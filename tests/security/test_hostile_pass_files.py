@@ -62,13 +62,16 @@ def test_mangled_pass_files_get_findings_never_a_crash(
     files = read_pkpass(data)
     rng = random.Random(f"hostile-{target}")
     for _ in range(ROUNDS):
+        changed = True
         if target == "zip":
             suspect = _mangle(data, rng)
         else:
-            suspect = _zip({**files, target: _mangle(files[target], rng)})
+            entry = _mangle(files[target], rng)
+            changed = entry != files[target]  # a random byte may equal the one it replaces
+            suspect = _zip({**files, target: entry})
         findings = check_pkpass(suspect, wwdr=signer.wwdr, now=NOW)
         assert all(f.code and f.message for f in findings)
-        if suspect != data and target != "zip":
+        if changed and target != "zip":
             assert any(f.severity == "error" for f in findings), target  # never passed as clean
 
 
