@@ -265,13 +265,9 @@ def generate_key(
     not_after: datetime | None = None,
 ) -> SigningKey:
     """A fresh key pinned to ``alg``."""
-    private: PrivateKey
-    if alg == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    elif alg == "EdDSA":
-        private = ed25519.Ed25519PrivateKey.generate()
-    else:
+    if alg not in ALGORITHMS:
         raise SigningKeyError(f"unsupported algorithm {alg!r}; use ES256 or EdDSA")
+    private = _private_key_with_usable_kid(alg)
     types = frozenset(pass_types)
     if role is KeyRole.PASS and not types:
         raise SigningKeyError("a pass signing key needs at least one pass type")
@@ -288,6 +284,22 @@ def generate_key(
         pass_types=types,
     )
     return SigningKey(info=info, key=private)
+
+
+def _private_key_with_usable_kid(alg: Algorithm) -> PrivateKey:
+    """A fresh private key whose kid does not start with "-".
+
+    The kid is typed on command lines (`wallet keys retire KID`), where a
+    leading "-" reads as an option; one key in 64 would draw such a kid.
+    """
+    while True:
+        private: PrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if alg == "ES256"
+            else ed25519.Ed25519PrivateKey.generate()
+        )
+        if not kid_for(private.public_key()).startswith("-"):
+            return private
 
 
 def pem_is_encrypted(data: bytes) -> bool:

@@ -41,6 +41,13 @@ class DatabaseError(WalletError):
     code = "database_error"
 
 
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class ActorError(WalletError):
     code = "actor_invalid"
 
@@ -73,6 +80,7 @@ class Context:
 
     settings: Settings
     actor_name: str | None = None  # --actor / WALLET_ACTOR; default cli:<OS user>
+    clock: Clock = system_clock  # the one wall-clock read of every command; tests pass theirs
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @cached_property
@@ -104,7 +112,7 @@ class Context:
         return Services(settings=self.settings, keys=self.keystore, pass_types=self.pass_types)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.clock()
 
     def database_label(self) -> str:
         """The database URL without its password, for messages."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import click
 
@@ -12,6 +12,11 @@ from wallet.errors import PassTypeError, WalletError
 from wallet.keys import ALGORITHMS, KeyRole, KeyState
 
 pass_context = click.make_pass_decorator(Context)
+
+# Keys made before kids were drawn without a leading "-" may still start with
+# one; click would read such a kid as an unknown option. These commands have
+# no short options, so an unknown one can only be the kid.
+KID_ARGUMENT = {"ignore_unknown_options": True}
 
 
 def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -> None:
@@ -53,7 +58,7 @@ def generate(
     obj: Context, alg: str, pass_types: tuple[str, ...], root: bool, valid_days: int | None
 ) -> None:
     """Create a new key; it signs from now on."""
-    now = datetime.now(UTC)
+    now = obj.now()
     if root:
         if pass_types:
             raise click.UsageError("the trust-root key signs bundles only: drop --pass-type")
@@ -105,7 +110,7 @@ def list_keys(obj: Context, as_json: bool) -> None:
         )
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid", required=False)
 @click.option("--alg", type=click.Choice(ALGORITHMS), help="Algorithm of the new key.")
 @pass_context
@@ -122,22 +127,22 @@ def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
             names = ", ".join(k.kid for k in active) or "none"
             raise click.UsageError(f"name the key to rotate (active pass keys: {names})")
         kid = active[0].kid
-    new = store.rotate(kid, alg=alg, now=datetime.now(UTC))  # type: ignore[arg-type]
+    new = store.rotate(kid, alg=alg, now=obj.now())  # type: ignore[arg-type]
     click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
     _audit(obj, action="key.rotate", kid=kid, details={"new": new.kid, "alg": new.info.alg})
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @pass_context
 def retire(obj: Context, kid: str) -> None:
     """Stop signing with a key; passes it signed stay valid."""
-    obj.keystore.retire(kid, now=datetime.now(UTC))
+    obj.keystore.retire(kid, now=obj.now())
     click.echo(f"retired {kid}; it verifies what it signed until now")
     _audit(obj, action="key.retire", kid=kid, details={})
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
