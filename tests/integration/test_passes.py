@@ -177,3 +177,32 @@ def test_a_new_counter_bumped_by_many_at_once_counts_each_exactly_once(db: Datab
 
     run_together(bump, threads=6)
     assert sorted(values) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("signed_by_cli_with", [timedelta(hours=1), timedelta(days=1)])
+def test_server_never_serves_a_bundle_expired_by_its_own_lifetime(
+    db: Database, services: Services, signed_by_cli_with: timedelta
+) -> None:
+    """A CLI with a shorter WALLET_BUNDLE_LIFETIME signed the stored bundle; the server's
+    longer setting must not keep serving it until devices refuse it as expired."""
+    from dataclasses import replace
+
+    short = replace(
+        services,
+        settings=replace(
+            services.settings, bundle_lifetime=int(signed_by_cli_with.total_seconds())
+        ),
+    )
+    with db.transaction(write=True) as session:
+        publishing.publish_bundle(session, short, now=NOW)
+    root = root_public_key(services.keys.root_public_key(now=NOW).pem())
+    for later in (signed_by_cli_with * 0.6, signed_by_cli_with * 1.5):
+        with db.transaction(write=True) as session:
+            served = publishing.cached_bundle(session, services, now=NOW + later) or (
+                publishing.publish_bundle(session, services, now=NOW + later).token
+            )
+        bundle = verify_bundle(served, root, now=NOW + later)
+        assert (
+            bundle.expires_at - (NOW + later)
+            >= timedelta(seconds=services.settings.bundle_lifetime) / 2
+        )

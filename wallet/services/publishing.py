@@ -173,6 +173,17 @@ def _bundle_fingerprint(services: Services, lists: Iterable[StatusListRow]) -> s
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _bundle_fresh(row: PublishedBundleRow, *, now: datetime, lifetime: timedelta) -> bool:
+    """Whether the stored bundle still has at least half of its own life ahead.
+
+    Its own: the stored one may have been signed with another lifetime (a CLI
+    with a shorter WALLET_BUNDLE_LIFETIME than the server's); judging it by
+    today's setting alone served bundles every device refuses as expired.
+    """
+    own_life = row.expires_at - row.issued_at
+    return row.issued_at <= now < row.issued_at + min(own_life, lifetime) / 2
+
+
 def cached_bundle(session: Session, services: Services, *, now: datetime) -> str | None:
     """The published bundle if nothing it depends on changed (read-only), else None."""
     cached = session.get(PublishedBundleRow, 1)
@@ -185,7 +196,7 @@ def cached_bundle(session: Session, services: Services, *, now: datetime) -> str
     bundle_life = timedelta(seconds=services.settings.bundle_lifetime)
     if cached.fingerprint != _bundle_fingerprint(services, lists):
         return None
-    if now >= cached.issued_at + bundle_life / 2:
+    if not _bundle_fresh(cached, now=now, lifetime=bundle_life):
         return None
     return cached.token
 
@@ -219,7 +230,7 @@ def publish_bundle(
         not force
         and cached is not None
         and cached.fingerprint == fingerprint
-        and now < cached.issued_at + bundle_life / 2
+        and _bundle_fresh(cached, now=now, lifetime=bundle_life)
     ):
         return cached
     settings = services.settings
