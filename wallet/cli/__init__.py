@@ -21,7 +21,7 @@ COMMANDS = {
     "keys": "wallet.cli.keys:keys",
     "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",
-    "setup": "wallet.cli.serve:setup",
+    "setup": "wallet.cli.setup:setup",
     "status": "wallet.cli.publish:status",
     "users": "wallet.cli.users:users",
     "worker": "wallet.cli.worker:worker",

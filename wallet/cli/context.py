@@ -121,12 +121,20 @@ class Context:
         return make_url(self.db.url).render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Session]:
-        """``db.transaction`` with database failures turned into a message saying what to do."""
+    def transaction(self, *, write: bool, signs: bool = False) -> Iterator[Session]:
+        """``db.transaction`` with database failures turned into a message saying what to do.
+
+        ``signs``: the command signs passes or lists, so this shell's issuer and
+        public URL must be the service's (checked, or recorded on first use).
+        """
         from sqlalchemy.exc import DBAPIError
 
         try:
             with self.db.transaction(write=write) as session:
+                if signs:
+                    from wallet.services.instance import check_identity
+
+                    check_identity(session, self.settings)
                 yield session
         except DBAPIError as exc:
             raise self._database_error(exc) from exc

@@ -189,7 +189,7 @@ def issue(
     _check_out_file(qr_svg)
     public_url = obj.settings.public_url
     try:
-        with obj.transaction(write=True) as session:
+        with obj.transaction(write=True, signs=True) as session:
             issued = service.issue_pass(
                 session,
                 obj.services,
@@ -469,7 +469,7 @@ def reinstate(obj: Context, serial: str, reason: str | None) -> None:
 def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> None:
     """Lost phone: a new serial and claim link for the same holder; the old pass is revoked."""
     public_url = obj.settings.public_url
-    with obj.transaction(write=True) as session:
+    with obj.transaction(write=True, signs=True) as session:
         issued = service.reissue_pass(
             session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()
         )

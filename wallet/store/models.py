@@ -184,6 +184,16 @@ class CounterRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class InstanceSettingRow(Base):
+    """Settings every node and the admin CLI must share (the issuer and public URL):
+    the database holds them, so a shell with other WALLET_* values is noticed."""
+
+    __tablename__ = "instance_settings"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class PublishedBundleRow(Base):
     """The last signed trust bundle and what it was built from."""
 

@@ -155,6 +155,9 @@ def setup(obj: Context) -> None:
     result = upgrade_database(obj)
     state = f"upgraded from {result.before or 'empty'}" if result.changed else "newest"
     click.echo(f"database: {obj.database_label()} at revision {result.after} ({state})")
+    with obj.transaction(write=True, signs=True):
+        pass  # records this instance's issuer and public URL, or refuses other ones
+    click.echo(f"issuer: {obj.settings.issuer}")
     ensure_signing_keys(obj, now=now)
     ensure_secret_key(obj)
     chain = wallets.ensure_dev_chain(obj.settings, now=now)
