@@ -206,3 +206,22 @@ def test_server_never_serves_a_bundle_expired_by_its_own_lifetime(
             bundle.expires_at - (NOW + later)
             >= timedelta(seconds=services.settings.bundle_lifetime) / 2
         )
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("suspend", "cannot be suspended"),
+        ("revoke", "cannot be revoked"),
+        ("reinstate", "cannot be reinstated"),
+    ],
+)
+def test_state_conflicts_name_the_action_in_plain_words(
+    db: Database, services: Services, action: str, words: str
+) -> None:
+    """A message read "it cannot be suspendd"."""
+    serial = issue(db, services, "parking").row.serial
+    change(db, services, serial, "revoke")
+    with pytest.raises(StateConflictError) as caught:
+        change(db, services, serial, action)
+    assert caught.value.message.endswith(f"is revoked; it {words}")

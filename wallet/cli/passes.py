@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -342,11 +343,29 @@ class RevokeReport:
         return not self.unknown and not self.failed
 
 
-def read_serials(handle: IO[str]) -> tuple[list[str], int]:
+def _file_name(handle: IO[bytes]) -> str:
+    name = getattr(handle, "name", "-")
+    return "standard input" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+
+
+def _lines(handle: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text; a line that is not UTF-8 is named, not a traceback."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{_file_name(handle)} is not UTF-8 text (line {number}): save it as UTF-8 "
+                "with one serial on each line",
+                field="from_file",
+            ) from None
+
+
+def read_serials(handle: IO[bytes]) -> tuple[list[str], int]:
     """Serials in file order without repeats; blank lines and # comments are skipped."""
     seen: dict[str, None] = {}
     duplicates = 0
-    for line in handle:
+    for line in _lines(handle):
         serial = line.split("#", 1)[0].strip()
         if not serial:
             continue
@@ -382,14 +401,14 @@ def revoke_many(obj: Context, serials: list[str], *, reason: str) -> RevokeRepor
 @click.argument("serial", required=False)
 @click.option(
     "--from-file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     metavar="FILE|-",
     help="Revoke every serial in FILE (one a line; blank lines and # comments are skipped).",
 )
 @click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log).")
 @actor_option
 @pass_context
-def revoke(obj: Context, serial: str | None, from_file: IO[str] | None, reason: str) -> None:
+def revoke(obj: Context, serial: str | None, from_file: IO[bytes] | None, reason: str) -> None:
     """Revoke a pass for good; verifiers see it at their next sync."""
     if (serial is None) == (from_file is None):
         raise click.UsageError("give either a SERIAL or --from-file FILE")
@@ -412,7 +431,7 @@ def revoke(obj: Context, serial: str | None, from_file: IO[str] | None, reason: 
     serials, duplicates = read_serials(from_file)
     if not serials:
         raise InputError(
-            f"no serials in {from_file.name}: put one serial on each line", field="from_file"
+            f"no serials in {_file_name(from_file)}: put one serial on each line", field="from_file"
         )
     report = revoke_many(obj, serials, reason=reason)
     click.echo(

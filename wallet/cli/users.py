@@ -23,12 +23,25 @@ password_stdin_option = click.option(
 )
 
 
+def _first_line_of_stdin() -> str:
+    """The first line of standard input as UTF-8, read bounded (a password, not a file)."""
+    raw = sys.stdin.buffer.readline(accounts.MAX_PASSWORD_LENGTH * 4 + 2)
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            "the password on standard input is not UTF-8 text; pipe it from a UTF-8 "
+            "terminal or file",
+            field="password",
+        ) from None
+    return line.removesuffix("\n").removesuffix("\r")
+
+
 def read_password(*, from_stdin: bool) -> str:
     """The new password, from stdin or a confirmed hidden prompt; checked before hashing."""
     password: str
     if from_stdin:
-        line = sys.stdin.readline()
-        password = line.removesuffix("\n").removesuffix("\r")
+        password = _first_line_of_stdin()
         if not password:
             raise InputError(
                 "no password on standard input: pipe it in, e.g. "

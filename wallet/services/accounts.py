@@ -20,6 +20,7 @@ from wallet.store.models import ApiTokenRow, StaffUserRow
 ROLES = ("admin", "issuer", "verifier")
 TOKEN_PREFIX = "wpt_"  # noqa: S105 - a visible marker, not a secret
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
 _NAME_RE = re.compile(r"[A-Za-z0-9._@-]{2,64}")
 # Verifying against this keeps the time of a login for an unknown user like a real one.
 _DUMMY_HASH = argon2.hash(secrets.token_urlsafe(16))
@@ -42,8 +43,11 @@ def _check_password(password: object) -> str:
         raise InputError(
             f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
         )
-    if len(password) > 1024:
-        raise InputError("the password is too long", field="password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InputError(
+            f"the password is too long (at most {MAX_PASSWORD_LENGTH} characters)",
+            field="password",
+        )
     return password
 
 

@@ -259,6 +259,8 @@ TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
     "suspend": (frozenset({"valid"}), "suspended"),
     "reinstate": (frozenset({"suspended"}), "valid"),
 }
+# For messages: "it cannot be suspended" (not "suspendd").
+DONE = {"revoke": "revoked", "suspend": "suspended", "reinstate": "reinstated"}
 
 
 def change_state(
@@ -281,7 +283,7 @@ def change_state(
     if action == "suspend" and not services.pass_type(row.pass_type).suspendable:
         raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
     if row.state not in allowed:
-        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {action}d")
+        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {DONE[action]}")
     row.state = new_state
     row.reason = reason
     row.updated_at = now

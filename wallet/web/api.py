@@ -536,7 +536,7 @@ def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) 
     _check_members(body, allowed=("reason",), required=("reason",) if reason_required else ())
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
     if reason_required and (reason is None or not reason.strip()):
-        raise InputError(f"say why the pass is {action}d", field="reason")
+        raise InputError(f"say why the pass is {passes.DONE[action]}", field="reason")
     ctx = context()
     with ctx.db.transaction(write=True) as session:
         row = passes.change_state(

@@ -6,7 +6,8 @@ import gzip
 import hashlib
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.keys import KeyRole, KeyState
 from wallet.services import publishing
@@ -31,6 +32,12 @@ def _cacheable(body: str, *, media_type: str, etag: str, max_age: int) -> Respon
         response.headers["Content-Encoding"] = "gzip"
     response.set_data(data)
     return response
+
+
+@blueprint.get("/")
+def home() -> WerkzeugResponse:
+    """Whoever types the bare address is staff (citizens come by their claim link)."""
+    return redirect("/console/", code=302)
 
 
 @blueprint.get("/.well-known/jwks.json")
