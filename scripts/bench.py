@@ -69,7 +69,9 @@ from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import decode_qr_text, encode_qr_text
 from wallet.services.publishing import export_bundle, sign_status_lists
 from wallet.status import INVALID, MIN_LIST_SIZE, StatusList, allocate_index
-from wallet.tokens import sign_pass_token
+from wallet.tokens import (
+    sign_pass_token,
+)
 from wallet.verifier import Verifier
 
 if TYPE_CHECKING:

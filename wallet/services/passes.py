@@ -25,7 +25,11 @@ from wallet.services.context import Services
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
 from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
-from wallet.tokens import SERIAL_RE, new_serial, sign_pass_token
+from wallet.tokens import (
+    SERIAL_RE,
+    new_serial,
+    sign_pass_token,
+)
 
 STATES = ("valid", "suspended", "revoked")
 # A list takes new passes until it is this full; then a fresh list starts. Random

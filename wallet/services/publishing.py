@@ -19,7 +19,9 @@ from wallet.passtypes import PassType
 from wallet.services.context import Services
 from wallet.status import INVALID, SUSPENDED, VALID, StatusList
 from wallet.store.models import CounterRow, PassRow, PublishedBundleRow, StatusListRow
-from wallet.tokens import sign_status_list_token
+from wallet.tokens import (
+    sign_status_list_token,
+)
 
 _STATUS_VALUES = {"valid": VALID, "revoked": INVALID, "suspended": SUSPENDED}
 

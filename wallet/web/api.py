@@ -29,7 +29,9 @@ from wallet.services import accounts, idempotency, passes, wallets
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
-from wallet.tokens import SERIAL_RE
+from wallet.tokens import (
+    SERIAL_RE,
+)
 from wallet.web import context, error_body, now, openapi, public
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
