@@ -63,7 +63,7 @@ from wallet.bundle import verify_bundle
 from wallet.config import PROJECT_ROOT
 from wallet.formats.qr import qr_info, render_png
 from wallet.formats.qrimage import read_qr_image
-from wallet.formats.walletpass import WalletPass
+from wallet.domain import WalletPass
 from wallet.keys import KeyRole, SigningKey, generate_key
 from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import decode_qr_text, encode_qr_text

@@ -55,7 +55,7 @@ from wallet.formats.pkpass import (
     load_apple_signer,
     read_pkpass,
 )
-from wallet.formats.walletpass import WalletPass
+from wallet.domain import WalletPass
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS_TYPES_DIR = PROJECT_ROOT / "templates" / "passes"

@@ -29,6 +29,7 @@ from tests.standins.google_wallet import (  # noqa: F401 - fixtures
     write_service_account_file,
 )
 from wallet.config import PROJECT_ROOT
+from wallet.domain import HolderField
 from wallet.errors import ConfigError, InputError, PassTypeError
 from wallet.formats.google import (
     MAX_SAVE_LINK_LENGTH,
@@ -43,7 +44,6 @@ from wallet.formats.google import (
     save_url,
     state_patch,
 )
-from wallet.formats.walletpass import HolderField
 from wallet.passtypes import Text
 
 PASSES = PROJECT_ROOT / "templates" / "passes"

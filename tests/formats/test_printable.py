@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
 from wallet.config import PROJECT_ROOT
+from wallet.domain import HolderField, WalletPass
 from wallet.errors import InputError, PassTypeError, QRTextError
 from wallet.formats.printable import (
     A4_HEIGHT_MM,
@@ -32,7 +33,6 @@ from wallet.formats.printable import (
 )
 from wallet.formats.qr import qr_info, qr_matrix, render_png
 from wallet.formats.qrimage import read_qr_image
-from wallet.formats.walletpass import HolderField, WalletPass
 from wallet.passtypes import Text
 
 PASSES = PROJECT_ROOT / "templates" / "passes"

@@ -29,6 +29,7 @@ from tests.standins.google_wallet import (  # noqa: F401 - the stand-in's fixtur
     wallet_pass,
 )
 from wallet.config import PROJECT_ROOT
+from wallet.domain import WalletPass
 from wallet.errors import DeliveryError
 from wallet.formats.google import (
     ServiceAccount,
@@ -40,7 +41,6 @@ from wallet.formats.google import (
     save_url,
     state_patch,
 )
-from wallet.formats.walletpass import WalletPass
 from wallet.push.google_api import GoogleWalletClient
 
 PUBLIC = "https://pass.stadt-musterstadt.de"

@@ -18,6 +18,7 @@ from typing import IO, Any
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.domain import MAX_REASON_LENGTH
 from wallet.errors import (
     HolderDataError,
     InputError,
@@ -31,7 +32,6 @@ from wallet.services import audit, outbox
 from wallet.services import passes as service
 from wallet.store.models import AuditEntryRow, PassRow
 
-MAX_REASON = 500
 # Serials are random base64url, so one in 64 starts with "-": these commands have
 # no short options, and a word that is no option of theirs is taken as the serial.
 SERIAL_COMMAND = {"ignore_unknown_options": True}
@@ -412,9 +412,9 @@ def revoke(obj: Context, serial: str | None, from_file: IO[bytes] | None, reason
     """Revoke a pass for good; verifiers see it at their next sync."""
     if (serial is None) == (from_file is None):
         raise click.UsageError("give either a SERIAL or --from-file FILE")
-    if not reason.strip() or len(reason) > MAX_REASON:
+    if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
         raise click.BadParameter(
-            f"give a reason of 1-{MAX_REASON} characters", param_hint="--reason"
+            f"give a reason of 1-{MAX_REASON_LENGTH} characters", param_hint="--reason"
         )
     if serial is not None:
         with obj.transaction(write=False) as session:

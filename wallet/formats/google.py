@@ -28,8 +28,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError, InputError, PassTypeError
-from wallet.formats.walletpass import PassState, WalletPass
 from wallet.passtypes import PassType, Text
 
 __all__ = [
@@ -75,15 +75,15 @@ GENERIC_TYPES = frozenset({
 # Google has no "suspended": a suspended permit must not look usable, and
 # INACTIVE (unlike EXPIRED or COMPLETED) can be set back to ACTIVE later.
 GOOGLE_STATES: dict[PassState, str] = {
-    "valid": "ACTIVE",
-    "suspended": "INACTIVE",
-    "revoked": "INACTIVE",
+    PassState.VALID: "ACTIVE",
+    PassState.SUSPENDED: "INACTIVE",
+    PassState.REVOKED: "INACTIVE",
 }
 # The same words as the citizen page and the console.
 STATE_TEXTS: dict[PassState, Text] = {
-    "valid": Text(de="Gültig", en="Valid"),
-    "suspended": Text(de="Vorübergehend gesperrt", en="Suspended"),
-    "revoked": Text(de="Widerrufen", en="Revoked"),
+    PassState.VALID: Text(de="Gültig", en="Valid"),
+    PassState.SUSPENDED: Text(de="Vorübergehend gesperrt", en="Suspended"),
+    PassState.REVOKED: Text(de="Widerrufen", en="Revoked"),
 }
 STATE_LABEL = Text(de="Status", en="Status")
 # Text module ids: holder fields get a prefix, so no field name can collide with the state.

@@ -32,9 +32,9 @@ from PIL import Image, ImageDraw, ImageFont
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
+from wallet.domain import WalletPass
 from wallet.errors import ConfigError, InputError, PassTypeError
 from wallet.formats.qr import qr_matrix
-from wallet.formats.walletpass import WalletPass
 from wallet.passtypes import LANGUAGES, PassType, Text
 
 __all__ = [

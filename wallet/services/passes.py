@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from wallet.domain import MAX_REASON_LENGTH, Action, PassState, transition
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
@@ -31,7 +32,7 @@ from wallet.tokens import (
     sign_pass_token,
 )
 
-STATES = ("valid", "suspended", "revoked")
+STATES = tuple(s.value for s in PassState)
 # A list takes new passes until it is this full; then a fresh list starts. Random
 # slots stay cheap to find and every list keeps a large herd.
 FILL_LIMIT = 0.75
@@ -258,15 +259,6 @@ def get_pass(session: Session, serial: object, *, for_update: bool = False) -> P
 
 
 # action -> (states it applies to, resulting state)
-TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
-    "revoke": (frozenset({"valid", "suspended"}), "revoked"),
-    "suspend": (frozenset({"valid"}), "suspended"),
-    "reinstate": (frozenset({"suspended"}), "valid"),
-}
-# For messages: "it cannot be suspended" (not "suspendd").
-DONE = {"revoke": "revoked", "suspend": "suspended", "reinstate": "reinstated"}
-
-
 def change_state(
     session: Session,
     services: Services,
@@ -279,16 +271,24 @@ def change_state(
 ) -> PassRow:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
     if reason is not None and (
-        not isinstance(reason, str) or len(reason) > 500 or has_control_characters(reason)
+        not isinstance(reason, str)
+        or len(reason) > MAX_REASON_LENGTH
+        or has_control_characters(reason)
     ):
-        raise InputError("reason must be plain text of at most 500 characters", field="reason")
-    allowed, new_state = TRANSITIONS[action]
+        raise InputError(
+            f"reason must be plain text of at most {MAX_REASON_LENGTH} characters", field="reason"
+        )
+    if action not in Action.__members__.values():
+        raise InputError(f"action must be one of {', '.join(Action)}", field="action")
+    act = Action(action)
     row = get_pass(session, serial, for_update=True)
-    if action == "suspend" and not services.pass_type(row.pass_type).suspendable:
+    suspendable = services.pass_type(row.pass_type).suspendable
+    if act is Action.SUSPEND and not suspendable:
         raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
-    if row.state not in allowed:
-        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {DONE[action]}")
-    row.state = new_state
+    new_state = transition(row.state, act, suspendable=suspendable)
+    if new_state is None:
+        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {act.done}")
+    row.state = new_state.value
     row.reason = reason
     row.updated_at = now
     session.execute(

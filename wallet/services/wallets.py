@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from wallet.config import Settings
+from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError
 from wallet.formats import google, printable
 from wallet.formats.apple_dev_ca import create_dev_chain
 from wallet.formats.pkpass import AppleDesign, AppleSigner, build_pkpass, load_apple_design
 from wallet.formats.pkpass import load_apple_signer as _load_signer
-from wallet.formats.walletpass import WalletPass
 from wallet.passtypes import PassType
 from wallet.push.apns import ApnsClient, CertificateAuth, TokenAuth, load_token_auth
 from wallet.push.google_api import GoogleWalletClient
@@ -59,7 +59,7 @@ def wallet_pass(services: Services, row: PassRow) -> WalletPass:
         serial=row.serial,
         valid_from=row.valid_from,
         valid_until=row.valid_until,
-        state=row.state,
+        state=PassState(row.state),
         reason=row.reason,
         token=row.token,
         qr_text=encode_qr_text(row.token),

@@ -35,6 +35,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from wallet.bundle import verify_bundle
+from wallet.domain import MAX_REASON_LENGTH, PassState, allowed_actions
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.passtypes import Field, PassType
 from wallet.services import accounts, audit, outbox, passes
@@ -49,7 +50,6 @@ blueprint = Blueprint("console", __name__, url_prefix="/console")
 PAGE_SIZE = 25
 MAX_PAGE = 100_000
 MAX_QUERY_LENGTH = 200
-MAX_REASON_LENGTH = 500
 MAX_VERIFY_INPUT = 16_384
 ISSUERS = frozenset({"admin", "issuer"})
 OPEN_ENDPOINTS = frozenset({"console.login"})
@@ -581,13 +581,10 @@ def _labelled_holder(
 
 
 def _available_actions(row: PassRow, pass_type: PassType | None) -> list[str]:
-    if row.state == "revoked":
-        return []
-    found = ["revoke", "reissue"]
-    if row.state == "valid" and pass_type is not None and pass_type.suspendable:
-        found.insert(1, "suspend")
-    if row.state == "suspended":
-        found.insert(1, "reinstate")
+    suspendable = pass_type is not None and pass_type.suspendable
+    found = [a.value for a in allowed_actions(row.state, suspendable=suspendable)]
+    if row.state != PassState.REVOKED:
+        found.append("reissue")  # a lost phone: revoke and issue anew
     return found
 
 
