@@ -89,7 +89,7 @@ def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
 def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set_up(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
-    from wallet.services.wallets import ensure_dev_chain
+    from wallet.services.credentials import ensure_dev_chain
 
     issued = issue(db, services)
     no_chain = client.get(f"/p/{issued.claim_secret}").get_data(as_text=True)

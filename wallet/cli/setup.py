@@ -18,7 +18,7 @@ from wallet.cli.db import upgrade_database
 from wallet.errors import ConfigError, StateConflictError
 from wallet.files import write_atomically
 from wallet.keys import KeyRole
-from wallet.services import accounts, audit, doctor, wallets
+from wallet.services import accounts, audit, credentials, doctor
 from wallet.services.demo import ensure_keys
 
 FIRST_ADMIN = "admin"
@@ -160,7 +160,7 @@ def setup(obj: Context) -> None:
     click.echo(f"issuer: {obj.settings.issuer}")
     ensure_signing_keys(obj, now=now)
     ensure_secret_key(obj)
-    chain = wallets.ensure_dev_chain(obj.settings, now=now)
+    chain = credentials.ensure_dev_chain(obj.settings, now=now)
     if chain is not None:
         click.echo(
             f"Apple Wallet: development certificates in {chain}; such passes do not install "

@@ -44,7 +44,7 @@ def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
         apns=apns,
         apple_topic=settings.apple_pass_type_id,
         google=google,
-        google_patch=lambda _session, row: wallets.google_state_patch(services, row),
+        services=services,
     )
 
 

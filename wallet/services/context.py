@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from wallet.config import Settings
 from wallet.errors import InputError
 from wallet.keystore import KeyStore
 from wallet.passtypes import PassType
-
-if TYPE_CHECKING:
-    from wallet.services.wallets import WalletFormats
+from wallet.services.credentials import WalletFormats
 
 
 @dataclass(frozen=True)
@@ -28,8 +25,6 @@ class Services:
     def formats(self) -> WalletFormats:
         """Wallet credentials and designs, loaded on first use (two racing threads
         may each load them once; both results are equal)."""
-        from wallet.services.wallets import WalletFormats
-
         return WalletFormats(self.settings, dict(self.pass_types))
 
     def pass_type(self, type_id: object) -> PassType:

@@ -22,7 +22,7 @@ from wallet.errors import ConfigError, PassTypeError, WalletError
 from wallet.formats import google
 from wallet.formats.doctor import Finding, check_apple_design, check_apple_signer, check_pkpass
 from wallet.push.apns import load_token_auth
-from wallet.services import wallets
+from wallet.services import credentials, wallets
 from wallet.services.context import Services
 from wallet.store.models import OutboxRow
 
@@ -44,7 +44,7 @@ def check_configuration(services: Services, *, now: datetime) -> list[Finding]:
     findings: list[Finding] = []
 
     def apple() -> list[Finding]:
-        signer, development = wallets.load_apple_signer(settings)
+        signer, development = credentials.load_apple_signer(settings)
         found = check_apple_signer(
             signer,
             pass_type_id=settings.apple_pass_type_id,
@@ -103,7 +103,7 @@ def check_pkpass_file(data: bytes, services: Services, *, now: datetime) -> list
     wwdr = None
     # Without a loadable chain the embedded certificates are still examined.
     with contextlib.suppress(WalletError):
-        wwdr = wallets.load_apple_signer(services.settings)[0].wwdr
+        wwdr = credentials.load_apple_signer(services.settings)[0].wwdr
     return check_pkpass(data, wwdr=wwdr, now=now)
 
 

@@ -26,7 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError, NotFoundError, WalletError
 from wallet.qrtext import encode_qr_text
-from wallet.services import accounts, idempotency, passes, wallets
+from wallet.services import accounts, credentials, idempotency, passes
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
@@ -370,7 +370,7 @@ def _created(issued: passes.IssuedPass) -> StoredResponse:
         "print_sheet_pdf": f"{claim_url}/card.pdf?layout=sheet",
         "card_png": f"{claim_url}/card.png",
     }
-    if wallets.apple_available(settings):
+    if credentials.apple_available(settings):
         downloads["apple_wallet"] = f"{claim_url}/pass.pkpass"
     if settings.google_enabled:
         downloads["google_wallet"] = f"{claim_url}/google-wallet"

@@ -22,7 +22,7 @@ from wallet.errors import ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
-from wallet.services import passes, wallets
+from wallet.services import credentials, passes, wallets
 from wallet.store.models import PassRow
 from wallet.web import context, i18n, now, security
 from wallet.web.i18n import _
@@ -164,7 +164,7 @@ def _wallet_options() -> list[str]:
     """
     settings = context().settings
     options = []
-    if wallets.apple_available(settings):
+    if credentials.apple_available(settings):
         options.append("apple")
     if settings.google_enabled:
         options.append("google")
