@@ -15,12 +15,12 @@ from tests.cli.admin import Wallet, cli_env
 from tests.formats.test_doctor import png, repack, with_pass_json
 from wallet.config import Settings
 from wallet.formats import google
-from wallet.formats.pkpass import read_pkpass
+from wallet.formats.pkpass import AppleSigner, read_pkpass
 from wallet.services import passes, wallets
 from wallet.services.context import Services
 from wallet.store.db import Database
 
-Broken = Callable[[bytes, wallets.AppleSigner], bytes]
+Broken = Callable[[bytes, AppleSigner], bytes]
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def set_up(db: Database, services: Services, tmp_path: Path) -> Wallet:
 
 
 @pytest.fixture
-def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, wallets.AppleSigner]:
+def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, AppleSigner]:
     """A real pass of this instance, built now, and the signer that made it."""
     settings = Settings.from_env({k: v for k, v in set_up.env.items() if v is not None})
     services = Services.from_settings(settings)
@@ -169,7 +169,7 @@ MISTAKES: dict[str, Broken] = {
 
 @pytest.mark.parametrize("code", sorted(MISTAKES))
 def test_each_pass_file_mistake_is_named(
-    code: str, set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, wallets.AppleSigner]
+    code: str, set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, AppleSigner]
 ) -> None:
     data, signer = pkpass
     result = doctor(set_up, tmp_path, MISTAKES[code](data, signer))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.services import accounts
 
 
@@ -36,32 +35,31 @@ def create(obj: Context, role: str, name: str) -> None:
 
 
 @api_tokens.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def list_tokens(obj: Context, as_json: bool) -> None:
     """Show every token: name, role, prefix, created, revoked (never the secret)."""
     with obj.transaction(write=False) as session:
         rows = accounts.list_api_tokens(session)
-    if as_json:
-        found = [
-            {
-                "name": r.name,
-                "role": r.role,
-                "prefix": r.prefix,
-                "created_at": r.created_at.isoformat(),
-                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-            }
-            for r in rows
-        ]
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not rows:
-        click.echo("no API tokens yet: create one with `wallet api-tokens create`")
-        return
-    click.echo(f"{'NAME':24} {'ROLE':8} {'PREFIX':12} {'CREATED':16} REVOKED")
-    for r in rows:
-        revoked = f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "-"
-        click.echo(f"{r.name:24} {r.role:8} {r.prefix:12} {r.created_at:%Y-%m-%d %H:%M} {revoked}")
+    print_rows(
+        rows,
+        as_json=as_json,
+        to_json=lambda r: {
+            "name": r.name,
+            "role": r.role,
+            "prefix": r.prefix,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        },
+        columns=[
+            Column("NAME", 24, lambda r: r.name),
+            Column("ROLE", 8, lambda r: r.role),
+            Column("PREFIX", 12, lambda r: r.prefix),
+            Column("CREATED", 16, lambda r: when(r.created_at)),
+            Column("REVOKED", 0, lambda r: when(r.revoked_at)),
+        ],
+        empty="no API tokens yet: create one with `wallet api-tokens create`",
+    )
 
 
 @api_tokens.command()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from wallet.cli.context import Context, pass_context
+from wallet.cli.listing import Column, json_option, print_rows
 from wallet.errors import WalletError
 from wallet.services import audit as service
 from wallet.store.models import AuditEntryRow
@@ -71,35 +70,42 @@ def _first_unreadable(obj: Context) -> int | None:
 @audit.command()
 @click.option("--target", metavar="SERIAL", help="Only entries about this pass (or user:NAME).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option
 @pass_context
 def show(obj: Context, target: str | None, limit: int, as_json: bool) -> None:
-    """The newest entries first."""
+    """The newest entries first (--json: one object per line)."""
     with obj.transaction(write=False) as session:
         if target is not None:
             rows = service.trail(session, target, limit=limit)
         else:
             query = select(AuditEntryRow).order_by(AuditEntryRow.id.desc()).limit(limit)
             rows = list(session.scalars(query))
-    if not rows:
-        click.echo("no audit entries" + (f" about {target}" if target else ""))
-        return
-    for row in rows:
-        if as_json:
-            entry = {
-                "id": row.id,
-                "at": row.at.isoformat(),
-                "actor": row.actor,
-                "action": row.action,
-                "target": row.target,
-                "details": row.details,
-                "seq": row.seq,
-                "hash": row.hash,
-            }
-            click.echo(json.dumps(entry, ensure_ascii=False))
-            continue
-        details = ", ".join(f"{k}={v}" for k, v in row.details.items() if v is not None)
-        click.echo(
-            f"#{row.id:<6} {row.at:%Y-%m-%d %H:%M:%S}  {row.actor:20} {row.action:16} "
-            f"{row.target or '-':24} {details}"
-        )
+    print_rows(
+        rows,
+        as_json=as_json,
+        json_lines=True,
+        header=False,
+        to_json=lambda row: {
+            "id": row.id,
+            "at": row.at.isoformat(),
+            "actor": row.actor,
+            "action": row.action,
+            "target": row.target,
+            "details": row.details,
+            "seq": row.seq,
+            "hash": row.hash,
+        },
+        columns=[
+            Column("ID", 7, lambda row: f"#{row.id}"),
+            Column("AT", 20, lambda row: f"{row.at:%Y-%m-%d %H:%M:%S}"),
+            Column("ACTOR", 20, lambda row: row.actor),
+            Column("ACTION", 16, lambda row: row.action),
+            Column("TARGET", 24, lambda row: row.target or "-"),
+            Column("DETAILS", 0, _details),
+        ],
+        empty="no audit entries" + (f" about {target}" if target else ""),
+    )
+
+
+def _details(row: AuditEntryRow) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.details.items() if v is not None)

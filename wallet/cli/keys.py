@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 
 from wallet.cli.context import Context
+from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import PassTypeError, WalletError
 from wallet.keys import ALGORITHMS, KeyRole, KeyState
 
@@ -89,25 +90,25 @@ def generate(
 
 
 @keys.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def list_keys(obj: Context, as_json: bool) -> None:
     """Show every key with its state and signing window."""
-    found = obj.keystore.public_keys()
-    if as_json:
-        click.echo(json.dumps([k.info.to_json() for k in found], indent=2))
-        return
-    if not found:
-        click.echo("no keys yet: create them with `wallet keys generate` (and --root)")
-        return
-    click.echo(f"{'KID':10} {'ALG':6} {'ROLE':5} {'STATE':8} {'FROM':17} {'UNTIL':17} TYPES")
-    for k in found:
-        i = k.info
-        until = f"{i.not_after:%Y-%m-%d %H:%M}" if i.not_after else "-"
-        click.echo(
-            f"{i.kid:10} {i.alg:6} {i.role.value:5} {i.state.value:8} "
-            f"{i.not_before:%Y-%m-%d %H:%M} {until:17} {','.join(sorted(i.pass_types)) or '-'}"
-        )
+    print_rows(
+        obj.keystore.public_keys(),
+        as_json=as_json,
+        to_json=lambda k: k.info.to_json(),
+        columns=[
+            Column("KID", 10, lambda k: k.info.kid),
+            Column("ALG", 6, lambda k: k.info.alg),
+            Column("ROLE", 5, lambda k: k.info.role.value),
+            Column("STATE", 8, lambda k: k.info.state.value),
+            Column("FROM", 17, lambda k: when(k.info.not_before)),
+            Column("UNTIL", 17, lambda k: when(k.info.not_after)),
+            Column("TYPES", 0, lambda k: ",".join(sorted(k.info.pass_types)) or "-"),
+        ],
+        empty="no keys yet: create them with `wallet keys generate` (and --root)",
+    )
 
 
 @keys.command(context_settings=KID_ARGUMENT)
