@@ -35,7 +35,7 @@ from wallet.formats.pkpass import read_pkpass
 from wallet.formats.printable import A4_HEIGHT_MM, A4_WIDTH_MM, CARD_HEIGHT_MM, CARD_WIDTH_MM
 from wallet.formats.qrimage import read_qr_image
 from wallet.qrtext import encode_qr_text
-from wallet.services import passes, publishing
+from wallet.services import passes, publishing, wallets
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.verifier import Verifier
@@ -221,6 +221,32 @@ def test_google_wallet_redirects_to_a_short_save_link_after_inserting_the_object
     assert stored["classId"] in google_wallet_server.classes
     inserted = [(r.method, r.path.rsplit("/", 1)[-1]) for r in google_wallet_server.api_requests()]
     assert ("POST", "genericClass") in inserted and ("POST", "genericObject") in inserted
+
+
+def test_save_link_that_fits_whole_creates_the_class_first(
+    wallet_client: FlaskClient,
+    wallet_services: Services,
+    issue: Issue,
+    google_wallet_server: GoogleWalletStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Were Google's limit ever large enough for a whole object, the link carries its class.
+
+    Today's objects (3,400+ characters) never fit, so the limit is raised here to reach
+    the path: Google refuses a saved object whose class it does not have.
+    """
+    monkeypatch.setattr(google, "MAX_SAVE_LINK_LENGTH", 100_000)
+    issued = issue()
+    response = wallet_client.get(f"/p/{issued.claim_secret}/google-wallet")
+    assert response.status_code == 303
+    payload = save_link_claims(response.headers["Location"])["payload"]
+    (whole,) = payload["genericObjects"]
+    assert whole["id"] == f"{ISSUER_ID}.{issued.row.serial}"
+    assert whole["barcode"]["value"] == issued.row.token
+    (carried,) = payload["genericClasses"]
+    assert carried["id"] == whole["classId"] == f"{ISSUER_ID}.library"
+    assert carried == wallets.google_class(wallet_services, "library")
+    assert google_wallet_server.api_requests() == []  # nothing over REST: the link does it all
 
 
 def test_google_wallet_unavailable_shows_a_try_again_page_and_recovers(

@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 
 from tests.factories import HOLDERS, NOW
 from wallet.config import PROJECT_ROOT
+from wallet.formats import qr
 from wallet.formats.qrimage import read_qr_image
+from wallet.qrtext import encode_qr_text
 from wallet.services import passes
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -84,6 +86,29 @@ def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
     assert not re.search(r"\sstyle\s*=", html)
     assert "<style" not in html
     assert not re.search(r"<script(?![^>]*\ssrc=)", html)
+
+
+def test_pass_page_builds_its_qr_code_once_and_a_reload_not_again(
+    client: FlaskClient, db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building a code takes ~20 ms: the page needs its size and its drawing, one build."""
+    built: list[str] = []
+    build = qr._build_code
+
+    def counting(text: str) -> Any:
+        built.append(text)
+        return build(text)
+
+    monkeypatch.setattr(qr, "_build_code", counting)
+    issued = issue(db, services)
+    qr_text = encode_qr_text(issued.row.token)
+    for _ in range(3):
+        assert client.get(f"/p/{issued.claim_secret}").status_code == 200
+    assert built == [qr_text]
+    # A text that is not a pass's QR text (a claim link is a secret) is never kept.
+    qr.render_svg("https://example.org/p/secret")
+    qr.render_svg("https://example.org/p/secret")
+    assert built == [qr_text, "https://example.org/p/secret", "https://example.org/p/secret"]
 
 
 def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set_up(
