@@ -128,7 +128,18 @@ def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set
             r'<a class="button[^"]*" href="([^"]+)"[^>]*>([^<]*)</a>', html
         )
     )
-    assert links["Zu Apple Wallet hinzufügen"] == f"/p/{secret}/pass.pkpass"
+    # the wallet button is the platform's artwork, named by its alt text
+    badges = dict(
+        (alt, (href, src))
+        for href, src, alt in re.findall(
+            r'<a class="wallet-badge" href="([^"]+)"[^>]*><img src="([^"]+)" alt="([^"]+)"', html
+        )
+    )
+    assert badges["Zu Apple Wallet hinzufügen"] == (
+        f"/p/{secret}/pass.pkpass",
+        "/static/wallet-buttons/apple-wallet-de.svg",
+    )
+    assert client.get(badges["Zu Apple Wallet hinzufügen"][1]).status_code == 200
     assert links["Ausweis drucken (PDF, A4)"] == f"/p/{secret}/card.pdf?layout=sheet"
     assert links["Ausweis als Bild (PNG)"] == f"/p/{secret}/card.png"
     assert "Google Wallet" not in html  # no issuer configured: no dead button
@@ -180,7 +191,38 @@ def test_suspended_pass_says_so_at_the_top_and_greys_its_code(
     assert text.index(notice) < text.index("Kennzeichen")  # above the card's data
     assert "Status: Vorübergehend gesperrt" in text
     assert 'class="qr qr--inactive"' in html and "<svg" in html
-    assert client.get(f"/p/{issued.claim_secret}/qr.png").status_code == 200
+
+
+def test_suspended_pass_offers_no_wallet_downloads(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    """Decided: while suspended, nothing to download (a new copy would only be refused);
+    the page says so and that reinstating brings it all back."""
+    from wallet.services.wallets import ensure_dev_chain
+
+    ensure_dev_chain(services.settings, now=NOW)
+    issued = issue(db, services)
+    secret = issued.claim_secret
+    downloads = ("pass.pkpass", "qr.png", "card.pdf", "card.pdf?layout=sheet", "card.png")
+    valid = client.get(f"/p/{secret}").get_data(as_text=True)
+    assert all(f"/p/{secret}/{route}" in valid for route in downloads)
+    change(db, services, issued.row.serial, "suspend")
+    html = client.get(f"/p/{secret}").get_data(as_text=True)
+    for route in downloads:
+        assert f"/p/{secret}/{route}" not in html, route
+    text = page_text(html)
+    assert "Solange der Ausweis gesperrt ist, kann er weder in eine Wallet-App" in text
+    assert "Sobald er wieder freigegeben ist, bietet dieser Link all das wieder an." in text
+    for route in downloads:
+        response = client.get(f"/p/{secret}/{route}")
+        assert response.status_code == 409, route
+        assert response.mimetype == "text/html" and "Content-Disposition" not in response.headers
+        assert "Keine Downloads, solange der Ausweis gesperrt ist" in response.get_data(
+            as_text=True
+        )
+    change(db, services, issued.row.serial, "reinstate")
+    assert client.get(f"/p/{secret}/qr.png").status_code == 200
+    assert f"/p/{secret}/pass.pkpass" in client.get(f"/p/{secret}").get_data(as_text=True)
 
 
 def test_revoked_pass_says_so_and_shows_no_code(
