@@ -247,7 +247,8 @@ def test_save_link_after_insert_names_the_inserted_object(
     """The flow for real passes: too long as a whole, so insert first and link by id."""
     client.ensure_class(google_class())
     body = google_object()
-    assert save_url(account, objects=[body], origins=[PUBLIC], now=NOW) is None
+    classes = [google_class()]
+    assert save_url(account, objects=[body], classes=classes, origins=[PUBLIC], now=NOW) is None
     client.insert_object(body)
     url = save_url(account, object_ids=[body["id"]], origins=[PUBLIC], now=NOW)
     assert url is not None

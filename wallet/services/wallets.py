@@ -103,14 +103,16 @@ def google_save_link(
 ) -> str:
     """The "Add to Google Wallet" link; inserts the object over REST first if it must.
 
-    A whole object in the link needs no API call; when the link would exceed
-    Google's 1,800 characters, the class and object are inserted first and
-    the link names only the object's id.
+    Both ways create the class before the object: a whole object travels with
+    its class in the link (no API call); when that link would exceed Google's
+    1,800 characters, the class and object are inserted first and the link
+    names only the object's id.
     """
     account = services.formats.google_account
     origins = [services.settings.public_url]
     body = google_object(services, row)
-    link = google.save_url(account, objects=[body], origins=origins, now=now)
+    classes = [google_class(services, row.pass_type)]
+    link = google.save_url(account, objects=[body], classes=classes, origins=origins, now=now)
     if link is not None:
         return link
     with client() as api:
