@@ -44,6 +44,7 @@ def upgrade_database(obj: Context) -> Upgrade:
     """Migrate to the newest revision; a change is written to the audit log."""
     # Alembic narrates every step at INFO; the result below says what matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    key = obj.services.audit_key  # no audit key, no migration: the change must be logged
     try:
         before = obj.db.current_revision()
         obj.db.upgrade()
@@ -65,6 +66,7 @@ def upgrade_database(obj: Context) -> Upgrade:
         with obj.transaction(write=True) as session:
             audit.record(
                 session,
+                key=key,
                 actor=obj.actor,
                 action="db.upgrade",
                 details={"from": before, "to": after},

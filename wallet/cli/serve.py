@@ -58,6 +58,7 @@ def ensure_signing_keys(obj: Context, *, now: datetime) -> None:
         for key in created:
             audit.record(
                 session,
+                key=obj.services.audit_key,
                 actor=obj.actor,
                 action="key.generate",
                 target=f"key:{key.kid}",
@@ -77,6 +78,16 @@ def ensure_signing_keys(obj: Context, *, now: datetime) -> None:
         else:
             types = ", ".join(sorted(key.info.pass_types))
             click.echo(f"created pass signing key {key.kid} ({key.info.alg}) for {types}")
+
+
+def ensure_audit_key(obj: Context) -> None:
+    """The audit key, where missing: before anything writes to the audit log."""
+    if obj.keystore.create_audit_key():
+        click.echo(
+            f"created the audit key in {obj.keystore.audit_key_path}: back it up with the "
+            "signing keys; every host of this instance needs the same file"
+        )
+    obj.services.audit_key  # noqa: B018 - fail now (wrong passphrase), not in the workers
 
 
 def ensure_secret_key(obj: Context) -> None:
@@ -105,12 +116,18 @@ def ensure_first_admin(obj: Context, *, now: datetime) -> None:
                     password=password,
                     role="admin",
                     actor=obj.actor,
+                    audit_key=obj.services.audit_key,
                     now=now,
                 )
             token = None
             if not accounts.list_api_tokens(session):
                 token = accounts.create_api_token(
-                    session, name=FIRST_TOKEN_NAME, role="admin", actor=obj.actor, now=now
+                    session,
+                    name=FIRST_TOKEN_NAME,
+                    role="admin",
+                    actor=obj.actor,
+                    audit_key=obj.services.audit_key,
+                    now=now,
                 )
     except StateConflictError:  # another `wallet setup` made them a moment ago
         made_user, token = False, None
@@ -152,6 +169,7 @@ def setup(obj: Context) -> None:
     check_production_settings(obj)
     now = obj.now()
     obj.pass_types  # noqa: B018 - fail now, not in the workers, if the types do not load
+    ensure_audit_key(obj)
     result = upgrade_database(obj)
     state = f"upgraded from {result.before or 'empty'}" if result.changed else "newest"
     click.echo(f"database: {obj.database_label()} at revision {result.after} ({state})")

@@ -71,6 +71,7 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         signal.signal(signal.SIGINT, _stop)
     with ExitStack() as stack:
         deliverers = build_deliverers(obj.services, stack)
+        obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
         next_prune = obj.now()
@@ -101,10 +102,45 @@ def _prune(obj: Context) -> None:
         log.info("pruned %d old outbox rows and device logs", removed)
 
 
+def _seal(obj: Context) -> int:
+    """Seal the audit log; tampering is logged every round and stops sealing, not pushes."""
+    try:
+        report = audit.seal_all(
+            lambda: obj.transaction(write=True),
+            key=obj.services.audit_key,
+            checkpoint_file=obj.services.audit_checkpoint_file,
+            clock=obj.now,
+        )
+    except audit.AuditTamperedError as exc:
+        log.error("audit log not sealed (%s): %s", exc.kind, exc.message)
+        return 0
+    except SQLAlchemyError as exc:
+        log.error("audit sealing failed, retrying: %s", type(exc).__name__)
+        return 0
+    except Exception:  # never let sealing stop pushes for good
+        log.exception("audit sealing failed unexpectedly, retrying")
+        return 0
+    if report.refused:
+        log.error(
+            "audit entries %s were refused: not written by the service (forged or changed); "
+            "`wallet audit verify` names them",
+            ", ".join(str(i) for i in report.refused[:20]),
+        )
+    if report.sealed and report.checkpoint is not None:
+        # A copy of each checkpoint in the log (syslog/journal) is one more outside witness.
+        log.info(
+            "sealed %d audit entries; checkpoint seq=%s head=%s",
+            report.sealed,
+            report.checkpoint["seq"],
+            report.checkpoint["head"],
+        )
+    return report.sealed
+
+
 def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
     """One round; True if there may be more to do right away."""
+    _seal(obj)
     try:
-        sealed = audit.seal_all(lambda: obj.transaction(write=True))
         report = outbox.drain(
             lambda: obj.transaction(write=True), deliverers, clock=obj.now, limit=100
         )
@@ -114,8 +150,6 @@ def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
     except Exception:  # never let one bad round stop pushes for good
         log.exception("worker round failed unexpectedly, retrying")
         return False
-    if sealed:
-        log.info("sealed %d audit entries", sealed)
     if report.handled:
         log.info(
             "outbox: %d delivered, %d to retry, %d failed",

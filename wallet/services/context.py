@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wallet.auditkey import AuditKey
 from wallet.config import Settings
 from wallet.errors import InputError
 from wallet.keystore import KeyStore
@@ -31,6 +33,18 @@ class Services:
         from wallet.services.wallets import WalletFormats
 
         return WalletFormats(self.settings, dict(self.pass_types))
+
+    @cached_property
+    def audit_key(self) -> AuditKey:
+        """The key every audit entry is written with (see wallet.services.audit)."""
+        return self.keys.audit_key()
+
+    @property
+    def audit_checkpoint_file(self) -> Path:
+        """Where the newest audit checkpoint is kept outside the database."""
+        from wallet.services.audit import checkpoint_path
+
+        return checkpoint_path(self.settings.instance_dir)
 
     def pass_type(self, type_id: object) -> PassType:
         if not isinstance(type_id, str) or type_id not in self.pass_types:
