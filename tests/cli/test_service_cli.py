@@ -256,6 +256,45 @@ def test_audit_verify_names_an_entry_that_cannot_even_be_read(wallet: Wallet, db
     assert result.exit_code == 1 and f"broken at entry {ids[1]}" in result.stderr
 
 
+def test_truncating_the_tail_is_named_by_wallet_audit_verify_against_the_instance_checkpoint(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        issue(wallet)
+    wallet.ok("audit", "verify")
+    assert json.loads((tmp_path / "instance" / "audit-checkpoint.json").read_text())["seq"] == 3
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+    issue(wallet)  # a new entry is not sealed over the gap
+    result = wallet("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "nothing sealed: " in result.stderr
+    assert "removed at the tail: the chain ends at entry 2" in result.stderr
+    assert "entries 3 to 3 were removed at the tail" in result.stderr
+    assert "tampered with (removed at the tail)" in result.stderr
+
+
+def test_row_inserted_straight_into_the_database_is_named_forged_by_wallet_audit_verify(
+    wallet: Wallet, db: Database
+) -> None:
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (at, actor, action, target, details, content_hash) "
+                "SELECT at, 'cli:mallory', action, target, details, content_hash FROM audit_log"
+            )
+        )
+    forged = max(e.id for e in audit_entries(db))
+    result = wallet("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "1 entries refused: not written by the service" in result.stderr
+    assert f"forged: the audit chain is broken at entry {forged}: its MAC" in result.stderr
+    assert [e.seq for e in audit_entries(db)] == [1, None]  # never sealed as genuine
+
+
 # -- the command itself -------------------------------------------------------------------
 
 

@@ -291,9 +291,7 @@ def test_truncating_the_tail_is_detected_against_the_checkpoint(
     sql(db, "DELETE FROM audit_checkpoints")
     assert verify(db, key).intact  # the database alone cannot tell
     report = verify(db, key, outside)
-    assert [(p.kind, p.entry) for p in report.problems] == [
-        (Tampering.REMOVED_AT_THE_TAIL, None)
-    ]
+    assert [(p.kind, p.entry) for p in report.problems] == [(Tampering.REMOVED_AT_THE_TAIL, None)]
     assert f"entries {9 - removed} to 8 were removed" in report.problem
     # New entries are not sealed over the gap: that would bury the evidence.
     record(db, key, 1)
@@ -478,4 +476,3 @@ def test_concurrent_writers_and_sealers_never_fork_the_chain(
     report = verify(db, key, outside)
     assert (report.intact, report.entries, report.unsealed) == (True, 40, 0)
     assert json.loads(outside.read_text())["seq"] == 40
-

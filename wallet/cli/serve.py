@@ -80,16 +80,6 @@ def ensure_signing_keys(obj: Context, *, now: datetime) -> None:
             click.echo(f"created pass signing key {key.kid} ({key.info.alg}) for {types}")
 
 
-def ensure_audit_key(obj: Context) -> None:
-    """The audit key, where missing: before anything writes to the audit log."""
-    if obj.keystore.create_audit_key():
-        click.echo(
-            f"created the audit key in {obj.keystore.audit_key_path}: back it up with the "
-            "signing keys; every host of this instance needs the same file"
-        )
-    obj.services.audit_key  # noqa: B018 - fail now (wrong passphrase), not in the workers
-
-
 def ensure_secret_key(obj: Context) -> None:
     """In dev mode without WALLET_SECRET_KEY: one key in the instance folder for all workers."""
     settings = obj.settings
@@ -169,7 +159,6 @@ def setup(obj: Context) -> None:
     check_production_settings(obj)
     now = obj.now()
     obj.pass_types  # noqa: B018 - fail now, not in the workers, if the types do not load
-    ensure_audit_key(obj)
     result = upgrade_database(obj)
     state = f"upgraded from {result.before or 'empty'}" if result.changed else "newest"
     click.echo(f"database: {obj.database_label()} at revision {result.after} ({state})")

@@ -32,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Text, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey, Checkpoint, CheckpointError
@@ -48,6 +48,11 @@ _INSERT_ENTRY = insert(_log).returning(_log.c.id)
 _LAST_SEALED = (
     select(_log.c.seq, _log.c.hash).where(_log.c.seq.is_not(None)).order_by(_log.c.seq.desc())
 ).limit(1)
+# The sealer reads ``details`` undecoded: a row someone broke must be refused, not
+# stop sealing (PostgreSQL's driver decodes JSON itself, SQLite's hands over text).
+_UNSEALED = select(
+    *(c for c in _log.c if c.name != "details"), type_coerce(_log.c.details, Text).label("details")
+).where(_log.c.seq.is_(None))
 _SEAL = (
     update(_log)
     .where(_log.c.id == bindparam("entry_id"), _log.c.seq.is_(None))
@@ -224,8 +229,14 @@ class SealResult:
 
 def _entry_problem(row: Any) -> Tampering | None:
     """Why a not yet sealed row cannot be sealed (``row`` has the entry's columns)."""
+    details = row.details
+    if isinstance(details, str):
+        try:
+            details = json.loads(details)
+        except ValueError:
+            return Tampering.CHANGED
     expected = content_hash(
-        at=row.at, actor=row.actor, action=row.action, target=row.target, details=row.details
+        at=row.at, actor=row.actor, action=row.action, target=row.target, details=details
     )
     if row.content_hash != expected:
         return Tampering.CHANGED
@@ -263,10 +274,7 @@ def seal(
     after_id = 0
     while len(params) < limit:
         rows = connection.execute(
-            select(_log)
-            .where(_log.c.seq.is_(None), _log.c.id > after_id)
-            .order_by(_log.c.id)
-            .limit(limit - len(params))
+            _UNSEALED.where(_log.c.id > after_id).order_by(_log.c.id).limit(limit - len(params))
         ).all()
         if not rows:
             break
