@@ -295,6 +295,44 @@ def test_row_inserted_straight_into_the_database_is_named_forged_by_wallet_audit
     assert [e.seq for e in audit_entries(db)] == [1, None]  # never sealed as genuine
 
 
+def test_a_restored_backup_is_accepted_only_explicitly_and_the_acceptance_is_logged(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:  # what a backup taken after the first entry holds
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("DELETE FROM audit_checkpoints WHERE seq = 2"))
+    assert "removed at the tail" in wallet("audit", "verify").stderr
+    refused = wallet("audit", "accept-restore", input="n\n")
+    assert refused.exit_code == 1 and "removed at the tail" in wallet("audit", "verify").stderr
+    accepted = wallet.ok("audit", "accept-restore", "--yes")
+    assert "now ends at entry 1 (the checkpoint vouched for 2)" in accepted.stdout
+    assert "entries checked; the audit chain is intact" in wallet.ok("audit", "verify").stdout
+    (entry,) = audit_entries(db, "audit.restore_accepted")
+    details = entry.details
+    assert (entry.seq, details["checkpoint_seq"], details["chain_ends_at"]) == (2, 2, 1)
+    kept = tmp_path / "instance" / entry.details["kept_as"]
+    assert json.loads(kept.read_text())["seq"] == 2
+
+
+def test_accepting_a_restore_refuses_a_log_tampered_with_otherwise(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    issue(wallet)
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1"))
+    result = wallet("audit", "accept-restore", "--yes")
+    assert result.exit_code == 1 and "tampered with otherwise (changed)" in result.stderr
+    kept = json.loads((tmp_path / "instance" / "audit-checkpoint.json").read_text())
+    assert kept["seq"] == 2  # the evidence stays where verify looks for it
+
+
 # -- the command itself -------------------------------------------------------------------
 
 

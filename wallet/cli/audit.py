@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from wallet.cli.context import Context, pass_context
+from wallet.cli.context import Context, actor_option, pass_context
 from wallet.services import audit as service
 from wallet.store.models import AuditEntryRow
 
@@ -70,6 +70,66 @@ def verify(obj: Context) -> None:
             kind=report.problems[0].kind,
         )
     click.echo(f"{report.entries} entries checked; the audit chain is intact")
+
+
+@audit.command("accept-restore")
+@click.confirmation_option(
+    prompt="Accept that the audit log now ends earlier than its last checkpoint?"
+)
+@actor_option
+@pass_context
+def accept_restore(obj: Context) -> None:
+    """After restoring a database backup: accept that the chain ends before the checkpoint.
+
+    A restored backup lacks the newest entries, which ``wallet audit verify``
+    rightly calls removed at the tail, and sealing stops. Only that is
+    accepted, nothing else verify names: the old checkpoint is kept beside the
+    new one as evidence, and the acceptance is itself an audit entry.
+    """
+    key = obj.services.audit_key
+    path = obj.services.audit_checkpoint_file
+    document = service.read_checkpoint_file(path)
+    if document is None:
+        click.echo("no checkpoint outside the database: nothing to accept")
+        return
+    with obj.transaction(write=False) as session:
+        report = service.verify_chain(session, key=key, outside=document)
+    if report.intact:
+        click.echo("the audit chain reaches its checkpoint: nothing to accept")
+        return
+    if report.kinds != {service.Tampering.REMOVED_AT_THE_TAIL}:
+        kinds = ", ".join(sorted(k.value for k in report.kinds))
+        raise service.AuditTamperedError(
+            f"only a chain that ends early can be accepted, but the audit log was also "
+            f"tampered with otherwise ({kinds}); `wallet audit verify` names the entries",
+            kind=report.problems[0].kind,
+        )
+    checkpoint = key.public.verify_checkpoint(document)
+    now = obj.now()
+    archived = service.supersede_checkpoint_file(path, now=now)
+    with obj.transaction(write=True) as session:
+        service.record(
+            session,
+            key=key,
+            actor=obj.actor,
+            action="audit.restore_accepted",
+            details={
+                "checkpoint_seq": checkpoint.seq,
+                "checkpoint_head": checkpoint.head,
+                "checkpoint_at": checkpoint.at.isoformat(),
+                "chain_ends_at": report.entries - report.unsealed,
+                "kept_as": archived.name,
+            },
+            now=now,
+        )
+    service.seal_all(
+        lambda: obj.transaction(write=True), key=key, checkpoint_file=path, clock=obj.now
+    )
+    click.echo(
+        f"accepted: the audit chain now ends at entry {report.entries - report.unsealed} "
+        f"(the checkpoint vouched for {checkpoint.seq}); the old checkpoint is kept as "
+        f"{archived}"
+    )
 
 
 def _first_unreadable(obj: Context) -> int | None:

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
@@ -75,8 +76,9 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
         next_prune = obj.now()
+        alarms = _Alarms()
         while not stop.is_set():
-            busy = _round(obj, deliverers)
+            busy = _round(obj, deliverers, alarms)
             if obj.now() >= next_prune:
                 _prune(obj)
                 next_prune = obj.now() + PRUNE_EVERY
@@ -102,8 +104,17 @@ def _prune(obj: Context) -> None:
         log.info("pruned %d old outbox rows and device logs", removed)
 
 
-def _seal(obj: Context) -> int:
-    """Seal the audit log; tampering is logged every round and stops sealing, not pushes."""
+@dataclass
+class _Alarms:
+    """What the last rounds reported about the audit log: the same alarm is logged once
+    while it lasts (every half second would drown everything else in the log)."""
+
+    tampering: str = ""
+    refused: tuple[int, ...] = ()
+
+
+def _seal(obj: Context, alarms: _Alarms) -> int:
+    """Seal the audit log; tampering stops sealing (and is logged), never pushes."""
     try:
         report = audit.seal_all(
             lambda: obj.transaction(write=True),
@@ -112,7 +123,9 @@ def _seal(obj: Context) -> int:
             clock=obj.now,
         )
     except audit.AuditTamperedError as exc:
-        log.error("audit log not sealed (%s): %s", exc.kind, exc.message)
+        if exc.message != alarms.tampering:
+            log.error("audit log not sealed (%s): %s", exc.kind, exc.message)
+            alarms.tampering = exc.message
         return 0
     except SQLAlchemyError as exc:
         log.error("audit sealing failed, retrying: %s", type(exc).__name__)
@@ -120,12 +133,14 @@ def _seal(obj: Context) -> int:
     except Exception:  # never let sealing stop pushes for good
         log.exception("audit sealing failed unexpectedly, retrying")
         return 0
-    if report.refused:
+    alarms.tampering = ""
+    if report.refused and report.refused != alarms.refused:
         log.error(
             "audit entries %s were refused: not written by the service (forged or changed); "
             "`wallet audit verify` names them",
             ", ".join(str(i) for i in report.refused[:20]),
         )
+    alarms.refused = report.refused
     if report.sealed and report.checkpoint is not None:
         # A copy of each checkpoint in the log (syslog/journal) is one more outside witness.
         log.info(
@@ -137,9 +152,9 @@ def _seal(obj: Context) -> int:
     return report.sealed
 
 
-def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
+def _round(obj: Context, deliverers: outbox.Deliverers, alarms: _Alarms) -> bool:
     """One round; True if there may be more to do right away."""
-    _seal(obj)
+    _seal(obj, alarms)
     try:
         report = outbox.drain(
             lambda: obj.transaction(write=True), deliverers, clock=obj.now, limit=100

@@ -180,6 +180,13 @@ def write_checkpoint_file(path: Path, document: Mapping[str, Any]) -> bool:
         os.close(fd)  # releases the lock
 
 
+def supersede_checkpoint_file(path: Path, *, now: datetime) -> Path:
+    """Move the outside checkpoint aside, kept as evidence, once a restore is accepted."""
+    archived = path.with_name(f"{path.stem}.superseded-{now:%Y%m%dT%H%M%S%fZ}{path.suffix}")
+    os.replace(path, archived)
+    return archived
+
+
 def latest_checkpoint(session: Session) -> Mapping[str, Any] | None:
     """The newest signed checkpoint in the database, as published (not checked here)."""
     row = session.scalars(
