@@ -295,6 +295,30 @@ def test_row_inserted_straight_into_the_database_is_named_forged_by_wallet_audit
     assert [e.seq for e in audit_entries(db)] == [1, None]  # never sealed as genuine
 
 
+def test_the_worker_seals_genuine_entries_refuses_forged_ones_and_stops_at_a_cut_tail(
+    wallet: Wallet, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    issue(wallet)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (at, actor, action, target, details, content_hash) "
+                "SELECT at, 'cli:mallory', action, target, details, content_hash FROM audit_log"
+            )
+        )
+    issue(wallet)
+    wallet.ok("worker", "--once")
+    assert [e.seq for e in audit_entries(db)] == [1, None, 2]
+    assert "were refused: not written by the service" in caplog.text
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+    issue(wallet)
+    wallet.ok("worker", "--once")  # pushes go on; sealing stops
+    assert [e.seq for e in audit_entries(db)] == [1, None, None]
+    assert "audit log not sealed (removed at the tail)" in caplog.text
+
+
 def test_a_restored_backup_is_accepted_only_explicitly_and_the_acceptance_is_logged(
     wallet: Wallet, db: Database, tmp_path: Path
 ) -> None:
