@@ -251,6 +251,18 @@ def test_a_checkpoint_signed_by_another_key_is_named_forged_and_stops_sealing(
     assert "kept outside the database" in report.problem
 
 
+def test_a_checkpoint_row_rewritten_in_the_database_is_named_forged(
+    db: Database, key: AuditKey
+) -> None:
+    record(db, key, 2)
+    seal(db, key)
+    sql(db, "UPDATE audit_checkpoints SET signed = :s", s="{not json")
+    report = verify(db, key)
+    assert report.kinds == {Tampering.FORGED} and "in the database is forged" in report.problem
+    with pytest.raises(audit.AuditTamperedError):
+        seal(db, key)
+
+
 # -- removed ------------------------------------------------------------------
 
 

@@ -152,6 +152,13 @@ def read_checkpoint_file(path: Path) -> object | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        return "unreadable"
+    return _parse(text)
+
+
+def _parse(text: str) -> object:
+    """A stored checkpoint document; text that is no JSON stays text (and is refused)."""
     try:
         document: object = json.loads(text)
     except ValueError:
@@ -187,7 +194,7 @@ def supersede_checkpoint_file(path: Path, *, now: datetime) -> Path:
     return archived
 
 
-def latest_checkpoint(session: Session) -> Mapping[str, Any] | None:
+def latest_checkpoint(session: Session) -> object | None:
     """The newest signed checkpoint in the database, as published (not checked here)."""
     row = session.scalars(
         select(AuditCheckpointRow)
@@ -196,8 +203,7 @@ def latest_checkpoint(session: Session) -> Mapping[str, Any] | None:
     ).first()
     if row is None:
         return None
-    document: dict[str, Any] = json.loads(row.signed)
-    return document
+    return _parse(row.signed)
 
 
 def _checked(key: AuditKey, document: object, where: str) -> Checkpoint:
@@ -428,7 +434,7 @@ def _checkpoints(session: Session, key: AuditKey, outside: object | None) -> _Ch
     """Every checkpoint in the database and the outside one, with the forged ones named."""
     found = _Checkpoints()
     documents: list[tuple[str, object]] = [
-        (f"#{row.id} in the database", json.loads(row.signed))
+        (f"#{row.id} in the database", _parse(row.signed))
         for row in session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.id))
     ]
     if outside is not None:
