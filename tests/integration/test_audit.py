@@ -292,6 +292,23 @@ def test_deleting_an_entry_and_renumbering_the_rest_is_named_removed_in_the_midd
     assert (report.first_broken, report.kinds) == (third, {Tampering.REMOVED_IN_THE_MIDDLE})
 
 
+def test_deleting_an_entry_and_recomputing_the_chain_after_it_is_named(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    record(db, key, 5)
+    seal(db, key, outside)
+    second, third = ids(db)[1:3]
+    sql(db, "DELETE FROM audit_log WHERE id = :id", id=second)
+    for seq in (3, 4, 5):  # one by one, upwards: seq is unique at every step
+        sql(db, "UPDATE audit_log SET seq = :new WHERE seq = :old", new=seq - 1, old=seq)
+    sql(db, "DELETE FROM audit_checkpoints")
+    _recompute_from(db, 2, lambda p, s, c: audit.link_hash(prev_hash=p, seq=s, content=c))
+    report = verify(db, key, outside)
+    assert report.first_broken == third
+    assert report.kinds == {Tampering.RECOMPUTED_CHAIN, Tampering.REMOVED_IN_THE_MIDDLE}
+    assert "vouches for 5 entries; only 4 of them are left" in report.problems[1].message
+
+
 @pytest.mark.parametrize("removed", [1, 5])
 def test_truncating_the_tail_is_detected_against_the_checkpoint(
     db: Database, key: AuditKey, outside: Path, removed: int

@@ -502,6 +502,9 @@ def verify_chain(
             last_seq = int(row.seq or 0)
     if broken is not None:
         problems.append(broken)
+        missing = _missing_entries(session, found.newest)
+        if missing and broken.kind not in _REMOVED:
+            problems.append(missing)
     elif found.newest is not None and found.newest.seq > last_seq:
         newest = found.newest
         problems.append(
@@ -541,6 +544,25 @@ def verify_chain(
                     Problem(Tampering.CHANGED, row.id, "its content does not match its hash")
                 )
     return ChainReport(entries=count + unsealed, problems=tuple(problems), unsealed=unsealed)
+
+
+_REMOVED = (Tampering.REMOVED_IN_THE_MIDDLE, Tampering.REMOVED_AT_THE_TAIL)
+
+
+def _missing_entries(session: Session, newest: Checkpoint | None) -> Problem | None:
+    """Entries a checkpoint vouches for that are gone, wherever the walk stopped."""
+    if newest is None:
+        return None
+    query = select(func.count()).where(_log.c.seq.is_not(None), _log.c.seq <= newest.seq)
+    present = int(session.execute(query).scalar_one())
+    if present >= newest.seq:
+        return None
+    return Problem(
+        Tampering.REMOVED_IN_THE_MIDDLE,
+        None,
+        f"the checkpoint of {newest.at:%Y-%m-%d %H:%M:%S} vouches for {newest.seq} entries; "
+        f"only {present} of them are left",
+    )
 
 
 def _judge_sealed(
@@ -587,6 +609,13 @@ def _judge_sealed(
     else:
         expected = key.link(prev_hash=prev_hash, seq=seq, content_hash=row.content_hash)
     if row.hash != expected:
+        after = _at_seq(session, seq + 1)
+        if after is not None and after.prev_hash == row.hash:
+            return Problem(
+                Tampering.RECOMPUTED_CHAIN,
+                row.id,
+                "its chain hash and those after it were recomputed without the audit key",
+            )
         return Problem(Tampering.CHANGED, row.id, "its chain hash does not match")
     for checkpoint in found.heads.get(seq, []):
         if checkpoint.head != row.hash:
