@@ -325,13 +325,23 @@ def _count_legacy(session: Session) -> int:
     return int(session.execute(query).scalar_one())
 
 
+def _entries(first: int, last: int) -> str:
+    return f"entry {first}" if first == last else f"entries {first} to {last}"
+
+
+def _cut_tail(chain_end: int, checkpoint: Checkpoint) -> str:
+    removed = _entries(chain_end + 1, checkpoint.seq)
+    return (
+        f"the chain ends at entry {chain_end}, but the checkpoint of "
+        f"{checkpoint.at:%Y-%m-%d %H:%M:%S} vouches for {checkpoint.seq}: "
+        f"{removed} {'was' if chain_end + 1 == checkpoint.seq else 'were'} removed at the tail"
+    )
+
+
 def _check_tail(session: Session, known: Checkpoint, *, seq: int, head: str) -> None:
     if known.seq > seq:
         raise AuditTamperedError(
-            f"the audit chain ends at entry {seq}, but the checkpoint of "
-            f"{known.at:%Y-%m-%d %H:%M:%S} vouches for {known.seq}: entries "
-            f"{seq + 1} to {known.seq} were removed at the tail",
-            kind=Tampering.REMOVED_AT_THE_TAIL,
+            f"audit log: {_cut_tail(seq, known)}", kind=Tampering.REMOVED_AT_THE_TAIL
         )
     at_checkpoint: str | None = head
     if known.seq < seq:
@@ -506,15 +516,8 @@ def verify_chain(
         if missing and broken.kind not in _REMOVED:
             problems.append(missing)
     elif found.newest is not None and found.newest.seq > last_seq:
-        newest = found.newest
         problems.append(
-            Problem(
-                Tampering.REMOVED_AT_THE_TAIL,
-                None,
-                f"the chain ends at entry {last_seq}, but the checkpoint of "
-                f"{newest.at:%Y-%m-%d %H:%M:%S} vouches for {newest.seq}: entries "
-                f"{last_seq + 1} to {newest.seq} were removed at the tail",
-            )
+            Problem(Tampering.REMOVED_AT_THE_TAIL, None, _cut_tail(last_seq, found.newest))
         )
     unsealed = 0
     last_id = 0
@@ -553,15 +556,22 @@ def _missing_entries(session: Session, newest: Checkpoint | None) -> Problem | N
     """Entries a checkpoint vouches for that are gone, wherever the walk stopped."""
     if newest is None:
         return None
-    query = select(func.count()).where(_log.c.seq.is_not(None), _log.c.seq <= newest.seq)
-    present = int(session.execute(query).scalar_one())
+    query = select(func.count(), func.max(_log.c.seq)).where(
+        _log.c.seq.is_not(None), _log.c.seq <= newest.seq
+    )
+    present, highest = session.execute(query).one()
     if present >= newest.seq:
         return None
-    return Problem(
-        Tampering.REMOVED_IN_THE_MIDDLE,
-        None,
+    vouched = (
         f"the checkpoint of {newest.at:%Y-%m-%d %H:%M:%S} vouches for {newest.seq} entries; "
-        f"only {present} of them are left",
+        f"only {present} of them are left"
+    )
+    if present < (highest or 0):  # a gap in the numbers
+        return Problem(Tampering.REMOVED_IN_THE_MIDDLE, None, vouched)
+    return Problem(
+        Tampering.REMOVED_AT_THE_TAIL,
+        None,
+        f"{vouched} (removed at the tail, or in the middle and the rest renumbered)",
     )
 
 
@@ -581,7 +591,8 @@ def _judge_sealed(
         return Problem(
             Tampering.REMOVED_IN_THE_MIDDLE,
             row.id,
-            f"entries {last_seq + 1} to {seq - 1} of the chain are gone",
+            f"{_entries(last_seq + 1, seq - 1)} of the chain "
+            f"{'is' if seq - 1 == last_seq + 1 else 'are'} gone",
         )
     if not _content_matches(row):
         return Problem(Tampering.CHANGED, row.id, "its content does not match its hash")
