@@ -161,9 +161,13 @@ def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: 
     run_together(worker, threads=8)
     slots = {(p.row.status_list_id, p.row.status_idx) for p in issued}
     assert len(slots) == len(issued) == 48
-    assert audit.seal_all(lambda: db.transaction(write=True)) == 48
+    sealed = audit.seal_all(
+        lambda: db.transaction(write=True), key=services.audit_key, checkpoint_file=None,
+        clock=lambda: NOW,
+    )  # fmt: skip
+    assert sealed.sealed == 48
     with db.transaction(write=False) as session:
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, key=services.audit_key)
     assert (report.intact, report.entries, report.unsealed) == (True, 48, 0)
 
 

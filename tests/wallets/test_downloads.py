@@ -492,8 +492,9 @@ def test_the_api_hands_out_every_download_link_when_both_wallets_are_set_up(
 
     with db.transaction(write=True) as session:
         secret = accounts.create_api_token(
-            session, name="city-system", role="issuer", actor="test", now=NOW
-        ).secret
+            session, name="city-system", role="issuer", actor="test",
+            audit_key=wallet_client.application.extensions["wallet"].services.audit_key, now=NOW,
+        ).secret  # fmt: skip
     created = wallet_client.post(
         "/api/v1/passes",
         json={"type": "library", "holder": {"card_number": "100200300400", "name": "Erika"}},

@@ -437,7 +437,7 @@ def test_the_worker_command_delivers_and_seals(
     with db.transaction(write=False) as session:
         from wallet.services import audit
 
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, key=wallet_services.audit_key)
     assert report.intact and report.unsealed == 0
 
 

@@ -87,8 +87,9 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
         patch.setattr(accounts, "argon2", quick)
         accounts.add_user(
-            session, username="anna", password=PASSWORD, role="issuer", actor="test", now=NOW
-        )
+            session, username="anna", password=PASSWORD, role="issuer", actor="test",
+            audit_key=services.audit_key, now=NOW,
+        )  # fmt: skip
     app = create_app(
         settings,
         services=services,

@@ -120,12 +120,14 @@ def test_login_with_a_wrong_password_or_user_fails(
 
 
 def test_disabled_user_cannot_log_in_and_loses_an_open_session(
-    client: FlaskClient, db: Database, make_user: Callable[..., str]
+    client: FlaskClient, db: Database, services: Services, make_user: Callable[..., str]
 ) -> None:
     make_user("anna", "issuer")
     assert login(client, "anna").status_code == 302
     with db.transaction(write=True) as session:
-        accounts.disable_user(session, username="anna", actor="test", now=NOW)
+        accounts.disable_user(
+            session, username="anna", actor="test", audit_key=services.audit_key, now=NOW
+        )
     assert client.get("/console/").headers["Location"].startswith("/console/login")
     response = login(client, "anna")
     assert response.status_code == 200

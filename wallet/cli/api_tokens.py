@@ -23,7 +23,12 @@ def create(obj: Context, role: str, name: str) -> None:
     """Create a token and print its secret, once."""
     with obj.transaction(write=True) as session:
         token = accounts.create_api_token(
-            session, name=name, role=role, actor=obj.actor, now=obj.now()
+            session,
+            name=name,
+            role=role,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
         )
     click.echo(f"created API token {token.row.name} (role {token.row.role})", err=True)
     click.echo(token.secret)
@@ -70,7 +75,9 @@ def revoke(obj: Context, name: str) -> None:
     """Stop accepting a token at once."""
     now = obj.now()
     with obj.transaction(write=True) as session:
-        row = accounts.revoke_api_token(session, name=name, actor=obj.actor, now=now)
+        row = accounts.revoke_api_token(
+            session, name=name, actor=obj.actor, audit_key=obj.services.audit_key, now=now
+        )
         revoked_at = row.revoked_at
     if revoked_at is not None and revoked_at != now:
         click.echo(f"API token {name} was already revoked on {revoked_at:%Y-%m-%d %H:%M} UTC")

@@ -31,8 +31,8 @@ def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -
     try:
         with obj.transaction(write=True) as session:
             audit.record(
-                session, actor=obj.actor, action=action, target=f"key:{kid}",
-                details=details, now=obj.now(),
+                session, key=obj.services.audit_key, actor=obj.actor, action=action,
+                target=f"key:{kid}", details=details, now=obj.now(),
             )  # fmt: skip
     except WalletError as exc:
         click.echo(f"warning: not written to the audit log: {exc.message}", err=True)

@@ -57,7 +57,12 @@ def retry(obj: Context) -> None:
         count = service.retry_failed(session, now=now)
         if count:
             audit.record(
-                session, actor=obj.actor, action="outbox.retry", details={"count": count}, now=now
+                session,
+                key=obj.services.audit_key,
+                actor=obj.actor,
+                action="outbox.retry",
+                details={"count": count},
+                now=now,
             )
     if count:
         click.echo(f"{count} deliveries queued again; `wallet worker` sends them")

@@ -45,6 +45,7 @@ def publish(obj: Context, force: bool) -> None:
         if signed:
             audit.record(
                 session,
+                key=obj.services.audit_key,
                 actor=obj.actor,
                 action="status.publish",
                 details={"lists": signed, "force": force},
@@ -97,6 +98,7 @@ def export(obj: Context, out: Path, root_key: Path | None, force: bool) -> None:
         token, version, expires = row.token, row.version, row.expires_at
         audit.record(
             session,
+            key=obj.services.audit_key,
             actor=obj.actor,
             action="bundle.export",
             details={"version": version, "out": str(out)},

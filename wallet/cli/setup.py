@@ -58,6 +58,7 @@ def ensure_signing_keys(obj: Context, *, now: datetime) -> None:
         for key in created:
             audit.record(
                 session,
+                key=obj.services.audit_key,
                 actor=obj.actor,
                 action="key.generate",
                 target=f"key:{key.kid}",
@@ -105,12 +106,18 @@ def ensure_first_admin(obj: Context, *, now: datetime) -> None:
                     password=password,
                     role="admin",
                     actor=obj.actor,
+                    audit_key=obj.services.audit_key,
                     now=now,
                 )
             token = None
             if not accounts.list_api_tokens(session):
                 token = accounts.create_api_token(
-                    session, name=FIRST_TOKEN_NAME, role="admin", actor=obj.actor, now=now
+                    session,
+                    name=FIRST_TOKEN_NAME,
+                    role="admin",
+                    actor=obj.actor,
+                    audit_key=obj.services.audit_key,
+                    now=now,
                 )
     except StateConflictError:  # another `wallet setup` made them a moment ago
         made_user, token = False, None

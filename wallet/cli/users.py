@@ -94,6 +94,7 @@ def add(obj: Context, username: str, role: str, password_stdin: bool) -> None:
             password=password,
             role=role,
             actor=obj.actor,
+            audit_key=obj.services.audit_key,
             now=obj.now(),
         )
     click.echo(f"added user {row.username} (role {row.role})")
@@ -147,7 +148,13 @@ def disable(obj: Context, username: str) -> None:
                     f"{username} is the last active admin; add another admin first "
                     "(`wallet users add NAME --role admin`)"
                 )
-        accounts.disable_user(session, username=username, actor=obj.actor, now=obj.now())
+        accounts.disable_user(
+            session,
+            username=username,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
+        )
     click.echo(f"disabled user {username}")
 
 
@@ -163,6 +170,11 @@ def passwd(obj: Context, username: str, password_stdin: bool) -> None:
     password = read_password(from_stdin=password_stdin)
     with obj.transaction(write=True) as session:
         accounts.set_password(
-            session, username=username, password=password, actor=obj.actor, now=obj.now()
+            session,
+            username=username,
+            password=password,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
         )
     click.echo(f"changed the password of {username}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
+from wallet.auditkey import AUDIT_CHECKPOINT_FILE, AuditKey
 from wallet.config import Settings
 from wallet.errors import InputError
 from wallet.keystore import KeyStore
@@ -26,6 +28,16 @@ class Services:
         """Wallet credentials and designs, loaded on first use (two racing threads
         may each load them once; both results are equal)."""
         return WalletFormats(self.settings, dict(self.pass_types))
+
+    @cached_property
+    def audit_key(self) -> AuditKey:
+        """The key every audit entry is written with (see wallet.services.audit)."""
+        return self.keys.audit_key()
+
+    @property
+    def audit_checkpoint_file(self) -> Path:
+        """Where the newest audit checkpoint is kept outside the database."""
+        return self.settings.instance_dir / AUDIT_CHECKPOINT_FILE
 
     def pass_type(self, type_id: object) -> PassType:
         if not isinstance(type_id, str) or type_id not in self.pass_types:

@@ -236,6 +236,7 @@ def issue_pass(
     session.connection().execute(_COUNT_USE, {"list_id": status_list.id})
     audit.record(
         session,
+        key=services.audit_key,
         actor=actor,
         action="pass.issue",
         target=serial,
@@ -298,6 +299,7 @@ def change_state(
     )
     audit.record(
         session,
+        key=services.audit_key,
         actor=actor,
         action=f"pass.{action}",
         target=row.serial,
