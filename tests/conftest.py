@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -45,6 +47,24 @@ def _no_outbound_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", guarded)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_ex)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clock_ahead() -> Iterator[None]:
+    """WALLET_TEST_CLOCK_AHEAD=DAYS moves the wall clock that far ahead for the whole run.
+
+    Time is a parameter everywhere; a test that passes only on today's date
+    (a fixed NOW meeting code that reads the real clock) fails this run.
+    Monotonic clocks are left alone, so timeouts and sleeps behave.
+    """
+    days = os.environ.get("WALLET_TEST_CLOCK_AHEAD", "").strip()
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=int(days)), tick=True):
+        yield
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.cli.listing import Column, json_option, print_rows
-from wallet.errors import WalletError
 from wallet.services import audit as service
 from wallet.store.models import AuditEntryRow
 
