@@ -309,3 +309,11 @@ def test_bundle_export_to_a_file_or_stdout(
     assert result.exit_code == 2 and "Missing option '--out'" in result.stderr
     result = wallet("bundle", "export", "--out", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.stderr
+
+
+def test_bidi_override_in_holder_name_is_refused_by_the_cli(wallet: Wallet, db: Database) -> None:
+    holder = json.dumps({"card_number": "100200300400", "name": "Erika \u202eanmretsuM"})
+    result = wallet("passes", "issue", "--type", "library", "--holder-json", "-", input=holder)
+    assert result.exit_code == 1
+    assert "name contains an invisible or control character (U+202E)" in result.stderr
+    assert states(db) == {} and audit_entries(db) == []

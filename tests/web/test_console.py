@@ -770,3 +770,14 @@ def test_console_pages_are_private_and_switch_language(issuer: FlaskClient) -> N
     assert '<html lang="en">' in english and "Issue a pass" in english
     assert '<html lang="en">' in issuer.get("/console/verify").get_data(as_text=True)
     assert not re.search(r"\sstyle\s*=", english)
+
+
+def test_bidi_override_in_holder_name_is_refused_in_the_issue_form(
+    issuer: FlaskClient, db: Database
+) -> None:
+    data = {"card_number": "100200300400", "name": "Erika \u202eanmretsuM"}
+    response = post_form(issuer, "/console/issue/library", "/console/issue/library", data)
+    assert response.status_code == 422
+    assert "unsichtbare oder Steuerzeichen" in page_text(response.get_data(as_text=True))
+    with db.transaction(write=False) as session:
+        assert passes.list_passes(session).total == 0

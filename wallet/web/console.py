@@ -36,7 +36,7 @@ from werkzeug.exceptions import HTTPException
 
 from wallet.bundle import verify_bundle
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
-from wallet.passtypes import Field, PassType
+from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import AuditEntryRow, PassRow
 from wallet.verifier import VerificationResult, Verifier
@@ -434,6 +434,8 @@ def _field_error(pass_type: PassType, exc: InputError, values: Mapping[str, str]
         return _("Choose a date in the future, at the latest %(date)s.", date=longest)
     if field is None:
         return exc.message
+    if invisible_character(values.get(field.name, "")) is not None:
+        return _("Please remove invisible or control characters: they can hide what is written.")
     text = " ".join(values.get(field.name, "").split())
     if not text:
         return _("Please fill in this field.")
