@@ -172,6 +172,79 @@ def test_logout_ends_the_session(issuer: FlaskClient) -> None:
     assert issuer.get("/console/").status_code == 302
 
 
+def copy_session(source: FlaskClient, app: Flask) -> FlaskClient:
+    """Another browser with a copy of the session cookie (stolen, or kept from before)."""
+    cookie = source.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def signed_in(client: FlaskClient) -> bool:
+    response = client.get("/console/")
+    return response.status_code == 200 and "/console/login" not in response.headers.get(
+        "Location", ""
+    )
+
+
+def test_copied_session_cookie_stops_working_after_logout(app: Flask, issuer: FlaskClient) -> None:
+    thief = copy_session(issuer, app)
+    assert signed_in(thief)  # the copy works while the session lives
+    assert post_form(issuer, "/console/", "/console/logout", {}).status_code == 302
+    assert not signed_in(thief)
+    assert thief.get("/console/").headers["Location"].startswith("/console/login")
+
+
+def test_logout_ends_only_that_session(
+    app: Flask, client: FlaskClient, make_user: Callable[..., str]
+) -> None:
+    make_user("anna", "issuer")
+    desk, office = app.test_client(), app.test_client()
+    assert login(desk, "anna").status_code == 302
+    assert login(office, "anna").status_code == 302
+    assert post_form(desk, "/console/", "/console/logout", {}).status_code == 302
+    assert not signed_in(desk)
+    assert signed_in(office)
+
+
+@pytest.mark.parametrize("change", ["password", "role", "disable"])
+def test_password_role_or_account_change_ends_every_session_of_the_user(
+    app: Flask, db: Database, make_user: Callable[..., str], change: str
+) -> None:
+    make_user("anna", "issuer")
+    make_user("bert", "issuer")
+    anna_desk, anna_office, bert = app.test_client(), app.test_client(), app.test_client()
+    for client, name in ((anna_desk, "anna"), (anna_office, "anna"), (bert, "bert")):
+        assert login(client, name).status_code == 302
+    stolen = copy_session(anna_desk, app)
+    with db.transaction(write=True) as session:
+        if change == "password":
+            accounts.set_password(
+                session, username="anna", password="a new long password", actor="test", now=NOW
+            )
+        elif change == "role":
+            accounts.set_role(session, username="anna", role="verifier", actor="test", now=NOW)
+        else:
+            accounts.disable_user(session, username="anna", actor="test", now=NOW)
+    assert not signed_in(anna_desk)
+    assert not signed_in(anna_office)
+    assert not signed_in(stolen)
+    assert signed_in(bert)  # other users keep their sessions
+
+
+def test_the_cookie_holds_no_user_name_only_a_session_secret(
+    app: Flask, issuer: FlaskClient
+) -> None:
+    cookie = issuer.get_cookie("session")
+    assert cookie is not None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert serializer is not None
+    data = serializer.loads(cookie.value)
+    assert "user" not in data and "anna" not in str(data)
+    assert isinstance(data["sid"], str) and len(data["sid"]) >= 40
+
+
 def test_pages_need_a_login_and_return_there_afterwards(
     client: FlaskClient, make_user: Callable[..., str]
 ) -> None:

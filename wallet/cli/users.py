@@ -11,10 +11,12 @@ import json
 import sys
 
 import click
+from sqlalchemy.orm import Session
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import accounts
+from wallet.store.models import StaffUserRow
 
 password_stdin_option = click.option(
     "--password-stdin",
@@ -116,28 +118,48 @@ def list_users(obj: Context, as_json: bool) -> None:
         click.echo(f"{r.username:24} {r.role:8} {state:8} {r.created_at:%Y-%m-%d %H:%M} {last}")
 
 
+def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
+    if row.role != "admin" or row.disabled:
+        return
+    admins = [u for u in accounts.list_users(session) if u.role == "admin" and not u.disabled]
+    if len(admins) == 1:
+        raise StateConflictError(
+            f"{row.username} is the last active admin; add another admin first "
+            "(`wallet users add NAME --role admin`)"
+        )
+
+
 @users.command()
 @click.argument("username")
 @actor_option
 @pass_context
 def disable(obj: Context, username: str) -> None:
-    """Lock an account out of the console (it stays in the audit log)."""
+    """Lock an account out of the console (it stays in the audit log); its sessions end."""
     with obj.transaction(write=True) as session:
         row = accounts.get_user(session, username)
         if row.disabled:
             click.echo(f"user {username} is already disabled")
             return
-        if row.role == "admin":
-            admins = [
-                u for u in accounts.list_users(session) if u.role == "admin" and not u.disabled
-            ]
-            if len(admins) == 1:
-                raise StateConflictError(
-                    f"{username} is the last active admin; add another admin first "
-                    "(`wallet users add NAME --role admin`)"
-                )
+        _refuse_last_admin(session, row)
         accounts.disable_user(session, username=username, actor=obj.actor, now=obj.now())
     click.echo(f"disabled user {username}")
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True, help="What it may do.")
+@actor_option
+@pass_context
+def set_role(obj: Context, username: str, role: str) -> None:
+    """Give an account another role; its open console sessions end."""
+    with obj.transaction(write=True) as session:
+        row = accounts.get_user(session, username)
+        if row.role == role:
+            click.echo(f"user {username} has the role {role} already")
+            return
+        _refuse_last_admin(session, row)
+        accounts.set_role(session, username=username, role=role, actor=obj.actor, now=obj.now())
+    click.echo(f"user {username} now has the role {role}; their console sessions have ended")
 
 
 @users.command()

@@ -3,8 +3,10 @@
 Roles are enforced here, on the server, before any view runs: a verifier may
 only verify; issuers and admins may use everything. Each change is one service
 call in one transaction, with ``user:<name>`` as the actor in the audit log.
-Sessions are signed cookies that last one shift; the user is reloaded on every
-request, so disabling an account or changing a role takes effect at once.
+Sessions are held in the database (the signed cookie carries only a random
+session id) and last one shift; the session and its user are loaded on every
+request. Logout deletes the session's row, so a copied cookie stops working;
+a new password, a new role or a disabled account ends all of a user's sessions.
 """
 
 from __future__ import annotations
@@ -144,20 +146,14 @@ def _state_names() -> dict[str, str]:
 
 
 def _signed_in() -> Staff | None:
-    username, started = session.get("user"), session.get("login_at")
-    if not isinstance(username, str) or not isinstance(started, int | float):
-        return None
-    age = now().timestamp() - started
-    if not 0 <= age <= security.SESSION_LIFETIME.total_seconds():
-        session.clear()
+    """The user of this request's server-side session (see accounts.session_user)."""
+    secret = session.get("sid")
+    if not isinstance(secret, str):
         return None
     ctx = context()
     with ctx.db.transaction(write=False) as db_session:
-        try:
-            row = accounts.get_user(db_session, username)
-        except NotFoundError:
-            row = None
-        staff = None if row is None or row.disabled else Staff(row.username, row.role)
+        row = accounts.session_user(db_session, secret, now=now())
+        staff = None if row is None else Staff(row.username, row.role)
     if staff is None:
         session.clear()
     return staff
@@ -245,24 +241,28 @@ def login() -> ResponseReturnValue:
             db_session, username=username, password=password, now=now()
         )
         staff = None if row is None else Staff(row.username, row.role)
-    if staff is not None:
-        with ctx.db.transaction(write=True) as db_session:
-            accounts.record_login(db_session, username=staff.username, now=now())
     if staff is None:
         log.info("failed console sign-in from %s", security.client_address())
         message = _("The username or password is not correct, or the account is disabled.")
         return _login_page(error=message, username=username, status=200)
+    with ctx.db.transaction(write=True) as db_session:
+        accounts.record_login(db_session, username=staff.username, now=now())
+        secret = accounts.start_session(
+            db_session, username=staff.username, lifetime=security.SESSION_LIFETIME, now=now()
+        )
     # A fresh session: nothing from before the login (a planted cookie, an old
-    # CSRF token) survives it.
+    # CSRF token) survives it. The cookie holds only the server-side session's secret.
     session.clear()
     session.permanent = True
-    session["user"] = staff.username
-    session["login_at"] = now().timestamp()
+    session["sid"] = secret
     return redirect(_safe_next(request.form.get("next")) or _home(staff))
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
+    """Ends the session on the server: a copy of the cookie stops working too."""
+    with context().db.transaction(write=True) as db_session:
+        accounts.end_session(db_session, session.get("sid"))
     session.clear()
     flash(_("You have signed out."), "success")
     return redirect(url_for("console.login"))
