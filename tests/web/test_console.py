@@ -96,8 +96,8 @@ def test_login_with_the_right_password_opens_a_secure_session(
     make_user("anna", "issuer")
     response = login(client, "anna")
     assert response.status_code == 302 and response.location == "/console/"
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("session=")
+    cookies = response.headers.getlist("Set-Cookie")
+    cookie = next((c for c in cookies if c.startswith("session=")), "")
     for flag in ("HttpOnly", "SameSite=Lax", "Secure", "Expires="):
         assert flag in cookie, flag
     page = client.get("/console/")
@@ -326,6 +326,81 @@ def test_successful_logins_do_not_count(
     for _ in range(5):
         assert attempt(client, "anna", "192.0.2.50").status_code == 200
     assert attempt(client, "anna", "192.0.2.50").status_code == 429
+
+
+def sign_in_at(client: FlaskClient, username: str, address: str, password: str) -> TestResponse:
+    environ = {"REMOTE_ADDR": address}
+    page = client.get("/console/login", environ_base=environ).get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "username": username, "password": password}
+    return client.post("/console/login", data=form, environ_base=environ)
+
+
+def throttle_reports(db: Database) -> list[str | None]:
+    with db.transaction(write=False) as session:
+        entries = audit.trail(session, "user:root") + audit.trail(session, "user:nobody")
+    return [e.target for e in entries if e.action == "user.login_throttled"]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_stranger_cannot_lock_out_a_known_admin(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    desk = app.test_client()  # the admin's own browser
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+    desk.delete_cookie("session")
+    stranger = app.test_client()
+    answers = [attempt(stranger, "root", f"198.51.100.{i}").status_code for i in range(40)]
+    assert answers[:5] == [200] * 5 and set(answers[5:]) == {429}  # guessing stops
+    # ... from the admin's own address too, which the stranger may share (one office NAT)
+    assert [attempt(stranger, "root", "192.0.2.50").status_code for _ in range(6)][-1] == 429
+    # The admin, at the usual desk, still signs in.
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_known_browser_still_has_a_limit_of_its_own(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    desk = app.test_client()
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+    desk.delete_cookie("session")
+    wrong = [sign_in_at(desk, "root", "192.0.2.50", "not it").status_code for _ in range(6)]
+    assert wrong == [200] * 5 + [429]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_forged_or_foreign_device_cookie_does_not_lift_the_limit(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    make_user("mallory", "verifier")
+    stranger = app.test_client()
+    # A device cookie of the stranger's own account says nothing about root's.
+    assert sign_in_at(stranger, "mallory", "198.51.100.1", PASSWORD).status_code == 302
+    stranger.delete_cookie("session")
+    answers = [attempt(stranger, "root", f"198.51.100.{i}").status_code for i in range(6)]
+    assert answers == [200] * 5 + [429]
+    forged = app.test_client()
+    forged.set_cookie("wallet_device", '{"id": "x", "users": ["root"]}', path="/console/")
+    assert attempt(forged, "root", "198.51.100.77").status_code == 429
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_throttled_account_is_reported_to_the_admins_once(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    stranger = app.test_client()
+    for i in range(12):
+        attempt(stranger, "root", f"198.51.100.{i}")
+        attempt(stranger, "nobody", f"198.51.100.{i}")
+    assert throttle_reports(db) == ["user:root"]  # once, and only for a real account
 
 
 def redis_reachable() -> bool:

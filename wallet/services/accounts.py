@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import audit
-from wallet.store.models import ApiTokenRow, StaffSessionRow, StaffUserRow
+from wallet.store.models import ApiTokenRow, AuditEntryRow, StaffSessionRow, StaffUserRow
 
 ROLES = ("admin", "issuer", "verifier")
 TOKEN_PREFIX = "wpt_"  # noqa: S105 - a visible marker, not a secret
@@ -146,6 +146,39 @@ def record_login(session: Session, *, username: str, now: datetime) -> None:
     session.execute(
         update(StaffUserRow).where(StaffUserRow.username == username).values(last_login_at=now)
     )
+
+
+def report_login_throttling(
+    session: Session, *, username: str, quiet_for: timedelta, now: datetime
+) -> bool:
+    """Tell the admins, in the audit log, that sign-ins to an account are being throttled.
+
+    At most one entry per account and ``quiet_for``, and only for accounts that
+    exist, so an attacker cannot flood the audit log. True when one was written.
+    """
+    if not _NAME_RE.fullmatch(username):
+        return False
+    if (
+        session.scalars(select(StaffUserRow.id).where(StaffUserRow.username == username)).first()
+        is None
+    ):
+        return False
+    target = f"user:{username}"
+    recent = session.scalars(
+        select(AuditEntryRow.id)
+        .where(
+            AuditEntryRow.target == target,
+            AuditEntryRow.action == "user.login_throttled",
+            AuditEntryRow.at > now - quiet_for,
+        )
+        .limit(1)
+    ).first()
+    if recent is not None:
+        return False
+    audit.record(session, actor="web:login-limit", action="user.login_throttled", target=target,
+                 details={"why": "many failed sign-ins from browsers this account never used"},
+                 now=now)  # fmt: skip
+    return True
 
 
 # -- console sessions -------------------------------------------------------------

@@ -82,7 +82,23 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.config["PERMANENT_SESSION_LIFETIME"] = security.SESSION_LIFETIME
     ctx: WebContext = app.extensions["wallet"]
-    security.limit_logins(app, "console.login", storage_uri=ctx.settings.redis_url)
+    security.limit_logins(
+        app,
+        "console.login",
+        storage_uri=ctx.settings.redis_url,
+        on_account_throttled=_report_throttled_account,
+    )
+
+
+def _report_throttled_account(username: str) -> None:
+    """Sign-ins to one account from unknown browsers are refused: tell the admins."""
+    ctx = context()
+    with ctx.db.transaction(write=True) as db_session:
+        reported = accounts.report_login_throttling(
+            db_session, username=username, quiet_for=security.THROTTLE_REPORT_QUIET, now=now()
+        )
+    if reported:
+        log.warning("console sign-ins to one account are throttled; see `wallet audit`")
 
 
 # -- every request ------------------------------------------------------------
@@ -227,7 +243,7 @@ def _login_page(*, error: str = "", username: str = "", status: int = 200) -> tu
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """Rate-limited per address and per username (see security.limit_logins)."""
+    """Rate-limited so that strangers cannot lock a known user out (see security)."""
     if request.method == "GET":
         staff = _signed_in()
         if staff is not None:
@@ -255,7 +271,9 @@ def login() -> ResponseReturnValue:
     session.clear()
     session.permanent = True
     session["sid"] = secret
-    return redirect(_safe_next(request.form.get("next")) or _home(staff))
+    response = redirect(_safe_next(request.form.get("next")) or _home(staff))
+    security.remember_device(response, staff.username)
+    return response
 
 
 @blueprint.post("/logout")
