@@ -151,6 +151,8 @@ def run_schemathesis(app: Flask, token: str) -> tuple[list[str], set[str]]:
     return problems, checked
 
 
+# The contract is the same on every backend (test_api and test_openapi run on both); once keeps
+# the suite bounded.
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_the_api_keeps_what_its_openapi_document_promises(
     app: Flask, db: Database, services: Services, make_token: Callable[[str], str]
