@@ -25,6 +25,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -59,6 +60,7 @@ OPEN_ENDPOINTS = frozenset({"console.login"})
 VERIFIER_ENDPOINTS = frozenset({"console.verify", "console.logout"})
 ACTIONS = ("revoke", "suspend", "reinstate", "reissue")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
+_THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,25 @@ def init_app(app: Flask) -> None:
 
 
 def _report_throttled_account(username: str) -> None:
-    """Sign-ins to one account from unknown browsers are refused: tell the admins."""
+    """Sign-ins to one account from unknown browsers are refused: tell the admins.
+
+    Every refused attempt lands here; this worker remembers whom it reported, so
+    an attacker's stream of attempts costs no database write after the first.
+    """
     ctx = context()
+    moment = now()
+    reported: dict[str, datetime] = current_app.extensions.setdefault(_THROTTLE_REPORTS, {})
+    last = reported.get(username)
+    if last is not None and moment - last < security.THROTTLE_REPORT_QUIET:
+        return
+    if len(reported) >= 1024:
+        reported.clear()
+    reported[username] = moment
     with ctx.db.transaction(write=True) as db_session:
-        reported = accounts.report_login_throttling(
-            db_session, username=username, quiet_for=security.THROTTLE_REPORT_QUIET, now=now()
+        written = accounts.report_login_throttling(
+            db_session, username=username, quiet_for=security.THROTTLE_REPORT_QUIET, now=moment
         )
-    if reported:
+    if written:
         log.warning("console sign-ins to one account are throttled; see `wallet audit`")
 
 
