@@ -7,6 +7,7 @@ service's own configuration (as tests/cli/test_serve_e2e.py starts it).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,12 +15,15 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, wait_until_up
 
@@ -281,3 +285,51 @@ def test_oversized_header_is_answered_in_the_json_error_shape(server: Server) ->
     assert answer.status in (400, 431), answer.body
     assert_json_error(answer, answer.status, answer.json()["error"]["code"])
     assert answer.json()["error"]["code"] in ("bad_request", "request_header_fields_too_large")
+
+
+# -- the same rules without gunicorn (any WSGI server) -----------------------------------
+
+
+def call_wsgi(app: Flask, environ: dict[str, Any]) -> tuple[int, Any]:
+    """The app called as a WSGI server calls it: the environ exactly as given."""
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split(" ")[0]), json.loads(b"".join(body))
+
+
+def api_post(token: str, stream: bytes, **headers: str) -> dict[str, Any]:
+    return EnvironBuilder(
+        path="/api/v1/passes",
+        method="POST",
+        input_stream=io.BytesIO(stream),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", **headers},
+    ).get_environ()
+
+
+def test_counted_body_cut_short_is_never_taken_for_a_whole_one(
+    app: Flask, client: FlaskClient, make_token: Callable[[str], str]
+) -> None:
+    """A client that stops after a valid JSON prefix gets no pass (buffering keeps the length)."""
+    token = make_token("issuer")
+    body = padded_issue_request(2048)
+    environ = api_post(token, body[:1024])  # the whole JSON, then the connection ends
+    environ["CONTENT_LENGTH"] = str(len(body))
+    status, answer = call_wsgi(app, environ)
+    assert status == 400, answer
+    listed = client.get("/api/v1/passes", headers={"Authorization": f"Bearer {token}"})
+    assert listed.get_json()["total"] == 0
+
+
+def test_streamed_body_is_read_whole_by_the_app_on_any_server(
+    app: Flask, make_token: Callable[[str], str]
+) -> None:
+    """A server that ends chunked streams (wsgi.input_terminated) gets the same answers."""
+    token = make_token("issuer")
+    for size, expected in ((API_LIMIT + 1, 413), (APP_LIMIT + 1, 413), (API_LIMIT, 201)):
+        environ = api_post(token, padded_issue_request(size), **{"Transfer-Encoding": "chunked"})
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+        status, answer = call_wsgi(app, environ)
+        assert status == expected, (size, answer)
+        if expected == 413:
+            assert answer["error"]["code"] == "payload_too_large"
