@@ -85,6 +85,9 @@ class _CapturedSocket:
     def gettimeout(self) -> float:
         return 0.0
 
+    def setblocking(self, flag: bool) -> None:
+        pass
+
     def sendall(self, data: bytes) -> None:
         self.data += data
 
@@ -118,14 +121,18 @@ class WalletWorker(ThreadWorker):  # type: ignore[misc]
         super().handle_error(req, captured, addr, exc)
         match = _STATUS_LINE.match(captured.data)
         if match is None:
-            return  # gunicorn wrote nothing (or something unexpected): leave it at that
-        status, reason = int(match[1]), match[2].decode("latin-1")
-        if status >= 500:
-            message = "something went wrong on our side; it was logged"
+            answer = captured.data  # not a response this knows: pass gunicorn's on unchanged
         else:
-            message = f"{reason}: {exc}"[:300] if str(exc) else reason
+            status, reason = int(match[1]), match[2].decode("latin-1")
+            if status >= 500:
+                message = "something went wrong on our side; it was logged"
+            else:
+                message = f"{reason}: {exc}"[:300] if str(exc) else reason
+            answer = json_error_response(status, reason, message)
+        if not answer:
+            return
         try:
-            gunicorn_util.write_nonblock(client, json_error_response(status, reason, message))
+            gunicorn_util.write_nonblock(client, answer)
         except Exception:  # as gunicorn: a client that is gone is no error of ours
             self.log.debug("Failed to send error message.")
 
