@@ -21,7 +21,6 @@ out by failing on purpose. Only failed attempts count, and they count:
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,8 +31,6 @@ from flask_limiter import Limiter, RequestLimit
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
-
-log = logging.getLogger(__name__)
 
 LOGIN_LIMIT = "5 per minute"  # failed attempts, per address, per account and address, per device
 # Failed attempts per account from all unknown browsers together.
