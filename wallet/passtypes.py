@@ -33,6 +33,22 @@ def has_control_characters(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
+# Characters that change how text looks without being seen: controls (Cc), format
+# characters (Cf: bidi overrides such as U+202E, zero-width spaces, the BOM, tag
+# characters), private use (Co), unassigned code points and noncharacters (Cn,
+# e.g. U+FFFF), lone surrogates (Cs), line and paragraph separators (Zl, Zp).
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+
+
+def invisible_character(text: str) -> str | None:
+    """The first character of ``text`` that no holder value may contain, or None.
+
+    ``"Erika \u202eanmretsuM"`` displays as "Erika Mustermann" but signs
+    something else into the token: what staff see must be what is signed.
+    """
+    return next((c for c in text if unicodedata.category(c) in INVISIBLE_CATEGORIES), None)
+
+
 @dataclass(frozen=True)
 class Text:
     """A sentence or label in German and English."""
@@ -67,15 +83,22 @@ class Field:
         return self.pattern is not None and bool(_LETTERS_IN_PATTERN.search(self.pattern.pattern))
 
     def clean(self, value: object) -> str:
-        """Return the normalised value, or raise naming this field."""
+        """Return the normalised value (NFC, whitespace collapsed), or raise naming this field.
+
+        The same rule holds for the API, the console and the CLI, since all
+        of them issue through here.
+        """
         if not isinstance(value, str):
             raise HolderDataError(f"{self.name} must be a text value", field=self.name)
-        if has_control_characters(value):
+        bad = invisible_character(value)
+        if bad is not None:
             raise HolderDataError(
-                f"{self.name} contains control characters; type it as plain text",
+                f"{self.name} contains an invisible or control character "
+                f"(U+{ord(bad):04X}); type it as plain text",
                 field=self.name,
             )
-        text = " ".join(value.split())
+        # One spelling for one name: "é" typed as e + U+0301 is stored and signed as U+00E9.
+        text = " ".join(unicodedata.normalize("NFC", value).split())
         if self.pattern is not None:
             text = text.upper()
         if not text:

@@ -334,3 +334,11 @@ def test_admin_shell_with_another_public_url_or_issuer_cannot_sign(
         assert wallet.env["WALLET_PUBLIC_URL"] in result.output  # the service's value
     assert list(states(db)) == [first]  # nothing was signed, the first pass untouched
     assert states(db)[first] == "valid"
+
+
+def test_bidi_override_in_holder_name_is_refused_by_the_cli(wallet: Wallet, db: Database) -> None:
+    holder = json.dumps({"card_number": "100200300400", "name": "Erika \u202eanmretsuM"})
+    result = wallet("passes", "issue", "--type", "library", "--holder-json", "-", input=holder)
+    assert result.exit_code == 1
+    assert "name contains an invisible or control character (U+202E)" in result.stderr
+    assert states(db) == {} and audit_entries(db) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -390,3 +390,23 @@ def test_the_staff_device_tool_loads_no_server_packages() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_set_role_ends_the_users_console_sessions(wallet: Wallet, db: Database) -> None:
+    wallet.ok("users", "add", "anna", "--role", "admin", "--password-stdin", input=PASSWORD)
+    wallet.ok("users", "add", "ben", "--role", "issuer", "--password-stdin", input=PASSWORD)
+    moment = datetime.now(UTC)
+    with db.transaction(write=True) as session:
+        secret = accounts.start_session(
+            session, username="ben", lifetime=timedelta(hours=8), now=moment
+        )
+    result = wallet.ok("users", "set-role", "ben", "--role", "verifier")
+    assert "now has the role verifier" in result.stdout
+    with db.transaction(write=False) as session:
+        assert accounts.get_user(session, "ben").role == "verifier"
+        assert accounts.session_user(session, secret, now=moment) is None
+    assert "already" in wallet.ok("users", "set-role", "ben", "--role", "verifier").stdout
+    result = wallet("users", "set-role", "anna", "--role", "issuer")
+    assert result.exit_code == 1 and "last active admin" in result.stderr
+    entries = [(e.action, e.details) for e in audit_entries(db) if e.action == "user.role"]
+    assert entries == [("user.role", {"role": "verifier", "was": "issuer"})]

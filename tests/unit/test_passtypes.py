@@ -164,3 +164,41 @@ def test_example_and_capitals_of_the_shipped_fields() -> None:
 def test_format_error_names_an_example() -> None:
     with pytest.raises(HolderDataError, match=r"\(for example D-AB 1234\)"):
         PASS_TYPES["parking"].clean_holder({"plate": "not a plate", "zone": "1"})
+
+
+INVISIBLE = {
+    "bidi override": "Erika \u202eanmretsuM",
+    "zero-width space": "Erika\u200b Mustermann",
+    "byte order mark": "\ufeffErika Mustermann",
+    "line separator": "Erika\u2028Mustermann",
+    "paragraph separator": "Erika\u2029Mustermann",
+    "tag characters": "Erika Mustermann\U000e0041\U000e007f",
+    "noncharacter": "Erika Mustermann\uffff",
+    "unassigned code point": "Erika \U000e0080Mustermann",
+    "private use": "Erika \ue000Mustermann",
+    "next line control": "Erika\x85Mustermann",
+    "left-to-right mark": "\u200eErika Mustermann",
+}
+
+
+@pytest.mark.parametrize("name", list(INVISIBLE.values()), ids=list(INVISIBLE))
+def test_bidi_override_and_invisible_characters_in_holder_data_are_refused(name: str) -> None:
+    with pytest.raises(HolderDataError) as info:
+        PASS_TYPES["library"].clean_holder({"card_number": "100200300400", "name": name})
+    assert info.value.field == "name"
+    assert "invisible or control character" in info.value.message
+
+
+def test_holder_data_is_normalised_to_nfc() -> None:
+    decomposed = "Rene\u0301 Mu\u0308ller"  # e + combining acute, u + combining diaeresis
+    cleaned = PASS_TYPES["library"].clean_holder(
+        {"card_number": "100200300400", "name": decomposed}
+    )
+    assert cleaned["name"] == "Ren\u00e9 M\u00fcller"
+    assert len(cleaned["name"]) == len(decomposed) - 2
+
+
+def test_visible_letters_of_other_scripts_stay_allowed() -> None:
+    for name in ("Zoë Ødegaard", "Ğülşen Çelik", "Łukasz Żółć", "Αλέξης", "Надежда"):
+        cleaned = PASS_TYPES["library"].clean_holder({"card_number": "100200300400", "name": name})
+        assert cleaned["name"] == name

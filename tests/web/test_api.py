@@ -789,3 +789,35 @@ def test_racing_duplicates_create_exactly_one_pass(
     assert count(db, PassRow) == 1 and count(db, IdempotencyKeyRow) == 1
     with db.transaction(write=False) as session:
         assert audit.verify_chain(session, key=services.audit_key).intact
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Erika \u202eanmretsuM",
+        "Erika\u200bMustermann",
+        "\ufeffErika",
+        "Erika\u2028M",
+        "Erika\uffff",
+    ],
+)
+def test_bidi_override_in_holder_name_is_refused(
+    client: FlaskClient, db: Database, issuer: dict[str, str], name: str
+) -> None:
+    body = {"type": "library", "holder": {"card_number": "100200300400", "name": name}}
+    response = client.post("/api/v1/passes", json=body, headers=issuer)
+    message = error(response, 422, HOLDER, "holder.name")
+    assert "invisible or control character" in message
+    assert_nothing_written(db)
+
+
+def test_decomposed_holder_name_is_signed_in_nfc(
+    client: FlaskClient, issuer: dict[str, str]
+) -> None:
+    body = {"type": "library", "holder": {"card_number": "100200300400", "name": "Rene\u0301"}}
+    response = client.post("/api/v1/passes", json=body, headers=issuer)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["holder"]["name"] == "Ren\u00e9"
+    verdict = client.post("/api/v1/verify", json={"token": response.get_json()["token"]},
+                          headers=issuer).get_json()  # fmt: skip
+    assert verdict["claims"]["holder"]["name"] == "Ren\u00e9"

@@ -96,8 +96,8 @@ def test_login_with_the_right_password_opens_a_secure_session(
     make_user("anna", "issuer")
     response = login(client, "anna")
     assert response.status_code == 302 and response.location == "/console/"
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("session=")
+    cookies = response.headers.getlist("Set-Cookie")
+    cookie = next((c for c in cookies if c.startswith("session=")), "")
     for flag in ("HttpOnly", "SameSite=Lax", "Secure", "Expires="):
         assert flag in cookie, flag
     page = client.get("/console/")
@@ -172,6 +172,79 @@ def test_logout_ends_the_session(issuer: FlaskClient) -> None:
     assert response.status_code == 302 and response.location == "/console/login"
     assert "Sie haben sich abgemeldet." in issuer.get("/console/login").get_data(as_text=True)
     assert issuer.get("/console/").status_code == 302
+
+
+def copy_session(source: FlaskClient, app: Flask) -> FlaskClient:
+    """Another browser with a copy of the session cookie (stolen, or kept from before)."""
+    cookie = source.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def signed_in(client: FlaskClient) -> bool:
+    response = client.get("/console/")
+    return response.status_code == 200 and "/console/login" not in response.headers.get(
+        "Location", ""
+    )
+
+
+def test_copied_session_cookie_stops_working_after_logout(app: Flask, issuer: FlaskClient) -> None:
+    thief = copy_session(issuer, app)
+    assert signed_in(thief)  # the copy works while the session lives
+    assert post_form(issuer, "/console/", "/console/logout", {}).status_code == 302
+    assert not signed_in(thief)
+    assert thief.get("/console/").headers["Location"].startswith("/console/login")
+
+
+def test_logout_ends_only_that_session(
+    app: Flask, client: FlaskClient, make_user: Callable[..., str]
+) -> None:
+    make_user("anna", "issuer")
+    desk, office = app.test_client(), app.test_client()
+    assert login(desk, "anna").status_code == 302
+    assert login(office, "anna").status_code == 302
+    assert post_form(desk, "/console/", "/console/logout", {}).status_code == 302
+    assert not signed_in(desk)
+    assert signed_in(office)
+
+
+@pytest.mark.parametrize("change", ["password", "role", "disable"])
+def test_password_role_or_account_change_ends_every_session_of_the_user(
+    app: Flask, db: Database, make_user: Callable[..., str], change: str
+) -> None:
+    make_user("anna", "issuer")
+    make_user("bert", "issuer")
+    anna_desk, anna_office, bert = app.test_client(), app.test_client(), app.test_client()
+    for client, name in ((anna_desk, "anna"), (anna_office, "anna"), (bert, "bert")):
+        assert login(client, name).status_code == 302
+    stolen = copy_session(anna_desk, app)
+    with db.transaction(write=True) as session:
+        if change == "password":
+            accounts.set_password(
+                session, username="anna", password="a new long password", actor="test", now=NOW
+            )
+        elif change == "role":
+            accounts.set_role(session, username="anna", role="verifier", actor="test", now=NOW)
+        else:
+            accounts.disable_user(session, username="anna", actor="test", now=NOW)
+    assert not signed_in(anna_desk)
+    assert not signed_in(anna_office)
+    assert not signed_in(stolen)
+    assert signed_in(bert)  # other users keep their sessions
+
+
+def test_the_cookie_holds_no_user_name_only_a_session_secret(
+    app: Flask, issuer: FlaskClient
+) -> None:
+    cookie = issuer.get_cookie("session")
+    assert cookie is not None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert serializer is not None
+    data = serializer.loads(cookie.value)
+    assert "user" not in data and "anna" not in str(data)
+    assert isinstance(data["sid"], str) and len(data["sid"]) >= 40
 
 
 def test_pages_need_a_login_and_return_there_afterwards(
@@ -255,6 +328,81 @@ def test_successful_logins_do_not_count(
     for _ in range(5):
         assert attempt(client, "anna", "192.0.2.50").status_code == 200
     assert attempt(client, "anna", "192.0.2.50").status_code == 429
+
+
+def sign_in_at(client: FlaskClient, username: str, address: str, password: str) -> TestResponse:
+    environ = {"REMOTE_ADDR": address}
+    page = client.get("/console/login", environ_base=environ).get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "username": username, "password": password}
+    return client.post("/console/login", data=form, environ_base=environ)
+
+
+def throttle_reports(db: Database) -> list[str | None]:
+    with db.transaction(write=False) as session:
+        entries = audit.trail(session, "user:root") + audit.trail(session, "user:nobody")
+    return [e.target for e in entries if e.action == "user.login_throttled"]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_stranger_cannot_lock_out_a_known_admin(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    desk = app.test_client()  # the admin's own browser
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+    desk.delete_cookie("session")
+    stranger = app.test_client()
+    answers = [attempt(stranger, "root", f"198.51.100.{i}").status_code for i in range(40)]
+    assert answers[:5] == [200] * 5 and set(answers[5:]) == {429}  # guessing stops
+    # ... from the admin's own address too, which the stranger may share (one office NAT)
+    assert [attempt(stranger, "root", "192.0.2.50").status_code for _ in range(6)][-1] == 429
+    # The admin, at the usual desk, still signs in.
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_known_browser_still_has_a_limit_of_its_own(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    desk = app.test_client()
+    assert sign_in_at(desk, "root", "192.0.2.50", PASSWORD).status_code == 302
+    desk.delete_cookie("session")
+    wrong = [sign_in_at(desk, "root", "192.0.2.50", "not it").status_code for _ in range(6)]
+    assert wrong == [200] * 5 + [429]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_forged_or_foreign_device_cookie_does_not_lift_the_limit(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    make_user("mallory", "verifier")
+    stranger = app.test_client()
+    # A device cookie of the stranger's own account says nothing about root's.
+    assert sign_in_at(stranger, "mallory", "198.51.100.1", PASSWORD).status_code == 302
+    stranger.delete_cookie("session")
+    answers = [attempt(stranger, "root", f"198.51.100.{i}").status_code for i in range(6)]
+    assert answers == [200] * 5 + [429]
+    forged = app.test_client()
+    forged.set_cookie("wallet_device", '{"id": "x", "users": ["root"]}', path="/console/")
+    assert attempt(forged, "root", "198.51.100.77").status_code == 429
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_throttled_account_is_reported_to_the_admins_once(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    app = limited_app(db, services)
+    make_user("root", "admin")
+    stranger = app.test_client()
+    for i in range(12):
+        attempt(stranger, "root", f"198.51.100.{i}")
+        attempt(stranger, "nobody", f"198.51.100.{i}")
+    assert throttle_reports(db) == ["user:root"]  # once, and only for a real account
 
 
 def redis_reachable() -> bool:
@@ -794,3 +942,14 @@ def test_console_pages_are_private_and_switch_language(issuer: FlaskClient) -> N
     assert '<html lang="en">' in english and "Issue a pass" in english
     assert '<html lang="en">' in issuer.get("/console/verify").get_data(as_text=True)
     assert not re.search(r"\sstyle\s*=", english)
+
+
+def test_bidi_override_in_holder_name_is_refused_in_the_issue_form(
+    issuer: FlaskClient, db: Database
+) -> None:
+    data = {"card_number": "100200300400", "name": "Erika \u202eanmretsuM"}
+    response = post_form(issuer, "/console/issue/library", "/console/issue/library", data)
+    assert response.status_code == 422
+    assert "unsichtbare oder Steuerzeichen" in page_text(response.get_data(as_text=True))
+    with db.transaction(write=False) as session:
+        assert passes.list_passes(session).total == 0

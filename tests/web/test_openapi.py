@@ -260,3 +260,42 @@ def test_what_the_schema_refuses_the_api_refuses(
 ) -> None:
     exchange = Exchange(client, document, {"Authorization": f"Bearer {make_token('issuer')}"})
     assert exchange("post", "/passes", body=body, request_valid=False).status_code == 422
+
+
+def test_errors_the_http_server_answers_itself_are_documented(document: dict[str, Any]) -> None:
+    for (path, method), op in operations(document).items():
+        if op["operationId"] == "openapi_document":
+            continue
+        assert {"414", "431"} <= set(op["responses"]), f"{method} {path}"
+
+
+def test_empty_query_values_are_what_the_document_says(
+    client: FlaskClient, document: dict[str, Any], make_token: Callable[[str], str]
+) -> None:
+    params = {p["name"]: p["schema"] for p in document["paths"]["/passes"]["get"]["parameters"]}
+    headers = {"Authorization": f"Bearer {make_token('issuer')}"}
+    for name in ("type", "state"):  # empty means "any": documented, and served
+        assert "" in params[name]["enum"]
+        assert client.get(f"{PREFIX}/passes?{name}=", headers=headers).status_code == 200
+    for name in ("limit", "offset"):  # an empty number is not a number: refused, naming it
+        assert params[name]["type"] == "integer"
+        response = client.get(f"{PREFIX}/passes?{name}=", headers=headers)
+        assert response.status_code == 422
+        assert response.get_json()["error"]["field"] == name
+
+
+def test_forbidden_characters_are_stated_in_the_document(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    name = schemas["IssueLibraryHolder"]["properties"]["name"]
+    assert name["format"] == "visible-text"
+    holder = re.compile(name["pattern"])
+    for bad in ("Erika \u202eanmretsuM", "Erika\u200b", "\ufeffErika", "Erika\u2028M", " "):
+        assert holder.search(bad) is None, repr(bad)
+    assert holder.search("Erika Mustermann") is not None
+    reason = re.compile(schemas["Reason"]["properties"]["reason"]["pattern"])
+    revoke = re.compile(schemas["RevokeRequest"]["properties"]["reason"]["pattern"])
+    query = next(p for p in document["paths"]["/passes"]["get"]["parameters"] if p["name"] == "q")
+    for pattern in (reason, revoke, re.compile(query["schema"]["pattern"])):
+        assert pattern.search("lost\nphone") is None and pattern.search("lost \x07") is None
+        assert pattern.search("lost phone") is not None
+    assert revoke.search("   ") is None and reason.search("") is not None

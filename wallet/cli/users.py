@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy.orm import Session
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import accounts
+from wallet.store.models import StaffUserRow
 
 password_stdin_option = click.option(
     "--password-stdin",
@@ -128,26 +130,29 @@ def list_users(obj: Context, as_json: bool) -> None:
     )
 
 
+def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
+    if row.role != "admin" or row.disabled:
+        return
+    admins = [u for u in accounts.list_users(session) if u.role == "admin" and not u.disabled]
+    if len(admins) == 1:
+        raise StateConflictError(
+            f"{row.username} is the last active admin; add another admin first "
+            "(`wallet users add NAME --role admin`)"
+        )
+
+
 @users.command()
 @click.argument("username")
 @actor_option
 @pass_context
 def disable(obj: Context, username: str) -> None:
-    """Lock an account out of the console (it stays in the audit log)."""
+    """Lock an account out of the console (it stays in the audit log); its sessions end."""
     with obj.transaction(write=True) as session:
         row = accounts.get_user(session, username)
         if row.disabled:
             click.echo(f"user {username} is already disabled")
             return
-        if row.role == "admin":
-            admins = [
-                u for u in accounts.list_users(session) if u.role == "admin" and not u.disabled
-            ]
-            if len(admins) == 1:
-                raise StateConflictError(
-                    f"{username} is the last active admin; add another admin first "
-                    "(`wallet users add NAME --role admin`)"
-                )
+        _refuse_last_admin(session, row)
         accounts.disable_user(
             session,
             username=username,
@@ -156,6 +161,30 @@ def disable(obj: Context, username: str) -> None:
             now=obj.now(),
         )
     click.echo(f"disabled user {username}")
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True, help="What it may do.")
+@actor_option
+@pass_context
+def set_role(obj: Context, username: str, role: str) -> None:
+    """Give an account another role; its open console sessions end."""
+    with obj.transaction(write=True) as session:
+        row = accounts.get_user(session, username)
+        if row.role == role:
+            click.echo(f"user {username} has the role {role} already")
+            return
+        _refuse_last_admin(session, row)
+        accounts.set_role(
+            session,
+            username=username,
+            role=role,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
+        )
+    click.echo(f"user {username} now has the role {role}; their console sessions have ended")
 
 
 @users.command()

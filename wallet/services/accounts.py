@@ -1,4 +1,11 @@
-"""Staff users (argon2-hashed passwords) and API tokens (stored as SHA-256, shown once)."""
+"""Staff users (argon2-hashed passwords), their console sessions and API tokens.
+
+Secrets a client holds (API tokens, console session ids) are stored only as
+SHA-256. Console sessions live in the database, not only in the cookie:
+logout deletes the session's row, and a new password, a new role or a
+disabled account deletes all of the user's rows, so every copy of a cookie
+stops working at once.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,17 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from passlib.hash import argon2
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import audit
-from wallet.store.models import ApiTokenRow, StaffUserRow
+from wallet.store.models import ApiTokenRow, AuditEntryRow, StaffSessionRow, StaffUserRow
 
 ROLES = ("admin", "issuer", "verifier")
 TOKEN_PREFIX = "wpt_"  # noqa: S105 - a visible marker, not a secret
@@ -104,8 +111,31 @@ def set_password(
 ) -> StaffUserRow:
     row = get_user(session, username)
     row.password_hash = argon2.hash(_check_password(password))
+    end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.passwd",
                  target=f"user:{username}", now=now)  # fmt: skip
+    return row
+
+
+def set_role(
+    session: Session,
+    *,
+    username: str,
+    role: object,
+    actor: str,
+    audit_key: AuditKey,
+    now: datetime,
+) -> StaffUserRow:
+    """A new role; open sessions end, so the user signs in again under it."""
+    row = get_user(session, username)
+    new_role = _check_role(role)
+    if new_role == row.role:
+        return row
+    old_role, row.role = row.role, new_role
+    end_all_sessions(session, user_id=row.id)
+    audit.record(session, key=audit_key, actor=actor, action="user.role",
+                 target=f"user:{username}", details={"role": new_role, "was": old_role},
+                 now=now)  # fmt: skip
     return row
 
 
@@ -114,6 +144,7 @@ def disable_user(
 ) -> StaffUserRow:
     row = get_user(session, username)
     row.disabled = True
+    end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.disable",
                  target=f"user:{username}", now=now)  # fmt: skip
     return row
@@ -144,6 +175,91 @@ def record_login(session: Session, *, username: str, now: datetime) -> None:
     session.execute(
         update(StaffUserRow).where(StaffUserRow.username == username).values(last_login_at=now)
     )
+
+
+def report_login_throttling(
+    session: Session, *, username: str, quiet_for: timedelta, now: datetime
+) -> bool:
+    """Tell the admins, in the audit log, that sign-ins to an account are being throttled.
+
+    At most one entry per account and ``quiet_for``, and only for accounts that
+    exist, so an attacker cannot flood the audit log. True when one was written.
+    """
+    if not _NAME_RE.fullmatch(username):
+        return False
+    if (
+        session.scalars(select(StaffUserRow.id).where(StaffUserRow.username == username)).first()
+        is None
+    ):
+        return False
+    target = f"user:{username}"
+    recent = session.scalars(
+        select(AuditEntryRow.id)
+        .where(
+            AuditEntryRow.target == target,
+            AuditEntryRow.action == "user.login_throttled",
+            AuditEntryRow.at > now - quiet_for,
+        )
+        .limit(1)
+    ).first()
+    if recent is not None:
+        return False
+    audit.record(session, actor="web:login-limit", action="user.login_throttled", target=target,
+                 details={"why": "many failed sign-ins from browsers this account never used"},
+                 now=now)  # fmt: skip
+    return True
+
+
+# -- console sessions -------------------------------------------------------------
+
+
+def start_session(session: Session, *, username: str, lifetime: timedelta, now: datetime) -> str:
+    """A new console session for the user; returns its secret (for the cookie only).
+
+    The user's expired sessions are swept here, so the table stays small.
+    """
+    row = get_user(session, username)
+    session.execute(
+        delete(StaffSessionRow).where(
+            StaffSessionRow.user_id == row.id, StaffSessionRow.expires_at <= now
+        )
+    )
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        StaffSessionRow(
+            user_id=row.id, token_hash=token_hash(secret), created_at=now, expires_at=now + lifetime
+        )
+    )
+    return secret
+
+
+def session_user(session: Session, secret: object, *, now: datetime) -> StaffUserRow | None:
+    """The enabled user of a live console session, or None (ended, expired, unknown)."""
+    if not isinstance(secret, str) or not 20 <= len(secret) <= 100:
+        return None
+    found = session.execute(
+        select(StaffUserRow, StaffSessionRow.expires_at)
+        .join(StaffSessionRow, StaffSessionRow.user_id == StaffUserRow.id)
+        .where(StaffSessionRow.token_hash == token_hash(secret))
+    ).first()
+    if found is None:
+        return None
+    user, expires_at = found
+    if expires_at <= now or user.disabled:
+        return None
+    return user
+
+
+def end_session(session: Session, secret: object) -> None:
+    """Logout: this session's row goes, so a copy of its cookie is worthless."""
+    if isinstance(secret, str):
+        session.execute(
+            delete(StaffSessionRow).where(StaffSessionRow.token_hash == token_hash(secret))
+        )
+
+
+def end_all_sessions(session: Session, *, user_id: int) -> None:
+    session.execute(delete(StaffSessionRow).where(StaffSessionRow.user_id == user_id))
 
 
 @dataclass(frozen=True)

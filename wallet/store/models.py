@@ -127,6 +127,22 @@ class StaffUserRow(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class StaffSessionRow(Base):
+    """A console sign-in, held server-side: the cookie carries only its secret.
+
+    Deleting the row ends the session whatever the cookie says: logout deletes
+    one, a password, role or account change deletes all of the user's.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class ApiTokenRow(Base):
     """A bearer token for the API: only its SHA-256 is kept, shown once at creation."""
 

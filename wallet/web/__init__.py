@@ -27,6 +27,7 @@ from wallet.errors import (
 from wallet.files import write_atomically
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.web.bodies import BufferedBodies
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ def create_app(
     )
     if config:
         app.config.update(config)
+    app.wsgi_app = BufferedBodies(  # type: ignore[method-assign]
+        app.wsgi_app, max_bytes=lambda: int(app.config["MAX_CONTENT_LENGTH"])
+    )
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -476,7 +476,7 @@ def create_pass(caller: Caller) -> Response:
 
 @_route("/passes", method="GET", roles=ISSUERS)
 def list_passes(caller: Caller) -> Response:
-    params = _query(("type", "state", "q", "limit", "offset"))
+    params = _query(("type", "state", "q", "limit", "offset"), may_be_empty=("type", "state", "q"))
     type_id = params.get("type")
     if type_id is not None:
         context().services.pass_type(type_id)  # unknown types are an error, not an empty page
@@ -498,8 +498,9 @@ def list_passes(caller: Caller) -> Response:
     return jsonify({"items": items, "total": page.total, "limit": limit, "offset": offset})
 
 
-def _query(allowed: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters, each at most once; an empty value means "not given"."""
+def _query(allowed: tuple[str, ...], *, may_be_empty: tuple[str, ...]) -> dict[str, str]:
+    """Query parameters, each at most once; for ``may_be_empty`` an empty value means
+    "not given" (as a plain HTML form sends it), for the others it is refused."""
     params: dict[str, str] = {}
     for name in request.args:
         if name not in allowed:
@@ -510,7 +511,7 @@ def _query(allowed: tuple[str, ...]) -> dict[str, str]:
         values = request.args.getlist(name)
         if len(values) > 1:
             raise InputError(f"{name} is given more than once", field=name)
-        if values[0] != "":
+        if values[0] != "" or name not in may_be_empty:
             params[name] = values[0]
     return params
 
@@ -638,5 +639,6 @@ def init_app(app: Flask) -> None:
             max_body_bytes=MAX_BODY_BYTES,
             max_limit=MAX_LIMIT,
             default_limit=DEFAULT_LIMIT,
+            max_offset=MAX_OFFSET,
         ),
     )

@@ -3,8 +3,10 @@
 Roles are enforced here, on the server, before any view runs: a verifier may
 only verify; issuers and admins may use everything. Each change is one service
 call in one transaction, with ``user:<name>`` as the actor in the audit log.
-Sessions are signed cookies that last one shift; the user is reloaded on every
-request, so disabling an account or changing a role takes effect at once.
+Sessions are held in the database (the signed cookie carries only a random
+session id) and last one shift; the session and its user are loaded on every
+request. Logout deletes the session's row, so a copied cookie stops working;
+a new password, a new role or a disabled account ends all of a user's sessions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -39,7 +42,7 @@ from wallet.bundle import verify_bundle
 from wallet.domain import MAX_REASON_LENGTH, PassState, allowed_actions
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
-from wallet.passtypes import Field, PassType
+from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import AuditEntryRow, PassRow
 from wallet.verifier import VerificationResult, Verifier
@@ -59,6 +62,7 @@ OPEN_ENDPOINTS = frozenset({"console.login"})
 VERIFIER_ENDPOINTS = frozenset({"console.verify", "console.logout"})
 ACTIONS = ("revoke", "suspend", "reinstate", "reissue")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
+_THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,35 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.config["PERMANENT_SESSION_LIFETIME"] = security.SESSION_LIFETIME
     ctx: WebContext = app.extensions["wallet"]
-    security.limit_logins(app, "console.login", storage_uri=ctx.settings.redis_url)
+    security.limit_logins(
+        app,
+        "console.login",
+        storage_uri=ctx.settings.redis_url,
+        on_account_throttled=_report_throttled_account,
+    )
+
+
+def _report_throttled_account(username: str) -> None:
+    """Sign-ins to one account from unknown browsers are refused: tell the admins.
+
+    Every refused attempt lands here; this worker remembers whom it reported, so
+    an attacker's stream of attempts costs no database write after the first.
+    """
+    ctx = context()
+    moment = now()
+    reported: dict[str, datetime] = current_app.extensions.setdefault(_THROTTLE_REPORTS, {})
+    last = reported.get(username)
+    if last is not None and moment - last < security.THROTTLE_REPORT_QUIET:
+        return
+    if len(reported) >= 1024:
+        reported.clear()
+    reported[username] = moment
+    with ctx.db.transaction(write=True) as db_session:
+        written = accounts.report_login_throttling(
+            db_session, username=username, quiet_for=security.THROTTLE_REPORT_QUIET, now=moment
+        )
+    if written:
+        log.warning("console sign-ins to one account are throttled; see `wallet audit`")
 
 
 # -- every request ------------------------------------------------------------
@@ -146,20 +178,14 @@ def _state_names() -> dict[str, str]:
 
 
 def _signed_in() -> Staff | None:
-    username, started = session.get("user"), session.get("login_at")
-    if not isinstance(username, str) or not isinstance(started, int | float):
-        return None
-    age = now().timestamp() - started
-    if not 0 <= age <= security.SESSION_LIFETIME.total_seconds():
-        session.clear()
+    """The user of this request's server-side session (see accounts.session_user)."""
+    secret = session.get("sid")
+    if not isinstance(secret, str):
         return None
     ctx = context()
     with ctx.db.transaction(write=False) as db_session:
-        try:
-            row = accounts.get_user(db_session, username)
-        except NotFoundError:
-            row = None
-        staff = None if row is None or row.disabled else Staff(row.username, row.role)
+        row = accounts.session_user(db_session, secret, now=now())
+        staff = None if row is None else Staff(row.username, row.role)
     if staff is None:
         session.clear()
     return staff
@@ -233,7 +259,7 @@ def _login_page(*, error: str = "", username: str = "", status: int = 200) -> tu
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """Rate-limited per address and per username (see security.limit_logins)."""
+    """Rate-limited so that strangers cannot lock a known user out (see security)."""
     if request.method == "GET":
         staff = _signed_in()
         if staff is not None:
@@ -247,24 +273,30 @@ def login() -> ResponseReturnValue:
             db_session, username=username, password=password, now=now()
         )
         staff = None if row is None else Staff(row.username, row.role)
-    if staff is not None:
-        with ctx.db.transaction(write=True) as db_session:
-            accounts.record_login(db_session, username=staff.username, now=now())
     if staff is None:
         log.info("failed console sign-in from %s", security.client_address())
         message = _("The username or password is not correct, or the account is disabled.")
         return _login_page(error=message, username=username, status=200)
+    with ctx.db.transaction(write=True) as db_session:
+        accounts.record_login(db_session, username=staff.username, now=now())
+        secret = accounts.start_session(
+            db_session, username=staff.username, lifetime=security.SESSION_LIFETIME, now=now()
+        )
     # A fresh session: nothing from before the login (a planted cookie, an old
-    # CSRF token) survives it.
+    # CSRF token) survives it. The cookie holds only the server-side session's secret.
     session.clear()
     session.permanent = True
-    session["user"] = staff.username
-    session["login_at"] = now().timestamp()
-    return redirect(_safe_next(request.form.get("next")) or _home(staff))
+    session["sid"] = secret
+    response = redirect(_safe_next(request.form.get("next")) or _home(staff))
+    security.remember_device(response, staff.username)
+    return response
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
+    """Ends the session on the server: a copy of the cookie stops working too."""
+    with context().db.transaction(write=True) as db_session:
+        accounts.end_session(db_session, session.get("sid"))
     session.clear()
     flash(_("You have signed out."), "success")
     return redirect(url_for("console.login"))
@@ -436,6 +468,8 @@ def _field_error(pass_type: PassType, exc: InputError, values: Mapping[str, str]
         return _("Choose a date in the future, at the latest %(date)s.", date=longest)
     if field is None:
         return exc.message
+    if invisible_character(values.get(field.name, "")) is not None:
+        return _("Please remove invisible or control characters: they can hide what is written.")
     text = " ".join(values.get(field.name, "").split())
     if not text:
         return _("Please fill in this field.")

@@ -12,19 +12,29 @@ reads the environment at import time.
 - The access log goes to stdout with long path segments and query values
   shortened: claim links carry their secret in the path, and secrets never go
   into logs.
+- Errors gunicorn answers itself, before the app runs (414 URI too long, 431,
+  400 for a malformed request line or header, 501), have the service's one
+  JSON error shape instead of gunicorn's HTML page (:class:`WalletWorker`).
+- A request whose body the app left unread (see ``wallet.web.bodies``) is
+  answered with ``Connection: close`` and the connection closed, never a
+  promised keep-alive followed by a dropped socket.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from gunicorn import util as gunicorn_util  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from wallet.config import Settings
 from wallet.errors import ConfigError
+from wallet.web.bodies import CLOSE_CONNECTION
 
 MAX_WORKERS = 64
 # Serials (16 characters) stay readable; claim secrets and tokens (24 and more) do not.
@@ -53,6 +63,108 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return atoms
 
 
+# gunicorn's status -> the error code slug the app would use for it.
+_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3}) ([^\r\n]*)\r\n")
+
+
+class _CapturedSocket:
+    """Stands in for the client socket while gunicorn writes its HTML error page."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+def json_error_response(status: int, reason: str, message: str) -> bytes:
+    """A whole HTTP response with the service's error shape; the connection then closes."""
+    code = _ERROR_CODES.get(status, "bad_request" if status < 500 else "internal_error")
+    body = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8") + b"\n"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "Cache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class WalletWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, with its own error answers in the JSON error shape.
+
+    Before the request line is read the path is unknown, so every such answer
+    is JSON (the shape of the API; browsers show it readably). gunicorn still
+    decides the status, logs the error and writes the access log line: its
+    HTML page is captured and replaced, nothing else changes.
+    """
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        captured = _CapturedSocket()
+        super().handle_error(req, captured, addr, exc)
+        match = _STATUS_LINE.match(captured.data)
+        if match is None:
+            answer = captured.data  # not a response this knows: pass gunicorn's on unchanged
+        else:
+            status, reason = int(match[1]), match[2].decode("latin-1")
+            if status >= 500:
+                message = "something went wrong on our side; it was logged"
+            else:
+                message = f"{reason}: {exc}"[:300] if str(exc) else reason
+            answer = json_error_response(status, reason, message)
+        if not answer:
+            return
+        try:
+            gunicorn_util.write_nonblock(client, answer)
+        except Exception:  # as gunicorn: a client that is gone is no error of ours
+            self.log.debug("Failed to send error message.")
+
+
+def close_when_asked(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Wrap the WSGI app: a request marked CLOSE_CONNECTION gets ``Connection: close``.
+
+    Applications may not send hop-by-hop headers (PEP 3333; gunicorn drops
+    them), so the app marks the environ and this asks gunicorn's response,
+    whose ``start_response`` the app is given, to close.
+    """
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if environ.get(CLOSE_CONNECTION):
+                force_close = getattr(
+                    getattr(start_response, "__self__", None), "force_close", None
+                )
+                if callable(force_close):
+                    force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return serve
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn hook: every worker serves the app through :func:`close_when_asked`."""
+    worker.wsgi = close_when_asked(worker.wsgi)
+
+
 def _workers(raw: str) -> int:
     try:
         value = int(raw)
@@ -75,7 +187,7 @@ bind = [part.strip() for part in _settings.bind.split(",") if part.strip()]
 workers = _workers(os.environ.get("WALLET_WORKERS", "2"))
 # gthread with one thread: a sync worker that keeps connections alive, which
 # clients and the TLS proxy reuse (the benchmark serves the same way).
-worker_class = "gthread"
+worker_class = WalletWorker
 threads = 1
 preload_app = False
 timeout = 30

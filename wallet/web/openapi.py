@@ -8,10 +8,12 @@ tests/web/test_openapi.py checks the rest against the URL map and real traffic.
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from wallet.passtypes import PassType
+from wallet.passtypes import INVISIBLE_CATEGORIES, PassType
 from wallet.services.idempotency import HEADER as IDEMPOTENCY_HEADER
 from wallet.verifier import STATES as VERDICTS
 
@@ -27,6 +29,51 @@ def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": dict(schema)}}}
 
 
+def _class_of(categories: frozenset[str]) -> str:
+    """The code points of ``categories`` as the inside of a regex character class.
+
+    Literal characters, not escapes: ``\\u{...}`` (ECMA) and ``\\U...`` (Python)
+    differ, a literal works in both and JSON escapes it in the document.
+    """
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        if unicodedata.category(chr(code)) in categories:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+
+
+# The custom string format of holder text: no character of INVISIBLE_CATEGORIES.
+VISIBLE_TEXT_FORMAT = "visible-text"
+
+
+@functools.cache
+def invisible_class() -> str:
+    """Most of what no holder value may contain (wallet.passtypes.invisible_character).
+
+    Unassigned code points (Cn) are left out of the pattern: they are most of
+    the code space (700 ranges), which no regex engine or generator handles
+    well; the format ``visible-text`` and the description name them. Lone
+    surrogates (Cs) are left out too: JSON carries them only as escapes, and a
+    pattern holding them would not survive strict JSON parsers. The server
+    refuses both all the same.
+    """
+    return _class_of(INVISIBLE_CATEGORIES - {"Cs", "Cn"})
+
+
+@functools.cache
+def control_class() -> str:
+    """Control characters (Cc), which no reason or search text may contain."""
+    return _class_of(frozenset({"Cc"}))
+
+
+def _visible_text(forbidden: str) -> str:
+    """A pattern: no forbidden character, and at least one that is not white space."""
+    return f"^[^{forbidden}]*[^{forbidden}\\s][^{forbidden}]*$"
+
+
 def _holder_schema(pass_type: PassType) -> dict[str, Any]:
     """The holder fields of one type; patterns apply to the value after normalisation."""
     properties: dict[str, Any] = {}
@@ -39,12 +86,22 @@ def _holder_schema(pass_type: PassType) -> dict[str, Any]:
             + ("; shown offline in the pass token" if f.in_token else ""),
         }
         # Anchored: JSON Schema patterns search, Python's fullmatch matches whole.
-        schema["pattern"] = f"^(?:{f.pattern.pattern})$" if f.pattern else r"\S"
+        if f.pattern:
+            schema["pattern"] = f"^(?:{f.pattern.pattern})$"
+        else:
+            schema["pattern"] = _visible_text(invisible_class())
+            schema["format"] = VISIBLE_TEXT_FORMAT
         properties[f.name] = schema
     return {
         "type": "object",
-        "description": f"Holder data of a {pass_type.label.en} (whitespace is collapsed; "
-        "values with a pattern are upper-cased before they are checked).",
+        "description": f"Holder data of a {pass_type.label.en}. Values are normalised to "
+        "Unicode NFC and their white space is collapsed; values with a pattern are "
+        "upper-cased before they are checked. Refused in every value, naming the field "
+        f"(format {VISIBLE_TEXT_FORMAT}): "
+        "control and format characters (Unicode Cc, Cf, e.g. U+202E RIGHT-TO-LEFT OVERRIDE, "
+        "U+200B ZERO WIDTH SPACE, U+FEFF), private use (Co), unassigned code points and "
+        "noncharacters (Cn, e.g. U+FFFF), surrogates (Cs), line and paragraph separators "
+        "(U+2028, U+2029).",
         "properties": properties,
         "required": [f.name for f in pass_type.fields],
         "additionalProperties": False,
@@ -68,7 +125,17 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
         "description": "RFC 3339 with a time zone, e.g. 2026-12-01T00:00:00Z",
     }
     optional_timestamp = {"type": ["string", "null"], "format": "date-time"}
-    reason = {"type": ["string", "null"], "maxLength": 500}
+    no_controls = f"^[^{control_class()}]*$"
+    plain = (
+        "Plain text for the audit log: no control characters (Unicode Cc, line breaks "
+        "included) and no surrogates."
+    )
+    reason: dict[str, Any] = {
+        "type": ["string", "null"],
+        "maxLength": 500,
+        "pattern": no_controls,
+        "description": plain,
+    }
     pass_properties: dict[str, Any] = {
         "serial": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
         "type": {"type": "string", "enum": sorted(pass_types)},
@@ -168,7 +235,14 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
             "type": "object",
             "required": ["reason"],
             "additionalProperties": False,
-            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+            "properties": {
+                "reason": {
+                    **reason,
+                    "type": "string",
+                    "pattern": _visible_text(control_class()),
+                    "description": "Why, for the audit log: not only white space. " + plain,
+                }
+            },
         },
         "VerifyRequest": {
             "type": "object",
@@ -212,13 +286,15 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
                 "holder": _ref(f"{name[:-7]}Holder"),
                 "valid_from": {
                     **optional_timestamp,
-                    "description": "Start of validity (default: now); at most one day back "
-                    "and at most 366 days ahead.",
+                    "description": "Start of validity (default: now). Must lie within the "
+                    "window [now - 1 day, now + 366 days] (checked against the server's "
+                    "clock; JSON Schema cannot say this), else 422 with field valid_from.",
                 },
                 "valid_until": {
                     **optional_timestamp,
                     "description": "End of validity (default and maximum: the pass type's "
-                    "validity from valid_from).",
+                    "validity from valid_from). Must lie after valid_from and after now, else "
+                    "422 with field valid_until.",
                 },
             },
         }
@@ -252,12 +328,26 @@ def _responses(max_body_bytes: int) -> dict[str, Any]:
             "The action does not fit the pass's state (code invalid_transition).",
         ),
         "PayloadTooLarge": _json(
-            error, f"The body is larger than {max_body_bytes} bytes (code payload_too_large)."
+            error,
+            f"The body is larger than {max_body_bytes} bytes (code payload_too_large), "
+            "whether it is sent with Content-Length or chunked. A body that was not read to "
+            "its end is answered with Connection: close.",
         ),
         "Unprocessable": _json(
             error,
             "A value is not acceptable; field names it (holder fields as holder.<name>). "
             "Also idempotency_key_reused.",
+        ),
+        "UriTooLong": _json(
+            error,
+            "The request line is longer than the server reads (code uri_too_long). Answered "
+            "by the HTTP server itself, before any check; the connection then closes.",
+        ),
+        "HeaderFieldsTooLarge": _json(
+            error,
+            "A header, or all of them, larger than the server reads (code "
+            "request_header_fields_too_large; a malformed request line or header is a 400 "
+            "bad_request). Answered by the HTTP server itself; the connection then closes.",
         ),
     }
 
@@ -270,9 +360,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "NotFound",
         409: "Conflict",
         413: "PayloadTooLarge",
+        414: "UriTooLong",
         422: "Unprocessable",
+        431: "HeaderFieldsTooLarge",
     }
-    return {str(s): _ref(names[s], "responses") for s in (401, 403, *statuses)}
+    return {str(s): _ref(names[s], "responses") for s in sorted({401, 403, 414, 431, *statuses})}
 
 
 def _operation(
@@ -308,9 +400,11 @@ def build_document(
     max_body_bytes: int,
     max_limit: int,
     default_limit: int,
+    max_offset: int,
 ) -> dict[str, Any]:
     """The whole document; ``roles`` maps each operationId (= endpoint name) to its roles."""
     serial = _ref("Serial", "parameters")
+    no_controls = f"^[^{control_class()}]*$"
     idempotency_key = _ref("IdempotencyKey", "parameters")
     created = {
         "description": "The new pass. Location names it. A replay of an Idempotency-Key "
@@ -364,18 +458,21 @@ def build_document(
                     {
                         "name": "type",
                         "in": "query",
-                        "schema": {"type": "string", "enum": sorted(pass_types)},
+                        "description": "Only passes of this type; empty means any type.",
+                        "schema": {"type": "string", "enum": [*sorted(pass_types), ""]},
                     },
                     {
                         "name": "state",
                         "in": "query",
-                        "schema": {"type": "string", "enum": PASS_STATES},
+                        "description": "Only passes in this state; empty means any state.",
+                        "schema": {"type": "string", "enum": [*PASS_STATES, ""]},
                     },
                     {
                         "name": "q",
                         "in": "query",
-                        "description": "Text in any holder field, or an exact serial.",
-                        "schema": {"type": "string", "maxLength": 200},
+                        "description": "Text in any holder field, or an exact serial; empty "
+                        "means no search. No control characters (Unicode Cc).",
+                        "schema": {"type": "string", "maxLength": 200, "pattern": no_controls},
                     },
                     {
                         "name": "limit",
@@ -390,7 +487,12 @@ def build_document(
                     {
                         "name": "offset",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": max_offset,
+                            "default": 0,
+                        },
                     },
                 ],
                 responses={"200": _json(_ref("PassPage"), "One page of passes."), **_errors(422)},
