@@ -220,15 +220,19 @@ def test_password_role_or_account_change_ends_every_session_of_the_user(
     for client, name in ((anna_desk, "anna"), (anna_office, "anna"), (bert, "bert")):
         assert login(client, name).status_code == 302
     stolen = copy_session(anna_desk, app)
+    key = app.extensions["wallet"].services.audit_key
     with db.transaction(write=True) as session:
         if change == "password":
             accounts.set_password(
-                session, username="anna", password="a new long password", actor="test", now=NOW
-            )
+                session, username="anna", password="a new long password", actor="test",
+                audit_key=key, now=NOW,
+            )  # fmt: skip
         elif change == "role":
-            accounts.set_role(session, username="anna", role="verifier", actor="test", now=NOW)
+            accounts.set_role(
+                session, username="anna", role="verifier", actor="test", audit_key=key, now=NOW
+            )
         else:
-            accounts.disable_user(session, username="anna", actor="test", now=NOW)
+            accounts.disable_user(session, username="anna", actor="test", audit_key=key, now=NOW)
     assert not signed_in(anna_desk)
     assert not signed_in(anna_office)
     assert not signed_in(stolen)

@@ -178,7 +178,12 @@ def record_login(session: Session, *, username: str, now: datetime) -> None:
 
 
 def report_login_throttling(
-    session: Session, *, username: str, quiet_for: timedelta, now: datetime
+    session: Session,
+    *,
+    username: str,
+    quiet_for: timedelta,
+    audit_key: AuditKey,
+    now: datetime,
 ) -> bool:
     """Tell the admins, in the audit log, that sign-ins to an account are being throttled.
 
@@ -204,7 +209,8 @@ def report_login_throttling(
     ).first()
     if recent is not None:
         return False
-    audit.record(session, actor="web:login-limit", action="user.login_throttled", target=target,
+    audit.record(session, key=audit_key, actor="web:login-limit",
+                 action="user.login_throttled", target=target,
                  details={"why": "many failed sign-ins from browsers this account never used"},
                  now=now)  # fmt: skip
     return True

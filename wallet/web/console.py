@@ -111,7 +111,11 @@ def _report_throttled_account(username: str) -> None:
     reported[username] = moment
     with ctx.db.transaction(write=True) as db_session:
         written = accounts.report_login_throttling(
-            db_session, username=username, quiet_for=security.THROTTLE_REPORT_QUIET, now=moment
+            db_session,
+            username=username,
+            quiet_for=security.THROTTLE_REPORT_QUIET,
+            audit_key=ctx.services.audit_key,
+            now=moment,
         )
     if written:
         log.warning("console sign-ins to one account are throttled; see `wallet audit`")
