@@ -221,6 +221,7 @@ def test_setup_names_wallet_set_up_problems_but_still_prepares_the_instance(
     assert "run `wallet doctor`" in result.stderr
 
 
+@pytest.mark.real_clock  # openssl checks the chain against the machine's clock
 def test_dev_certs_makes_a_chain_that_doctor_and_openssl_accept(tmp_path: Path) -> None:
     import subprocess
 

@@ -23,6 +23,8 @@ from click.testing import CliRunner
 from tests.cli.admin import LIBRARY_FIELDS, Wallet
 from wallet.cli.verify import cli as verify_cli
 
+pytestmark = pytest.mark.real_clock  # the service runs in its own process, on the machine's clock
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
 
