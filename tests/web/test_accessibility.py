@@ -25,7 +25,7 @@ from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
 from wallet.services import accounts, passes
 from wallet.services.context import Services
-from wallet.services.wallets import ensure_dev_chain
+from wallet.services.credentials import ensure_dev_chain
 from wallet.store.db import Database
 from wallet.web import create_app
 

@@ -198,7 +198,7 @@ def test_suspended_pass_offers_no_wallet_downloads(
 ) -> None:
     """Decided: while suspended, nothing to download (a new copy would only be refused);
     the page says so and that reinstating brings it all back."""
-    from wallet.services.wallets import ensure_dev_chain
+    from wallet.services.credentials import ensure_dev_chain
 
     ensure_dev_chain(services.settings, now=NOW)
     issued = issue(db, services)

@@ -6,77 +6,24 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from wallet.config import PROJECT_ROOT, Settings
-from wallet.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    PassTypeError,
-    StateConflictError,
-    WalletError,
-)
+from wallet.errors import ConfigError, InputError, WalletError
 from wallet.files import write_atomically
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.web.bodies import BufferedBodies
+from wallet.web.httperrors import error_body, status_for, wants_json
+from wallet.web.webcontext import WebContext, _utc_now
 
 log = logging.getLogger(__name__)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class WebContext:
-    """Everything a view needs, built once per process in the app factory."""
-
-    settings: Settings
-    services: Services
-    db: Database
-    clock: Callable[[], datetime] = field(default=_utc_now)
-
-
-def context() -> WebContext:
-    ctx: WebContext = current_app.extensions["wallet"]
-    return ctx
-
-
-def now() -> datetime:
-    return context().clock()
-
-
-# WalletError subclass -> HTTP status. Everything else that is a WalletError is a 400.
-HTTP_STATUS: Mapping[type[WalletError], int] = {
-    NotFoundError: 404,
-    StateConflictError: 409,
-    InputError: 422,
-    PassTypeError: 422,
-}
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
-
-
-def status_for(exc: WalletError) -> int:
-    for kind, status in HTTP_STATUS.items():
-        if isinstance(exc, kind):
-            return status
-    return 400
-
-
-def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/status/", "/verifier/", "/.well-known/", "/apple/"))
 
 
 def _secret_key(settings: Settings) -> str:

@@ -33,7 +33,9 @@ from wallet.store.models import PassRow
 from wallet.tokens import (
     SERIAL_RE,
 )
-from wallet.web import context, error_body, now, openapi, public
+from wallet.web import openapi, public
+from wallet.web.httperrors import error_body
+from wallet.web.webcontext import context, now
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

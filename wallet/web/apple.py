@@ -17,7 +17,9 @@ from werkzeug.http import http_date, parse_date
 
 from wallet.errors import ConfigError
 from wallet.services import apple, wallets
-from wallet.web import context, error_body, now, security
+from wallet.web import security
+from wallet.web.httperrors import error_body
+from wallet.web.webcontext import context, now
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("apple", __name__, url_prefix=wallets.APPLE_WEB_SERVICE_PATH)

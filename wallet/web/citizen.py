@@ -29,8 +29,9 @@ from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
 from wallet.services import credentials, passes, wallets
 from wallet.store.models import PassRow
-from wallet.web import context, i18n, now, security
+from wallet.web import i18n, security
 from wallet.web.i18n import _
+from wallet.web.webcontext import context, now
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("citizen", __name__)

@@ -46,8 +46,10 @@ from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import AuditEntryRow, PassRow
 from wallet.verifier import VerificationResult, Verifier
-from wallet.web import WebContext, context, i18n, now, public, security, status_for
+from wallet.web import i18n, public, security
+from wallet.web.httperrors import status_for
 from wallet.web.i18n import _
+from wallet.web.webcontext import WebContext, context, now
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("console", __name__, url_prefix="/console")

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.keys import KeyRole, KeyState
 from wallet.services import audit, publishing
-from wallet.web import context, now
+from wallet.web.webcontext import context, now
 
 blueprint = Blueprint("public", __name__)
 GZIP_MIN_BYTES = 256  # below this gzip saves nothing worth the work
