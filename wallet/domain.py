@@ -19,6 +19,7 @@ __all__ = [
     "MAX_LIST_LIMIT",
     "MAX_REASON_LENGTH",
     "Action",
+    "AuditEntry",
     "HolderField",
     "PassRecord",
     "PassState",
@@ -136,6 +137,32 @@ class PassRecord:
             "status_list": {"name": self.status_list, "idx": self.status_idx},
             "token": self.token,
             "qr_text": self.qr_text,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail as staff read it."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    details: Mapping[str, Any]
+    seq: int | None
+    hash: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": dict(self.details),
+            "seq": self.seq,
+            "hash": self.hash,
         }
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.cli.listing import Column, json_option, print_rows
+from wallet.domain import AuditEntry
 from wallet.services import audit as service
-from wallet.store.models import AuditEntryRow
 
 
 @click.group()
@@ -134,14 +133,10 @@ def accept_restore(obj: Context) -> None:
 def _first_unreadable(obj: Context) -> int | None:
     """The id of the first entry whose columns no longer load (slow; only after a failure)."""
     with obj.transaction(write=False) as session:
-        ids = session.scalars(select(AuditEntryRow.id).order_by(AuditEntryRow.id)).all()
+        ids = service.entry_ids(session)
     for entry_id in ids:
         with obj.transaction(write=False) as session:
-            try:
-                session.scalars(select(AuditEntryRow).where(AuditEntryRow.id == entry_id)).one()
-            except DBAPIError:
-                raise
-            except (ValueError, TypeError, StatementError):
+            if not service.entry_loads(session, entry_id):
                 return entry_id
     return None
 
@@ -157,23 +152,13 @@ def show(obj: Context, target: str | None, limit: int, as_json: bool) -> None:
         if target is not None:
             rows = service.trail(session, target, limit=limit)
         else:
-            query = select(AuditEntryRow).order_by(AuditEntryRow.id.desc()).limit(limit)
-            rows = list(session.scalars(query))
+            rows = service.newest(session, limit=limit)
     print_rows(
         rows,
         as_json=as_json,
         json_lines=True,
         header=False,
-        to_json=lambda row: {
-            "id": row.id,
-            "at": row.at.isoformat(),
-            "actor": row.actor,
-            "action": row.action,
-            "target": row.target,
-            "details": row.details,
-            "seq": row.seq,
-            "hash": row.hash,
-        },
+        to_json=AuditEntry.to_json,
         columns=[
             Column("ID", 7, lambda row: f"#{row.id}"),
             Column("AT", 20, lambda row: f"{row.at:%Y-%m-%d %H:%M:%S}"),
@@ -186,5 +171,5 @@ def show(obj: Context, target: str | None, limit: int, as_json: bool) -> None:
     )
 
 
-def _details(row: AuditEntryRow) -> str:
+def _details(row: AuditEntry) -> str:
     return ", ".join(f"{k}={v}" for k, v in row.details.items() if v is not None)

@@ -30,7 +30,7 @@ from wallet.formats.qr import render_png, render_svg
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox
 from wallet.services import passes as service
-from wallet.store.models import AuditEntryRow, PassRow
+from wallet.store.models import PassRow
 
 # Serials are random base64url, so one in 64 starts with "-": these commands have
 # no short options, and a word that is no option of theirs is taken as the serial.
@@ -77,17 +77,6 @@ def pass_json(row: PassRow, *, public_url: str, claim_secret: str | None = None)
         data["token"] = row.token
         data["qr_text"] = encode_qr_text(row.token)
     return data
-
-
-def audit_json(entry: AuditEntryRow) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at.isoformat(),
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "details": entry.details,
-    }
 
 
 def _holder(fields: tuple[str, ...], holder_json: IO[str] | None) -> dict[str, object]:
@@ -289,7 +278,7 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         # the claim link is, and is never shown again.
         data["token"] = row.token
         data["qr_text"] = encode_qr_text(row.token)
-        trail = [audit_json(e) for e in audit.trail(session, row.serial)]
+        trail = [e.to_json() for e in audit.trail(session, row.serial)]
         data["wallet_deliveries"] = asdict(outbox.deliveries_of(session, row.id))
     if as_json:
         click.echo(json.dumps({**data, "audit": trail}, indent=2, ensure_ascii=False))

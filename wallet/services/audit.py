@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Text, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AUDIT_CHECKPOINT_FILE, AuditKey, Checkpoint, CheckpointError
+from wallet.domain import AuditEntry
 from wallet.errors import WalletError
 from wallet.files import write_atomically
 from wallet.store.db import lock_audit_chain
@@ -671,13 +673,46 @@ def _judge_unauthentic(
     )
 
 
-def trail(session: Session, target: str, *, limit: int = 200) -> list[AuditEntryRow]:
-    """The entries about one pass (or user, token …), newest first."""
-    return list(
-        session.scalars(
-            select(AuditEntryRow)
-            .where(AuditEntryRow.target == target)
-            .order_by(AuditEntryRow.id.desc())
-            .limit(limit)
-        )
+def _entry(row: AuditEntryRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        details=dict(row.details),
+        seq=row.seq,
+        hash=row.hash,
     )
+
+
+def trail(session: Session, target: str, *, limit: int = 200) -> list[AuditEntry]:
+    """The entries about one pass (or user, token …), newest first."""
+    rows = session.scalars(
+        select(AuditEntryRow)
+        .where(AuditEntryRow.target == target)
+        .order_by(AuditEntryRow.id.desc())
+        .limit(limit)
+    )
+    return [_entry(row) for row in rows]
+
+
+def newest(session: Session, *, limit: int) -> list[AuditEntry]:
+    """The newest entries of the whole log, newest first."""
+    rows = session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.id.desc()).limit(limit))
+    return [_entry(row) for row in rows]
+
+
+def entry_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(AuditEntryRow.id).order_by(AuditEntryRow.id)))
+
+
+def entry_loads(session: Session, entry_id: int) -> bool:
+    """Whether one entry's columns still load (a database admin may have broken them)."""
+    try:
+        session.scalars(select(AuditEntryRow).where(AuditEntryRow.id == entry_id)).one()
+    except DBAPIError:
+        raise
+    except (ValueError, TypeError, StatementError):
+        return False
+    return True

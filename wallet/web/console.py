@@ -39,12 +39,12 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from wallet.bundle import verify_bundle
-from wallet.domain import MAX_REASON_LENGTH, PassState, allowed_actions
+from wallet.domain import MAX_REASON_LENGTH, AuditEntry, PassState, allowed_actions
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
-from wallet.store.models import AuditEntryRow, PassRow
+from wallet.store.models import PassRow
 from wallet.verifier import VerificationResult, Verifier
 from wallet.web import i18n, public, security
 from wallet.web.httperrors import status_for
@@ -578,7 +578,7 @@ class TrailEntry:
     details: tuple[tuple[str, str], ...]
 
 
-def _trail_entry(row: AuditEntryRow, pass_types: Mapping[str, PassType]) -> TrailEntry:
+def _trail_entry(row: AuditEntry, pass_types: Mapping[str, PassType]) -> TrailEntry:
     """An audit entry with its details named and shown in the user's language."""
     lang = i18n.language()
     names = {
