@@ -10,13 +10,11 @@ from __future__ import annotations
 import sys
 
 import click
-from sqlalchemy.orm import Session
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import accounts
-from wallet.store.models import StaffUserRow
 
 password_stdin_option = click.option(
     "--password-stdin",
@@ -130,17 +128,6 @@ def list_users(obj: Context, as_json: bool) -> None:
     )
 
 
-def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
-    if row.role != "admin" or row.disabled:
-        return
-    admins = [u for u in accounts.list_users(session) if u.role == "admin" and not u.disabled]
-    if len(admins) == 1:
-        raise StateConflictError(
-            f"{row.username} is the last active admin; add another admin first "
-            "(`wallet users add NAME --role admin`)"
-        )
-
-
 @users.command()
 @click.argument("username")
 @actor_option
@@ -152,7 +139,6 @@ def disable(obj: Context, username: str) -> None:
         if row.disabled:
             click.echo(f"user {username} is already disabled")
             return
-        _refuse_last_admin(session, row)
         accounts.disable_user(
             session,
             username=username,
@@ -175,7 +161,6 @@ def set_role(obj: Context, username: str, role: str) -> None:
         if row.role == role:
             click.echo(f"user {username} has the role {role} already")
             return
-        _refuse_last_admin(session, row)
         accounts.set_role(
             session,
             username=username,

@@ -117,6 +117,18 @@ def set_password(
     return row
 
 
+def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
+    """The last active admin can be neither disabled nor demoted: nobody could undo it."""
+    if row.role != "admin" or row.disabled:
+        return
+    admins = [u for u in list_users(session) if u.role == "admin" and not u.disabled]
+    if len(admins) == 1:
+        raise StateConflictError(
+            f"{row.username} is the last active admin; add another admin first "
+            "(`wallet users add NAME --role admin`)"
+        )
+
+
 def set_role(
     session: Session,
     *,
@@ -131,6 +143,7 @@ def set_role(
     new_role = _check_role(role)
     if new_role == row.role:
         return row
+    _refuse_last_admin(session, row)
     old_role, row.role = row.role, new_role
     end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.role",
@@ -143,6 +156,7 @@ def disable_user(
     session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime
 ) -> StaffUserRow:
     row = get_user(session, username)
+    _refuse_last_admin(session, row)
     row.disabled = True
     end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.disable",
