@@ -57,6 +57,16 @@ class LiveService:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as systemd stops the service; SIGKILL if it does not end within 15 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until_up(service: LiveService) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -102,12 +112,7 @@ def live_service(tmp_path: Path) -> Iterator[LiveService]:
         wait_until_up(service)
         yield service
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_issue_sync_verify_revoke_sync_revoked(live_service: LiveService, tmp_path: Path) -> None:

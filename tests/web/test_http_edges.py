@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, wait_until_up
+from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, stop, wait_until_up
 
 LIBRARY = {"type": "library", "holder": {"card_number": "100200300400", "name": "Erika Mustermann"}}
 API_LIMIT = 64 * 1024  # wallet.web.api.MAX_BODY_BYTES
@@ -72,12 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         wait_until_up(service)
         yield Server(service=service, port=port, token=found[1])
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @dataclass
