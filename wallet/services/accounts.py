@@ -21,11 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey
+from wallet.domain import Role
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import audit
 from wallet.store.models import ApiTokenRow, AuditEntryRow, StaffSessionRow, StaffUserRow
 
-ROLES = ("admin", "issuer", "verifier")
+ROLES = tuple(role.value for role in Role)
 TOKEN_PREFIX = "wpt_"  # noqa: S105 - a visible marker, not a secret
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -119,9 +120,9 @@ def set_password(
 
 def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
     """The last active admin can be neither disabled nor demoted: nobody could undo it."""
-    if row.role != "admin" or row.disabled:
+    if row.role != Role.ADMIN or row.disabled:
         return
-    admins = [u for u in list_users(session) if u.role == "admin" and not u.disabled]
+    admins = [u for u in list_users(session) if u.role == Role.ADMIN and not u.disabled]
     if len(admins) == 1:
         raise StateConflictError(
             f"{row.username} is the last active admin; add another admin first "
