@@ -187,8 +187,6 @@ def _blob_to_digits(blob: bytes) -> str:
     return "".join(pieces)
 
 
-
-
 def _digits_to_blob(digits: str) -> bytes:
     if not _DIGITS.fullmatch(digits):  # a literal range: no Unicode digits such as '٣'
         raise QRTextError("the QR text has characters other than the digits 0-9 after the prefix")
