@@ -29,7 +29,7 @@ from wallet.store.models import AuditEntryRow, Base
 
 GENESIS = "0" * 64
 _log = Base.metadata.tables["audit_log"]
-_INSERT_ENTRY = insert(_log).returning(_log.c.id)
+INSERT_ENTRY = insert(_log).returning(_log.c.id)
 _LAST_SEALED = (
     select(_log.c.seq, _log.c.hash).where(_log.c.seq.is_not(None)).order_by(_log.c.seq.desc())
 ).limit(1)
@@ -79,8 +79,22 @@ def record(
     No lock and no read: concurrent transactions append without waiting for
     each other. :func:`seal` links committed entries into the chain soon after.
     """
+    values = entry_values(actor=actor, action=action, target=target, details=details, now=now)
+    entry_id = session.connection().execute(INSERT_ENTRY, values).scalar_one()
+    return AuditEntryRow(id=entry_id, seq=None, prev_hash=None, hash=None, **values)
+
+
+def entry_values(
+    *,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns of a new entry, for a caller that inserts it within a larger statement."""
     data = dict(details or {})
-    values = {
+    return {
         "at": now,
         "actor": actor,
         "action": action,
@@ -90,8 +104,6 @@ def record(
             at=now, actor=actor, action=action, target=target, details=data
         ),
     }
-    entry_id = session.connection().execute(_INSERT_ENTRY, values).scalar_one()
-    return AuditEntryRow(id=entry_id, seq=None, prev_hash=None, hash=None, **values)
 
 
 def seal(session: Session, *, limit: int = 5000) -> int:

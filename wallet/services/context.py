@@ -13,6 +13,7 @@ from wallet.keystore import KeyStore
 from wallet.passtypes import PassType
 
 if TYPE_CHECKING:
+    from wallet.services.passes import OpenLists
     from wallet.services.wallets import WalletFormats
 
 
@@ -31,6 +32,13 @@ class Services:
         from wallet.services.wallets import WalletFormats
 
         return WalletFormats(self.settings, dict(self.pass_types))
+
+    @cached_property
+    def open_lists(self) -> OpenLists:
+        """The status list each pass type fills, remembered by this process."""
+        from wallet.services.passes import OpenLists
+
+        return OpenLists()
 
     def pass_type(self, type_id: object) -> PassType:
         if not isinstance(type_id, str) or type_id not in self.pass_types:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -60,7 +62,10 @@ def hash_secret(secret: str) -> str:
 # Issuance is the service's busiest write: its statements are built once, so
 # each call only binds parameters (SQLAlchemy then reuses the compiled SQL), and
 # they run on the session's connection, past the ORM's execution machinery.
+# On PostgreSQL one statement stores the pass, its claim link and its audit
+# entry (data-modifying CTEs): with BEGIN and COMMIT, three round trips.
 _passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
+_claims, _log = Base.metadata.tables["claim_links"], Base.metadata.tables["audit_log"]
 # A slot taken by a concurrent issuer inserts nothing and returns no id (no
 # savepoint needed, and PostgreSQL's transaction stays usable).
 _SLOT = ["status_list_id", "status_idx"]
@@ -72,7 +77,42 @@ _INSERT_PASS = {
     .on_conflict_do_nothing(index_elements=_SLOT)
     .returning(_passes.c.id),
 }
-_INSERT_CLAIM_LINK = insert(Base.metadata.tables["claim_links"])
+_INSERT_CLAIM_LINK = insert(_claims)
+_PASS_COLUMNS = (
+    "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
+    "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
+    "replaces", "created_at", "updated_at",
+)  # fmt: skip
+_CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
+_AUDIT_COLUMNS = ("at", "actor", "action", "target", "details", "content_hash")
+
+
+def _bind(table: Table, column: str, prefix: str) -> BindParameter[Any]:
+    # Prefixed: SQLAlchemy reserves a column's own name for its VALUES parameter.
+    return bindparam(f"{prefix}{column}", type_=table.c[column].type)
+
+
+def _issue_statement() -> Select[tuple[int]]:
+    new_pass = (
+        postgresql.insert(_passes)
+        .values({c: _bind(_passes, c, "p_") for c in _PASS_COLUMNS})
+        .on_conflict_do_nothing(index_elements=_SLOT)
+        .returning(_passes.c.id)
+        .cte("new_pass")
+    )
+    # Both read new_pass: a slot lost to a concurrent issuer writes nothing at all.
+    claim_link = insert(_claims).from_select(
+        ["pass_id", *_CLAIM_COLUMNS],
+        select(new_pass.c.id, *(_bind(_claims, c, "c_") for c in _CLAIM_COLUMNS)),
+    )
+    entry = insert(_log).from_select(
+        list(_AUDIT_COLUMNS),
+        select(*(_bind(_log, c, "a_") for c in _AUDIT_COLUMNS)).select_from(new_pass),
+    )
+    return select(new_pass.c.id).add_cte(claim_link.cte("new_claim_link"), entry.cte("new_entry"))
+
+
+_ISSUE_POSTGRESQL = _issue_statement()
 _OPEN_LIST = (
     select(_lists.c.id, _lists.c.name, _lists.c.size)
     .where(_lists.c.pass_type == bindparam("pass_type"))
@@ -80,9 +120,17 @@ _OPEN_LIST = (
     .order_by(_lists.c.id)
     .limit(1)
 )
-_COUNT_USE = (
-    update(_lists).where(_lists.c.id == bindparam("list_id")).values(used=_lists.c.used + 1)
+_COUNT_PASSES = (
+    select(func.count()).select_from(_passes).where(_passes.c.status_list_id == bindparam("list_id"))
 )
+_SET_USED = (
+    update(_lists)
+    .where(_lists.c.id == bindparam("list_id"), _lists.c.used < bindparam("counted"))
+    .values(used=bindparam("counted"))
+)
+# How many passes a process issues into a list between two counts: few enough
+# that the list overfills by little, many enough that counting costs nothing.
+RECOUNT_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -92,13 +140,54 @@ class _ListSlot:
     size: int
 
 
+class OpenLists:
+    """Per process: the list each pass type fills, and how many passes may go
+    into it before its passes are counted again.
+
+    Looking the list up and keeping an exact count on its row cost each
+    issuance a statement and, on PostgreSQL, a row lock every concurrent issuer
+    queued on until commit. Counting now and then instead lets the list fill a
+    little beyond ``FILL_LIMIT`` (at most ``RECOUNT_EVERY`` per process, and
+    far less near the limit), which only makes a random slot a little harder
+    to find. Only lists found committed are kept: a list created by a
+    transaction that rolls back is never handed out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lists: dict[str, tuple[_ListSlot, int]] = {}
+
+    def take(self, type_id: str) -> _ListSlot | None:
+        with self._lock:
+            slot, budget = self._lists.get(type_id, (None, 0))
+            if slot is None or budget <= 0:
+                return None
+            self._lists[type_id] = (slot, budget - 1)
+            return slot
+
+    def keep(self, type_id: str, slot: _ListSlot, *, budget: int) -> None:
+        with self._lock:
+            self._lists[type_id] = (slot, budget)
+
+
 def _status_list(
     session: Session, services: Services, pass_type: PassType, now: datetime
 ) -> _ListSlot:
     """The list new passes of this type go into, creating the next one when full."""
-    found = session.connection().execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
-    if found is not None:
-        return _ListSlot(*found)
+    cached = services.open_lists.take(pass_type.id)
+    if cached is not None:
+        return cached
+    connection = session.connection()
+    while (found := connection.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()) is not None:
+        slot = _ListSlot(*found)
+        counted = int(connection.execute(_COUNT_PASSES, {"list_id": slot.id}).scalar_one())
+        # Written only when counting (rarely): a full list is no longer found.
+        connection.execute(_SET_USED, {"list_id": slot.id, "counted": counted})
+        room = int(slot.size * FILL_LIMIT) - counted
+        if room > 0:
+            budget = min(RECOUNT_EVERY, room // 16)
+            services.open_lists.keep(pass_type.id, slot, budget=budget)
+            return slot
     count = session.scalar(
         select(func.count())
         .select_from(StatusListRow)
@@ -125,11 +214,30 @@ def _status_list(
     return _ListSlot(row.id, row.name, row.size)
 
 
-def _insert_pass(session: Session, values: dict[str, object]) -> int | None:
-    """Insert a pass row; None if its status slot was taken by a concurrent issuer."""
-    statement = _INSERT_PASS[session.get_bind().dialect.name]
-    pass_id = session.connection().execute(statement, values).scalar_one_or_none()
-    return None if pass_id is None else int(pass_id)
+def _store_pass(
+    session: Session,
+    values: Mapping[str, object],
+    claim_link: Mapping[str, object],
+    entry: Mapping[str, object],
+) -> int | None:
+    """Insert the pass, its claim link and audit entry; None (and nothing written)
+    if its status slot was taken by a concurrent issuer."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        parameters = {
+            **{f"p_{k}": v for k, v in values.items()},
+            **{f"c_{k}": v for k, v in claim_link.items()},
+            **{f"a_{k}": v for k, v in entry.items()},
+        }
+        found = connection.execute(_ISSUE_POSTGRESQL, parameters).scalar_one_or_none()
+        return None if found is None else int(found)
+    # SQLite runs in-process (no round trips) and has no data-modifying CTEs.
+    pass_id = connection.execute(_INSERT_PASS["sqlite"], dict(values)).scalar_one_or_none()
+    if pass_id is None:
+        return None
+    connection.execute(_INSERT_CLAIM_LINK, {"pass_id": pass_id, **claim_link})
+    connection.execute(audit.INSERT_ENTRY, dict(entry))
+    return int(pass_id)
 
 
 def _check_window(
@@ -197,6 +305,19 @@ def issue_pass(
         "created_at": now,
         "updated_at": now,
     }
+    secret = secrets.token_urlsafe(24)  # 192 bits
+    claim_link = {
+        "token_hash": hash_secret(secret),
+        "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
+        "created_at": now,
+    }
+    entry = audit.entry_values(
+        actor=actor,
+        action="pass.issue",
+        target=serial,
+        details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
+        now=now,
+    )
     for _ in range(MAX_SLOT_ATTEMPTS):
         # Random, never sequential: the index must not reveal the order of issue.
         idx = secrets.randbelow(status_list.size)
@@ -212,31 +333,13 @@ def issue_pass(
             status_idx=idx,
             status_uri=uri,
         )
-        pass_id = _insert_pass(session, {**values, "status_idx": idx, "token": token})
+        pass_id = _store_pass(
+            session, {**values, "status_idx": idx, "token": token}, claim_link, entry
+        )
         if pass_id is not None:
             break
     else:
         raise StateConflictError("no free status slot found; try again")
-    secret = secrets.token_urlsafe(24)  # 192 bits
-    session.connection().execute(
-        _INSERT_CLAIM_LINK,
-        {
-            "pass_id": pass_id,
-            "token_hash": hash_secret(secret),
-            "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
-            "created_at": now,
-        },
-    )
-    # Row and audit locks last: concurrent issuers wait for each other only here.
-    session.connection().execute(_COUNT_USE, {"list_id": status_list.id})
-    audit.record(
-        session,
-        actor=actor,
-        action="pass.issue",
-        target=serial,
-        details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
-        now=now,
-    )
     row = PassRow(id=pass_id, **values, status_idx=idx, token=token)
     return IssuedPass(row=row, claim_secret=secret)
 
@@ -282,14 +385,18 @@ def change_state(
         raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
     if row.state not in allowed:
         raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {action}d")
-    row.state = new_state
-    row.reason = reason
-    row.updated_at = now
-    session.execute(
+    # The list's row lock orders changes: versions commit in the order they are
+    # taken, which publication relies on (see publishing.prepare_status_list).
+    version = session.execute(
         update(StatusListRow)
         .where(StatusListRow.id == row.status_list_id)
         .values(version=StatusListRow.version + 1)
-    )
+        .returning(StatusListRow.version)
+    ).scalar_one()
+    row.state = new_state
+    row.reason = reason
+    row.updated_at = now
+    row.status_version = version
     audit.record(
         session,
         actor=actor,
