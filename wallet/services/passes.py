@@ -92,7 +92,7 @@ def _bind(table: Table, column: str, prefix: str) -> BindParameter[Any]:
     return bindparam(f"{prefix}{column}", type_=table.c[column].type)
 
 
-def _issue_statement() -> Select[tuple[int]]:
+def _issue_statement() -> Select[int]:
     new_pass = (
         postgresql.insert(_passes)
         .values({c: _bind(_passes, c, "p_") for c in _PASS_COLUMNS})
@@ -121,7 +121,9 @@ _OPEN_LIST = (
     .limit(1)
 )
 _COUNT_PASSES = (
-    select(func.count()).select_from(_passes).where(_passes.c.status_list_id == bindparam("list_id"))
+    select(func.count())
+    .select_from(_passes)
+    .where(_passes.c.status_list_id == bindparam("list_id"))
 )
 _SET_USED = (
     update(_lists)
@@ -178,7 +180,8 @@ def _status_list(
     if cached is not None:
         return cached
     connection = session.connection()
-    while (found := connection.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()) is not None:
+    open_list = {"pass_type": pass_type.id}
+    while (found := connection.execute(_OPEN_LIST, open_list).first()) is not None:
         slot = _ListSlot(*found)
         counted = int(connection.execute(_COUNT_PASSES, {"list_id": slot.id}).scalar_one())
         # Written only when counting (rarely): a full list is no longer found.

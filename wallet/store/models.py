@@ -71,9 +71,7 @@ class StatusListRow(Base):
     # The uncompressed byte array of the published token: the next publication
     # applies only the passes changed since (PassRow.status_version), not all.
     # Deferred: only publication reads it.
-    published_bits: Mapped[bytes | None] = mapped_column(
-        LargeBinary, default=None, deferred=True
-    )
+    published_bits: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     created_at: Mapped[datetime]
 
 
