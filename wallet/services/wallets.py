@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wallet.config import Settings
 from wallet.errors import ConfigError
-from wallet.formats import google, printable
+from wallet.formats import google
 from wallet.formats.apple_dev_ca import create_dev_chain
 from wallet.formats.pkpass import AppleDesign, AppleSigner, build_pkpass, load_apple_design
 from wallet.formats.pkpass import load_apple_signer as _load_signer
@@ -28,6 +28,9 @@ from wallet.push.google_api import GoogleWalletClient
 from wallet.qrtext import encode_qr_text
 from wallet.services.context import Services
 from wallet.store.models import PassRow
+
+if TYPE_CHECKING:  # reportlab and Pillow load with the first card printed, not every worker
+    from wallet.formats import printable
 
 __all__ = [
     "APPLE_DEV_FOLDER",
@@ -162,6 +165,8 @@ class WalletFormats:
     @cached_property
     def print_designs(self) -> dict[str, printable.PrintDesign]:
         folder = self._settings.pass_types_dir
+        from wallet.formats import printable
+
         return {t: printable.load_print_design(folder / t) for t in self._types}
 
 
@@ -236,6 +241,8 @@ def google_save_link(
 
 def card(services: Services, row: PassRow, *, kind: str, lang: str, now: datetime) -> bytes:
     """The printable card: kind is "pdf" (ID-1), "sheet" (A4 with cut marks) or "png"."""
+    from wallet.formats import printable
+
     design = services.formats.print_designs[row.pass_type]
     value = wallet_pass(services, row)
     if kind == "pdf":
