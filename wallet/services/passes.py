@@ -33,7 +33,10 @@ STATES = ("valid", "suspended", "revoked")
 # A list takes new passes until it is this full; then a fresh list starts. Random
 # slots stay cheap to find and every list keeps a large herd.
 FILL_LIMIT = 0.75
-MAX_SLOT_ATTEMPTS = 16
+# Random slots tried before giving up. Near FILL_LIMIT each try fails with
+# probability 0.75, so 16 tries failed one issuance in a hundred (0.75**16);
+# 64 fail one in a hundred million. Tries cost nothing until they are needed.
+MAX_SLOT_ATTEMPTS = 64
 BACKDATE_LIMIT = timedelta(days=1)
 FORWARD_LIMIT = timedelta(days=366)
 
