@@ -803,9 +803,10 @@ def bench_database(kinds: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Ro
                 details=asdict(publication),
             )
         )
+        failed = f"; {trips.full_list_failed} found no free slot" if trips.full_list_failed else ""
         for label, value in (
             ("an empty list", trips.empty_list),
-            ("a 69 % full list", trips.full_list),
+            (f"a 69 % full list{failed}", trips.full_list),
         ):
             rows.append(
                 Row(
