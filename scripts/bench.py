@@ -66,15 +66,17 @@ from PIL import Image, ImageChops, ImageFilter
 
 from wallet.bundle import verify_bundle
 from wallet.config import PROJECT_ROOT
+from wallet.domain import WalletPass
 from wallet.formats.qr import qr_info, render_png
 from wallet.formats.qrimage import read_qr_image
-from wallet.formats.walletpass import WalletPass
 from wallet.keys import KeyRole, SigningKey, generate_key
 from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import decode_qr_text, encode_qr_text
 from wallet.services.publishing import export_bundle, sign_status_lists
 from wallet.status import INVALID, MIN_LIST_SIZE, StatusList, allocate_index
-from wallet.tokens import sign_pass_token
+from wallet.tokens import (
+    sign_pass_token,
+)
 from wallet.verifier import Verifier
 
 if TYPE_CHECKING:

@@ -292,7 +292,7 @@ def prepare(url: str, folder: Path) -> tuple[dict[str, str], str]:
     db.upgrade()
     with db.transaction(write=True) as session:
         token = accounts.create_api_token(
-            session, name="bench", role="issuer", actor="bench", now=now
+            session, name="bench", role="issuer", actor="bench", audit_key=keys.audit_key(), now=now
         ).secret
     db.dispose()
     return env, token

@@ -55,7 +55,7 @@ from wallet.formats.pkpass import (
     load_apple_signer,
     read_pkpass,
 )
-from wallet.formats.walletpass import WalletPass
+from wallet.domain import WalletPass
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS_TYPES_DIR = PROJECT_ROOT / "templates" / "passes"
@@ -249,7 +249,15 @@ def bench_save_link(
     def service_link() -> str | None:
         """``wallets.google_save_link`` without its REST insert of class and object."""
         body = generic_object()
-        whole = google.save_url(account, objects=[body], origins=origins, now=now)
+        google_class = google.generic_class(
+            issuer_id=GOOGLE_ISSUER_ID,
+            pass_type=wallet_pass.pass_type,
+            design=design,
+            public_base_url=public_url,
+        )
+        whole = google.save_url(
+            account, objects=[body], classes=[google_class], origins=origins, now=now
+        )
         if whole is not None:
             return whole
         return google.save_url(account, object_ids=[body["id"]], origins=origins, now=now)

@@ -19,7 +19,9 @@ from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import encode_qr_text
 from wallet.services.publishing import sign_status_lists
 from wallet.status import MIN_LIST_SIZE, StatusList
-from wallet.tokens import sign_pass_token
+from wallet.tokens import (
+    sign_pass_token,
+)
 from wallet.verifier import Verifier
 
 ISSUER = "https://pass.stadt-musterstadt.de"

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from wallet.errors import BundleError, BundleExpiredError, BundleRollbackError, SigningKeyError
+from wallet.errors import (
+    BundleError,
+    BundleExpiredError,
+    BundleRollbackError,
+    SigningKeyError,
+    TokenRejected,
+)
+from wallet.jws import (
+    sign_jws,
+    verify_jws,
+)
 from wallet.keys import (
     KeyInfo,
     KeyRing,
@@ -26,7 +36,6 @@ from wallet.keys import (
     load_public_key_pem,
     public_key_from_jwk,
 )
-from wallet.tokens import TokenRejected, sign_jws, verify_jws
 
 BUNDLE_TYP = "wallet-bundle+jwt"
 MAX_BUNDLE_LENGTH = 64 * 1024 * 1024

@@ -17,6 +17,9 @@ from wallet.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
+# Apple's formats: a reverse-DNS Pass Type ID, a 10-character team id.
+_PASS_TYPE_ID_RE = re.compile(r"pass(\.[A-Za-z0-9][A-Za-z0-9-]{0,62}){1,10}")
+_TEAM_ID_RE = re.compile(r"[A-Z0-9]{10}")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 
 
@@ -185,6 +188,16 @@ def _apple(env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(
             "WALLET_APPLE_PASS_TYPE_ID and WALLET_APPLE_TEAM_ID must be set with the Apple "
             "certificates (both are in the Pass Type ID certificate's subject)"
+        )
+    if pass_type_id and not _PASS_TYPE_ID_RE.fullmatch(pass_type_id):
+        raise ConfigError(
+            "WALLET_APPLE_PASS_TYPE_ID must be a Pass Type ID like pass.de.stadt.wallet "
+            f"(got {pass_type_id!r})"
+        )
+    if team_id and not _TEAM_ID_RE.fullmatch(team_id):
+        raise ConfigError(
+            "WALLET_APPLE_TEAM_ID must be the 10 capital letters and digits of the Apple "
+            f"team id, like A1B2C3D4E5 (got {team_id!r})"
         )
     passphrase = env.get("WALLET_APPLE_PASS_KEY_PASSPHRASE")
     apns_key = _path(env, "WALLET_APNS_KEY")

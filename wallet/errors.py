@@ -7,6 +7,9 @@ a human ``message``. Third-party exceptions are translated at the boundary with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 
 class WalletError(Exception):
     """Base of every error this package raises on purpose."""
@@ -97,10 +100,113 @@ class QRTextError(WalletError):
     code = "malformed"
 
 
+class MalformedDataError(WalletError):
+    """Bytes or text not in the one strict encoding expected (base64url, JSON); see codec."""
+
+    code = "malformed"
+
+
+class DuplicateJSONMemberError(MalformedDataError):
+    code = "duplicate_member"
+
+
 class TokenError(WalletError):
     """A token cannot be trusted. Subclasses carry a more specific code."""
 
     code = "token_invalid"
+
+
+class TokenRejected(TokenError):
+    """A token that fails verification; ``state`` is what a verifier shows."""
+
+    state: ClassVar[str] = "invalid"
+
+    def __init__(self, message: str, *, claims: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.claims: Mapping[str, Any] = claims or {}
+
+
+class MalformedTokenError(TokenRejected):
+    code = "malformed"
+
+
+class TokenTooLongError(MalformedTokenError):
+    code = "too_long"
+
+
+class DuplicateMemberError(MalformedTokenError):
+    code = "duplicate_member"
+
+
+class HeaderError(TokenRejected):
+    code = "bad_header"
+
+
+class AlgNoneError(HeaderError):
+    code = "alg_none"
+
+
+class AlgorithmMismatchError(HeaderError):
+    code = "alg_mismatch"
+
+
+class CritHeaderError(HeaderError):
+    code = "crit_header"
+
+
+class ForbiddenHeaderError(HeaderError):
+    code = "forbidden_header"
+
+
+class WrongTypeError(HeaderError):
+    code = "wrong_typ"
+
+
+class UnknownKeyError(TokenRejected):
+    code = "unknown_kid"
+    state = "unknown_key"
+
+
+class BadSignatureError(TokenRejected):
+    code = "bad_signature"
+
+
+class ClaimError(TokenRejected):
+    code = "bad_claim"
+
+
+class WrongIssuerError(ClaimError):
+    code = "wrong_issuer"
+
+
+class IssuedInFutureError(ClaimError):
+    code = "issued_in_future"
+
+
+class ExpiredError(TokenRejected):
+    code = "expired"
+    state = "expired"
+
+
+class NotYetValidError(TokenRejected):
+    code = "not_yet_valid"
+    state = "not_yet_valid"
+
+
+class KeyRevokedError(TokenRejected):
+    code = "key_revoked"
+
+
+class KeyNotAllowedError(TokenRejected):
+    code = "key_not_allowed"
+
+
+class KeyWindowError(TokenRejected):
+    code = "key_window"
+
+
+class StatusListSubjectError(TokenRejected):
+    code = "status_list_subject"
 
 
 class BundleError(WalletError):

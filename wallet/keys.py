@@ -7,7 +7,6 @@ here ever takes an algorithm from a token.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,7 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from wallet.errors import KeyPassphraseError, SigningKeyError
+from wallet.codec import b64url_decode, b64url_encode
+from wallet.errors import KeyPassphraseError, MalformedDataError, SigningKeyError
 
 Algorithm = Literal["ES256", "EdDSA"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ES256", "EdDSA")
@@ -41,14 +41,6 @@ class KeyState(StrEnum):
 class KeyRole(StrEnum):
     PASS = "pass"  # noqa: S105 - signs pass tokens and status list tokens
     ROOT = "root"  # signs trust bundles only, never a pass
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _timestamp(value: datetime | None) -> int | None:
@@ -139,21 +131,21 @@ def public_jwk(key: PublicKeyObject) -> dict[str, str]:
     """The required members of the key's JWK, as RFC 7638 orders them."""
     if isinstance(key, ed25519.Ed25519PublicKey):
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
+        return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw)}
     algorithm_for(key)
     numbers = key.public_numbers()
     return {
         "crv": "P-256",
         "kty": "EC",
-        "x": b64url(numbers.x.to_bytes(32, "big")),
-        "y": b64url(numbers.y.to_bytes(32, "big")),
+        "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+        "y": b64url_encode(numbers.y.to_bytes(32, "big")),
     }
 
 
 def thumbprint(key: PublicKeyObject) -> str:
     """RFC 7638 JWK thumbprint (SHA-256), base64url."""
     canonical = json.dumps(public_jwk(key), separators=(",", ":"), sort_keys=True)
-    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
 
 
 def kid_for(key: PublicKeyObject) -> str:
@@ -161,16 +153,25 @@ def kid_for(key: PublicKeyObject) -> str:
     return thumbprint(key)[:KID_LENGTH]
 
 
+def _jwk_bytes(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise SigningKeyError("a JWK coordinate must be base64url text")
+    try:
+        return b64url_decode(value, what="JWK coordinate")
+    except MalformedDataError as exc:
+        raise SigningKeyError(exc.message) from exc
+
+
 def public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKeyObject:
     """Parse the public part of an EC P-256 or Ed25519 JWK, strictly."""
     try:
         if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
-            x = _b64url_decode(jwk["x"])
+            x = _jwk_bytes(jwk["x"])
             if len(x) != 32:
                 raise SigningKeyError("Ed25519 key must be 32 bytes")
             return ed25519.Ed25519PublicKey.from_public_bytes(x)
         if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
-            x, y = _b64url_decode(jwk["x"]), _b64url_decode(jwk["y"])
+            x, y = _jwk_bytes(jwk["x"]), _jwk_bytes(jwk["y"])
             if len(x) != 32 or len(y) != 32:
                 raise SigningKeyError("P-256 coordinates must be 32 bytes each")
             numbers = ec.EllipticCurvePublicNumbers(
@@ -265,13 +266,9 @@ def generate_key(
     not_after: datetime | None = None,
 ) -> SigningKey:
     """A fresh key pinned to ``alg``."""
-    private: PrivateKey
-    if alg == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    elif alg == "EdDSA":
-        private = ed25519.Ed25519PrivateKey.generate()
-    else:
+    if alg not in ALGORITHMS:
         raise SigningKeyError(f"unsupported algorithm {alg!r}; use ES256 or EdDSA")
+    private = _private_key_with_usable_kid(alg)
     types = frozenset(pass_types)
     if role is KeyRole.PASS and not types:
         raise SigningKeyError("a pass signing key needs at least one pass type")
@@ -288,6 +285,22 @@ def generate_key(
         pass_types=types,
     )
     return SigningKey(info=info, key=private)
+
+
+def _private_key_with_usable_kid(alg: Algorithm) -> PrivateKey:
+    """A fresh private key whose kid does not start with "-".
+
+    The kid is typed on command lines (`wallet keys retire KID`), where a
+    leading "-" reads as an option; one key in 64 would draw such a kid.
+    """
+    while True:
+        private: PrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if alg == "ES256"
+            else ed25519.Ed25519PrivateKey.generate()
+        )
+        if not kid_for(private.public_key()).startswith("-"):
+            return private
 
 
 def pem_is_encrypted(data: bytes) -> bool:

@@ -4,6 +4,8 @@ Layout of ``WALLET_SIGNING_KEYS_DIR``::
 
     <kid>.key.pem   private key, PKCS#8, encrypted with WALLET_KEY_PASSPHRASE
     <kid>.json      metadata (KeyInfo) and the public key, readable without it
+    audit.key.pem   the audit key (Ed25519, PKCS#8), encrypted the same way;
+                    it authenticates audit entries and signs their checkpoints
 
 Unencrypted private keys are written and read only in explicit dev mode.
 """
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from wallet.auditkey import AuditKey, CheckpointError
 from wallet.errors import KeyNotFoundError, KeyPassphraseError, SigningKeyError
 from wallet.files import write_atomically
 from wallet.keys import (
@@ -36,6 +41,7 @@ from wallet.keys import (
 
 log = logging.getLogger(__name__)
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
+AUDIT_KEY_FILE = "audit.key.pem"
 
 
 class KeyStore:
@@ -233,3 +239,73 @@ class KeyStore:
         )
         self.retire(kid, now=now)
         return new
+
+    # -- the audit key -----------------------------------------------------
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.folder / AUDIT_KEY_FILE
+
+    def audit_key(self) -> AuditKey:
+        """The audit key; in dev mode it is created on first use, like dev signing keys.
+
+        Outside dev mode only :meth:`create_audit_key` (``wallet setup``) makes
+        one: a host that silently made its own would write entries every other
+        host's sealer calls forged.
+        """
+        try:
+            data = self.audit_key_path.read_bytes()
+        except FileNotFoundError:
+            if not self._dev_mode:
+                raise KeyNotFoundError(
+                    f"no audit key in {self.folder}: run `wallet setup` (or copy "
+                    f"{AUDIT_KEY_FILE} from the host that made it)"
+                ) from None
+            self.create_audit_key()
+            data = self.audit_key_path.read_bytes()
+        except OSError as exc:
+            raise SigningKeyError(f"the audit key {self.audit_key_path} is unreadable") from exc
+        if not pem_is_encrypted(data):
+            if not self._dev_mode:
+                raise KeyPassphraseError(
+                    "the audit key is stored unencrypted, which only dev mode allows"
+                )
+            passphrase = None
+        elif self._passphrase is None:
+            raise KeyPassphraseError("the audit key is encrypted: set WALLET_KEY_PASSPHRASE")
+        else:
+            passphrase = self._passphrase
+        try:
+            return AuditKey.from_pem(data, passphrase=passphrase)
+        except CheckpointError as exc:
+            raise KeyPassphraseError(
+                f"{exc.message} (wrong WALLET_KEY_PASSPHRASE, or a damaged file)"
+            ) from exc
+
+    def create_audit_key(self) -> bool:
+        """Create the audit key unless one exists; True if this call made it.
+
+        Linked into place without replacing: two processes racing here end up
+        with the same key, the first one's.
+        """
+        if self._passphrase is None and not self._dev_mode:
+            raise KeyPassphraseError("set WALLET_KEY_PASSPHRASE to encrypt the audit key")
+        if self.audit_key_path.exists():
+            return False
+        pem = AuditKey.generate().private_pem(passphrase=self._passphrase)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".audit.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, self.audit_key_path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        if self._passphrase is None:
+            log.warning("dev mode: the audit key is stored UNENCRYPTED in %s", self.folder)
+        return True

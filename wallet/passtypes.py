@@ -23,6 +23,8 @@ LANGUAGES = ("de", "en")
 StalePolicy = Literal["fail_closed", "warn"]
 _ID_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# A letter range or class in a field's pattern: [A-Z], a-z, Ä, \w, \p, or "." (any).
+_LETTERS_IN_PATTERN = re.compile(r"[A-Za-z]-[A-Za-z]|[ÄÖÜäöü]|\\w|\\p|(?<!\\)\.")
 MAX_YEAR = 9000  # far beyond any pass; keeps date arithmetic away from year 9999
 
 
@@ -54,6 +56,15 @@ class Field:
     max_length: int
     pattern: re.Pattern[str] | None
     in_token: bool
+    example: str | None = None  # a value the pattern accepts, for hints and errors
+
+    @property
+    def capitalised(self) -> bool:
+        """Whether typed letters are stored as capitals: a pattern that admits letters.
+
+        A digits-only pattern (a card number) admits none, so no hint about capitals.
+        """
+        return self.pattern is not None and bool(_LETTERS_IN_PATTERN.search(self.pattern.pattern))
 
     def clean(self, value: object) -> str:
         """Return the normalised value, or raise naming this field."""
@@ -74,8 +85,9 @@ class Field:
                 f"{self.name} is longer than {self.max_length} characters", field=self.name
             )
         if self.pattern is not None and not self.pattern.fullmatch(text):
+            like = f" (for example {self.example})" if self.example else ""
             raise HolderDataError(
-                f"{self.name} {value!r} does not have the expected format", field=self.name
+                f"{self.name} {value!r} does not have the expected format{like}", field=self.name
             )
         return text
 
@@ -152,7 +164,7 @@ def _text(raw: object, where: str) -> Text:
 def _field(raw: object, where: str) -> Field:
     if not isinstance(raw, dict):
         raise PassTypeError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token"}
+    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token", "example"}
     if unknown:
         raise PassTypeError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -173,12 +185,22 @@ def _field(raw: object, where: str) -> Field:
     in_token = raw.get("in_token", False)
     if not isinstance(in_token, bool):
         raise PassTypeError(f"{where}.in_token must be true or false")
+    example = raw.get("example")
+    if example is not None and (
+        not isinstance(example, str)
+        or not example.strip()
+        or len(example) > max_length
+        or (pattern is not None and not pattern.fullmatch(example))
+    ):
+        # A hint that shows a value the form would refuse is worse than none.
+        raise PassTypeError(f"{where}.example must be a value the field accepts")
     return Field(
         name=name,
         label=_text(raw.get("label"), f"{where}.label"),
         max_length=max_length,
         pattern=pattern,
         in_token=in_token,
+        example=example,
     )
 
 

@@ -22,12 +22,12 @@ Pure: stdlib and :mod:`wallet.errors` only, so the offline verifier can use it.
 
 from __future__ import annotations
 
-import base64
 import re
 import zlib
 from typing import Final
 
-from wallet.errors import QRTextError
+from wallet.codec import b64url_decode, b64url_encode, b64url_length
+from wallet.errors import MalformedDataError, QRTextError
 
 __all__ = ["PREFIX", "decode_qr_parts", "decode_qr_text", "encode_qr_text", "is_qr_text"]
 
@@ -46,7 +46,6 @@ _SLACK_BYTES: Final = 64
 _MAX_VARINT_BYTES: Final = 5
 
 _DIGITS = re.compile(r"[0-9]*")
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def is_qr_text(text: str) -> bool:
@@ -83,7 +82,7 @@ def decode_qr_text(text: str, *, max_jws_length: int = 4096) -> str:
     parts = decode_qr_parts(text, max_jws_length=max_jws_length)
     if parts is None:
         return text
-    return ".".join(_b64url_encode(segment) for segment in parts)
+    return ".".join(b64url_encode(segment) for segment in parts)
 
 
 def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, bytes, bytes] | None:
@@ -114,7 +113,7 @@ def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, by
     header = inner[offset : offset + header_length]
     payload = inner[offset + header_length :]
 
-    length = sum(_b64url_length(len(segment)) for segment in (header, payload, signature)) + 2
+    length = sum(b64url_length(len(segment)) for segment in (header, payload, signature)) + 2
     if length > max_jws_length:
         raise QRTextError(f"the QR text decodes to a token longer than {max_jws_length} characters")
     return header, payload, signature
@@ -122,21 +121,12 @@ def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, by
 
 def _b64url_decode(segment: str) -> bytes:
     """Decode strictly, so that re-encoding gives back the very same segment."""
-    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
-        raise QRTextError("a JWS segment is not unpadded base64url")
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if _b64url_encode(raw) != segment:
-        raise QRTextError("a JWS segment is not canonical base64url")
-    return raw
-
-
-def _b64url_encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64url_length(raw_length: int) -> int:
-    """Length of unpadded base64url for `raw_length` bytes, without building it."""
-    return (4 * raw_length + 2) // 3
+    if not segment:
+        return b""  # the QR encoding is total; judging empty parts is the JWS layer's job
+    try:
+        return b64url_decode(segment, what="JWS segment")
+    except MalformedDataError as exc:
+        raise QRTextError(exc.message) from exc
 
 
 def _varint(value: int) -> bytes:

@@ -1,33 +1,54 @@
-"""Signed tokens: pass tokens, status list tokens, and the JWS under both.
+"""Pass tokens and status list tokens: what their claims must say, on top of the JWS layer.
 
-Signing goes through PyJWT's algorithm objects. Verification is strict before
-any cryptography runs: a length cap, canonical base64url, JSON without duplicate members, a
-header of exactly ``alg``, ``kid`` and ``typ``, and an algorithm that must equal
-the one pinned to the key, never one chosen by the token.
+:mod:`wallet.jws` checks that a token is a genuine JWS of its type from a
+trusted key; this module checks its claims (issuer, times, the holder fields,
+the status reference) and the key's right to sign them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
-import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, cast
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm
-
-from wallet.errors import SigningKeyError, StatusListError, TokenError
+from wallet.codec import b64url_encode
+from wallet.errors import (
+    ClaimError,
+    ExpiredError,
+    IssuedInFutureError,
+    KeyNotAllowedError,
+    KeyRevokedError,
+    KeyWindowError,
+    NotYetValidError,
+    SigningKeyError,
+    StatusListError,
+    StatusListSubjectError,
+    TokenRejected,
+    WrongIssuerError,
+)
+from wallet.jws import JWSVerifier, VerifiedJWS, sign_jws, verify_jws
 from wallet.keys import KeyRing, KeyRole, KeyState, PublicKey, SigningKey
 from wallet.status import StatusList
+
+__all__ = [
+    "MAX_PASS_TOKEN_LENGTH",
+    "MAX_STATUS_LIST_TOKEN_LENGTH",
+    "PASS_TYP",
+    "SERIAL_RE",
+    "STATUS_LIST_TYP",
+    "PassClaims",
+    "PassTokenVerifier",
+    "StatusListToken",
+    "new_serial",
+    "sign_pass_token",
+    "sign_status_list_token",
+    "signature_keys",
+    "verify_pass_token",
+    "verify_status_list_token",
+]
 
 PASS_TYP = "pass+jwt"  # noqa: S105 - a media type, not a password
 STATUS_LIST_TYP = "statuslist+jwt"
@@ -38,339 +59,20 @@ MAX_VALIDITY = timedelta(days=11 * 366)  # longest pass type validity (10 years)
 _MAX_VALIDITY_SECONDS = int(MAX_VALIDITY.total_seconds())
 MAX_TIMESTAMP = 2**34  # about the year 2514; anything later is nonsense
 
-_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
 # What a pass serial looks like (new_serial makes 16 characters of base64url).
 SERIAL_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
-_FETCH_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
-# PyJWT's algorithm objects sign. Verification calls cryptography directly with
-# the key's pinned algorithm: it is the hot path of every scan on the street.
-_ALGORITHMS = {"ES256": ECAlgorithm(ECAlgorithm.SHA256), "EdDSA": OKPAlgorithm()}
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-
-
-def _signature_matches(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
-    """Check a raw JWS signature with the algorithm pinned to ``key``."""
-    # PublicKey guarantees at construction that the key object fits its algorithm.
-    try:
-        if key.info.alg == "ES256":
-            if len(signature) != 64:
-                return False
-            r = int.from_bytes(signature[:32], "big")
-            s = int.from_bytes(signature[32:], "big")
-            ecdsa_key = cast(ec.EllipticCurvePublicKey, key.key)
-            ecdsa_key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
-        else:
-            cast(ed25519.Ed25519PublicKey, key.key).verify(signature, signing_input)
-    except InvalidSignature:
-        return False
-    return True
-
-
-# -- errors ------------------------------------------------------------------
-
-
-class TokenRejected(TokenError):
-    """A token that fails verification; ``state`` is what a verifier shows."""
-
-    state: ClassVar[str] = "invalid"
-
-    def __init__(self, message: str, *, claims: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.claims: Mapping[str, Any] = claims or {}
-
-
-class MalformedTokenError(TokenRejected):
-    code = "malformed"
-
-
-class TokenTooLongError(MalformedTokenError):
-    code = "too_long"
-
-
-class DuplicateMemberError(MalformedTokenError):
-    code = "duplicate_member"
-
-
-class HeaderError(TokenRejected):
-    code = "bad_header"
-
-
-class AlgNoneError(HeaderError):
-    code = "alg_none"
-
-
-class AlgorithmMismatchError(HeaderError):
-    code = "alg_mismatch"
-
-
-class CritHeaderError(HeaderError):
-    code = "crit_header"
-
-
-class ForbiddenHeaderError(HeaderError):
-    code = "forbidden_header"
-
-
-class WrongTypeError(HeaderError):
-    code = "wrong_typ"
-
-
-class UnknownKeyError(TokenRejected):
-    code = "unknown_kid"
-    state = "unknown_key"
-
-
-class BadSignatureError(TokenRejected):
-    code = "bad_signature"
-
-
-class ClaimError(TokenRejected):
-    code = "bad_claim"
-
-
-class WrongIssuerError(ClaimError):
-    code = "wrong_issuer"
-
-
-class IssuedInFutureError(ClaimError):
-    code = "issued_in_future"
-
-
-class ExpiredError(TokenRejected):
-    code = "expired"
-    state = "expired"
-
-
-class NotYetValidError(TokenRejected):
-    code = "not_yet_valid"
-    state = "not_yet_valid"
-
-
-class KeyRevokedError(TokenRejected):
-    code = "key_revoked"
-
-
-class KeyNotAllowedError(TokenRejected):
-    code = "key_not_allowed"
-
-
-class KeyWindowError(TokenRejected):
-    code = "key_window"
-
-
-class StatusListSubjectError(TokenRejected):
-    code = "status_list_subject"
-
-
-# -- the JWS layer -----------------------------------------------------------
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-# For a segment of length 4n+2 (or 4n+3) the last character carries 4 (or 2) bits
-# that decode to nothing; canonical base64url has them zero.
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-_UNUSED_BITS_MASK = {2: 0x0F, 3: 0x03}
-_CANONICAL_LAST = {
-    rest: frozenset(c for i, c in enumerate(_ALPHABET) if not i & mask)
-    for rest, mask in _UNUSED_BITS_MASK.items()
-}
-
-
-def _decode_segment(segment: str, what: str) -> bytes:
-    """Canonical base64url only: no padding, whitespace or stray trailing bits."""
-    rest = len(segment) % 4
-    if rest == 1 or not _SEGMENT_RE.fullmatch(segment):
-        raise MalformedTokenError(f"the {what} is not base64url")
-    if rest and segment[-1] not in _CANONICAL_LAST[rest]:
-        raise MalformedTokenError(f"the {what} is not canonical base64url")
-    try:
-        data = segment.encode("ascii").translate(_TO_STANDARD)
-        return binascii.a2b_base64(data + b"==="[: (4 - rest) % 4])
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - the regex rules it out
-        raise MalformedTokenError(f"the {what} is not base64url") from exc
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise DuplicateMemberError(f"duplicate JSON member {duplicate[:32]!r}")
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise MalformedTokenError(f"JSON constant {name} is not allowed")
-
-
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constants)
-
-
-def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
-    """Strict JSON: UTF-8 without BOM, no duplicate members, no NaN, an object."""
-    try:
-        value = _STRICT_JSON.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        if isinstance(exc, TokenRejected):
-            raise
-        raise MalformedTokenError(f"the {what} is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedTokenError(f"the {what} is not a JSON object")
-    return value
-
-
-@dataclass(frozen=True)
-class VerifiedJWS:
-    """A JWS whose signature checked out against ``key``."""
-
-    key: PublicKey
-    header: Mapping[str, Any]
-    payload: dict[str, Any]
-
-
-@functools.lru_cache(maxsize=64)
-def _header_segment(alg: str, kid: str, typ: str) -> str:
-    header = {"alg": alg, "kid": kid, "typ": typ}
-    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii"))
-
-
-def sign_jws(payload: Mapping[str, Any], key: SigningKey, *, typ: str) -> str:
-    """Compact JWS with exactly ``alg``, ``kid`` and ``typ`` in its header.
-
-    PyJWT's algorithm objects make the signature; the header segment of a key
-    is the same for every token, so it is built once.
-    """
-    if key.info.state is not KeyState.ACTIVE:
-        raise SigningKeyError(f"key {key.kid} is {key.info.state.value} and signs nothing more")
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    signing_input = f"{_header_segment(key.info.alg, key.kid, typ)}.{_b64url(body)}"
-    signature = _ALGORITHMS[key.info.alg].sign(signing_input.encode("ascii"), key.key)
-    return f"{signing_input}.{_b64url(signature)}"
-
-
-def _vet_header(header: Mapping[str, Any], keys: KeyRing, typ: str) -> tuple[PublicKey, ...]:
-    """The keys a header may be verified with, or why it is refused."""
-    alg = header.get("alg")
-    if not isinstance(alg, str):
-        raise HeaderError("the header has no algorithm")
-    if alg.strip().lower() == "none":
-        raise AlgNoneError("unsigned tokens (alg none) are never accepted")
-    if "crit" in header:
-        raise CritHeaderError("critical header extensions are not supported")
-    fetched = _FETCH_HEADERS & header.keys()
-    if fetched:
-        raise ForbiddenHeaderError(
-            f"keys are never taken from the token ({', '.join(sorted(fetched))})"
-        )
-    if header.keys() != _HEADER_MEMBERS:
-        extra = sorted(header.keys() - _HEADER_MEMBERS) or sorted(_HEADER_MEMBERS - header.keys())
-        raise HeaderError(f"unexpected or missing header members: {', '.join(extra)}")
-    if not isinstance(header["typ"], str) or header["typ"].lower() != typ:
-        raise WrongTypeError(f"the token type is not {typ}")
-    kid = header["kid"]
-    if not isinstance(kid, str):
-        raise HeaderError("the key id must be text")
-    candidates = keys.find(kid)
-    if not candidates:
-        raise UnknownKeyError(f"no trusted key has the id {kid[:16]!r}")
-    pinned = tuple(k for k in candidates if k.info.alg == alg)
-    if not pinned:
-        raise AlgorithmMismatchError(f"key {kid} is not used with {alg[:16]}")
-    return pinned
-
-
-class JWSVerifier:
-    """Checks compact JWS of one ``typ`` against a key ring; the token chooses nothing.
-
-    Every pass signed by one key carries the same header, so a header that was
-    vetted once is remembered (a bounded number of them: only genuine-looking
-    headers that name a trusted key get in).
-    """
-
-    _CACHE_SIZE = 64
-
-    def __init__(self, keys: KeyRing, *, typ: str, max_length: int) -> None:
-        self.keys = keys
-        self.typ = typ
-        self.max_length = max_length
-        self._vetted: dict[bytes, tuple[dict[str, Any], tuple[PublicKey, ...]]] = {}
-
-    def verify(self, token: object) -> VerifiedJWS:
-        """Verify a compact JWS.
-
-        :raises TokenRejected: (a subclass) naming why the token is not trusted.
-        """
-        if not isinstance(token, str):
-            raise MalformedTokenError("a token must be text")
-        if len(token) > self.max_length:
-            raise TokenTooLongError(f"the token is longer than {self.max_length} characters")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise MalformedTokenError("a compact JWS has exactly three parts")
-        # The header is judged before the other parts are even decoded, so an
-        # unsigned "header.payload." token is named alg_none, not malformed.
-        header, pinned = self._vet(_decode_segment(parts[0], "header"))
-        payload = _decode_segment(parts[1], "payload")
-        signature = _decode_segment(parts[2], "signature")
-        signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
-        return self._check_signature(header, pinned, payload, signature, signing_input)
-
-    def verify_parts(self, header: bytes, payload: bytes, signature: bytes) -> VerifiedJWS:
-        """Verify a JWS given as its decoded parts (as the QR text carries it)."""
-        length = sum((4 * len(p) + 2) // 3 for p in (header, payload, signature)) + 2
-        if length > self.max_length:
-            raise TokenTooLongError(f"the token is longer than {self.max_length} characters")
-        parsed, pinned = self._vet(header)
-        signing_input = f"{_b64url(header)}.{_b64url(payload)}".encode("ascii")
-        return self._check_signature(parsed, pinned, payload, signature, signing_input)
-
-    def _vet(self, header_bytes: bytes) -> tuple[dict[str, Any], tuple[PublicKey, ...]]:
-        vetted = self._vetted.get(header_bytes)
-        if vetted is None:
-            header = parse_json_object(header_bytes, "header")
-            vetted = (header, _vet_header(header, self.keys, self.typ))
-            if len(self._vetted) < self._CACHE_SIZE:
-                self._vetted[header_bytes] = vetted
-        return vetted
-
-    @staticmethod
-    def _check_signature(
-        header: dict[str, Any],
-        pinned: tuple[PublicKey, ...],
-        payload: bytes,
-        signature: bytes,
-        signing_input: bytes,
-    ) -> VerifiedJWS:
-        for key in pinned:
-            if _signature_matches(key, signing_input, signature):
-                return VerifiedJWS(
-                    key=key, header=header, payload=parse_json_object(payload, "payload")
-                )
-        raise BadSignatureError("the signature does not match")
-
-
-def verify_jws(token: object, keys: KeyRing, *, typ: str, max_length: int) -> VerifiedJWS:
-    """Check one compact JWS against the keys (see :class:`JWSVerifier`)."""
-    return JWSVerifier(keys, typ=typ, max_length=max_length).verify(token)
 
 
 # -- claims helpers ----------------------------------------------------------
 
 
-def _timestamp(payload: Mapping[str, Any], name: str, *, required: bool) -> datetime | None:
+def _time_claim(payload: Mapping[str, Any], name: str) -> int:
+    """A required NumericDate claim: a whole number of seconds, no bool, no float."""
     value = payload.get(name)
-    if value is None:
-        if required:
-            raise ClaimError(f"the {name} claim is missing")
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < MAX_TIMESTAMP:
-        raise ClaimError(f"the {name} claim is not a sensible Unix time")
-    return datetime.fromtimestamp(value, UTC)
+    if type(value) is not int or not 0 < value < MAX_TIMESTAMP:  # type() also refuses bool
+        what = "is missing" if value is None else "is not a sensible Unix time"
+        raise ClaimError(f"the {name} claim {what}")
+    return value
 
 
 def _unix(moment: datetime) -> int:
@@ -456,14 +158,6 @@ def sign_pass_token(
     claims["h"] = dict(holder)
     claims["status"] = {"status_list": {"idx": status_idx, "uri": status_uri}}
     return sign_jws(claims, key, typ=PASS_TYP)
-
-
-def _time_claim(payload: Mapping[str, Any], name: str) -> int:
-    value = payload.get(name)
-    if type(value) is not int or not 0 < value < MAX_TIMESTAMP:  # type() also refuses bool
-        what = "is missing" if value is None else "is not a sensible Unix time"
-        raise ClaimError(f"the {name} claim {what}")
-    return value
 
 
 def _pass_claims(payload: Mapping[str, Any], kid: str) -> PassClaims:
@@ -604,10 +298,9 @@ def verify_status_list_token(
         raise StatusListSubjectError("the status list's subject differs from the pass's uri")
     if payload.get("iss") != issuer:
         raise WrongIssuerError("the status list names another issuer, or none")
-    issued_at = _timestamp(payload, "iat", required=True)
+    issued_at = datetime.fromtimestamp(_time_claim(payload, "iat"), UTC)
     # exp is only RECOMMENDED by the draft, but without it a copy never goes stale.
-    expires_at = _timestamp(payload, "exp", required=True)
-    assert issued_at is not None and expires_at is not None
+    expires_at = datetime.fromtimestamp(_time_claim(payload, "exp"), UTC)
     _check_key_for(verified.key, issued_at)
     ttl = payload.get("ttl")
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
@@ -638,6 +331,6 @@ def new_serial() -> str:
     as an option.
     """
     while True:
-        serial = _b64url(secrets.token_bytes(12))
+        serial = b64url_encode(secrets.token_bytes(12))
         if not serial.startswith("-"):
             return serial

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from wallet.bundle import TrustBundle, root_public_key, verify_bundle
-from wallet.errors import BundleError, QRTextError, SigningKeyError, TokenError
+from wallet.errors import (
+    BundleError,
+    QRTextError,
+    SigningKeyError,
+    StatusListSubjectError,
+    TokenError,
+    TokenRejected,
+)
 from wallet.keys import PublicKey
 from wallet.qrtext import decode_qr_parts
 from wallet.status import INVALID, SUSPENDED, VALID
@@ -23,9 +30,7 @@ from wallet.tokens import (
     MAX_PASS_TOKEN_LENGTH,
     PassClaims,
     PassTokenVerifier,
-    StatusListSubjectError,
     StatusListToken,
-    TokenRejected,
     signature_keys,
     verify_status_list_token,
 )

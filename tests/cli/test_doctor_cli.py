@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jwt
 import pytest
 from click.testing import CliRunner
 
@@ -14,12 +15,12 @@ from tests.cli.admin import Wallet, cli_env
 from tests.formats.test_doctor import png, repack, with_pass_json
 from wallet.config import Settings
 from wallet.formats import google
-from wallet.formats.pkpass import read_pkpass
+from wallet.formats.pkpass import AppleSigner, read_pkpass
 from wallet.services import passes, wallets
 from wallet.services.context import Services
 from wallet.store.db import Database
 
-Broken = Callable[[bytes, wallets.AppleSigner], bytes]
+Broken = Callable[[bytes, AppleSigner], bytes]
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def set_up(db: Database, services: Services, tmp_path: Path) -> Wallet:
 
 
 @pytest.fixture
-def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, wallets.AppleSigner]:
+def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, AppleSigner]:
     """A real pass of this instance, built now, and the signer that made it."""
     settings = Settings.from_env({k: v for k, v in set_up.env.items() if v is not None})
     services = Services.from_settings(settings)
@@ -168,7 +169,7 @@ MISTAKES: dict[str, Broken] = {
 
 @pytest.mark.parametrize("code", sorted(MISTAKES))
 def test_each_pass_file_mistake_is_named(
-    code: str, set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, wallets.AppleSigner]
+    code: str, set_up: Wallet, tmp_path: Path, pkpass: tuple[bytes, AppleSigner]
 ) -> None:
     data, signer = pkpass
     result = doctor(set_up, tmp_path, MISTAKES[code](data, signer))
@@ -242,3 +243,30 @@ def test_dev_certs_makes_a_chain_that_doctor_and_openssl_accept(tmp_path: Path) 
     assert verified.returncode == 0, verified.stderr
     again = runner.invoke(cli, ["dev-certs", "--out", str(chain)], env=env)
     assert again.exit_code != 0 and "exists already" in again.output  # never overwritten
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "a.b.c", jwt.encode({"aud": "google"}, "k" * 32, algorithm="HS256")],
+)
+def test_a_garbage_save_link_is_never_called_ok(set_up: Wallet, token: str) -> None:
+    """Without Google set up here the doctor cannot check the signature; the link's shape
+    it can, and a link Google would refuse is an error, not "ok"."""
+    result = set_up("doctor", google.SAVE_URL_PREFIX + token)
+    assert result.exit_code == 1, result.output
+    assert "[save-link-unreadable]" in result.output
+    assert "ok       save link" not in result.output
+
+
+def test_a_well_formed_save_link_without_google_set_up_is_a_warning(set_up: Wallet) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {
+        "iss": "wallet@city.iam.gserviceaccount.com", "aud": "google", "typ": "savetowallet",
+        "origins": ["https://pass.stadt-musterstadt.de"],
+        "payload": {"genericObjects": [{"id": "3388000000022.abc"}]},
+    }  # fmt: skip
+    result = set_up("doctor", google.SAVE_URL_PREFIX + jwt.encode(claims, key, algorithm="RS256"))
+    assert "[save-link-signature-unchecked]" in result.output
+    assert "[save-link-unreadable]" not in result.output

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from wallet.cli import cli
+from wallet.keys import SigningKey
 
 
 def run(
@@ -131,3 +132,49 @@ def test_key_actions_are_audited_when_the_database_is_set_up(
     code, out = run(runner, env, "audit", "show", "--json")
     actions = [json.loads(line)["action"] for line in out.splitlines() if line.strip()]
     assert code == 0 and "key.generate" in actions and "key.retire" in actions
+
+
+def test_new_key_ids_never_start_with_a_dash() -> None:
+    """One thumbprint in 64 starts with "-", which a command line reads as an option."""
+    from tests.factories import NOW
+    from wallet.keys import KeyRole, generate_key
+
+    kids = [generate_key(role=KeyRole.ROOT, now=NOW).kid for _ in range(640)]
+    assert not [kid for kid in kids if kid.startswith("-")]
+
+
+def _key_with_dash_kid() -> SigningKey:
+    """A key as older releases could make it: its kid starts with "-"."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.factories import NOW
+    from wallet.keys import KeyInfo, KeyRole, KeyState, kid_for
+
+    while True:
+        private = ec.generate_private_key(ec.SECP256R1())
+        kid = kid_for(private.public_key())
+        if kid.startswith("-"):
+            break
+    info = KeyInfo(
+        kid=kid, alg="ES256", role=KeyRole.PASS, state=KeyState.ACTIVE, created=NOW,
+        not_before=NOW, not_after=None, pass_types=frozenset({"library"}),
+    )  # fmt: skip
+    return SigningKey(info=info, key=private)
+
+
+@pytest.mark.parametrize("action", ["rotate", "retire", "revoke"])
+def test_existing_key_whose_kid_starts_with_a_dash_can_still_be_named(
+    runner: CliRunner, env: dict[str, str], action: str
+) -> None:
+    from wallet.keystore import KeyStore
+
+    passphrase = env["WALLET_KEY_PASSPHRASE"].encode()
+    store = KeyStore(Path(env["WALLET_SIGNING_KEYS_DIR"]), passphrase=passphrase, dev_mode=False)
+    key = _key_with_dash_kid()
+    store.save(key)
+    extra = ["--yes"] if action == "revoke" else []
+    code, out = run(runner, env, "keys", action, key.kid, *extra)
+    assert code == 0, out
+    assert "No such option" not in out
+    state = {k["kid"]: k["state"] for k in kids(runner, env)}[key.kid]
+    assert state == {"rotate": "retired", "retire": "retired", "revoke": "revoked"}[action]

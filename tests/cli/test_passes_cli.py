@@ -309,3 +309,28 @@ def test_bundle_export_to_a_file_or_stdout(
     assert result.exit_code == 2 and "Missing option '--out'" in result.stderr
     result = wallet("bundle", "export", "--out", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.stderr
+
+
+# -- the instance's identity ------------------------------------------------------------
+
+
+def test_admin_shell_with_another_public_url_or_issuer_cannot_sign(
+    wallet: Wallet, db: Database
+) -> None:
+    """A second terminal without the server's WALLET_PUBLIC_URL would sign passes whose
+    issuer and status list URI every verifier refuses; the CLI names what differs."""
+    first = issue(wallet)
+    other = "https://pass.example.org"
+    for variable, command in (
+        ("WALLET_PUBLIC_URL", ("passes", "issue", "--type", "library", *LIBRARY_FIELDS)),
+        ("WALLET_ISSUER", ("passes", "issue", "--type", "library", *LIBRARY_FIELDS)),
+        ("WALLET_ISSUER", ("passes", "reissue", first)),
+        ("WALLET_PUBLIC_URL", ("bundle", "export", "--out", "-")),
+        ("WALLET_ISSUER", ("status", "publish")),
+    ):
+        result = wallet(*command, **{variable: other})
+        assert result.exit_code == 1, (command, result.output)
+        assert f"{variable} is {other} here" in result.output
+        assert wallet.env["WALLET_PUBLIC_URL"] in result.output  # the service's value
+    assert list(states(db)) == [first]  # nothing was signed, the first pass untouched
+    assert states(db)[first] == "valid"

@@ -256,6 +256,108 @@ def test_audit_verify_names_an_entry_that_cannot_even_be_read(wallet: Wallet, db
     assert result.exit_code == 1 and f"broken at entry {ids[1]}" in result.stderr
 
 
+def test_truncating_the_tail_is_named_by_wallet_audit_verify_against_the_instance_checkpoint(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        issue(wallet)
+    wallet.ok("audit", "verify")
+    assert json.loads((tmp_path / "instance" / "audit-checkpoint.json").read_text())["seq"] == 3
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+    issue(wallet)  # a new entry is not sealed over the gap
+    result = wallet("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "nothing sealed: " in result.stderr
+    assert "removed at the tail: the chain ends at entry 2" in result.stderr
+    assert "vouches for 3: entry 3 was removed at the tail" in result.stderr
+    assert "tampered with (removed at the tail)" in result.stderr
+
+
+def test_row_inserted_straight_into_the_database_is_named_forged_by_wallet_audit_verify(
+    wallet: Wallet, db: Database
+) -> None:
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (at, actor, action, target, details, content_hash) "
+                "SELECT at, 'cli:mallory', action, target, details, content_hash FROM audit_log"
+            )
+        )
+    forged = max(e.id for e in audit_entries(db))
+    result = wallet("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "1 entries refused: not written by the service" in result.stderr
+    assert f"forged: the audit chain is broken at entry {forged}: its MAC" in result.stderr
+    assert [e.seq for e in audit_entries(db)] == [1, None]  # never sealed as genuine
+
+
+def test_the_worker_seals_genuine_entries_refuses_forged_ones_and_stops_at_a_cut_tail(
+    wallet: Wallet, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    issue(wallet)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (at, actor, action, target, details, content_hash) "
+                "SELECT at, 'cli:mallory', action, target, details, content_hash FROM audit_log"
+            )
+        )
+    issue(wallet)
+    wallet.ok("worker", "--once")
+    assert [e.seq for e in audit_entries(db)] == [1, None, 2]
+    assert "were refused: not written by the service" in caplog.text
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+    issue(wallet)
+    wallet.ok("worker", "--once")  # pushes go on; sealing stops
+    assert [e.seq for e in audit_entries(db)] == [1, None, None]
+    assert "audit log not sealed (removed at the tail)" in caplog.text
+
+
+def test_a_restored_backup_is_accepted_only_explicitly_and_the_acceptance_is_logged(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:  # what a backup taken after the first entry holds
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("DELETE FROM audit_checkpoints WHERE seq = 2"))
+    assert "removed at the tail" in wallet("audit", "verify").stderr
+    refused = wallet("audit", "accept-restore", input="n\n")
+    assert refused.exit_code == 1 and "removed at the tail" in wallet("audit", "verify").stderr
+    accepted = wallet.ok("audit", "accept-restore", "--yes")
+    assert "now ends at entry 1 (the checkpoint vouched for 2)" in accepted.stdout
+    assert "entries checked; the audit chain is intact" in wallet.ok("audit", "verify").stdout
+    (entry,) = audit_entries(db, "audit.restore_accepted")
+    details = entry.details
+    assert (entry.seq, details["checkpoint_seq"], details["chain_ends_at"]) == (2, 2, 1)
+    kept = tmp_path / "instance" / entry.details["kept_as"]
+    assert json.loads(kept.read_text())["seq"] == 2
+
+
+def test_accepting_a_restore_refuses_a_log_tampered_with_otherwise(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    issue(wallet)
+    issue(wallet)
+    wallet.ok("audit", "verify")
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        connection.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1"))
+    result = wallet("audit", "accept-restore", "--yes")
+    assert result.exit_code == 1
+    assert "tampered with otherwise (changed, removed at the tail)" in result.stderr
+    kept = json.loads((tmp_path / "instance" / "audit-checkpoint.json").read_text())
+    assert kept["seq"] == 2  # the evidence stays where verify looks for it
+
+
 # -- the command itself -------------------------------------------------------------------
 
 

@@ -102,4 +102,6 @@ def test_setup_outside_dev_mode_needs_the_production_secrets(db: Database, tmp_p
     wallet.ok("setup", WALLET_DEV_MODE="0", **production)
     pem = next((tmp_path / "keys").glob("*.key.pem")).read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    audit_key = (tmp_path / "keys" / "audit.key.pem").read_bytes()
+    assert audit_key.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert not (tmp_path / "instance" / "secret_key").exists()

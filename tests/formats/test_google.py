@@ -29,6 +29,7 @@ from tests.standins.google_wallet import (  # noqa: F401 - fixtures
     write_service_account_file,
 )
 from wallet.config import PROJECT_ROOT
+from wallet.domain import HolderField
 from wallet.errors import ConfigError, InputError, PassTypeError
 from wallet.formats.google import (
     MAX_SAVE_LINK_LENGTH,
@@ -43,7 +44,6 @@ from wallet.formats.google import (
     save_url,
     state_patch,
 )
-from wallet.formats.walletpass import HolderField
 from wallet.passtypes import Text
 
 PASSES = PROJECT_ROOT / "templates" / "passes"
@@ -65,6 +65,15 @@ def obj(type_id: str = "library", **kwargs: Any) -> dict[str, Any]:
     return generic_object(
         wallet_pass(type_id, **kwargs),
         issuer_id=ISSUER_ID,
+        design=design(type_id),
+        public_base_url=PUBLIC,
+    )
+
+
+def cls(type_id: str = "library") -> dict[str, Any]:
+    return generic_class(
+        issuer_id=ISSUER_ID,
+        pass_type=PASS_TYPES[type_id],
         design=design(type_id),
         public_base_url=PUBLIC,
     )
@@ -358,9 +367,24 @@ def test_save_link_verifies_with_the_public_key_and_has_the_claims(
 
 def test_save_link_with_a_small_whole_object(account: ServiceAccount) -> None:
     small = {"id": f"{ISSUER_ID}.x", "classId": f"{ISSUER_ID}.library", "state": "ACTIVE"}
-    url = save_url(account, objects=[small], origins=ORIGINS, now=NOW)
+    small_class = {"id": f"{ISSUER_ID}.library"}
+    url = save_url(account, objects=[small], classes=[small_class], origins=ORIGINS, now=NOW)
     assert url is not None
-    assert decode_save_link(url, account)["payload"]["genericObjects"] == [small]
+    payload = decode_save_link(url, account)["payload"]
+    assert payload == {"genericClasses": [small_class], "genericObjects": [small]}
+
+
+def test_save_link_with_a_whole_object_carries_its_class(account: ServiceAccount) -> None:
+    """Google refuses an object whose class it does not have: the link brings the class along."""
+    small = {"id": f"{ISSUER_ID}.x", "classId": f"{ISSUER_ID}.library", "state": "ACTIVE"}
+    library = cls("library")
+    url = save_url(account, objects=[small], classes=[library], origins=ORIGINS, now=NOW)
+    assert url is not None
+    assert decode_save_link(url, account)["payload"]["genericClasses"] == [library]
+    with pytest.raises(ValueError, match="classes"):
+        save_url(account, objects=[small], origins=ORIGINS, now=NOW)
+    with pytest.raises(ValueError, match="classId"):
+        save_url(account, objects=[small], classes=[cls("parking")], origins=ORIGINS, now=NOW)
 
 
 def test_save_link_signed_with_another_key_does_not_verify(account: ServiceAccount) -> None:
@@ -374,7 +398,7 @@ def test_save_link_signed_with_another_key_does_not_verify(account: ServiceAccou
 def test_long_objects_never_give_a_link_over_the_limit(account: ServiceAccount) -> None:
     """A real pass (token in the QR code) is too long for a link: None, never a long URL."""
     whole = obj("library")
-    assert save_url(account, objects=[whole], origins=ORIGINS, now=NOW) is None
+    assert save_url(account, objects=[whole], classes=[cls()], origins=ORIGINS, now=NOW) is None
     # The same object by id, after inserting it over REST, fits.
     short = save_url(account, object_ids=[whole["id"]], origins=ORIGINS, now=NOW)
     assert short is not None and len(short) <= MAX_SAVE_LINK_LENGTH
@@ -385,7 +409,8 @@ def test_no_link_is_ever_longer_than_the_limit(account: ServiceAccount) -> None:
     lengths: list[int | None] = []
     for size in range(0, 1500, 3):
         padded = {"id": f"{ISSUER_ID}.x", "classId": f"{ISSUER_ID}.library", "pad": "x" * size}
-        url = save_url(account, objects=[padded], origins=ORIGINS, now=NOW)
+        classes = [{"id": f"{ISSUER_ID}.library"}]
+        url = save_url(account, objects=[padded], classes=classes, origins=ORIGINS, now=NOW)
         lengths.append(None if url is None else len(url))
     returned = [n for n in lengths if n is not None]
     assert returned and max(returned) <= MAX_SAVE_LINK_LENGTH
@@ -408,6 +433,9 @@ def test_many_ids_never_give_a_link_over_the_limit(account: ServiceAccount) -> N
     [
         {},
         {"objects": [{"id": "1.x"}], "object_ids": ["1.x"]},
+        {"objects": [{"id": "1.x", "classId": "1.c"}]},
+        {"objects": [{"id": "1.x", "classId": "1.c"}], "classes": [{"id": "1.d"}]},
+        {"object_ids": ["1.x"], "classes": [{"id": "1.c"}]},
         {"object_ids": []},
         {"object_ids": ["../x"]},
         {"object_ids": ["1.x"], "origins": ["https://a.example/path"]},

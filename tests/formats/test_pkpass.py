@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
 from tests.formats.conftest import DESIGNS, PASS_TYPE_ID, TEAM_ID
 from tests.openssl import OPENSSL, openssl_verify
+from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError, InputError, WalletError
 from wallet.formats.apple_dev_ca import DevChain, create_dev_chain
 from wallet.formats.pkpass import (
@@ -32,7 +33,6 @@ from wallet.formats.pkpass import (
     parse_strings,
     read_pkpass,
 )
-from wallet.formats.walletpass import PassState, WalletPass
 from wallet.qrtext import encode_qr_text
 
 WEB_SERVICE = "https://pass.stadt-musterstadt.de/apple"

@@ -161,9 +161,13 @@ def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: 
     run_together(worker, threads=8)
     slots = {(p.row.status_list_id, p.row.status_idx) for p in issued}
     assert len(slots) == len(issued) == 48
-    assert audit.seal_all(lambda: db.transaction(write=True)) == 48
+    sealed = audit.seal_all(
+        lambda: db.transaction(write=True), key=services.audit_key, checkpoint_file=None,
+        clock=lambda: NOW,
+    )  # fmt: skip
+    assert sealed.sealed == 48
     with db.transaction(write=False) as session:
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, key=services.audit_key)
     assert (report.intact, report.entries, report.unsealed) == (True, 48, 0)
 
 
@@ -177,3 +181,51 @@ def test_a_new_counter_bumped_by_many_at_once_counts_each_exactly_once(db: Datab
 
     run_together(bump, threads=6)
     assert sorted(values) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("signed_by_cli_with", [timedelta(hours=1), timedelta(days=1)])
+def test_server_never_serves_a_bundle_expired_by_its_own_lifetime(
+    db: Database, services: Services, signed_by_cli_with: timedelta
+) -> None:
+    """A CLI with a shorter WALLET_BUNDLE_LIFETIME signed the stored bundle; the server's
+    longer setting must not keep serving it until devices refuse it as expired."""
+    from dataclasses import replace
+
+    short = replace(
+        services,
+        settings=replace(
+            services.settings, bundle_lifetime=int(signed_by_cli_with.total_seconds())
+        ),
+    )
+    with db.transaction(write=True) as session:
+        publishing.publish_bundle(session, short, now=NOW)
+    root = root_public_key(services.keys.root_public_key(now=NOW).pem())
+    for later in (signed_by_cli_with * 0.6, signed_by_cli_with * 1.5):
+        with db.transaction(write=True) as session:
+            served = publishing.cached_bundle(session, services, now=NOW + later) or (
+                publishing.publish_bundle(session, services, now=NOW + later).token
+            )
+        bundle = verify_bundle(served, root, now=NOW + later)
+        assert (
+            bundle.expires_at - (NOW + later)
+            >= timedelta(seconds=services.settings.bundle_lifetime) / 2
+        )
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("suspend", "cannot be suspended"),
+        ("revoke", "cannot be revoked"),
+        ("reinstate", "cannot be reinstated"),
+    ],
+)
+def test_state_conflicts_name_the_action_in_plain_words(
+    db: Database, services: Services, action: str, words: str
+) -> None:
+    """A message read "it cannot be suspendd"."""
+    serial = issue(db, services, "parking").row.serial
+    change(db, services, serial, "revoke")
+    with pytest.raises(StateConflictError) as caught:
+        change(db, services, serial, action)
+    assert caught.value.message.endswith(f"is revoked; it {words}")

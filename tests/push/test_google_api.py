@@ -29,6 +29,7 @@ from tests.standins.google_wallet import (  # noqa: F401 - the stand-in's fixtur
     wallet_pass,
 )
 from wallet.config import PROJECT_ROOT
+from wallet.domain import WalletPass
 from wallet.errors import DeliveryError
 from wallet.formats.google import (
     ServiceAccount,
@@ -40,7 +41,6 @@ from wallet.formats.google import (
     save_url,
     state_patch,
 )
-from wallet.formats.walletpass import WalletPass
 from wallet.push.google_api import GoogleWalletClient
 
 PUBLIC = "https://pass.stadt-musterstadt.de"
@@ -247,7 +247,8 @@ def test_save_link_after_insert_names_the_inserted_object(
     """The flow for real passes: too long as a whole, so insert first and link by id."""
     client.ensure_class(google_class())
     body = google_object()
-    assert save_url(account, objects=[body], origins=[PUBLIC], now=NOW) is None
+    classes = [google_class()]
+    assert save_url(account, objects=[body], classes=classes, origins=[PUBLIC], now=NOW) is None
     client.insert_object(body)
     url = save_url(account, object_ids=[body["id"]], origins=[PUBLIC], now=NOW)
     assert url is not None

@@ -19,18 +19,23 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from tests.factories import ISSUER, NOW, City
 from tests.security import forge
 from wallet.bundle import BUNDLE_TYP, MAX_BUNDLE_LENGTH, root_public_key, verify_bundle
-from wallet.errors import BundleError, BundleExpiredError, BundleRollbackError, SigningKeyError
-from wallet.keys import PublicKey
-from wallet.tokens import (
+from wallet.errors import (
     AlgNoneError,
     BadSignatureError,
+    BundleError,
+    BundleExpiredError,
+    BundleRollbackError,
     DuplicateMemberError,
+    SigningKeyError,
     TokenRejected,
     TokenTooLongError,
     UnknownKeyError,
     WrongTypeError,
+)
+from wallet.jws import (
     sign_jws,
 )
+from wallet.keys import PublicKey
 from wallet.verifier import Verifier
 
 

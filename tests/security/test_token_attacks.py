@@ -21,10 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tests.factories import ISSUER, NOW, City, status_uri
 from tests.security import forge
+from wallet.jws import (
+    sign_jws,
+)
 from wallet.keys import KeyState
 from wallet.qrtext import encode_qr_text
 from wallet.status import INVALID, MIN_LIST_SIZE, SUSPENDED
-from wallet.tokens import MAX_PASS_TOKEN_LENGTH, MAX_VALIDITY, sign_jws
+from wallet.tokens import (
+    MAX_PASS_TOKEN_LENGTH,
+    MAX_VALIDITY,
+)
 from wallet.verifier import VerificationResult, Verifier
 
 # The order of the P-256 group (SEC 2), for signatures with out-of-range r and s.

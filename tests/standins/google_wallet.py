@@ -35,7 +35,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
-from wallet.formats.walletpass import PassState, WalletPass
+from wallet.domain import PassState, WalletPass
 from wallet.qrtext import encode_qr_text
 
 ISSUER_ID = "3388000000022334455"

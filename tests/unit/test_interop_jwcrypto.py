@@ -18,7 +18,10 @@ from jwcrypto import jwk, jws, jwt
 from tests.factories import HOLDERS, ISSUER, NOW, PASS_TYPES, City, status_uri
 from wallet.keys import KeyRole, KeyState, PublicKey
 from wallet.status import INVALID, SUSPENDED
-from wallet.tokens import PASS_TYP, STATUS_LIST_TYP
+from wallet.tokens import (
+    PASS_TYP,
+    STATUS_LIST_TYP,
+)
 
 
 def published_jwks(keys: list[PublicKey]) -> jwk.JWKSet:

@@ -134,3 +134,33 @@ def test_unreadable_toml_is_reported(tmp_path: Path) -> None:
         load_pass_types(tmp_path)
     with pytest.raises(PassTypeError, match="does not exist"):
         load_pass_types(tmp_path / "absent")
+
+
+def _field_with(**keys: Any) -> dict[str, Any]:
+    return {"fields": [{"name": "n", "label": {"de": "N", "en": "N"}, "max_length": 9, **keys}]}
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["D-AB 12345", "", 12, "1234567890"],  # refused by the pattern, empty, not text, too long
+)
+def test_example_the_field_would_refuse_fails_at_load(example: object) -> None:
+    """A hint that shows a value the form refuses is worse than no hint."""
+    change = _field_with(pattern="[A-Z]-[A-Z]{2} [0-9]{1,4}", example=example)
+    with pytest.raises(PassTypeError, match="example"):
+        parse_pass_type({**base_definition(), **change}, source="pool/pass.toml")
+
+
+def test_example_and_capitals_of_the_shipped_fields() -> None:
+    """The plate's format is shown by example; a digits-only card number has no capitals."""
+    plate, zone = PASS_TYPES["parking"].fields
+    card_number, name = PASS_TYPES["library"].fields
+    assert (plate.example, plate.capitalised) == ("D-AB 1234", True)
+    assert zone.capitalised is True
+    assert (card_number.example, card_number.capitalised) == ("100200300400", False)
+    assert (name.example, name.capitalised) == (None, False)
+
+
+def test_format_error_names_an_example() -> None:
+    with pytest.raises(HolderDataError, match=r"\(for example D-AB 1234\)"):
+        PASS_TYPES["parking"].clean_holder({"plate": "not a plate", "zone": "1"})

@@ -9,13 +9,15 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import HOLDERS, ISSUER, NOW, City, status_uri
-from wallet.errors import SigningKeyError
+from wallet.errors import (
+    SigningKeyError,
+    StatusListSubjectError,
+)
 from wallet.keys import KeyRing, KeyState
 from wallet.status import INVALID
 from wallet.tokens import (
     PASS_TYP,
     STATUS_LIST_TYP,
-    StatusListSubjectError,
     new_serial,
     sign_pass_token,
     verify_pass_token,

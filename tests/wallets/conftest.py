@@ -37,7 +37,7 @@ from wallet.config import Settings
 from wallet.formats.apple_dev_ca import create_dev_chain
 from wallet.services import outbox, passes
 from wallet.services.context import Services
-from wallet.services.wallets import APPLE_DEV_FOLDER
+from wallet.services.credentials import APPLE_DEV_FOLDER
 from wallet.store.db import Database
 from wallet.web import create_app
 

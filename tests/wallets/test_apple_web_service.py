@@ -294,7 +294,9 @@ def test_staff_see_whether_a_change_reached_the_wallet_apps(
 
     with db.transaction(write=True) as session:
         accounts.add_user(session, username="anna", password="correct horse battery",
-                          role="issuer", actor="test", now=NOW)  # fmt: skip
+                          role="issuer", actor="test",
+                          audit_key=wallet_client.application.extensions["wallet"].services.audit_key,
+                          now=NOW)  # fmt: skip
     login_page = wallet_client.get("/console/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', login_page)
     assert token is not None

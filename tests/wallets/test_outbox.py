@@ -437,7 +437,7 @@ def test_the_worker_command_delivers_and_seals(
     with db.transaction(write=False) as session:
         from wallet.services import audit
 
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, key=wallet_services.audit_key)
     assert report.intact and report.unsealed == 0
 
 
@@ -477,16 +477,17 @@ def test_given_up_deliveries_are_listed_and_can_be_retried_after_a_fix(
     drain(db, deliverers)
     env = cli_env(db, wallet_services.settings)
     runner = CliRunner()
+    at_now = lambda: NOW  # noqa: E731 - the CLI reads the test's clock, as drain() does
 
-    listed = runner.invoke(cli, ["outbox", "list"], env=env)
+    listed = runner.invoke(cli, ["outbox", "list"], env=env, obj=at_now)
     assert listed.exit_code == 0, listed.output
     assert row.serial in listed.output and "BadTopic" in listed.output
-    shown = runner.invoke(cli, ["passes", "show", row.serial], env=env)
+    shown = runner.invoke(cli, ["passes", "show", row.serial], env=env, obj=at_now)
     assert "1 delivered, 1 given up" in shown.output
 
-    retried = runner.invoke(cli, ["outbox", "retry"], env=env)
+    retried = runner.invoke(cli, ["outbox", "retry"], env=env, obj=at_now)
     assert retried.exit_code == 0 and "1 deliveries queued again" in retried.output
-    assert "nothing to retry" in runner.invoke(cli, ["outbox", "retry"], env=env).output
+    assert "nothing to retry" in runner.invoke(cli, ["outbox", "retry"], env=env, obj=at_now).output
     assert drain(db, deliverers).delivered == 1
     assert [p.status for p in apns_server.pushes] == [400, 200]
     with db.transaction(write=False) as session:

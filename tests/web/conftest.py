@@ -34,22 +34,23 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def make_token(db: Database) -> Callable[[str], str]:
+def make_token(db: Database, services: Services) -> Callable[[str], str]:
     """Create an API token with a role; returns the bearer secret."""
     counter = iter(range(1_000_000))
 
     def make(role: str) -> str:
         with db.transaction(write=True) as session:
             token = accounts.create_api_token(
-                session, name=f"{role}-{next(counter)}", role=role, actor="test", now=NOW
-            )
+                session, name=f"{role}-{next(counter)}", role=role, actor="test",
+                audit_key=services.audit_key, now=NOW,
+            )  # fmt: skip
         return token.secret
 
     return make
 
 
 @pytest.fixture
-def make_user(db: Database) -> Callable[..., str]:
+def make_user(db: Database, services: Services) -> Callable[..., str]:
     """Create a staff user; returns the username (the password is 'correct horse battery')."""
 
     def make(username: str = "anna", role: str = "issuer") -> str:
@@ -60,6 +61,7 @@ def make_user(db: Database) -> Callable[..., str]:
                 password="correct horse battery",
                 role=role,
                 actor="test",
+                audit_key=services.audit_key,
                 now=NOW,
             )
         return username

@@ -20,10 +20,12 @@ import pytest
 from tests.factories import HOLDERS, NOW, PASS_TYPES
 from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
 from wallet.config import Settings
+from wallet.formats.qrimage import read_qr_image
 from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
 from wallet.services import accounts, passes
 from wallet.services.context import Services
+from wallet.services.wallets import ensure_dev_chain
 from wallet.store.db import Database
 from wallet.web import create_app
 
@@ -73,6 +75,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
     keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
     services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+    ensure_dev_chain(settings, now=NOW)  # Apple Wallet available: its button is checked too
     shutil.copy(sqlite_template, folder / "wallet.sqlite3")
     db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
     valid = _issue(db, services, "library")
@@ -84,8 +87,9 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
         patch.setattr(accounts, "argon2", quick)
         accounts.add_user(
-            session, username="anna", password=PASSWORD, role="issuer", actor="test", now=NOW
-        )
+            session, username="anna", password=PASSWORD, role="issuer", actor="test",
+            audit_key=services.audit_key, now=NOW,
+        )  # fmt: skip
     app = create_app(
         settings,
         services=services,
@@ -292,3 +296,113 @@ def test_verify_page_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
         staff.page.click("main button[type=submit]")
     assert staff.page.locator(".verdict").is_visible()
     staff.check("console-verify")
+
+
+# -- narrow screens: WCAG 1.4.10 reflow at 320 CSS px ---------------------------------------------
+
+PHONE = {"width": 320, "height": 640}
+
+_OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")].filter(e => {
+        const box = e.getBoundingClientRect();
+        return box.width > 0 && (box.right > width + 0.5 || box.left < -0.5)
+            && !e.closest(".visually-hidden, .skip-link");
+    }).map(e => e.tagName + "." + e.className);
+    return {scroll: document.documentElement.scrollWidth, width, wide};
+}"""
+
+_CUT_OFF = """e => ({scroll: e.scrollWidth, client: e.clientWidth,
+               right: e.getBoundingClientRect().right,
+               cardRight: e.closest('.card').getBoundingClientRect().right})"""
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Tab]:
+    tab = Tab(browser, locale="de-DE")
+    tab.page.set_viewport_size(PHONE)
+    yield tab
+    tab.close()
+
+
+def assert_reflows(tab: Tab, name: str) -> None:
+    found = tab.page.evaluate(_OVERFLOW)
+    assert found["width"] == 320, name
+    assert found["scroll"] <= 320, f"{name} scrolls sideways: {found}"
+    assert found["wide"] == [], f"{name}: wider than the screen: {found['wide']}"
+
+
+@pytest.mark.parametrize(("which", "lang"), [("valid", "de"), ("suspended", "de"), ("valid", "en")])
+def test_citizen_page_reflows_at_320px(site: Site, phone: Tab, which: str, lang: str) -> None:
+    """No sideways scrolling, and the card's title ("Bewohnerparkausweis") is never cut off."""
+    assert phone.open(f"{site.url}/p/{getattr(site, which)}?lang={lang}").status == 200
+    assert_reflows(phone, f"citizen-{which}-{lang}")
+    title = phone.page.locator(".card__title").evaluate(_CUT_OFF)
+    assert title["scroll"] <= title["client"], f"title cut off: {title}"
+    assert title["right"] <= title["cardRight"], f"title runs past the card: {title}"
+    phone.check(f"citizen-{which}-{lang}-320px")
+
+
+def test_console_pass_page_reflows_at_320px_with_a_stacked_audit_trail(
+    site: Site, phone: Tab
+) -> None:
+    phone.sign_in(site.url)
+    phone.open(f"{site.url}/console/passes/{site.serial}")
+    assert_reflows(phone, "console-detail")
+    trail = phone.page.locator(".trail .table-wrap")
+    assert trail.evaluate("e => e.scrollWidth <= e.clientWidth"), "the audit trail scrolls"
+    # Action and details of every entry are on screen, each cell labelled.
+    cells = phone.page.locator(".trail tbody td")
+    assert cells.count() == 8
+    for index in range(cells.count()):
+        cell = cells.nth(index)
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320
+        label = cell.evaluate("e => getComputedStyle(e, '::before').content")
+        assert label.strip('"') in {"Zeit", "Von", "Aktion", "Details"}, label
+    phone.check("console-detail-320px")
+
+
+def test_console_search_reflows_at_320px_with_stacked_rows(site: Site, phone: Tab) -> None:
+    phone.sign_in(site.url)
+    phone.open(f"{site.url}/console/?q=&state=")
+    assert_reflows(phone, "console-search")
+    table = phone.page.locator(".table-wrap")
+    assert table.evaluate("e => e.scrollWidth <= e.clientWidth"), "the result table scrolls"
+    for selector in ("td .badge", "tbody td:nth-child(3)"):  # state and holder
+        shown = phone.page.locator(f"tbody {selector}" if selector.startswith("td") else selector)
+        for index in range(shown.count()):
+            box = shown.nth(index).bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 320, selector
+    phone.check("console-search-320px")
+
+
+def test_console_verify_result_gets_focus_on_a_phone(site: Site, phone: Tab) -> None:
+    """The result lands below the form, below the fold on a phone: focus and view move to it."""
+    phone.page.set_viewport_size({"width": 360, "height": 640})
+    phone.sign_in(site.url)
+    phone.open(f"{site.url}/console/verify")
+    phone.page.fill("#text", "WP1" + "12345" * 20)
+    with phone.page.expect_navigation():
+        phone.page.click("main button[type=submit]")
+    assert phone.page.evaluate("() => document.activeElement.id") == "verdict"
+    box = phone.page.locator("#verdict h2").bounding_box()
+    assert box is not None and 0 <= box["y"] < 640, box  # in view, not below the fold
+    phone.check("console-verify-phone")
+
+
+def test_pass_issued_page_shows_the_whole_link_and_a_qr_code_of_it(site: Site, staff: Tab) -> None:
+    """The citizen at the desk scans the link with their phone; staff see all of it."""
+    staff.open(f"{site.url}/console/issue/parking")
+    staff.page.fill("#f-plate", "K-LM 567")
+    staff.page.fill("#f-zone", "3")
+    with staff.page.expect_navigation():
+        staff.page.click("main button[type=submit]")
+    field = staff.page.locator("#claim-url")
+    link = field.input_value()
+    assert link.startswith("http://127.0.0.1/p/")  # the configured public URL
+    fits = field.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight")
+    assert fits, "the claim link is cut off in its field"
+    image = staff.page.locator(".claim__qr svg").screenshot()
+    assert read_qr_image(image) == link
+    staff.check("console-issued")

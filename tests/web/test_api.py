@@ -180,7 +180,11 @@ def test_every_route_refuses_a_missing_or_unknown_token(
 
 
 def test_a_revoked_token_is_refused_once_the_lookup_cache_expires(
-    app: Flask, client: FlaskClient, db: Database, make_token: Callable[[str], str]
+    app: Flask,
+    client: FlaskClient,
+    db: Database,
+    services: Services,
+    make_token: Callable[[str], str],
 ) -> None:
     """Workers reuse a token lookup for WALLET_API_TOKEN_CACHE seconds (2), no longer."""
     clock = [1000.0]
@@ -191,7 +195,9 @@ def test_a_revoked_token_is_refused_once_the_lookup_cache_expires(
     with db.transaction(write=True) as session:
         row = accounts.authenticate_token(session, secret)
         assert row is not None
-        accounts.revoke_api_token(session, name=row.name, actor="test", now=NOW)
+        accounts.revoke_api_token(
+            session, name=row.name, actor="test", audit_key=services.audit_key, now=NOW
+        )
     clock[0] += 1.5  # still inside the window: the documented delay
     assert client.get("/api/v1/passes", headers=bearer(secret)).status_code == 200
     clock[0] += 1.0
@@ -213,7 +219,9 @@ def test_token_cache_can_be_switched_off(
     with db.transaction(write=True) as session:
         row = accounts.authenticate_token(session, secret)
         assert row is not None
-        accounts.revoke_api_token(session, name=row.name, actor="test", now=NOW)
+        accounts.revoke_api_token(
+            session, name=row.name, actor="test", audit_key=services.audit_key, now=NOW
+        )
     error(client.get("/api/v1/passes", headers=bearer(secret)), 401, "unauthorized")
 
 
@@ -757,7 +765,7 @@ def test_a_retried_reissue_returns_the_same_new_pass(
 
 
 def test_racing_duplicates_create_exactly_one_pass(
-    app: Flask, db: Database, issuer: dict[str, str]
+    app: Flask, db: Database, services: Services, issuer: dict[str, str]
 ) -> None:
     headers = {**issuer, "Idempotency-Key": "race-1"}
     barrier = threading.Barrier(8)
@@ -780,4 +788,4 @@ def test_racing_duplicates_create_exactly_one_pass(
     assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
     assert count(db, PassRow) == 1 and count(db, IdempotencyKeyRow) == 1
     with db.transaction(write=False) as session:
-        assert audit.verify_chain(session).intact
+        assert audit.verify_chain(session, key=services.audit_key).intact

@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 
 from tests.factories import HOLDERS, NOW
 from wallet.config import PROJECT_ROOT
+from wallet.formats import qr
 from wallet.formats.qrimage import read_qr_image
+from wallet.qrtext import encode_qr_text
 from wallet.services import passes
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -86,10 +88,33 @@ def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
     assert not re.search(r"<script(?![^>]*\ssrc=)", html)
 
 
+def test_pass_page_builds_its_qr_code_once_and_a_reload_not_again(
+    client: FlaskClient, db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building a code takes ~20 ms: the page needs its size and its drawing, one build."""
+    built: list[str] = []
+    build = qr._build_code
+
+    def counting(text: str) -> Any:
+        built.append(text)
+        return build(text)
+
+    monkeypatch.setattr(qr, "_build_code", counting)
+    issued = issue(db, services)
+    qr_text = encode_qr_text(issued.row.token)
+    for _ in range(3):
+        assert client.get(f"/p/{issued.claim_secret}").status_code == 200
+    assert built == [qr_text]
+    # A text that is not a pass's QR text (a claim link is a secret) is never kept.
+    qr.render_svg("https://example.org/p/secret")
+    qr.render_svg("https://example.org/p/secret")
+    assert built == [qr_text, "https://example.org/p/secret", "https://example.org/p/secret"]
+
+
 def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set_up(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
-    from wallet.services.wallets import ensure_dev_chain
+    from wallet.services.credentials import ensure_dev_chain
 
     issued = issue(db, services)
     no_chain = client.get(f"/p/{issued.claim_secret}").get_data(as_text=True)
@@ -103,7 +128,18 @@ def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set
             r'<a class="button[^"]*" href="([^"]+)"[^>]*>([^<]*)</a>', html
         )
     )
-    assert links["Zu Apple Wallet hinzufügen"] == f"/p/{secret}/pass.pkpass"
+    # the wallet button is the platform's artwork, named by its alt text
+    badges = dict(
+        (alt, (href, src))
+        for href, src, alt in re.findall(
+            r'<a class="wallet-badge" href="([^"]+)"[^>]*><img src="([^"]+)" alt="([^"]+)"', html
+        )
+    )
+    assert badges["Zu Apple Wallet hinzufügen"] == (
+        f"/p/{secret}/pass.pkpass",
+        "/static/wallet-buttons/apple-wallet-de.svg",
+    )
+    assert client.get(badges["Zu Apple Wallet hinzufügen"][1]).status_code == 200
     assert links["Ausweis drucken (PDF, A4)"] == f"/p/{secret}/card.pdf?layout=sheet"
     assert links["Ausweis als Bild (PNG)"] == f"/p/{secret}/card.png"
     assert "Google Wallet" not in html  # no issuer configured: no dead button
@@ -155,7 +191,38 @@ def test_suspended_pass_says_so_at_the_top_and_greys_its_code(
     assert text.index(notice) < text.index("Kennzeichen")  # above the card's data
     assert "Status: Vorübergehend gesperrt" in text
     assert 'class="qr qr--inactive"' in html and "<svg" in html
-    assert client.get(f"/p/{issued.claim_secret}/qr.png").status_code == 200
+
+
+def test_suspended_pass_offers_no_wallet_downloads(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    """Decided: while suspended, nothing to download (a new copy would only be refused);
+    the page says so and that reinstating brings it all back."""
+    from wallet.services.wallets import ensure_dev_chain
+
+    ensure_dev_chain(services.settings, now=NOW)
+    issued = issue(db, services)
+    secret = issued.claim_secret
+    downloads = ("pass.pkpass", "qr.png", "card.pdf", "card.pdf?layout=sheet", "card.png")
+    valid = client.get(f"/p/{secret}").get_data(as_text=True)
+    assert all(f"/p/{secret}/{route}" in valid for route in downloads)
+    change(db, services, issued.row.serial, "suspend")
+    html = client.get(f"/p/{secret}").get_data(as_text=True)
+    for route in downloads:
+        assert f"/p/{secret}/{route}" not in html, route
+    text = page_text(html)
+    assert "Solange der Ausweis gesperrt ist, kann er weder in eine Wallet-App" in text
+    assert "Sobald er wieder freigegeben ist, bietet dieser Link all das wieder an." in text
+    for route in downloads:
+        response = client.get(f"/p/{secret}/{route}")
+        assert response.status_code == 409, route
+        assert response.mimetype == "text/html" and "Content-Disposition" not in response.headers
+        assert "Keine Downloads, solange der Ausweis gesperrt ist" in response.get_data(
+            as_text=True
+        )
+    change(db, services, issued.row.serial, "reinstate")
+    assert client.get(f"/p/{secret}/qr.png").status_code == 200
+    assert f"/p/{secret}/pass.pkpass" in client.get(f"/p/{secret}").get_data(as_text=True)
 
 
 def test_revoked_pass_says_so_and_shows_no_code(

@@ -120,12 +120,14 @@ def test_login_with_a_wrong_password_or_user_fails(
 
 
 def test_disabled_user_cannot_log_in_and_loses_an_open_session(
-    client: FlaskClient, db: Database, make_user: Callable[..., str]
+    client: FlaskClient, db: Database, services: Services, make_user: Callable[..., str]
 ) -> None:
     make_user("anna", "issuer")
     assert login(client, "anna").status_code == 302
     with db.transaction(write=True) as session:
-        accounts.disable_user(session, username="anna", actor="test", now=NOW)
+        accounts.disable_user(
+            session, username="anna", actor="test", audit_key=services.audit_key, now=NOW
+        )
     assert client.get("/console/").headers["Location"].startswith("/console/login")
     response = login(client, "anna")
     assert response.status_code == 200
@@ -477,7 +479,7 @@ def test_issue_via_form_shows_the_claim_link_once(
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     html = response.get_data(as_text=True)
-    link = re.search(rf'value="({re.escape(ORIGIN)}/p/([A-Za-z0-9_-]+))"', html)
+    link = re.search(rf'id="claim-url"[^>]*>({re.escape(ORIGIN)}/p/([A-Za-z0-9_-]+))<', html)
     assert link is not None
     assert "Dieser Link wird nur dieses eine Mal angezeigt." in page_text(html)
     with db.transaction(write=False) as session:
@@ -502,10 +504,32 @@ def test_issue_via_form_shows_the_claim_link_once(
         assert passes.list_passes(session).total == 1
 
 
+def test_issue_form_hints_name_the_format_with_an_example(
+    issuer: FlaskClient, db: Database
+) -> None:
+    """ "Kennzeichen wie D-AB 1234"; a digits-only card number gets no hint about capitals."""
+
+    def hint(type_id: str, field: str) -> str:
+        html = issuer.get(f"/console/issue/{type_id}").get_data(as_text=True)
+        found = re.search(rf'<p class="hint" id="f-{field}-hint">(.*?)</p>', html, re.S)
+        assert found is not None, field
+        return page_text(found.group(1))
+
+    assert hint("parking", "plate") == (
+        "Zum Beispiel: D-AB 1234 Höchstens 12 Zeichen; Buchstaben werden groß gespeichert."
+    )
+    assert hint("library", "card_number") == "Zum Beispiel: 100200300400 Höchstens 12 Zeichen."
+    assert hint("library", "name") == "Höchstens 80 Zeichen."
+
+
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"plate": "NOT A PLATE", "zone": "12"}, "plate", "Das Format stimmt nicht."),
+        (
+            {"plate": "NOT A PLATE", "zone": "12"},
+            "plate",
+            "Das Format stimmt nicht, zum Beispiel: D-AB 1234",
+        ),
         ({"plate": "", "zone": "12"}, "plate", "Bitte füllen Sie dieses Feld aus."),
         ({"plate": "D-AB 1234", "zone": "12345"}, "zone", "Bitte höchstens 4 Zeichen verwenden."),
         (
@@ -649,7 +673,7 @@ def test_reissue_via_form_revokes_the_old_pass_and_shows_the_new_link(
     html = response.get_data(as_text=True)
     assert "Ersatzausweis ausgestellt" in html
     assert f"Der bisherige Ausweis {serial} wurde widerrufen." in page_text(html)
-    link = re.search(rf'value="{re.escape(ORIGIN)}/p/([A-Za-z0-9_-]+)"', html)
+    link = re.search(rf'id="claim-url"[^>]*>{re.escape(ORIGIN)}/p/([A-Za-z0-9_-]+)<', html)
     assert link is not None
     with db.transaction(write=False) as session:
         old = passes.get_pass(session, serial)

@@ -16,6 +16,7 @@ from tests.factories import NOW
 from tests.web.browser import live_server
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.services import audit
+from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.store.models import PassRow
 from wallet.verifier import Verifier
@@ -40,7 +41,7 @@ def call(base: str, method: str, path: str, token: str, body: object = None) -> 
 
 
 def test_concurrent_issuance_and_revocation_lose_nothing(
-    app: Flask, db: Database, make_token: Callable[[str], str]
+    app: Flask, db: Database, services: Services, make_token: Callable[[str], str]
 ) -> None:
     token = make_token("issuer")
     errors: list[str] = []
@@ -91,12 +92,15 @@ def test_concurrent_issuance_and_revocation_lose_nothing(
     for serial, qr_text in issued.items():
         expected = "revoked" if serial in revoked else "valid"
         assert verifier.check(qr_text, now=NOW).state == expected, serial
-    audit.seal_all(lambda: db.transaction(write=True))
+    key = services.audit_key
+    audit.seal_all(
+        lambda: db.transaction(write=True), key=key, checkpoint_file=None, clock=lambda: NOW
+    )
     with db.transaction(write=False) as session:
         slots = session.execute(select(PassRow.status_list_id, PassRow.status_idx)).all()
         assert len(slots) == len(set(slots)) == len(issued)
         assert session.scalar(select(func.count()).select_from(PassRow)) == len(issued)
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, key=key)
         # one entry per issuance and one per revocation (API tokens made by the fixture too)
         assert report.intact and report.entries >= len(issued) + len(revoked)
         assert report.unsealed == 0

@@ -128,3 +128,10 @@ def test_the_logo_google_fetches_is_served_where_the_design_points(
 @pytest.mark.parametrize("path", ["/passes/nosuchtype/logo.png", "/passes/..%2Fkeys/logo.png"])
 def test_logos_of_unknown_types_are_not_found(client: FlaskClient, path: str) -> None:
     assert client.get(path).status_code == 404
+
+
+def test_the_bare_address_leads_to_the_console_not_a_404(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/console/")
+    assert client.get("/", follow_redirects=True).status_code == 200

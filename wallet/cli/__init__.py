@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from wallet.cli.context import Context, LazyGroup, check_actor, configure_logging
+from wallet.cli.context import Context, LazyGroup, check_actor, configure_logging, system_clock
 from wallet.config import Settings
 
 # name -> "module:command"; each module is imported only when its command runs.
@@ -21,7 +21,7 @@ COMMANDS = {
     "keys": "wallet.cli.keys:keys",
     "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",
-    "setup": "wallet.cli.serve:setup",
+    "setup": "wallet.cli.setup:setup",
     "status": "wallet.cli.publish:status",
     "users": "wallet.cli.users:users",
     "worker": "wallet.cli.worker:worker",
@@ -40,7 +40,10 @@ COMMANDS = {
 def cli(ctx: click.Context, actor: str | None) -> None:
     """Issue, revoke and check the city's signed digital passes."""
     configure_logging()
-    obj = Context(settings=Settings.from_env(os.environ))
+    # A caller that embeds the CLI (the tests) may hand in its clock as ``obj``,
+    # so every command reads the same time as the rest of the test.
+    clock = ctx.obj if callable(ctx.obj) else system_clock
+    obj = Context(settings=Settings.from_env(os.environ), clock=clock)
     if actor:
         obj.actor_name = check_actor(actor)
     ctx.obj = obj

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.services import accounts
 
 
@@ -24,7 +23,12 @@ def create(obj: Context, role: str, name: str) -> None:
     """Create a token and print its secret, once."""
     with obj.transaction(write=True) as session:
         token = accounts.create_api_token(
-            session, name=name, role=role, actor=obj.actor, now=obj.now()
+            session,
+            name=name,
+            role=role,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
         )
     click.echo(f"created API token {token.row.name} (role {token.row.role})", err=True)
     click.echo(token.secret)
@@ -36,32 +40,31 @@ def create(obj: Context, role: str, name: str) -> None:
 
 
 @api_tokens.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def list_tokens(obj: Context, as_json: bool) -> None:
     """Show every token: name, role, prefix, created, revoked (never the secret)."""
     with obj.transaction(write=False) as session:
         rows = accounts.list_api_tokens(session)
-    if as_json:
-        found = [
-            {
-                "name": r.name,
-                "role": r.role,
-                "prefix": r.prefix,
-                "created_at": r.created_at.isoformat(),
-                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-            }
-            for r in rows
-        ]
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not rows:
-        click.echo("no API tokens yet: create one with `wallet api-tokens create`")
-        return
-    click.echo(f"{'NAME':24} {'ROLE':8} {'PREFIX':12} {'CREATED':16} REVOKED")
-    for r in rows:
-        revoked = f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "-"
-        click.echo(f"{r.name:24} {r.role:8} {r.prefix:12} {r.created_at:%Y-%m-%d %H:%M} {revoked}")
+    print_rows(
+        rows,
+        as_json=as_json,
+        to_json=lambda r: {
+            "name": r.name,
+            "role": r.role,
+            "prefix": r.prefix,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        },
+        columns=[
+            Column("NAME", 24, lambda r: r.name),
+            Column("ROLE", 8, lambda r: r.role),
+            Column("PREFIX", 12, lambda r: r.prefix),
+            Column("CREATED", 16, lambda r: when(r.created_at)),
+            Column("REVOKED", 0, lambda r: when(r.revoked_at)),
+        ],
+        empty="no API tokens yet: create one with `wallet api-tokens create`",
+    )
 
 
 @api_tokens.command()
@@ -72,7 +75,9 @@ def revoke(obj: Context, name: str) -> None:
     """Stop accepting a token at once."""
     now = obj.now()
     with obj.transaction(write=True) as session:
-        row = accounts.revoke_api_token(session, name=name, actor=obj.actor, now=now)
+        row = accounts.revoke_api_token(
+            session, name=name, actor=obj.actor, audit_key=obj.services.audit_key, now=now
+        )
         revoked_at = row.revoked_at
     if revoked_at is not None and revoked_at != now:
         click.echo(f"API token {name} was already revoked on {revoked_at:%Y-%m-%d %H:%M} UTC")

@@ -41,6 +41,13 @@ class DatabaseError(WalletError):
     code = "database_error"
 
 
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class ActorError(WalletError):
     code = "actor_invalid"
 
@@ -73,6 +80,7 @@ class Context:
 
     settings: Settings
     actor_name: str | None = None  # --actor / WALLET_ACTOR; default cli:<OS user>
+    clock: Clock = system_clock  # the one wall-clock read of every command; tests pass theirs
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @cached_property
@@ -104,7 +112,7 @@ class Context:
         return Services(settings=self.settings, keys=self.keystore, pass_types=self.pass_types)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.clock()
 
     def database_label(self) -> str:
         """The database URL without its password, for messages."""
@@ -113,12 +121,20 @@ class Context:
         return make_url(self.db.url).render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Session]:
-        """``db.transaction`` with database failures turned into a message saying what to do."""
+    def transaction(self, *, write: bool, signs: bool = False) -> Iterator[Session]:
+        """``db.transaction`` with database failures turned into a message saying what to do.
+
+        ``signs``: the command signs passes or lists, so this shell's issuer and
+        public URL must be the service's (checked, or recorded on first use).
+        """
         from sqlalchemy.exc import DBAPIError
 
         try:
             with self.db.transaction(write=write) as session:
+                if signs:
+                    from wallet.services.instance import check_identity
+
+                    check_identity(session, self.settings)
                 yield session
         except DBAPIError as exc:
             raise self._database_error(exc) from exc

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 
+from wallet.auditkey import AuditKey
 from wallet.cli.context import (
     Context,
     DatabaseError,
@@ -40,10 +41,21 @@ def head_revision() -> str:
     return head
 
 
+def ensure_audit_key(obj: Context) -> AuditKey:
+    """The audit key, created where missing (like ``wallet setup``'s signing keys)."""
+    if obj.keystore.create_audit_key():
+        click.echo(
+            f"created the audit key in {obj.keystore.audit_key_path}: back it up with the "
+            "signing keys; every host of this instance needs the same file"
+        )
+    return obj.services.audit_key  # a wrong passphrase fails here, not in the workers
+
+
 def upgrade_database(obj: Context) -> Upgrade:
     """Migrate to the newest revision; a change is written to the audit log."""
     # Alembic narrates every step at INFO; the result below says what matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    key = ensure_audit_key(obj)  # before anything writes to the log
     try:
         before = obj.db.current_revision()
         obj.db.upgrade()
@@ -65,6 +77,7 @@ def upgrade_database(obj: Context) -> Upgrade:
         with obj.transaction(write=True) as session:
             audit.record(
                 session,
+                key=key,
                 actor=obj.actor,
                 action="db.upgrade",
                 details={"from": before, "to": after},

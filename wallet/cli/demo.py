@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -29,7 +28,7 @@ def demo(obj: Context, out: Path) -> None:
         store=obj.keystore,
         pass_types=obj.pass_types,
         out=out,
-        now=datetime.now(UTC),
+        now=obj.now(),
     )
     click.echo(f"wrote bundle.jwt, root-key.pem and the passes' QR codes to {out}/")
     failed = False

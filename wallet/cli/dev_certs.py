@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from wallet.cli.context import Context, pass_context
+from wallet.errors import ConfigError
 from wallet.formats.apple_dev_ca import create_dev_chain
 
 
@@ -30,14 +31,20 @@ from wallet.formats.apple_dev_ca import create_dev_chain
 def dev_certs(obj: Context, out: Path, days: int) -> None:
     """Create a development chain for WALLET_APPLE_PASS_TYPE_ID and WALLET_APPLE_TEAM_ID."""
     settings = obj.settings
-    out.mkdir(parents=True, exist_ok=True)
-    chain = create_dev_chain(
-        out,
-        team_id=settings.apple_team_id,
-        pass_type_id=settings.apple_pass_type_id,
-        now=obj.now(),
-        valid_days=days,
-    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        chain = create_dev_chain(
+            out,
+            team_id=settings.apple_team_id,
+            pass_type_id=settings.apple_pass_type_id,
+            now=obj.now(),
+            valid_days=days,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the development chain to {out}: {exc.strerror or exc}; "
+            "choose a folder you may write to"
+        ) from exc
     click.echo(
         f"development chain for {settings.apple_pass_type_id} (team {settings.apple_team_id}):"
     )

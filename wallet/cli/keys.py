@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import click
 
 from wallet.cli.context import Context
+from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import PassTypeError, WalletError
 from wallet.keys import ALGORITHMS, KeyRole, KeyState
 
 pass_context = click.make_pass_decorator(Context)
+
+# Keys made before kids were drawn without a leading "-" may still start with
+# one; click would read such a kid as an unknown option. These commands have
+# no short options, so an unknown one can only be the kid.
+KID_ARGUMENT = {"ignore_unknown_options": True}
 
 
 def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -> None:
@@ -25,8 +31,8 @@ def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -
     try:
         with obj.transaction(write=True) as session:
             audit.record(
-                session, actor=obj.actor, action=action, target=f"key:{kid}",
-                details=details, now=obj.now(),
+                session, key=obj.services.audit_key, actor=obj.actor, action=action,
+                target=f"key:{kid}", details=details, now=obj.now(),
             )  # fmt: skip
     except WalletError as exc:
         click.echo(f"warning: not written to the audit log: {exc.message}", err=True)
@@ -53,7 +59,7 @@ def generate(
     obj: Context, alg: str, pass_types: tuple[str, ...], root: bool, valid_days: int | None
 ) -> None:
     """Create a new key; it signs from now on."""
-    now = datetime.now(UTC)
+    now = obj.now()
     if root:
         if pass_types:
             raise click.UsageError("the trust-root key signs bundles only: drop --pass-type")
@@ -84,28 +90,28 @@ def generate(
 
 
 @keys.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def list_keys(obj: Context, as_json: bool) -> None:
     """Show every key with its state and signing window."""
-    found = obj.keystore.public_keys()
-    if as_json:
-        click.echo(json.dumps([k.info.to_json() for k in found], indent=2))
-        return
-    if not found:
-        click.echo("no keys yet: create them with `wallet keys generate` (and --root)")
-        return
-    click.echo(f"{'KID':10} {'ALG':6} {'ROLE':5} {'STATE':8} {'FROM':17} {'UNTIL':17} TYPES")
-    for k in found:
-        i = k.info
-        until = f"{i.not_after:%Y-%m-%d %H:%M}" if i.not_after else "-"
-        click.echo(
-            f"{i.kid:10} {i.alg:6} {i.role.value:5} {i.state.value:8} "
-            f"{i.not_before:%Y-%m-%d %H:%M} {until:17} {','.join(sorted(i.pass_types)) or '-'}"
-        )
+    print_rows(
+        obj.keystore.public_keys(),
+        as_json=as_json,
+        to_json=lambda k: k.info.to_json(),
+        columns=[
+            Column("KID", 10, lambda k: k.info.kid),
+            Column("ALG", 6, lambda k: k.info.alg),
+            Column("ROLE", 5, lambda k: k.info.role.value),
+            Column("STATE", 8, lambda k: k.info.state.value),
+            Column("FROM", 17, lambda k: when(k.info.not_before)),
+            Column("UNTIL", 17, lambda k: when(k.info.not_after)),
+            Column("TYPES", 0, lambda k: ",".join(sorted(k.info.pass_types)) or "-"),
+        ],
+        empty="no keys yet: create them with `wallet keys generate` (and --root)",
+    )
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid", required=False)
 @click.option("--alg", type=click.Choice(ALGORITHMS), help="Algorithm of the new key.")
 @pass_context
@@ -122,22 +128,22 @@ def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
             names = ", ".join(k.kid for k in active) or "none"
             raise click.UsageError(f"name the key to rotate (active pass keys: {names})")
         kid = active[0].kid
-    new = store.rotate(kid, alg=alg, now=datetime.now(UTC))  # type: ignore[arg-type]
+    new = store.rotate(kid, alg=alg, now=obj.now())  # type: ignore[arg-type]
     click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
     _audit(obj, action="key.rotate", kid=kid, details={"new": new.kid, "alg": new.info.alg})
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @pass_context
 def retire(obj: Context, kid: str) -> None:
     """Stop signing with a key; passes it signed stay valid."""
-    obj.keystore.retire(kid, now=datetime.now(UTC))
+    obj.keystore.retire(kid, now=obj.now())
     click.echo(f"retired {kid}; it verifies what it signed until now")
     _audit(obj, action="key.retire", kid=kid, details={})
 
 
-@keys.command()
+@keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.listing import Column, json_option, print_rows
 from wallet.services import audit
 from wallet.services import outbox as service
 
@@ -24,23 +23,28 @@ def outbox() -> None:
     show_default=True,
 )
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option
 @pass_context
 def list_rows(obj: Context, state: str, limit: int, as_json: bool) -> None:
-    """Deliveries in one state, oldest first, with the pass and the last problem."""
+    """Deliveries in one state, oldest first, with the pass and the last problem (--json:
+    one object per line)."""
     with obj.transaction(write=False) as session:
         found = service.rows_in_state(session, state, limit=limit)
-    if not found:
-        click.echo(f"no {state} deliveries")
-        return
-    for row in found:
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-            continue
-        click.echo(
-            f"#{row['id']:<6} {row['kind']:12} {row['serial'] or '-':18} "
-            f"tries {row['attempts']:<3} {row['last_error'] or ''}"
-        )
+    print_rows(
+        found,
+        as_json=as_json,
+        json_lines=True,
+        header=False,
+        to_json=lambda row: row,
+        columns=[
+            Column("ID", 7, lambda row: f"#{row['id']}"),
+            Column("KIND", 12, lambda row: str(row["kind"])),
+            Column("SERIAL", 18, lambda row: str(row["serial"] or "-")),
+            Column("TRIES", 9, lambda row: f"tries {row['attempts']}"),
+            Column("PROBLEM", 0, lambda row: str(row["last_error"] or "")),
+        ],
+        empty=f"no {state} deliveries",
+    )
 
 
 @outbox.command()
@@ -53,7 +57,12 @@ def retry(obj: Context) -> None:
         count = service.retry_failed(session, now=now)
         if count:
             audit.record(
-                session, actor=obj.actor, action="outbox.retry", details={"count": count}, now=now
+                session,
+                key=obj.services.audit_key,
+                actor=obj.actor,
+                action="outbox.retry",
+                details={"count": count},
+                now=now,
             )
     if count:
         click.echo(f"{count} deliveries queued again; `wallet worker` sends them")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import IO, Any
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.domain import MAX_REASON_LENGTH
 from wallet.errors import (
     HolderDataError,
     InputError,
@@ -30,7 +32,6 @@ from wallet.services import audit, outbox
 from wallet.services import passes as service
 from wallet.store.models import AuditEntryRow, PassRow
 
-MAX_REASON = 500
 # Serials are random base64url, so one in 64 starts with "-": these commands have
 # no short options, and a word that is no option of theirs is taken as the serial.
 SERIAL_COMMAND = {"ignore_unknown_options": True}
@@ -189,7 +190,7 @@ def issue(
     _check_out_file(qr_svg)
     public_url = obj.settings.public_url
     try:
-        with obj.transaction(write=True) as session:
+        with obj.transaction(write=True, signs=True) as session:
             issued = service.issue_pass(
                 session,
                 obj.services,
@@ -342,11 +343,29 @@ class RevokeReport:
         return not self.unknown and not self.failed
 
 
-def read_serials(handle: IO[str]) -> tuple[list[str], int]:
+def _file_name(handle: IO[bytes]) -> str:
+    name = getattr(handle, "name", "-")
+    return "standard input" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+
+
+def _lines(handle: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text; a line that is not UTF-8 is named, not a traceback."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{_file_name(handle)} is not UTF-8 text (line {number}): save it as UTF-8 "
+                "with one serial on each line",
+                field="from_file",
+            ) from None
+
+
+def read_serials(handle: IO[bytes]) -> tuple[list[str], int]:
     """Serials in file order without repeats; blank lines and # comments are skipped."""
     seen: dict[str, None] = {}
     duplicates = 0
-    for line in handle:
+    for line in _lines(handle):
         serial = line.split("#", 1)[0].strip()
         if not serial:
             continue
@@ -382,20 +401,20 @@ def revoke_many(obj: Context, serials: list[str], *, reason: str) -> RevokeRepor
 @click.argument("serial", required=False)
 @click.option(
     "--from-file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     metavar="FILE|-",
     help="Revoke every serial in FILE (one a line; blank lines and # comments are skipped).",
 )
 @click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log).")
 @actor_option
 @pass_context
-def revoke(obj: Context, serial: str | None, from_file: IO[str] | None, reason: str) -> None:
+def revoke(obj: Context, serial: str | None, from_file: IO[bytes] | None, reason: str) -> None:
     """Revoke a pass for good; verifiers see it at their next sync."""
     if (serial is None) == (from_file is None):
         raise click.UsageError("give either a SERIAL or --from-file FILE")
-    if not reason.strip() or len(reason) > MAX_REASON:
+    if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
         raise click.BadParameter(
-            f"give a reason of 1-{MAX_REASON} characters", param_hint="--reason"
+            f"give a reason of 1-{MAX_REASON_LENGTH} characters", param_hint="--reason"
         )
     if serial is not None:
         with obj.transaction(write=False) as session:
@@ -412,7 +431,7 @@ def revoke(obj: Context, serial: str | None, from_file: IO[str] | None, reason: 
     serials, duplicates = read_serials(from_file)
     if not serials:
         raise InputError(
-            f"no serials in {from_file.name}: put one serial on each line", field="from_file"
+            f"no serials in {_file_name(from_file)}: put one serial on each line", field="from_file"
         )
     report = revoke_many(obj, serials, reason=reason)
     click.echo(
@@ -469,7 +488,7 @@ def reinstate(obj: Context, serial: str, reason: str | None) -> None:
 def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> None:
     """Lost phone: a new serial and claim link for the same holder; the old pass is revoked."""
     public_url = obj.settings.public_url
-    with obj.transaction(write=True) as session:
+    with obj.transaction(write=True, signs=True) as session:
         issued = service.reissue_pass(
             session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()
         )

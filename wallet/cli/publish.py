@@ -30,7 +30,7 @@ def status() -> None:
 def publish(obj: Context, force: bool) -> None:
     """Re-sign the status lists that changed (or age); prints name, version, entries changed."""
     now = obj.now()
-    with obj.transaction(write=True) as session:
+    with obj.transaction(write=True, signs=True) as session:
         names = session.scalars(select(StatusListRow.name).order_by(StatusListRow.id)).all()
         results = []
         for name in names:
@@ -45,6 +45,7 @@ def publish(obj: Context, force: bool) -> None:
         if signed:
             audit.record(
                 session,
+                key=obj.services.audit_key,
                 actor=obj.actor,
                 action="status.publish",
                 details={"lists": signed, "force": force},
@@ -92,11 +93,12 @@ def export(obj: Context, out: Path, root_key: Path | None, force: bool) -> None:
     """Write the signed bundle (status lists refreshed first); prints its version."""
     now = obj.now()
     to_stdout = str(out) == "-"
-    with obj.transaction(write=True) as session:
+    with obj.transaction(write=True, signs=True) as session:
         row = publishing.publish_bundle(session, obj.services, now=now, force=force)
         token, version, expires = row.token, row.version, row.expires_at
         audit.record(
             session,
+            key=obj.services.audit_key,
             actor=obj.actor,
             action="bundle.export",
             details={"version": version, "out": str(out)},

@@ -7,12 +7,12 @@ argument, which other users of the machine could read in the process list.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import accounts
 
@@ -23,12 +23,25 @@ password_stdin_option = click.option(
 )
 
 
+def _first_line_of_stdin() -> str:
+    """The first line of standard input as UTF-8, read bounded (a password, not a file)."""
+    raw = sys.stdin.buffer.readline(accounts.MAX_PASSWORD_LENGTH * 4 + 2)
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            "the password on standard input is not UTF-8 text; pipe it from a UTF-8 "
+            "terminal or file",
+            field="password",
+        ) from None
+    return line.removesuffix("\n").removesuffix("\r")
+
+
 def read_password(*, from_stdin: bool) -> str:
     """The new password, from stdin or a confirmed hidden prompt; checked before hashing."""
     password: str
     if from_stdin:
-        line = sys.stdin.readline()
-        password = line.removesuffix("\n").removesuffix("\r")
+        password = _first_line_of_stdin()
         if not password:
             raise InputError(
                 "no password on standard input: pipe it in, e.g. "
@@ -81,39 +94,38 @@ def add(obj: Context, username: str, role: str, password_stdin: bool) -> None:
             password=password,
             role=role,
             actor=obj.actor,
+            audit_key=obj.services.audit_key,
             now=obj.now(),
         )
     click.echo(f"added user {row.username} (role {row.role})")
 
 
 @users.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_context
 def list_users(obj: Context, as_json: bool) -> None:
     """Show every account with its role and state."""
     with obj.transaction(write=False) as session:
         rows = accounts.list_users(session)
-    if as_json:
-        found = [
-            {
-                "username": r.username,
-                "role": r.role,
-                "disabled": r.disabled,
-                "created_at": r.created_at.isoformat(),
-                "last_login_at": r.last_login_at.isoformat() if r.last_login_at else None,
-            }
-            for r in rows
-        ]
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not rows:
-        click.echo("no users yet: add one with `wallet users add NAME --role admin`")
-        return
-    click.echo(f"{'USERNAME':24} {'ROLE':8} {'STATE':8} {'CREATED':16} LAST LOGIN")
-    for r in rows:
-        last = f"{r.last_login_at:%Y-%m-%d %H:%M}" if r.last_login_at else "-"
-        state = "disabled" if r.disabled else "active"
-        click.echo(f"{r.username:24} {r.role:8} {state:8} {r.created_at:%Y-%m-%d %H:%M} {last}")
+    print_rows(
+        rows,
+        as_json=as_json,
+        to_json=lambda r: {
+            "username": r.username,
+            "role": r.role,
+            "disabled": r.disabled,
+            "created_at": r.created_at.isoformat(),
+            "last_login_at": r.last_login_at.isoformat() if r.last_login_at else None,
+        },
+        columns=[
+            Column("USERNAME", 24, lambda r: r.username),
+            Column("ROLE", 8, lambda r: r.role),
+            Column("STATE", 8, lambda r: "disabled" if r.disabled else "active"),
+            Column("CREATED", 16, lambda r: when(r.created_at)),
+            Column("LAST LOGIN", 0, lambda r: when(r.last_login_at)),
+        ],
+        empty="no users yet: add one with `wallet users add NAME --role admin`",
+    )
 
 
 @users.command()
@@ -136,7 +148,13 @@ def disable(obj: Context, username: str) -> None:
                     f"{username} is the last active admin; add another admin first "
                     "(`wallet users add NAME --role admin`)"
                 )
-        accounts.disable_user(session, username=username, actor=obj.actor, now=obj.now())
+        accounts.disable_user(
+            session,
+            username=username,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
+        )
     click.echo(f"disabled user {username}")
 
 
@@ -152,6 +170,11 @@ def passwd(obj: Context, username: str, password_stdin: bool) -> None:
     password = read_password(from_stdin=password_stdin)
     with obj.transaction(write=True) as session:
         accounts.set_password(
-            session, username=username, password=password, actor=obj.actor, now=obj.now()
+            session,
+            username=username,
+            password=password,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
         )
     click.echo(f"changed the password of {username}")

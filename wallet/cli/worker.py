@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
@@ -44,7 +45,7 @@ def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
         apns=apns,
         apple_topic=settings.apple_pass_type_id,
         google=google,
-        google_patch=lambda _session, row: wallets.google_state_patch(services, row),
+        services=services,
     )
 
 
@@ -71,11 +72,13 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         signal.signal(signal.SIGINT, _stop)
     with ExitStack() as stack:
         deliverers = build_deliverers(obj.services, stack)
+        obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
         next_prune = obj.now()
+        alarms = _Alarms()
         while not stop.is_set():
-            busy = _round(obj, deliverers)
+            busy = _round(obj, deliverers, alarms)
             if obj.now() >= next_prune:
                 _prune(obj)
                 next_prune = obj.now() + PRUNE_EVERY
@@ -101,10 +104,58 @@ def _prune(obj: Context) -> None:
         log.info("pruned %d old outbox rows and device logs", removed)
 
 
-def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
-    """One round; True if there may be more to do right away."""
+@dataclass
+class _Alarms:
+    """What the last rounds reported about the audit log: the same alarm is logged once
+    while it lasts (every half second would drown everything else in the log)."""
+
+    tampering: str = ""
+    refused: tuple[int, ...] = ()
+
+
+def _seal(obj: Context, alarms: _Alarms) -> int:
+    """Seal the audit log; tampering stops sealing (and is logged), never pushes."""
     try:
-        sealed = audit.seal_all(lambda: obj.transaction(write=True))
+        report = audit.seal_all(
+            lambda: obj.transaction(write=True),
+            key=obj.services.audit_key,
+            checkpoint_file=obj.services.audit_checkpoint_file,
+            clock=obj.now,
+        )
+    except audit.AuditTamperedError as exc:
+        if exc.message != alarms.tampering:
+            log.error("audit log not sealed (%s): %s", exc.kind, exc.message)
+            alarms.tampering = exc.message
+        return 0
+    except SQLAlchemyError as exc:
+        log.error("audit sealing failed, retrying: %s", type(exc).__name__)
+        return 0
+    except Exception:  # never let sealing stop pushes for good
+        log.exception("audit sealing failed unexpectedly, retrying")
+        return 0
+    alarms.tampering = ""
+    if report.refused and report.refused != alarms.refused:
+        log.error(
+            "audit entries %s were refused: not written by the service (forged or changed); "
+            "`wallet audit verify` names them",
+            ", ".join(str(i) for i in report.refused[:20]),
+        )
+    alarms.refused = report.refused
+    if report.sealed and report.checkpoint is not None:
+        # A copy of each checkpoint in the log (syslog/journal) is one more outside witness.
+        log.info(
+            "sealed %d audit entries; checkpoint seq=%s head=%s",
+            report.sealed,
+            report.checkpoint["seq"],
+            report.checkpoint["head"],
+        )
+    return report.sealed
+
+
+def _round(obj: Context, deliverers: outbox.Deliverers, alarms: _Alarms) -> bool:
+    """One round; True if there may be more to do right away."""
+    _seal(obj, alarms)
+    try:
         report = outbox.drain(
             lambda: obj.transaction(write=True), deliverers, clock=obj.now, limit=100
         )
@@ -114,8 +165,6 @@ def _round(obj: Context, deliverers: outbox.Deliverers) -> bool:
     except Exception:  # never let one bad round stop pushes for good
         log.exception("worker round failed unexpectedly, retrying")
         return False
-    if sealed:
-        log.info("sealed %d audit entries", sealed)
     if report.handled:
         log.info(
             "outbox: %d delivered, %d to retry, %d failed",

@@ -28,8 +28,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError, InputError, PassTypeError
-from wallet.formats.walletpass import PassState, WalletPass
 from wallet.passtypes import PassType, Text
 
 __all__ = [
@@ -75,15 +75,15 @@ GENERIC_TYPES = frozenset({
 # Google has no "suspended": a suspended permit must not look usable, and
 # INACTIVE (unlike EXPIRED or COMPLETED) can be set back to ACTIVE later.
 GOOGLE_STATES: dict[PassState, str] = {
-    "valid": "ACTIVE",
-    "suspended": "INACTIVE",
-    "revoked": "INACTIVE",
+    PassState.VALID: "ACTIVE",
+    PassState.SUSPENDED: "INACTIVE",
+    PassState.REVOKED: "INACTIVE",
 }
 # The same words as the citizen page and the console.
 STATE_TEXTS: dict[PassState, Text] = {
-    "valid": Text(de="Gültig", en="Valid"),
-    "suspended": Text(de="Vorübergehend gesperrt", en="Suspended"),
-    "revoked": Text(de="Widerrufen", en="Revoked"),
+    PassState.VALID: Text(de="Gültig", en="Valid"),
+    PassState.SUSPENDED: Text(de="Vorübergehend gesperrt", en="Suspended"),
+    PassState.REVOKED: Text(de="Widerrufen", en="Revoked"),
 }
 STATE_LABEL = Text(de="Status", en="Status")
 # Text module ids: holder fields get a prefix, so no field name can collide with the state.
@@ -477,18 +477,30 @@ def save_url(
     *,
     objects: list[dict[str, Any]] | None = None,
     object_ids: list[str] | None = None,
+    classes: list[dict[str, Any]] | None = None,
     origins: list[str],
     now: datetime,
 ) -> str | None:
     """The "Add to Google Wallet" link, or None if it would exceed MAX_SAVE_LINK_LENGTH.
 
     Give either whole ``objects`` (nothing to insert first) or the ``object_ids``
-    of objects already inserted over REST. None is the expected answer for
-    whole objects carrying a long token: the caller then inserts the object
-    and asks again with its id. A link longer than the limit is never returned.
+    of objects already inserted over REST. Whole objects need their ``classes``
+    in the link too: Google creates a class it does not have yet from the link,
+    and refuses an object whose class does not exist. None is the expected
+    answer for whole objects carrying a long token: the caller then inserts the
+    class and object and asks again with the id. A link longer than the limit
+    is never returned.
     """
     if (objects is None) == (object_ids is None):
         raise ValueError("give exactly one of objects or object_ids")
+    if objects is not None:
+        class_ids = {c.get("id") for c in classes or []}
+        if not classes or not all(isinstance(i, str) for i in class_ids):
+            raise ValueError("whole objects need their classes, each with an id")
+        if not {o.get("classId") for o in objects} <= class_ids:
+            raise ValueError("every object's classId must be among the classes given")
+    elif classes is not None:
+        raise ValueError("classes go with whole objects; ids name objects inserted with theirs")
     if now.tzinfo is None:
         raise ValueError("naive datetime: use aware UTC datetimes")
     if not origins or not all(_ORIGIN_RE.fullmatch(o) for o in origins):
@@ -508,7 +520,11 @@ def save_url(
         "typ": "savetowallet",
         "iat": int(now.timestamp()),
         "origins": list(origins),
-        "payload": {"genericObjects": generic_objects},
+        "payload": (
+            {"genericClasses": classes, "genericObjects": generic_objects}
+            if classes
+            else {"genericObjects": generic_objects}
+        ),
     }
     # The claims segment alone bounds the link from below: when it is already
     # too long, skip the RSA signature (a real pass's whole object is ~3,500).

@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
+from wallet.domain import WalletPass
 from wallet.errors import ConfigError, InputError, WalletError
-from wallet.formats.walletpass import WalletPass
 
 __all__ = [
     "LANGUAGES",

@@ -4,12 +4,18 @@ For citizens without a smartphone wallet. One layout, in millimetres from the
 top-left corner, is computed from the pass and painted by two renderers:
 reportlab for PDF (the QR code as vector rectangles) and Pillow for PNG.
 
-Text is measured with Helvetica's metrics. The PDF uses the built-in Helvetica
-(no font embedded); the PNG uses the Helvetica-compatible outlines reportlab
-ships for rasterising, because Pillow's bundled default font covers ASCII only
-and would draw "ü" and "ß" as boxes. Characters outside WinAnsi, the only
-encoding the built-in font has, are folded to their base letter (Ł → L) or "?"
-before layout, so both renderers show the same text and never a missing glyph.
+Both renderers draw with the same packaged font (DejaVu Sans Condensed, cut
+down to Latin incl. Latin Extended and Vietnamese, Greek and Cyrillic; see
+``fonts/README.md``): the PDF embeds it, Pillow rasterises it, and layout
+measures with its metrics. Names print as written ("Łukasz Ağaoğlu-Nguyễn"),
+on any machine, whatever fonts the system has. A character the font lacks is
+folded to its base letter or "?" before layout, never drawn as a missing glyph.
+
+Values wrap at spaces and after hyphens and shrink to fit; a word is broken
+between letters only when it alone is wider than the column at the smallest
+size. The QR code takes the full height below the header band, so a typical
+pass (version 13-16) gets modules of at least 0.5 mm, which survive a 150-dpi
+print or scan.
 """
 
 from __future__ import annotations
@@ -25,16 +31,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw, ImageFont
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
+from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
+from wallet.domain import WalletPass
 from wallet.errors import ConfigError, InputError, PassTypeError
 from wallet.formats.qr import qr_matrix
-from wallet.formats.walletpass import WalletPass
 from wallet.passtypes import LANGUAGES, PassType, Text
 
 __all__ = [
@@ -63,8 +70,12 @@ MIN_CONTRAST: Final = 4.5  # WCAG 2 level AA for normal-size text; card text is 
 DISPLAY_TIMEZONE: Final = "Europe/Berlin"
 
 _PT_PER_MM: Final = 72 / 25.4
-_FONT: Final = "Helvetica"
-_FONT_BOLD: Final = "Helvetica-Bold"
+_FONT_DIR: Final = Path(__file__).parent / "fonts"
+# reportlab's font registry is process-wide: names of our own, registered on first use.
+_FONTS: Final = {
+    False: ("WalletCard", "DejaVuSansCondensed.ttf"),
+    True: ("WalletCard-Bold", "DejaVuSansCondensed-Bold.ttf"),
+}
 # Vertical metrics as fractions of the font size: the baseline sits this far
 # below a line's top (room for the dots on "Ä"), lines advance by _LEADING.
 _ASCENT: Final = 0.82
@@ -77,18 +88,20 @@ _MAX_DPI: Final = 1200
 
 # --- the card's geometry, in mm from its top-left corner -------------------
 _MARGIN: Final = 4.0
-_HEADER_HEIGHT: Final = 11.0
-_BANNER_HEIGHT: Final = 5.5
-# The QR code with its quiet zone fills this square. A version-13 code (a
-# typical pass) gets modules of 0.47 mm, about 32 mm of code: easy to scan.
-_QR_BOX: Final = 36.0
-_QR_EDGE: Final = 1.5  # white paper between the quiet zone and the cut edge
+_HEADER_HEIGHT: Final = 8.5
+_BANNER_HEIGHT: Final = 5.0
+# The QR code with its quiet zone fills this square, all the height below the
+# header band: a version-16 code (89 modules with the quiet zone) still gets
+# 0.505 mm modules, a typical pass (version 13-15) 0.53-0.58 mm. The quiet zone
+# (four modules, 2 mm and more) is the white margin to the cut edge.
+_QR_EDGE: Final = 0.5
+_QR_BOX: Final = CARD_HEIGHT_MM - _HEADER_HEIGHT - _QR_EDGE
 _QR_X: Final = CARD_WIDTH_MM - _QR_EDGE - _QR_BOX
-_QR_Y: Final = CARD_HEIGHT_MM - _QR_EDGE - _QR_BOX
-_COLUMN_WIDTH: Final = _QR_X - 1.0 - _MARGIN  # the quiet zone adds more white
+_QR_Y: Final = _HEADER_HEIGHT
+_COLUMN_WIDTH: Final = _QR_X - 0.5 - _MARGIN  # the quiet zone adds more white
 _FIELD_GAP: Final = 1.5
 _LABEL_SIZE: Final = 5.5
-_VALUE_SIZES: Final = (9.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.0)
+_VALUE_SIZES: Final = (9.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.0, 5.5)
 _VALUE_MAX_LINES: Final = 3
 _VALIDITY_BASELINE: Final = CARD_HEIGHT_MM - 6.0
 _SERIAL_BASELINE: Final = CARD_HEIGHT_MM - 2.4
@@ -110,7 +123,7 @@ _BASE_LETTERS: Final = str.maketrans(
     {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "\u0131": "i", "Ŧ": "T", "ŧ": "t"}
 )
 
-_DASH: Final = "\u2013"  # en dash, in WinAnsi
+_DASH: Final = "\u2013"  # en dash
 _WORDS: Final = {
     "valid": Text(de="Gültig", en="Valid"),
     "serial": Text(de="Seriennummer", en="Serial number"),
@@ -342,7 +355,7 @@ class _Line:
 class _Text:
     x: float  # left edge, or centre when centred
     baseline: float
-    text: str  # already folded to WinAnsi
+    text: str  # already made printable
     size: float  # points
     bold: bool
     colour: Colour
@@ -388,22 +401,24 @@ def _card_layout(
     size, issuer = _fit_line(
         pass_type.issuer_name.get(lang), sizes=(6.5, 6.0, 5.5, 5.0), bold=False, width=full_width
     )
-    items.append(_Text(_MARGIN, 4.3, issuer, size, False, design.on_accent))
+    items.append(_Text(_MARGIN, 3.3, issuer, size, False, design.on_accent))
     size, title = _fit_line(
         design.title_for(pass_type, lang), sizes=(10, 9, 8, 7), bold=True, width=full_width
     )
-    items.append(_Text(_MARGIN, 9.0, title, size, True, design.on_accent))
+    items.append(_Text(_MARGIN, 7.2, title, size, True, design.on_accent))
 
     body_top = _HEADER_HEIGHT + 2.5
     banner = _banner(wallet_pass, now)
     if banner is not None:
+        # Across the text column only: the QR code keeps the card's full height.
+        band_width = _QR_X
         size, text = _fit_line(
-            _WORDS[banner].get(lang), sizes=(8, 7, 6), bold=True, width=full_width
+            _WORDS[banner].get(lang), sizes=(8, 7, 6, 5), bold=True, width=band_width - 2
         )
         middle = _HEADER_HEIGHT + _BANNER_HEIGHT / 2
         items += [
-            _Rect(0, _HEADER_HEIGHT, CARD_WIDTH_MM, _BANNER_HEIGHT, fill=_BANNER),
-            _Text(CARD_WIDTH_MM / 2, middle + _mm(0.36 * size), text, size, True, _WHITE, True),
+            _Rect(0, _HEADER_HEIGHT, band_width, _BANNER_HEIGHT, fill=_BANNER),
+            _Text(band_width / 2, middle + _mm(0.36 * size), text, size, True, _WHITE, True),
         ]
         body_top = _HEADER_HEIGHT + _BANNER_HEIGHT + 2.0
 
@@ -414,7 +429,9 @@ def _card_layout(
         )
         middle = _QR_Y + _QR_BOX / 2
         for offset, key in ((-1.0, "no_qr"), (3.0, "no_qr_reason")):
-            size, text = _fit_line(_WORDS[key].get(lang), sizes=(8, 7, 6), bold=True, width=32)
+            size, text = _fit_line(
+                _WORDS[key].get(lang), sizes=(8, 7, 6), bold=True, width=_QR_BOX - 4
+            )
             items.append(
                 _Text(_QR_X + _QR_BOX / 2, middle + offset, text, size, True, design.text, True)
             )
@@ -499,40 +516,85 @@ def _field_blocks(
 
 
 def _fit_block(text: str, *, sizes: Sequence[float]) -> tuple[float, list[str]]:
-    """The largest size at which a value wraps into at most three lines."""
-    folded = _fold(text)
+    """The largest size at which a value wraps into at most three lines, no word split.
+
+    Only when no size achieves that is a word broken between letters (at the
+    smallest size), and what still does not fit is cut off with an ellipsis.
+    """
+    shown = _printable(text)
     for size in sizes:
-        lines = _wrap(folded, size=size, bold=True, width=_COLUMN_WIDTH)
-        if len(lines) <= _VALUE_MAX_LINES:
+        lines = _wrap(shown, size=size, bold=True, width=_COLUMN_WIDTH, split_words=False)
+        if lines is not None and len(lines) <= _VALUE_MAX_LINES:
             return size, lines
     size = sizes[-1]
-    lines = _wrap(folded, size=size, bold=True, width=_COLUMN_WIDTH)[:_VALUE_MAX_LINES]
-    lines[-1] = _ellipsized(lines[-1], size=size, bold=True, width=_COLUMN_WIDTH)
+    lines = _wrap(shown, size=size, bold=True, width=_COLUMN_WIDTH) or [""]
+    if len(lines) > _VALUE_MAX_LINES:
+        lines = lines[:_VALUE_MAX_LINES]
+        lines[-1] = _ellipsized(lines[-1], size=size, bold=True, width=_COLUMN_WIDTH)
     return size, lines
 
 
 def _fit_line(text: str, *, sizes: Sequence[float], bold: bool, width: float) -> tuple[float, str]:
     """The largest size at which `text` fits one line; at the smallest, cut with an ellipsis."""
-    folded = _fold(text)
+    shown = _printable(text)
     for size in sizes:
-        if _width(folded, size, bold) <= width:
-            return size, folded
-    return sizes[-1], _ellipsized(folded, size=sizes[-1], bold=bold, width=width)
+        if _width(shown, size, bold) <= width:
+            return size, shown
+    return sizes[-1], _ellipsized(shown, size=sizes[-1], bold=bold, width=width)
 
 
-def _wrap(text: str, *, size: float, bold: bool, width: float) -> list[str]:
-    """Greedy word wrap; a word wider than the column is broken between letters."""
+# A line may end after a space or after a hyphen (which stays at the line's end).
+_HYPHENS: Final = ("-", "\u2010")
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """(joiner, piece) pairs: joiner " " starts a new word, "" continues one after a hyphen."""
+    pieces: list[tuple[str, str]] = []
+    for word in text.split():
+        joiner = " "
+        part = ""
+        for char in word:
+            part += char
+            if char in _HYPHENS and len(part) > 1:
+                pieces.append((joiner, part))
+                joiner, part = "", ""
+        if part:
+            pieces.append((joiner, part))
+    return pieces
+
+
+@overload
+def _wrap(
+    text: str, *, size: float, bold: bool, width: float, split_words: Literal[True] = ...
+) -> list[str]: ...
+@overload
+def _wrap(
+    text: str, *, size: float, bold: bool, width: float, split_words: bool
+) -> list[str] | None: ...
+def _wrap(
+    text: str, *, size: float, bold: bool, width: float, split_words: bool = True
+) -> list[str] | None:
+    """Greedy wrap at spaces and after hyphens.
+
+    A piece wider than the whole line is broken between letters if
+    `split_words`, else the text does not fit at this size: None.
+    """
     lines: list[str] = []
     current = ""
-    for word in text.split():
-        candidate = f"{current} {word}" if current else word
+    for joiner, piece in _pieces(text):
+        candidate = f"{current}{joiner}{piece}" if current else piece
         if _width(candidate, size, bold) <= width:
             current = candidate
             continue
         if current:
             lines.append(current)
         current = ""
-        for char in word:
+        if _width(piece, size, bold) <= width:
+            current = piece
+            continue
+        if not split_words:
+            return None
+        for char in piece:
             if current and _width(current + char, size, bold) > width:
                 lines.append(current)
                 current = ""
@@ -550,30 +612,48 @@ def _ellipsized(text: str, *, size: float, bold: bool, width: float) -> str:
 
 
 def _width(text: str, size: float, bold: bool) -> float:
-    """Width in mm of `text` in Helvetica (both renderers draw with its metrics)."""
-    points = pdfmetrics.stringWidth(text, _FONT_BOLD if bold else _FONT, size)
+    """Width in mm of `text` in the card's font (both renderers draw with its metrics)."""
+    points = pdfmetrics.stringWidth(text, _pdf_font(bold), size)
     return float(points) / _PT_PER_MM
 
 
-def _fold(text: str) -> str:
-    """Text the built-in Helvetica can draw: WinAnsi, else a base letter, else "?"."""
+def _printable(text: str) -> str:
+    """`text` as the packaged font can draw it: NFC, else a base letter, else "?"."""
     out = []
-    for char in text:
-        if _winansi(char):
+    for char in unicodedata.normalize("NFC", text):
+        if _covered(char):
             out.append(char)
             continue
         base = unicodedata.normalize("NFKD", char.translate(_BASE_LETTERS))
         base = "".join(c for c in base if not unicodedata.combining(c))
-        out.append(base if base and all(_winansi(c) for c in base) else "?")
+        out.append(base if base and all(_covered(c) for c in base) else "?")
     return "".join(out)
 
 
-def _winansi(char: str) -> bool:
+def _covered(char: str) -> bool:
+    """Whether both weights of the card's font have a glyph for `char`."""
+    return all(ord(char) in codepoints for codepoints in _font_codepoints())
+
+
+@functools.cache
+def _font_codepoints() -> tuple[frozenset[int], frozenset[int]]:
+    return tuple(  # type: ignore[return-value]
+        frozenset(pdfmetrics.getFont(_pdf_font(bold)).face.charToGlyph) for bold in (False, True)
+    )
+
+
+@functools.cache
+def _pdf_font(bold: bool) -> str:
+    """Register the packaged font with reportlab (once per process); its name there.
+
+    :raises ConfigError: if the installation lacks the font file.
+    """
+    name, filename = _FONTS[bold]
     try:
-        char.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
+        pdfmetrics.registerFont(TTFont(name, str(_FONT_DIR / filename)))
+    except (OSError, ValueError) as exc:  # reportlab reports a bad TTF as TTFError(Exception)
+        raise ConfigError(f"the card's font {filename} cannot be loaded: {exc}") from exc
+    return name
 
 
 def _date(moment: datetime, lang: str) -> str:
@@ -617,19 +697,21 @@ def _sheet_layout(
         items.append(_Line(x, y + sy * near, x, y + sy * far, _BLACK, 0.5))
 
     y = y1 + _CUT_GAP + _CUT_LENGTH + 12.0
-    items.append(_Text(_SHEET_TEXT_X, y, _fold(_WORDS["instructions"].get(lang)), 12, True, _BLACK))
+    items.append(
+        _Text(_SHEET_TEXT_X, y, _printable(_WORDS["instructions"].get(lang)), 12, True, _BLACK)
+    )
     y += 4.0
     for number, key in enumerate(("print", "cut", "keep"), start=1):
         y += 6.0
         items.append(_Text(_SHEET_TEXT_X, y, f"{number}.", 10, False, _BLACK))
         lines = _wrap(
-            _fold(_WORDS[key].get(lang)), size=10, bold=False, width=_SHEET_TEXT_WIDTH - 6
+            _printable(_WORDS[key].get(lang)), size=10, bold=False, width=_SHEET_TEXT_WIDTH - 6
         )
         for line in lines:
             items.append(_Text(_SHEET_TEXT_X + 6, y, line, 10, False, _BLACK))
             y += _mm(_LEADING * 10)
     y += 12.0
-    items.append(_Text(_SHEET_TEXT_X, y, _fold(_WORDS["ruler"].get(lang)), 10, False, _BLACK))
+    items.append(_Text(_SHEET_TEXT_X, y, _printable(_WORDS["ruler"].get(lang)), 10, False, _BLACK))
     y += 5.0
     end = _SHEET_TEXT_X + _RULER_MM
     items += [
@@ -690,7 +772,7 @@ def _pdf(layout: _Layout, wallet_pass: WalletPass, design: PrintDesign, lang: st
             pdf.line(x(item.x1), y(item.y1), x(item.x2), y(item.y2))
         elif isinstance(item, _Text):
             pdf.setFillColorRGB(*(c / 255 for c in item.colour.rgb))
-            pdf.setFont(_FONT_BOLD if item.bold else _FONT, item.size)
+            pdf.setFont(_pdf_font(item.bold), item.size)
             draw = pdf.drawCentredString if item.centred else pdf.drawString
             draw(x(item.x), y(item.baseline), item.text)
         else:
@@ -744,7 +826,12 @@ def _png(layout: _Layout, *, dpi: int) -> bytes:
             )
         else:
             count = len(item.matrix)
-            module = max(1, math.floor(item.size * scale / count))
+            # Whole pixels per module, rounded: at 150 dpi a 0.505 mm module is 3 px, not
+            # 2 (0.34 mm). Rounding up may eat at most half a module of each quiet zone.
+            exact = item.size * scale / count
+            module = max(1, round(exact))
+            if module * count > px(item.size) + module:
+                module = max(1, math.floor(exact))
             left = px(item.x) + (px(item.size) - module * count) // 2
             top = px(item.y) + (px(item.size) - module * count) // 2
             for row_index, row in enumerate(item.matrix):
@@ -759,18 +846,17 @@ def _png(layout: _Layout, *, dpi: int) -> bytes:
 
 @functools.lru_cache(maxsize=32)
 def _raster_font(bold: bool, size_px: float) -> ImageFont.FreeTypeFont:
-    """Helvetica's outline as reportlab ships it for its own rasteriser.
+    """The packaged font for Pillow; basic layout (no kerning), as reportlab measures it.
 
-    :raises ConfigError: if the reportlab installation lacks the font file.
+    :raises ConfigError: if the installation lacks the font file.
     """
-    name = _FONT_BOLD if bold else _FONT
-    path = pdfmetrics.getFont(name).face.findT1File()
-    if not path:
-        raise ConfigError(f"reportlab's outline of {name} is missing; reinstall reportlab")
+    filename = _FONTS[bold][1]
     try:
-        return ImageFont.truetype(path, size_px, layout_engine=ImageFont.Layout.BASIC)
+        return ImageFont.truetype(
+            str(_FONT_DIR / filename), size_px, layout_engine=ImageFont.Layout.BASIC
+        )
     except OSError as exc:
-        raise ConfigError(f"reportlab's outline of {name} cannot be loaded: {exc}") from exc
+        raise ConfigError(f"the card's font {filename} cannot be loaded: {exc}") from exc
 
 
 def _dark_runs(row: Sequence[bool]) -> list[tuple[int, int]]:

@@ -4,10 +4,16 @@ Our numeric QR text (see :mod:`wallet.qrtext`) is written as two segments, the
 prefix in alphanumeric mode and the digits in numeric mode; letting a library
 pick modes could fall back to byte mode and cost several versions. Any other
 text (a bare JWS) is written in byte mode.
+
+Building a code (choosing the version, placing and masking modules) costs about
+20 ms for a pass; the finished matrix of a pass's QR text is kept in a small
+cache, so a page that needs the code's size and its drawing builds it once, and
+a reload not at all.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -29,6 +35,13 @@ _ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
 _ERROR_CORRECTION_NAME = "M"
 _QUIET_ZONE = 4  # modules; ISO/IEC 18004 asks for at least four
 _NUMERIC_TEXT = re.compile(re.escape(PREFIX) + r"[0-9]+")
+_CACHED_CODES = 256  # ~8 KB of matrix each: a few MB at most
+
+
+@dataclass(frozen=True)
+class _Code:
+    version: int
+    matrix: tuple[tuple[bool, ...], ...]  # quiet zone included
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ def qr_info(text: str) -> QRCodeInfo:
 
     :raises QRTextError: if the text does not fit any QR version.
     """
-    code = _build_code(text)
+    code = _code(text)
     return QRCodeInfo(
         version=code.version,
         modules=17 + 4 * code.version,
@@ -61,7 +74,7 @@ def qr_matrix(text: str) -> list[list[bool]]:
 
     :raises QRTextError: if the text does not fit any QR version.
     """
-    return [list(row) for row in _build_code(text).get_matrix()]
+    return [list(row) for row in _code(text).matrix]
 
 
 def render_png(text: str, *, box_size: int = 8) -> bytes:
@@ -71,7 +84,7 @@ def render_png(text: str, *, box_size: int = 8) -> bytes:
     """
     if box_size < 1:
         raise ValueError("box_size must be at least 1 pixel")
-    matrix = _build_code(text).get_matrix()
+    matrix = _code(text).matrix
     width = len(matrix)
     pixels = bytes(0 if dark else 255 for row in matrix for dark in row)
     image = Image.frombytes("L", (width, width), pixels)
@@ -89,7 +102,7 @@ def render_svg(text: str, *, title: str | None = None) -> str:
 
     :raises QRTextError: if the text does not fit any QR version.
     """
-    matrix = _build_code(text).get_matrix()
+    matrix = _code(text).matrix
     width = len(matrix)
     title_element = f"<title>{escape(title)}</title>" if title is not None else ""
     return (
@@ -100,6 +113,27 @@ def render_svg(text: str, *, title: str | None = None) -> str:
         f'<path fill="none" stroke="#000" d="{_path_data(matrix)}"/>'
         f"</svg>\n"
     )
+
+
+def _code(text: str) -> _Code:
+    """The finished code of `text`; a pass's QR text is built once and kept.
+
+    Only pass texts ("WP1" + digits, public anyway: they are printed) are
+    kept; anything else, such as a claim link, which is a secret, is built
+    afresh and forgotten.
+    """
+    if _NUMERIC_TEXT.fullmatch(text):
+        return _pass_code(text)
+    return _finished(_build_code(text))
+
+
+@functools.lru_cache(maxsize=_CACHED_CODES)
+def _pass_code(text: str) -> _Code:
+    return _finished(_build_code(text))  # the cache holds only successes
+
+
+def _finished(code: qrcode.QRCode[Any]) -> _Code:
+    return _Code(code.version, tuple(tuple(row) for row in code.get_matrix()))
 
 
 def _build_code(text: str) -> qrcode.QRCode[Any]:  # Any: we never use its image factory
@@ -131,7 +165,7 @@ def _segment(data: bytes, mode: int) -> qrcode.util.QRData:
     return qrcode.util.QRData(data, cast("Literal[1, 2, 4]", mode))
 
 
-def _path_data(matrix: list[list[bool]]) -> str:
+def _path_data(matrix: tuple[tuple[bool, ...], ...]) -> str:
     """Each row's dark runs as strokes one module wide: about 8 characters per run."""
     commands = []
     for y, row in enumerate(matrix):
@@ -146,7 +180,7 @@ def _path_data(matrix: list[list[bool]]) -> str:
     return "".join(commands)
 
 
-def _dark_runs(row: list[bool]) -> list[tuple[int, int]]:
+def _dark_runs(row: tuple[bool, ...]) -> list[tuple[int, int]]:
     """Half-open [start, end) spans of consecutive dark modules."""
     runs = []
     start: int | None = None

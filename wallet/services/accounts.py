@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from wallet.auditkey import AuditKey
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import audit
 from wallet.store.models import ApiTokenRow, StaffUserRow
@@ -20,6 +21,7 @@ from wallet.store.models import ApiTokenRow, StaffUserRow
 ROLES = ("admin", "issuer", "verifier")
 TOKEN_PREFIX = "wpt_"  # noqa: S105 - a visible marker, not a secret
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
 _NAME_RE = re.compile(r"[A-Za-z0-9._@-]{2,64}")
 # Verifying against this keeps the time of a login for an unknown user like a real one.
 _DUMMY_HASH = argon2.hash(secrets.token_urlsafe(16))
@@ -42,13 +44,23 @@ def _check_password(password: object) -> str:
         raise InputError(
             f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
         )
-    if len(password) > 1024:
-        raise InputError("the password is too long", field="password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InputError(
+            f"the password is too long (at most {MAX_PASSWORD_LENGTH} characters)",
+            field="password",
+        )
     return password
 
 
 def add_user(
-    session: Session, *, username: object, password: object, role: object, actor: str, now: datetime
+    session: Session,
+    *,
+    username: object,
+    password: object,
+    role: object,
+    actor: str,
+    audit_key: AuditKey,
+    now: datetime,
 ) -> StaffUserRow:
     name = _check_name(username, "username")
     row = StaffUserRow(
@@ -63,7 +75,7 @@ def add_user(
             session.add(row)
     except IntegrityError as exc:
         raise StateConflictError(f"a user {name} exists already") from exc
-    audit.record(session, actor=actor, action="user.add", target=f"user:{name}",
+    audit.record(session, key=audit_key, actor=actor, action="user.add", target=f"user:{name}",
                  details={"role": row.role}, now=now)  # fmt: skip
     return row
 
@@ -82,18 +94,28 @@ def list_users(session: Session) -> list[StaffUserRow]:
 
 
 def set_password(
-    session: Session, *, username: str, password: object, actor: str, now: datetime
+    session: Session,
+    *,
+    username: str,
+    password: object,
+    actor: str,
+    audit_key: AuditKey,
+    now: datetime,
 ) -> StaffUserRow:
     row = get_user(session, username)
     row.password_hash = argon2.hash(_check_password(password))
-    audit.record(session, actor=actor, action="user.passwd", target=f"user:{username}", now=now)
+    audit.record(session, key=audit_key, actor=actor, action="user.passwd",
+                 target=f"user:{username}", now=now)  # fmt: skip
     return row
 
 
-def disable_user(session: Session, *, username: str, actor: str, now: datetime) -> StaffUserRow:
+def disable_user(
+    session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime
+) -> StaffUserRow:
     row = get_user(session, username)
     row.disabled = True
-    audit.record(session, actor=actor, action="user.disable", target=f"user:{username}", now=now)
+    audit.record(session, key=audit_key, actor=actor, action="user.disable",
+                 target=f"user:{username}", now=now)  # fmt: skip
     return row
 
 
@@ -135,7 +157,7 @@ def token_hash(secret: str) -> str:
 
 
 def create_api_token(
-    session: Session, *, name: object, role: object, actor: str, now: datetime
+    session: Session, *, name: object, role: object, actor: str, audit_key: AuditKey, now: datetime
 ) -> NewApiToken:
     label = _check_name(name, "name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -151,8 +173,8 @@ def create_api_token(
             session.add(row)
     except IntegrityError as exc:
         raise StateConflictError(f"an API token named {label} exists already") from exc
-    audit.record(session, actor=actor, action="api_token.create", target=f"token:{label}",
-                 details={"role": row.role}, now=now)  # fmt: skip
+    audit.record(session, key=audit_key, actor=actor, action="api_token.create",
+                 target=f"token:{label}", details={"role": row.role}, now=now)  # fmt: skip
     return NewApiToken(row=row, secret=secret)
 
 
@@ -160,7 +182,9 @@ def list_api_tokens(session: Session) -> list[ApiTokenRow]:
     return list(session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name)))
 
 
-def revoke_api_token(session: Session, *, name: str, actor: str, now: datetime) -> ApiTokenRow:
+def revoke_api_token(
+    session: Session, *, name: str, actor: str, audit_key: AuditKey, now: datetime
+) -> ApiTokenRow:
     row = None
     if _NAME_RE.fullmatch(name):
         row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
@@ -168,8 +192,8 @@ def revoke_api_token(session: Session, *, name: str, actor: str, now: datetime) 
         raise NotFoundError(f"no API token named {name}")
     if row.revoked_at is None:
         row.revoked_at = now
-        audit.record(session, actor=actor, action="api_token.revoke", target=f"token:{name}",
-                     now=now)  # fmt: skip
+        audit.record(session, key=audit_key, actor=actor, action="api_token.revoke",
+                     target=f"token:{name}", now=now)  # fmt: skip
     return row
 
 

@@ -23,7 +23,9 @@ from wallet.errors import InputError, WalletError
 from wallet.push.apns import validate_device_token
 from wallet.services.context import Services
 from wallet.store.models import AppleDeviceLogRow, AppleRegistrationRow, PassRow
-from wallet.tokens import SERIAL_RE
+from wallet.tokens import (
+    SERIAL_RE,
+)
 
 __all__ = [
     "AppleAuthError",

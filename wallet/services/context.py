@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from wallet.auditkey import AUDIT_CHECKPOINT_FILE, AuditKey
 from wallet.config import Settings
 from wallet.errors import InputError
 from wallet.keystore import KeyStore
 from wallet.passtypes import PassType
-
-if TYPE_CHECKING:
-    from wallet.services.passes import OpenLists
-    from wallet.services.wallets import WalletFormats
+from wallet.services.credentials import WalletFormats
+from wallet.services.open_lists import OpenLists
 
 
 @dataclass(frozen=True)
@@ -29,16 +28,22 @@ class Services:
     def formats(self) -> WalletFormats:
         """Wallet credentials and designs, loaded on first use (two racing threads
         may each load them once; both results are equal)."""
-        from wallet.services.wallets import WalletFormats
-
         return WalletFormats(self.settings, dict(self.pass_types))
+
+    @cached_property
+    def audit_key(self) -> AuditKey:
+        """The key every audit entry is written with (see wallet.services.audit)."""
+        return self.keys.audit_key()
 
     @cached_property
     def open_lists(self) -> OpenLists:
         """The status list each pass type fills, remembered by this process."""
-        from wallet.services.passes import OpenLists
-
         return OpenLists()
+
+    @property
+    def audit_checkpoint_file(self) -> Path:
+        """Where the newest audit checkpoint is kept outside the database."""
+        return self.settings.instance_dir / AUDIT_CHECKPOINT_FILE
 
     def pass_type(self, type_id: object) -> PassType:
         if not isinstance(type_id, str) or type_id not in self.pass_types:

@@ -18,7 +18,10 @@ from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
 from wallet.services.publishing import export_bundle, sign_status_lists, status_list_uri
 from wallet.status import MIN_LIST_SIZE, StatusList, allocate_index
-from wallet.tokens import new_serial, sign_pass_token
+from wallet.tokens import (
+    new_serial,
+    sign_pass_token,
+)
 from wallet.verifier import VerificationResult, Verifier
 
 # The reference passes of DESIGN.md.

@@ -22,7 +22,7 @@ from wallet.errors import ConfigError, PassTypeError, WalletError
 from wallet.formats import google
 from wallet.formats.doctor import Finding, check_apple_design, check_apple_signer, check_pkpass
 from wallet.push.apns import load_token_auth
-from wallet.services import wallets
+from wallet.services import credentials, wallets
 from wallet.services.context import Services
 from wallet.store.models import OutboxRow
 
@@ -44,7 +44,7 @@ def check_configuration(services: Services, *, now: datetime) -> list[Finding]:
     findings: list[Finding] = []
 
     def apple() -> list[Finding]:
-        signer, development = wallets.load_apple_signer(settings)
+        signer, development = credentials.load_apple_signer(settings)
         found = check_apple_signer(
             signer,
             pass_type_id=settings.apple_pass_type_id,
@@ -103,7 +103,7 @@ def check_pkpass_file(data: bytes, services: Services, *, now: datetime) -> list
     wwdr = None
     # Without a loadable chain the embedded certificates are still examined.
     with contextlib.suppress(WalletError):
-        wwdr = wallets.load_apple_signer(services.settings)[0].wwdr
+        wwdr = credentials.load_apple_signer(services.settings)[0].wwdr
     return check_pkpass(data, wwdr=wwdr, now=now)
 
 
@@ -122,6 +122,18 @@ def check_save_link(url: str, services: Services) -> list[Finding]:
             )
         )
     token = url[len(google.SAVE_URL_PREFIX) :]
+    problem = _save_token_problem(token)
+    if problem is not None:
+        return [*findings, Finding("save-link-unreadable", problem)]
+    if not services.settings.google_enabled:
+        findings.append(
+            Finding(
+                "save-link-signature-unchecked",
+                "the link is well formed, but its signature was not checked: Google Wallet "
+                "is not configured here (WALLET_GOOGLE_SERVICE_ACCOUNT)",
+                "warning",
+            )
+        )
     if services.settings.google_enabled:
         try:
             account = services.formats.google_account
@@ -138,6 +150,32 @@ def check_save_link(url: str, services: Services) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _save_token_problem(token: str) -> str | None:
+    """What makes a save link's JWT unusable for Google, read without its key; None if nothing.
+
+    Google answers a malformed link with a bare error page in the citizen's
+    browser, so the shape is checked even where no service account is set up.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        return f"the save link does not carry a readable JWT ({exc})"
+    if header.get("alg") != "RS256":
+        return f"the save link's JWT must be signed with RS256, not {header.get('alg')!r}"
+    if claims.get("aud") != "google" or claims.get("typ") != "savetowallet":
+        return 'the save link\'s JWT needs aud "google" and typ "savetowallet"'
+    if not isinstance(claims.get("iss"), str) or "@" not in claims["iss"]:
+        return "the save link's JWT must name the service account's e-mail as iss"
+    payload = claims.get("payload")
+    objects = payload.get("genericObjects") if isinstance(payload, dict) else None
+    if not isinstance(objects, list) or not objects:
+        return "the save link's JWT carries no genericObjects in its payload"
+    if not all(isinstance(o, dict) and isinstance(o.get("id"), str) for o in objects):
+        return "every object in the save link needs an id"
+    return None
 
 
 def check_outbox(session: Session, *, now: datetime) -> list[Finding]:

@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wallet.errors import DeliveryError, WalletError
+from wallet.services import wallets
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
 from wallet.store.models import AppleRegistrationRow, Base, OutboxRow, PassRow
@@ -114,14 +115,14 @@ class GooglePatcher(Protocol):
 class Deliverers:
     """The clients the worker delivers through; None where a platform is not set up.
 
-    ``google_patch`` builds the object id and PATCH body for a pass from its
-    current state, so the newest state wins even when deliveries overlap.
+    ``services`` builds a Google object's PATCH from the pass's current state
+    when it is delivered, so the newest state wins even when deliveries overlap.
     """
 
     apns: ApplePusher | None = None
     apple_topic: str = ""
     google: GooglePatcher | None = None
-    google_patch: Callable[[Session, PassRow], tuple[str, dict[str, Any]]] | None = None
+    services: Services | None = None
 
 
 @dataclass
@@ -306,7 +307,7 @@ def _push_apple(deliverers: Deliverers, item: _Claimed) -> _Outcome:
 
 
 def _patch_google(transaction: Transaction, deliverers: Deliverers, item: _Claimed) -> _Outcome:
-    if deliverers.google is None or deliverers.google_patch is None:
+    if deliverers.google is None or deliverers.services is None:
         return _Outcome(
             ok=False, retry=True, error="Google Wallet is not configured on this worker"
         )
@@ -314,7 +315,7 @@ def _patch_google(transaction: Transaction, deliverers: Deliverers, item: _Claim
         row = session.get(PassRow, item.pass_id)
         if row is None:
             return _Outcome(ok=False, error="the pass no longer exists")
-        object_id, body = deliverers.google_patch(session, row)
+        object_id, body = wallets.google_state_patch(deliverers.services, row)
     # False: the holder never saved the pass to Google Wallet; nothing to update.
     deliverers.google.patch_object(object_id, body)
     return _Outcome(ok=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,17 +18,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from wallet.domain import MAX_REASON_LENGTH, Action, PassState, transition
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox
 from wallet.services.context import Services
+from wallet.services.open_lists import ListSlot
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
 from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
-from wallet.tokens import SERIAL_RE, new_serial, sign_pass_token
+from wallet.tokens import (
+    SERIAL_RE,
+    new_serial,
+    sign_pass_token,
+)
 
-STATES = ("valid", "suspended", "revoked")
+STATES = tuple(s.value for s in PassState)
 # A list takes new passes until it is this full; then a fresh list starts. Random
 # slots stay cheap to find and every list keeps a large herd.
 FILL_LIMIT = 0.75
@@ -87,7 +92,10 @@ _PASS_COLUMNS = (
     "replaces", "created_at", "updated_at",
 )  # fmt: skip
 _CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
-_AUDIT_COLUMNS = ("at", "actor", "action", "target", "details", "content_hash")
+# Every column audit.entry_values fills (the sealer fills the rest): a column
+# added there and forgotten here would be a missing parameter, not a silent NULL.
+_SEALER_COLUMNS = frozenset({"id", "seq", "prev_hash", "hash"})
+_AUDIT_COLUMNS = tuple(c.name for c in _log.columns if c.name not in _SEALER_COLUMNS)
 
 
 def _bind(table: Table, column: str, prefix: str) -> BindParameter[Any]:
@@ -138,46 +146,9 @@ _SET_USED = (
 RECOUNT_EVERY = 1000
 
 
-@dataclass(frozen=True)
-class _ListSlot:
-    id: int
-    name: str
-    size: int
-
-
-class OpenLists:
-    """Per process: the list each pass type fills, and how many passes may go
-    into it before its passes are counted again.
-
-    Looking the list up and keeping an exact count on its row cost each
-    issuance a statement and, on PostgreSQL, a row lock every concurrent issuer
-    queued on until commit. Counting now and then instead lets the list fill a
-    little beyond ``FILL_LIMIT`` (at most ``RECOUNT_EVERY`` per process, and
-    far less near the limit), which only makes a random slot a little harder
-    to find. Only lists found committed are kept: a list created by a
-    transaction that rolls back is never handed out.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lists: dict[str, tuple[_ListSlot, int]] = {}
-
-    def take(self, type_id: str) -> _ListSlot | None:
-        with self._lock:
-            slot, budget = self._lists.get(type_id, (None, 0))
-            if slot is None or budget <= 0:
-                return None
-            self._lists[type_id] = (slot, budget - 1)
-            return slot
-
-    def keep(self, type_id: str, slot: _ListSlot, *, budget: int) -> None:
-        with self._lock:
-            self._lists[type_id] = (slot, budget)
-
-
 def _status_list(
     session: Session, services: Services, pass_type: PassType, now: datetime
-) -> _ListSlot:
+) -> ListSlot:
     """The list new passes of this type go into, creating the next one when full."""
     cached = services.open_lists.take(pass_type.id)
     if cached is not None:
@@ -185,7 +156,7 @@ def _status_list(
     connection = session.connection()
     open_list = {"pass_type": pass_type.id}
     while (found := connection.execute(_OPEN_LIST, open_list).first()) is not None:
-        slot = _ListSlot(*found)
+        slot = ListSlot(*found)
         counted = int(connection.execute(_COUNT_PASSES, {"list_id": slot.id}).scalar_one())
         # Written only when counting (rarely): a full list is no longer found.
         connection.execute(_SET_USED, {"list_id": slot.id, "counted": counted})
@@ -216,8 +187,8 @@ def _status_list(
         again = session.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
         if again is None:
             raise
-        return _ListSlot(*again)
-    return _ListSlot(row.id, row.name, row.size)
+        return ListSlot(*again)
+    return ListSlot(row.id, row.name, row.size)
 
 
 def _store_pass(
@@ -318,6 +289,7 @@ def issue_pass(
         "created_at": now,
     }
     entry = audit.entry_values(
+        key=services.audit_key,
         actor=actor,
         action="pass.issue",
         target=serial,
@@ -363,13 +335,6 @@ def get_pass(session: Session, serial: object, *, for_update: bool = False) -> P
 
 
 # action -> (states it applies to, resulting state)
-TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
-    "revoke": (frozenset({"valid", "suspended"}), "revoked"),
-    "suspend": (frozenset({"valid"}), "suspended"),
-    "reinstate": (frozenset({"suspended"}), "valid"),
-}
-
-
 def change_state(
     session: Session,
     services: Services,
@@ -382,29 +347,38 @@ def change_state(
 ) -> PassRow:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
     if reason is not None and (
-        not isinstance(reason, str) or len(reason) > 500 or has_control_characters(reason)
+        not isinstance(reason, str)
+        or len(reason) > MAX_REASON_LENGTH
+        or has_control_characters(reason)
     ):
-        raise InputError("reason must be plain text of at most 500 characters", field="reason")
-    allowed, new_state = TRANSITIONS[action]
+        raise InputError(
+            f"reason must be plain text of at most {MAX_REASON_LENGTH} characters", field="reason"
+        )
+    if action not in Action.__members__.values():
+        raise InputError(f"action must be one of {', '.join(Action)}", field="action")
+    act = Action(action)
     row = get_pass(session, serial, for_update=True)
-    if action == "suspend" and not services.pass_type(row.pass_type).suspendable:
+    suspendable = services.pass_type(row.pass_type).suspendable
+    if act is Action.SUSPEND and not suspendable:
         raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
-    if row.state not in allowed:
-        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {action}d")
+    new_state = transition(row.state, act, suspendable=suspendable)
+    if new_state is None:
+        raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {act.done}")
     # The list's row lock orders changes: versions commit in the order they are
-    # taken, which publication relies on (see publishing.prepare_status_list).
+    # taken, which publication relies on (see publishing.changed_status_list).
     version = session.execute(
         update(StatusListRow)
         .where(StatusListRow.id == row.status_list_id)
         .values(version=StatusListRow.version + 1)
         .returning(StatusListRow.version)
     ).scalar_one()
-    row.state = new_state
+    row.state = new_state.value
     row.reason = reason
     row.updated_at = now
     row.status_version = version
     audit.record(
         session,
+        key=services.audit_key,
         actor=actor,
         action=f"pass.{action}",
         target=row.serial,

@@ -21,7 +21,9 @@ from wallet.passtypes import PassType
 from wallet.services.context import Services
 from wallet.status import INVALID, SUSPENDED, VALID, StatusList
 from wallet.store.models import CounterRow, PassRow, PublishedBundleRow, StatusListRow
-from wallet.tokens import sign_status_list_token
+from wallet.tokens import (
+    sign_status_list_token,
+)
 
 _STATUS_VALUES = {"valid": VALID, "revoked": INVALID, "suspended": SUSPENDED}
 
@@ -277,6 +279,17 @@ def _bundle_fingerprint(services: Services, lists: Iterable[StatusListRow]) -> s
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _bundle_fresh(row: PublishedBundleRow, *, now: datetime, lifetime: timedelta) -> bool:
+    """Whether the stored bundle still has at least half of its own life ahead.
+
+    Its own: the stored one may have been signed with another lifetime (a CLI
+    with a shorter WALLET_BUNDLE_LIFETIME than the server's); judging it by
+    today's setting alone served bundles every device refuses as expired.
+    """
+    own_life = row.expires_at - row.issued_at
+    return row.issued_at <= now < row.issued_at + min(own_life, lifetime) / 2
+
+
 def cached_bundle(session: Session, services: Services, *, now: datetime) -> str | None:
     """The published bundle if nothing it depends on changed (read-only), else None."""
     cached = session.get(PublishedBundleRow, 1)
@@ -289,7 +302,7 @@ def cached_bundle(session: Session, services: Services, *, now: datetime) -> str
     bundle_life = timedelta(seconds=services.settings.bundle_lifetime)
     if cached.fingerprint != _bundle_fingerprint(services, lists):
         return None
-    if now >= cached.issued_at + bundle_life / 2:
+    if not _bundle_fresh(cached, now=now, lifetime=bundle_life):
         return None
     return cached.token
 
@@ -323,7 +336,7 @@ def publish_bundle(
         not force
         and cached is not None
         and cached.fingerprint == fingerprint
-        and now < cached.issued_at + bundle_life / 2
+        and _bundle_fresh(cached, now=now, lifetime=bundle_life)
     ):
         return cached
     settings = services.settings

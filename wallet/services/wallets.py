@@ -9,42 +9,28 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wallet.config import Settings
+from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError
 from wallet.formats import google
-from wallet.formats.apple_dev_ca import create_dev_chain
-from wallet.formats.pkpass import AppleDesign, AppleSigner, build_pkpass, load_apple_design
-from wallet.formats.pkpass import load_apple_signer as _load_signer
-from wallet.formats.walletpass import WalletPass
-from wallet.passtypes import PassType
+from wallet.formats.pkpass import build_pkpass
 from wallet.push.apns import ApnsClient, CertificateAuth, TokenAuth, load_token_auth
 from wallet.push.google_api import GoogleWalletClient
 from wallet.qrtext import encode_qr_text
 from wallet.services.context import Services
+from wallet.services.credentials import APPLE_DEV_FOLDER
 from wallet.store.models import PassRow
 
-if TYPE_CHECKING:  # reportlab and Pillow load with the first card printed, not every worker
-    from wallet.formats import printable
-
 __all__ = [
-    "APPLE_DEV_FOLDER",
-    "AppleSetup",
-    "WalletFormats",
-    "apple_available",
     "apple_web_service_url",
-    "ensure_dev_chain",
     "google_save_link",
     "pkpass_for",
     "wallet_pass",
 ]
 
-APPLE_DEV_FOLDER = "apple-dev"
 APPLE_WEB_SERVICE_PATH = "/apple"
 
 
@@ -62,112 +48,13 @@ def wallet_pass(services: Services, row: PassRow) -> WalletPass:
         serial=row.serial,
         valid_from=row.valid_from,
         valid_until=row.valid_until,
-        state=row.state,
+        state=PassState(row.state),
         reason=row.reason,
         token=row.token,
         qr_text=encode_qr_text(row.token),
         updated_at=row.updated_at,
         authentication_token=row.apple_auth_token,
     )
-
-
-@dataclass(frozen=True)
-class AppleSetup:
-    signer: AppleSigner
-    designs: dict[str, AppleDesign]
-    development: bool
-
-
-def apple_available(settings: Settings) -> bool:
-    """Whether passes can be signed: real credentials, or the development chain exists."""
-    if settings.apple_configured:
-        return True
-    return settings.dev_mode and (settings.instance_dir / APPLE_DEV_FOLDER / "pass.pem").exists()
-
-
-def ensure_dev_chain(settings: Settings, *, now: datetime) -> Path | None:
-    """In development mode, create the local Apple-shaped chain once; its folder."""
-    if settings.apple_configured or not settings.dev_mode:
-        return None
-    folder = settings.instance_dir / APPLE_DEV_FOLDER
-    if not (folder / "pass.pem").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        create_dev_chain(
-            folder,
-            team_id=settings.apple_team_id,
-            pass_type_id=settings.apple_pass_type_id,
-            now=now,
-        )
-    return folder
-
-
-def load_apple_signer(settings: Settings) -> tuple[AppleSigner, bool]:
-    """The configured signer, or the development chain; (signer, is_development)."""
-    if settings.apple_configured:
-        assert settings.apple_pass_key is not None and settings.apple_wwdr_cert is not None
-        assert settings.apple_pass_cert is not None
-        signer = _load_signer(
-            certificate=settings.apple_pass_cert,
-            key=settings.apple_pass_key,
-            wwdr=settings.apple_wwdr_cert,
-            passphrase=settings.apple_pass_key_passphrase,
-        )
-        return signer, False
-    folder = settings.instance_dir / APPLE_DEV_FOLDER
-    if not settings.dev_mode or not (folder / "pass.pem").exists():
-        raise ConfigError(
-            "Apple Wallet is not set up: set WALLET_APPLE_PASS_CERT, WALLET_APPLE_PASS_KEY and "
-            "WALLET_APPLE_WWDR_CERT (see the README), or run `wallet setup` in development mode"
-        )
-    signer = _load_signer(
-        certificate=folder / "pass.pem",
-        key=folder / "pass.key.pem",
-        wwdr=folder / "wwdr.pem",
-        passphrase=None,
-    )
-    return signer, True
-
-
-class WalletFormats:
-    """Per-process cache of what the wrappings need, loaded on first use.
-
-    Two threads racing on first use may each load a part once; both results
-    are equal, so no lock is needed.
-    """
-
-    def __init__(self, settings: Settings, pass_types: dict[str, PassType]) -> None:
-        self._settings = settings
-        self._types = pass_types
-        self.google_classes_ensured: set[str] = set()
-
-    @cached_property
-    def apple(self) -> AppleSetup:
-        signer, development = load_apple_signer(self._settings)
-        folder = self._settings.pass_types_dir
-        designs = {t: load_apple_design(folder / t / "apple") for t in self._types}
-        return AppleSetup(signer=signer, designs=designs, development=development)
-
-    @cached_property
-    def google_account(self) -> google.ServiceAccount:
-        path = self._settings.google_service_account
-        if path is None:
-            raise ConfigError(
-                "Google Wallet is not set up: set WALLET_GOOGLE_SERVICE_ACCOUNT and "
-                "WALLET_GOOGLE_ISSUER_ID (see the README)"
-            )
-        return google.load_service_account(path)
-
-    @cached_property
-    def google_designs(self) -> dict[str, google.GoogleDesign]:
-        folder = self._settings.pass_types_dir
-        return {t: google.load_google_design(folder / t) for t in self._types}
-
-    @cached_property
-    def print_designs(self) -> dict[str, printable.PrintDesign]:
-        folder = self._settings.pass_types_dir
-        from wallet.formats import printable
-
-        return {t: printable.load_print_design(folder / t) for t in self._types}
 
 
 def pkpass_for(services: Services, row: PassRow, *, now: datetime) -> bytes:
@@ -216,14 +103,16 @@ def google_save_link(
 ) -> str:
     """The "Add to Google Wallet" link; inserts the object over REST first if it must.
 
-    A whole object in the link needs no API call; when the link would exceed
-    Google's 1,800 characters, the class and object are inserted first and
-    the link names only the object's id.
+    Both ways create the class before the object: a whole object travels with
+    its class in the link (no API call); when that link would exceed Google's
+    1,800 characters, the class and object are inserted first and the link
+    names only the object's id.
     """
     account = services.formats.google_account
     origins = [services.settings.public_url]
     body = google_object(services, row)
-    link = google.save_url(account, objects=[body], origins=origins, now=now)
+    classes = [google_class(services, row.pass_type)]
+    link = google.save_url(account, objects=[body], classes=classes, origins=origins, now=now)
     if link is not None:
         return link
     with client() as api:
@@ -241,7 +130,7 @@ def google_save_link(
 
 def card(services: Services, row: PassRow, *, kind: str, lang: str, now: datetime) -> bytes:
     """The printable card: kind is "pdf" (ID-1), "sheet" (A4 with cut marks) or "png"."""
-    from wallet.formats import printable
+    from wallet.formats import printable  # reportlab and Pillow: loaded by the first card only
 
     design = services.formats.print_designs[row.pass_type]
     value = wallet_pass(services, row)

@@ -94,6 +94,20 @@ class _WriterQueue:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _keep_private(path: Path) -> None:
+    """The SQLite file holds holders' names: readable by the service's user only.
+
+    SQLite gives its -wal and -shm files the database file's mode, so making
+    the file 0600 before the first connection covers them too. A file made
+    before this rule is tightened at the next start.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists() and name.stat().st_mode & 0o077:
+            name.chmod(0o600)
+
+
 class Database:
     """One engine, a read and a write session factory, and the migrations."""
 
@@ -105,7 +119,7 @@ class Database:
         if self.is_sqlite:
             path = make_url(self.url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _keep_private(Path(path))
                 self._writers = _WriterQueue(Path(f"{path}.writers"))
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:

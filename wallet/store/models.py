@@ -192,6 +192,22 @@ class AuditEntryRow(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
     prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # HMAC with the audit key (wallet.auditkey): NULL only on entries written
+    # before entries were authenticated.
+    mac: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the audit chain, one per sealing round; the newest
+    is also kept outside the database (wallet.services.audit)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    head: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    signed: Mapped[str] = mapped_column(Text)
 
 
 class CounterRow(Base):
@@ -201,6 +217,16 @@ class CounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class InstanceSettingRow(Base):
+    """Settings every node and the admin CLI must share (the issuer and public URL):
+    the database holds them, so a shell with other WALLET_* values is noticed."""
+
+    __tablename__ = "instance_settings"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class PublishedBundleRow(Base):

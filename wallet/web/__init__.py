@@ -123,9 +123,11 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
         )
+    services = services or Services.from_settings(settings)
+    services.audit_key  # noqa: B018 - loaded at start like the keys: every change writes with it
     app.extensions["wallet"] = WebContext(
         settings=settings,
-        services=services or Services.from_settings(settings),
+        services=services,
         db=db or Database(settings.database),
         clock=clock or _utc_now,
     )

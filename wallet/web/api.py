@@ -23,20 +23,22 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, url
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError, NotFoundError, WalletError
 from wallet.qrtext import encode_qr_text
-from wallet.services import accounts, idempotency, passes, wallets
+from wallet.services import accounts, credentials, idempotency, passes
 from wallet.services.idempotency import StoredResponse
 from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
-from wallet.tokens import SERIAL_RE
+from wallet.tokens import (
+    SERIAL_RE,
+)
 from wallet.web import context, error_body, now, openapi, public
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_BODY_BYTES = 64 * 1024  # a pass request is well under 2 KiB
 MAX_TEXT_LENGTH = 200  # any holder value; the pass type's own limit is checked later
-MAX_REASON_LENGTH = 500
 MAX_QUERY_LENGTH = 200
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -368,7 +370,7 @@ def _created(issued: passes.IssuedPass) -> StoredResponse:
         "print_sheet_pdf": f"{claim_url}/card.pdf?layout=sheet",
         "card_png": f"{claim_url}/card.png",
     }
-    if wallets.apple_available(settings):
+    if credentials.apple_available(settings):
         downloads["apple_wallet"] = f"{claim_url}/pass.pkpass"
     if settings.google_enabled:
         downloads["google_wallet"] = f"{claim_url}/google-wallet"
@@ -536,7 +538,7 @@ def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) 
     _check_members(body, allowed=("reason",), required=("reason",) if reason_required else ())
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
     if reason_required and (reason is None or not reason.strip()):
-        raise InputError(f"say why the pass is {action}d", field="reason")
+        raise InputError(f"say why the pass is {Action(action).done}", field="reason")
     ctx = context()
     with ctx.db.transaction(write=True) as session:
         row = passes.change_state(

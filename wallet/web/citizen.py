@@ -5,6 +5,11 @@ leak it as a referrer. A revoked pass shows no QR code at all: the code would
 only be refused at every check, and a card that looks usable invites trouble at
 the desk. A suspended or expired pass keeps its code, greyed and labelled, since
 it may become valid again (or be reissued) and staff can still look it up.
+
+A suspended pass offers no downloads at all (wallets, QR code, card): a new copy
+would only be refused at checks, and the suspension may end in revocation. The
+page says so; a copy already in a wallet app is updated by the wallet push.
+Once reinstated, the same link offers everything again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from wallet.errors import ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.qrtext import encode_qr_text
-from wallet.services import passes, wallets
+from wallet.services import credentials, passes, wallets
 from wallet.store.models import PassRow
 from wallet.web import context, i18n, now, security
 from wallet.web.i18n import _
@@ -152,26 +157,51 @@ def pass_page(secret: str) -> str:
         card=card,
         qr_svg=qr_svg,
         secret=secret,
-        wallet_options=_wallet_options(),
+        downloads=_offers_downloads(card),
+        wallet_options=_wallet_options(platform(request.user_agent.string)),
     )
 
 
-def _wallet_options() -> list[str]:
-    """The ways to keep the pass, the one that suits the visitor's device first.
+def _offers_downloads(card: Card) -> bool:
+    """Revoked and suspended passes are not handed out (see the module's docstring)."""
+    return card.state not in ("revoked", "suspended")
 
+
+# Browsers that are not Safari although they say "Safari" in their user agent.
+_NOT_SAFARI = ("chrome", "chromium", "crios", "fxios", "firefox", "edg/", "edgios", "opr/")
+
+
+def platform(user_agent: str) -> str:
+    """ "android", "apple" (iPhone, iPad, Safari on a Mac) or "desktop", from the user agent.
+
+    iPadOS Safari says "Macintosh" by default, so Safari on a Mac counts as Apple:
+    it adds passes to Wallet too. Only the order and choice of buttons depend on
+    it; every download works from any device.
+    """
+    agent = user_agent.lower()
+    if "android" in agent:
+        return "android"
+    if any(device in agent for device in ("iphone", "ipad", "ipod")):
+        return "apple"
+    if "macintosh" in agent and "safari" in agent and not any(b in agent for b in _NOT_SAFARI):
+        return "apple"
+    return "desktop"
+
+
+def _wallet_options(device: str) -> list[str]:
+    """The ways to keep the pass, as Apple's and Google's button guidelines order them.
+
+    Android shows Google Wallet only (Apple Wallet does not exist there); Apple
+    devices show Apple Wallet first, Google Wallet second; a desktop shows both.
     Apple Wallet needs Apple credentials (or development mode), Google Wallet a
-    configured issuer; printing always works.
+    configured issuer; printing is always offered, last.
     """
     settings = context().settings
     options = []
-    if wallets.apple_available(settings):
+    if credentials.apple_available(settings) and device != "android":
         options.append("apple")
     if settings.google_enabled:
-        options.append("google")
-    agent = request.user_agent.string.lower()
-    if "android" in agent and "google" in options:
-        options.remove("google")
-        options.insert(0, "google")
+        options.insert(0 if device == "android" else len(options), "google")
     return [*options, "print"]
 
 
@@ -190,34 +220,41 @@ def _inline_svg(text: str, *, title: str) -> Markup:
 @blueprint.get("/p/<secret>/qr.png")
 def qr_png(secret: str) -> Response | tuple[str, int]:
     card = _load(secret)
-    if card.state == "revoked":
-        return render_template("citizen/revoked_download.html", card=card), 410
+    if not _offers_downloads(card):
+        return _refused_download_page(card)
     response = Response(render_png(card.qr_text, box_size=PNG_BOX_SIZE), mimetype="image/png")
     # type ids are [a-z][a-z0-9_-]*, safe in a quoted filename
     response.headers["Content-Disposition"] = f'attachment; filename="{card.type_id}-pass-qr.png"'
     return response
 
 
-class _RevokedDownload(Exception):
+class _RefusedDownload(Exception):
     def __init__(self, card: Card) -> None:
         self.card = card
 
 
-@blueprint.errorhandler(_RevokedDownload)
-def _revoked_download(exc: _RevokedDownload) -> tuple[str, int]:
-    return render_template("citizen/revoked_download.html", card=exc.card), 410
+@blueprint.errorhandler(_RefusedDownload)
+def _refused_download(exc: _RefusedDownload) -> tuple[str, int]:
+    return _refused_download_page(exc.card)
+
+
+def _refused_download_page(card: Card) -> tuple[str, int]:
+    """410 for a revoked pass (for good), 409 for a suspended one (for now)."""
+    if card.state == "revoked":
+        return render_template("citizen/revoked_download.html", card=card), 410
+    return render_template("citizen/suspended_download.html", card=card), 409
 
 
 def _downloadable(secret: str) -> tuple[Card, PassRow]:
-    """The pass behind a link; a revoked pass is not handed out (410 page)."""
+    """The pass behind a link; a revoked or suspended pass is not handed out."""
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=False) as session:
         row = passes.pass_by_claim_secret(session, secret, now=moment)
         session.expunge(row)
     card = _card(row, ctx.services.pass_types.get(row.pass_type), i18n.language(), moment)
-    if card.state == "revoked":
-        raise _RevokedDownload(card)
+    if not _offers_downloads(card):
+        raise _RefusedDownload(card)
     return card, row
 
 

@@ -32,10 +32,13 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from wallet.bundle import verify_bundle
+from wallet.domain import MAX_REASON_LENGTH, PassState, allowed_actions
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
+from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType
 from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import AuditEntryRow, PassRow
@@ -49,7 +52,6 @@ blueprint = Blueprint("console", __name__, url_prefix="/console")
 PAGE_SIZE = 25
 MAX_PAGE = 100_000
 MAX_QUERY_LENGTH = 200
-MAX_REASON_LENGTH = 500
 MAX_VERIFY_INPUT = 16_384
 ISSUERS = frozenset({"admin", "issuer"})
 OPEN_ENDPOINTS = frozenset({"console.login"})
@@ -439,6 +441,11 @@ def _field_error(pass_type: PassType, exc: InputError, values: Mapping[str, str]
         return _("Please fill in this field.")
     if len(text) > field.max_length:
         return _("Please use at most %(count)d characters.", count=field.max_length)
+    if field.example:
+        return _(
+            "This does not have the expected format, for example: %(example)s",
+            example=field.example,
+        )
     return _("This does not have the expected format.")
 
 
@@ -490,15 +497,34 @@ def issue(type_id: str) -> ResponseReturnValue:
 def _issued_page(
     row: PassRow, secret: str, *, pass_type: PassType, replaces: str | None = None
 ) -> tuple[str, int]:
+    claim_url = f"{context().settings.public_url}/p/{secret}"
     page = render_template(
         "console/issued.html",
         row=row,
         pass_type=pass_type,
-        claim_url=f"{context().settings.public_url}/p/{secret}",
+        claim_url=claim_url,
+        claim_qr=_claim_qr(claim_url),
         claim_path=url_for("citizen.pass_page", secret=secret),
         replaces=replaces,
     )
     return page, 201
+
+
+CLAIM_QR_MODULE_PX = 5  # a short link is a version 4-6 code: about 200 px, easy for a phone
+
+
+def _claim_qr(claim_url: str) -> Markup:
+    """The claim link as a QR code, for a holder at the desk to open with their phone.
+
+    Built afresh and never cached (wallet.formats.qr keeps only pass texts): the
+    link is a secret. render_svg escapes the title; no style attribute (CSP).
+    """
+    svg = render_svg(claim_url, title=_("QR code of the link for the holder"))
+    modules = qr_info(claim_url).modules + 8  # with the quiet zone render_svg draws
+    size = modules * CLAIM_QR_MODULE_PX
+    return Markup(  # noqa: S704 - our own SVG, its only text escaped by render_svg
+        svg.replace("<svg ", f'<svg width="{size}" height="{size}" ', 1)
+    )
 
 
 # -- one pass -----------------------------------------------------------------
@@ -581,13 +607,10 @@ def _labelled_holder(
 
 
 def _available_actions(row: PassRow, pass_type: PassType | None) -> list[str]:
-    if row.state == "revoked":
-        return []
-    found = ["revoke", "reissue"]
-    if row.state == "valid" and pass_type is not None and pass_type.suspendable:
-        found.insert(1, "suspend")
-    if row.state == "suspended":
-        found.insert(1, "reinstate")
+    suspendable = pass_type is not None and pass_type.suspendable
+    found = [a.value for a in allowed_actions(row.state, suspendable=suspendable)]
+    if row.state != PassState.REVOKED:
+        found.append("reissue")  # a lost phone: revoke and issue anew
     return found
 
 

@@ -1,4 +1,5 @@
-"""What anyone may fetch: JWKS, status list tokens, the trust bundle, the root key."""
+"""What anyone may fetch: JWKS, status list tokens, the trust bundle, the root key,
+the newest signed checkpoint of the audit log."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import hashlib
 from contextlib import AbstractContextManager
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, redirect, request
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.keys import KeyRole, KeyState
-from wallet.services import publishing
+from wallet.services import audit, publishing
 from wallet.web import context, now
 
 blueprint = Blueprint("public", __name__)
@@ -33,6 +35,12 @@ def _cacheable(body: str, *, media_type: str, etag: str, max_age: int) -> Respon
         response.headers["Content-Encoding"] = "gzip"
     response.set_data(data)
     return response
+
+
+@blueprint.get("/")
+def home() -> WerkzeugResponse:
+    """Whoever types the bare address is staff (citizens come by their claim link)."""
+    return redirect("/console/", code=302)
 
 
 @blueprint.get("/.well-known/jwks.json")
@@ -101,6 +109,23 @@ def root_key() -> Response:
     pem = context().services.keys.root_public_key(now=now()).pem()
     response = Response(pem, mimetype="application/x-pem-file")
     response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@blueprint.get("/verifier/audit-checkpoint")
+def audit_checkpoint() -> Response:
+    """The newest signed checkpoint of the audit log and the key that signs them.
+
+    Anyone may keep copies: a later checkpoint with a smaller ``seq``, or a
+    different ``head`` for the same ``seq``, proves the log was cut or rewritten.
+    """
+    ctx = context()
+    key = ctx.services.audit_key.public
+    with ctx.db.transaction(write=False) as session:
+        checkpoint = audit.latest_checkpoint(session)
+    body = {"checkpoint": checkpoint, "key": key.key_id, "public_key": key.pem().decode("ascii")}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
 

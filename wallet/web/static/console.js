@@ -20,11 +20,19 @@
   });
 
   // The claim link is easiest to copy when a click selects all of it.
-  document.querySelectorAll("input[readonly]").forEach(function (input) {
+  document.querySelectorAll("input[readonly], textarea[readonly]").forEach(function (input) {
     input.addEventListener("focus", function () {
       input.select();
     });
   });
+
+  // A verification result lands below the form, below the fold on a phone: move focus
+  // (and so the view and a screen reader) to it.
+  var result = document.querySelector("[data-focus-on-load]");
+  if (result) {
+    result.focus();
+    result.scrollIntoView({ block: "start" });
+  }
 
   // One submission per form: a double click must not issue two passes.
   document.querySelectorAll("form[data-once]").forEach(function (form) {

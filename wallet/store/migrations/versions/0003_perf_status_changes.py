@@ -2,7 +2,7 @@
 each pass's status last changed.
 
 Revision ID: 0003_perf
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-03 08:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_perf"
-down_revision = "0002"
+down_revision = "0004"  # re-chained after merging main (was "0002")
 branch_labels = None
 depends_on = None
 

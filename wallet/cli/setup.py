@@ -18,7 +18,7 @@ from wallet.cli.db import upgrade_database
 from wallet.errors import ConfigError, StateConflictError
 from wallet.files import write_atomically
 from wallet.keys import KeyRole
-from wallet.services import accounts, audit, doctor, wallets
+from wallet.services import accounts, audit, credentials, doctor
 from wallet.services.demo import ensure_keys
 
 FIRST_ADMIN = "admin"
@@ -58,6 +58,7 @@ def ensure_signing_keys(obj: Context, *, now: datetime) -> None:
         for key in created:
             audit.record(
                 session,
+                key=obj.services.audit_key,
                 actor=obj.actor,
                 action="key.generate",
                 target=f"key:{key.kid}",
@@ -105,12 +106,18 @@ def ensure_first_admin(obj: Context, *, now: datetime) -> None:
                     password=password,
                     role="admin",
                     actor=obj.actor,
+                    audit_key=obj.services.audit_key,
                     now=now,
                 )
             token = None
             if not accounts.list_api_tokens(session):
                 token = accounts.create_api_token(
-                    session, name=FIRST_TOKEN_NAME, role="admin", actor=obj.actor, now=now
+                    session,
+                    name=FIRST_TOKEN_NAME,
+                    role="admin",
+                    actor=obj.actor,
+                    audit_key=obj.services.audit_key,
+                    now=now,
                 )
     except StateConflictError:  # another `wallet setup` made them a moment ago
         made_user, token = False, None
@@ -155,9 +162,12 @@ def setup(obj: Context) -> None:
     result = upgrade_database(obj)
     state = f"upgraded from {result.before or 'empty'}" if result.changed else "newest"
     click.echo(f"database: {obj.database_label()} at revision {result.after} ({state})")
+    with obj.transaction(write=True, signs=True):
+        pass  # records this instance's issuer and public URL, or refuses other ones
+    click.echo(f"issuer: {obj.settings.issuer}")
     ensure_signing_keys(obj, now=now)
     ensure_secret_key(obj)
-    chain = wallets.ensure_dev_chain(obj.settings, now=now)
+    chain = credentials.ensure_dev_chain(obj.settings, now=now)
     if chain is not None:
         click.echo(
             f"Apple Wallet: development certificates in {chain}; such passes do not install "

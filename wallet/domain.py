@@ -1,0 +1,189 @@
+"""Every rule about a pass, once: states, actions and their transitions, roles, limits,
+and the pass value with its one JSON shape.
+
+Services return these values and enforce these rules; web and cli show them.
+No layer above spells a state as a bare string or writes its own limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from wallet.passtypes import PassType, Text
+
+__all__ = [
+    "MAX_LIST_LIMIT",
+    "MAX_REASON_LENGTH",
+    "Action",
+    "HolderField",
+    "PassRecord",
+    "PassState",
+    "Role",
+    "WalletPass",
+    "allowed_actions",
+    "claim_url",
+    "transition",
+]
+
+
+class PassState(StrEnum):
+    VALID = "valid"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+class Action(StrEnum):
+    """What staff can do to an issued pass (reissue is revoke plus a new pass)."""
+
+    REVOKE = "revoke"
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+
+    @property
+    def done(self) -> str:
+        """For messages: "it cannot be suspended" (never "suspendd")."""
+        return _DONE[self]
+
+
+_DONE = {Action.REVOKE: "revoked", Action.SUSPEND: "suspended", Action.REINSTATE: "reinstated"}
+
+
+class Role(StrEnum):
+    """What a staff account or API token may do (admin > issuer > verifier)."""
+
+    ADMIN = "admin"
+    ISSUER = "issuer"
+    VERIFIER = "verifier"
+
+
+# action -> (states it may start from, the state it leads to)
+_TRANSITIONS: Mapping[Action, tuple[frozenset[PassState], PassState]] = {
+    Action.REVOKE: (frozenset({PassState.VALID, PassState.SUSPENDED}), PassState.REVOKED),
+    Action.SUSPEND: (frozenset({PassState.VALID}), PassState.SUSPENDED),
+    Action.REINSTATE: (frozenset({PassState.SUSPENDED}), PassState.VALID),
+}
+
+# Free text staff give (a revocation reason) and the longest page of a listing.
+MAX_REASON_LENGTH = 500
+MAX_LIST_LIMIT = 500
+
+
+def allowed_actions(state: PassState | str, *, suspendable: bool) -> tuple[Action, ...]:
+    """The actions a pass in ``state`` allows, in the order staff see them."""
+    return tuple(
+        action
+        for action, (sources, _) in _TRANSITIONS.items()
+        if state in sources and (suspendable or action is not Action.SUSPEND)
+    )
+
+
+def transition(state: PassState | str, action: Action, *, suspendable: bool) -> PassState | None:
+    """The state ``action`` leads to from ``state``, or None if it is not allowed."""
+    if action not in allowed_actions(state, suspendable=suspendable):
+        return None
+    return _TRANSITIONS[action][1]
+
+
+def claim_url(public_url: str, secret: str) -> str:
+    """The citizen's link to their pass (the secret is shown once, stored hashed)."""
+    return f"{public_url}/p/{secret}"
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """An issued pass as staff see it: everything to reprint it, never its claim secret."""
+
+    serial: str
+    pass_type: str
+    state: PassState
+    holder: Mapping[str, str]
+    valid_from: datetime
+    valid_until: datetime
+    reason: str | None
+    replaces: str | None
+    replaced_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    kid: str
+    token: str
+    qr_text: str
+    status_list: str
+    status_idx: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of a pass: the API's, the CLI's ``--json`` and the console's."""
+        return {
+            "serial": self.serial,
+            "type": self.pass_type,
+            "state": self.state.value,
+            "holder": dict(self.holder),
+            "valid_from": _time(self.valid_from),
+            "valid_until": _time(self.valid_until),
+            "reason": self.reason,
+            "replaces": self.replaces,
+            "replaced_by": self.replaced_by,
+            "created_at": _time(self.created_at),
+            "updated_at": _time(self.updated_at),
+            "kid": self.kid,
+            "status_list": {"name": self.status_list, "idx": self.status_idx},
+            "token": self.token,
+            "qr_text": self.qr_text,
+        }
+
+
+@dataclass(frozen=True)
+class HolderField:
+    """One holder field as shown on a pass: its name, de/en label and value."""
+
+    name: str
+    label: Text
+    value: str
+
+
+@dataclass(frozen=True)
+class WalletPass:
+    """A pass as every wrapping (Apple, Google, printable card) shows it.
+
+    ``token`` is the compact JWS; the wallet apps encode it in their own QR
+    codes. ``qr_text`` is the compact numeric-mode QR text (``WP1...``) used
+    where this service draws the QR code itself (page, PNG, printable card).
+    Both verify offline with the same result.
+    """
+
+    serial: str
+    pass_type: PassType
+    holder: tuple[HolderField, ...]
+    valid_from: datetime
+    valid_until: datetime
+    state: PassState
+    reason: str | None
+    token: str
+    qr_text: str
+    updated_at: datetime
+    # Apple's per-pass secret for its web service (>= 16 characters).
+    authentication_token: str
+
+    @classmethod
+    def from_holder(
+        cls, pass_type: PassType, holder: Mapping[str, str], **rest: object
+    ) -> WalletPass:
+        """Build with holder fields in the pass type's order and labels."""
+        fields = tuple(
+            HolderField(f.name, f.label, holder[f.name])
+            for f in pass_type.fields
+            if f.name in holder
+        )
+        return cls(pass_type=pass_type, holder=fields, **rest)  # type: ignore[arg-type]
+
+    @property
+    def alt_text(self) -> str:
+        """Short human-readable text under a wallet's QR code."""
+        return self.serial[:12]

@@ -1,0 +1,219 @@
+"""The JWS layer under every signed token: compact serialization, strict and pinned.
+
+Signing goes through PyJWT's algorithm objects. Verification is strict before
+any cryptography runs: a length cap, canonical base64url, JSON without
+duplicate members, a header of exactly ``alg``, ``kid`` and ``typ``, and an
+algorithm that must equal the one pinned to the key, never one chosen by the
+token. What the payload means is the business of :mod:`wallet.tokens`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+from wallet.codec import b64url_decode, b64url_encode, b64url_length, parse_json_object
+from wallet.errors import (
+    AlgNoneError,
+    AlgorithmMismatchError,
+    BadSignatureError,
+    CritHeaderError,
+    DuplicateJSONMemberError,
+    DuplicateMemberError,
+    ForbiddenHeaderError,
+    HeaderError,
+    MalformedDataError,
+    MalformedTokenError,
+    SigningKeyError,
+    TokenTooLongError,
+    UnknownKeyError,
+    WrongTypeError,
+)
+from wallet.keys import KeyRing, KeyState, PublicKey, SigningKey
+
+__all__ = ["JWSVerifier", "VerifiedJWS", "sign_jws", "verify_jws"]
+
+_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
+_FETCH_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
+# PyJWT's algorithm objects sign. Verification calls cryptography directly with
+# the key's pinned algorithm: it is the hot path of every scan on the street.
+_ALGORITHMS = {"ES256": ECAlgorithm(ECAlgorithm.SHA256), "EdDSA": OKPAlgorithm()}
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def _signature_matches(key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    """Check a raw JWS signature with the algorithm pinned to ``key``."""
+    # PublicKey guarantees at construction that the key object fits its algorithm.
+    try:
+        if key.info.alg == "ES256":
+            if len(signature) != 64:
+                return False
+            r = int.from_bytes(signature[:32], "big")
+            s = int.from_bytes(signature[32:], "big")
+            ecdsa_key = cast(ec.EllipticCurvePublicKey, key.key)
+            ecdsa_key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
+        else:
+            cast(ed25519.Ed25519PublicKey, key.key).verify(signature, signing_input)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _decode_segment(segment: str, what: str) -> bytes:
+    try:
+        return b64url_decode(segment, what=what)
+    except MalformedDataError as exc:
+        raise MalformedTokenError(exc.message) from exc
+
+
+def _parse_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        return parse_json_object(data, what=what)
+    except DuplicateJSONMemberError as exc:
+        raise DuplicateMemberError(exc.message) from exc
+    except MalformedDataError as exc:
+        raise MalformedTokenError(exc.message) from exc
+
+
+@dataclass(frozen=True)
+class VerifiedJWS:
+    """A JWS whose signature checked out against ``key``."""
+
+    key: PublicKey
+    header: Mapping[str, Any]
+    payload: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(alg: str, kid: str, typ: str) -> str:
+    header = {"alg": alg, "kid": kid, "typ": typ}
+    return b64url_encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii"))
+
+
+def sign_jws(payload: Mapping[str, Any], key: SigningKey, *, typ: str) -> str:
+    """Compact JWS with exactly ``alg``, ``kid`` and ``typ`` in its header.
+
+    PyJWT's algorithm objects make the signature; the header segment of a key
+    is the same for every token, so it is built once.
+    """
+    if key.info.state is not KeyState.ACTIVE:
+        raise SigningKeyError(f"key {key.kid} is {key.info.state.value} and signs nothing more")
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    signing_input = f"{_header_segment(key.info.alg, key.kid, typ)}.{b64url_encode(body)}"
+    signature = _ALGORITHMS[key.info.alg].sign(signing_input.encode("ascii"), key.key)
+    return f"{signing_input}.{b64url_encode(signature)}"
+
+
+def _vet_header(header: Mapping[str, Any], keys: KeyRing, typ: str) -> tuple[PublicKey, ...]:
+    """The keys a header may be verified with, or why it is refused."""
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise HeaderError("the header has no algorithm")
+    if alg.strip().lower() == "none":
+        raise AlgNoneError("unsigned tokens (alg none) are never accepted")
+    if "crit" in header:
+        raise CritHeaderError("critical header extensions are not supported")
+    fetched = _FETCH_HEADERS & header.keys()
+    if fetched:
+        raise ForbiddenHeaderError(
+            f"keys are never taken from the token ({', '.join(sorted(fetched))})"
+        )
+    if header.keys() != _HEADER_MEMBERS:
+        extra = sorted(header.keys() - _HEADER_MEMBERS) or sorted(_HEADER_MEMBERS - header.keys())
+        raise HeaderError(f"unexpected or missing header members: {', '.join(extra)}")
+    if not isinstance(header["typ"], str) or header["typ"].lower() != typ:
+        raise WrongTypeError(f"the token type is not {typ}")
+    kid = header["kid"]
+    if not isinstance(kid, str):
+        raise HeaderError("the key id must be text")
+    candidates = keys.find(kid)
+    if not candidates:
+        raise UnknownKeyError(f"no trusted key has the id {kid[:16]!r}")
+    pinned = tuple(k for k in candidates if k.info.alg == alg)
+    if not pinned:
+        raise AlgorithmMismatchError(f"key {kid} is not used with {alg[:16]}")
+    return pinned
+
+
+class JWSVerifier:
+    """Checks compact JWS of one ``typ`` against a key ring; the token chooses nothing.
+
+    Every pass signed by one key carries the same header, so a header that was
+    vetted once is remembered (a bounded number of them: only genuine-looking
+    headers that name a trusted key get in).
+    """
+
+    _CACHE_SIZE = 64
+
+    def __init__(self, keys: KeyRing, *, typ: str, max_length: int) -> None:
+        self.keys = keys
+        self.typ = typ
+        self.max_length = max_length
+        self._vetted: dict[bytes, tuple[dict[str, Any], tuple[PublicKey, ...]]] = {}
+
+    def verify(self, token: object) -> VerifiedJWS:
+        """Verify a compact JWS.
+
+        :raises TokenRejected: (a subclass) naming why the token is not trusted.
+        """
+        if not isinstance(token, str):
+            raise MalformedTokenError("a token must be text")
+        if len(token) > self.max_length:
+            raise TokenTooLongError(f"the token is longer than {self.max_length} characters")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise MalformedTokenError("a compact JWS has exactly three parts")
+        # The header is judged before the other parts are even decoded, so an
+        # unsigned "header.payload." token is named alg_none, not malformed.
+        header, pinned = self._vet(_decode_segment(parts[0], "header"))
+        payload = _decode_segment(parts[1], "payload")
+        signature = _decode_segment(parts[2], "signature")
+        signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
+        return self._check_signature(header, pinned, payload, signature, signing_input)
+
+    def verify_parts(self, header: bytes, payload: bytes, signature: bytes) -> VerifiedJWS:
+        """Verify a JWS given as its decoded parts (as the QR text carries it)."""
+        length = sum(b64url_length(len(p)) for p in (header, payload, signature)) + 2
+        if length > self.max_length:
+            raise TokenTooLongError(f"the token is longer than {self.max_length} characters")
+        parsed, pinned = self._vet(header)
+        signing_input = f"{b64url_encode(header)}.{b64url_encode(payload)}".encode("ascii")
+        return self._check_signature(parsed, pinned, payload, signature, signing_input)
+
+    def _vet(self, header_bytes: bytes) -> tuple[dict[str, Any], tuple[PublicKey, ...]]:
+        vetted = self._vetted.get(header_bytes)
+        if vetted is None:
+            header = _parse_object(header_bytes, "header")
+            vetted = (header, _vet_header(header, self.keys, self.typ))
+            if len(self._vetted) < self._CACHE_SIZE:
+                self._vetted[header_bytes] = vetted
+        return vetted
+
+    @staticmethod
+    def _check_signature(
+        header: dict[str, Any],
+        pinned: tuple[PublicKey, ...],
+        payload: bytes,
+        signature: bytes,
+        signing_input: bytes,
+    ) -> VerifiedJWS:
+        for key in pinned:
+            if _signature_matches(key, signing_input, signature):
+                return VerifiedJWS(
+                    key=key, header=header, payload=_parse_object(payload, "payload")
+                )
+        raise BadSignatureError("the signature does not match")
+
+
+def verify_jws(token: object, keys: KeyRing, *, typ: str, max_length: int) -> VerifiedJWS:
+    """Check one compact JWS against the keys (see :class:`JWSVerifier`)."""
+    return JWSVerifier(keys, typ=typ, max_length=max_length).verify(token)
