@@ -806,20 +806,24 @@ def bench_database(kinds: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Ro
             )
         )
         failed = f"; {trips.full_list_failed} found no free slot" if trips.full_list_failed else ""
+        fill = bench_db.PASSES // bench_db.LISTS / bench_db.LIST_SIZE
+        # SQLite runs in the process: its statements are calls, not network round trips.
+        postgresql = kind == "postgresql"
+        what = "round trips (statements, BEGIN, COMMIT)" if postgresql else "statements"
         for label, value in (
             ("an empty list", trips.empty_list),
-            (f"a 69 % full list{failed}", trips.full_list),
+            (f"a {fill:.0%} full list{failed}", trips.full_list),
         ):
             rows.append(
                 Row(
-                    measurement=f"Issuance round trips per pass, {kind}, into {label}",
+                    measurement=f"Issuance {what} per pass, {kind}, into {label}",
                     result=value,
                     baseline=trips.bare,
                     unit="count",
                     result_text=f"{value:.2f}",
                     baseline_text=f"{trips.bare:g} (bare: BEGIN, one insert, COMMIT)",
-                    target_text=f"≤ {bench_db.ROUND_TRIP_TARGET}",
-                    met=value <= bench_db.ROUND_TRIP_TARGET,
+                    target_text=f"≤ {bench_db.ROUND_TRIP_TARGET}" if postgresql else "—",
+                    met=value <= bench_db.ROUND_TRIP_TARGET if postgresql else None,
                     details={"one_issuance": list(trips.statements)},
                 )
             )

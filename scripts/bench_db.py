@@ -12,7 +12,7 @@ included; psycopg sends BEGIN before a transaction's first statement), counted
 with SQLAlchemy's cursor and transaction events, averaged over a batch of
 issuances; the baseline is the bare one-insert transaction of
 scripts/bench_bare_app.py. Counted into an empty list and into a list that is
-69 % full, where a random slot is often taken and the insert is retried.
+69 % full (at the full 1M passes), where a random slot is often taken and the insert is retried.
 
 Runs against whichever ``wallet`` package is first on PYTHONPATH, so the same
 script measures an older checkout (``PYTHONPATH=/path/to/old scripts/bench_db.py``).
@@ -36,6 +36,7 @@ from sqlalchemy import Engine, event, select, text
 
 PASSES = int(os.environ.get("WALLET_BENCH_PASSES", "1000000"))
 LISTS = 11
+LIST_SIZE = 131_072  # wallet.status.MIN_LIST_SIZE
 ROUNDS = 5
 CHANGES_PER_ROUND = 10
 PUBLISH_TARGET_S = 0.3
