@@ -38,3 +38,17 @@ ensure_chromium() {
              "install Debian's chromium package, or the page tests will fail" >&2
     fi
 }
+
+# The clock-ahead run wraps pytest in libfaketime (Debian's faketime).
+ensure_faketime() {
+    if command -v faketime >/dev/null; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian's faketime for the clock-ahead run" >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >&2
+    else
+        echo "error: faketime is missing; install Debian's faketime package" >&2
+        exit 2
+    fi
+}
