@@ -86,3 +86,74 @@ def test_a_slot_lost_to_another_issuer_leaves_no_claim_link_or_audit_entry(
     with db.transaction(write=False) as session:
         for table in (PassRow, ClaimLinkRow, AuditEntryRow):
             assert session.scalar(select(func.count()).select_from(table)) == 2, table
+
+
+def _fill(db: Database, list_id: int, *, upto: int) -> None:
+    """Fake passes in the list (written by SQL, not issued) until it holds `upto`."""
+    from sqlalchemy import text
+
+    postgresql = db.engine.dialect.name == "postgresql"
+    series = (
+        "generate_series(0, :n - 1) AS g(x)"
+        if postgresql
+        else "(WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g WHERE x < :n - 1) "
+        "SELECT x FROM g) AS g"
+    )
+    holder = "CAST('{}' AS JSON)" if postgresql else "'{}'"
+    stamp = NOW if postgresql else NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with db.transaction(write=True) as session:
+        have = session.execute(
+            text("SELECT count(*) FROM passes WHERE status_list_id = :id"), {"id": list_id}
+        ).scalar_one()
+        taken = {
+            idx
+            for (idx,) in session.execute(
+                text("SELECT status_idx FROM passes WHERE status_list_id = :id"), {"id": list_id}
+            )
+        }
+        # Odd multiplier: a permutation of the 2**17 slots; skip the few already taken.
+        session.execute(
+            text(
+                "INSERT INTO passes (serial, pass_type, holder, holder_search, state, valid_from, "
+                "valid_until, status_list_id, status_idx, kid, token, update_tag, "
+                "apple_auth_token, created_at, updated_at) "
+                f"SELECT 'fill-' || x, 'library', {holder}, '', 'valid', :now, :now, :id, "
+                "(CAST(x AS BIGINT) * 48271 + 1) % 131072, 'k', 'x', 0, 'a', :now, :now "
+                f"FROM {series} WHERE (CAST(x AS BIGINT) * 48271 + 1) % 131072 NOT IN "
+                f"({', '.join(str(i) for i in taken) or '-1'}) LIMIT :missing"
+            ),
+            {"n": upto + len(taken), "missing": upto - have, "id": list_id, "now": stamp},
+        )
+
+
+def _count(list_id: int) -> Any:
+    from sqlalchemy import func, select
+
+    from wallet.store.models import PassRow
+
+    return select(func.count()).select_from(PassRow).where(PassRow.status_list_id == list_id)
+
+
+def test_a_full_list_takes_no_more_passes_once_counted(db: Database, services: Services) -> None:
+    """Issuers count their list now and then; one found full is never handed out again."""
+    from dataclasses import replace
+
+    first = _issue(db, services)
+    limit = int(131_072 * passes.FILL_LIMIT)
+    _fill(db, first.row.status_list_id, upto=limit - 3)
+    with db.transaction(write=False) as session:
+        assert session.scalar(_count(first.row.status_list_id)) == limit - 3
+    fresh = replace(services)  # another process: nothing remembered
+    lists = [_issue(db, fresh).row.status_list_id for _ in range(6)]
+    assert lists[:3] == [first.row.status_list_id] * 3, lists  # near the limit: counted each time
+    assert first.row.status_list_id not in lists[3:], lists  # full: the next list takes over
+    assert len(set(lists[3:])) == 1
+    with db.transaction(write=False) as session:
+        from sqlalchemy import select
+
+        from wallet.store.models import StatusListRow
+
+        used = session.scalar(
+            select(StatusListRow.used).where(StatusListRow.id == first.row.status_list_id)
+        )
+    assert used == limit
