@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from tests.factories import NOW
-from wallet.services import passes
+from wallet.services import open_lists, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
 
@@ -74,18 +74,43 @@ def test_a_slot_lost_to_another_issuer_leaves_no_claim_link_or_audit_entry(
     db: Database, services: Services, monkeypatch: Any
 ) -> None:
     """The statement that stores a pass stores its link and entry only with it."""
+    from dataclasses import replace
+
     from sqlalchemy import func, select
 
     from wallet.store.models import AuditEntryRow, ClaimLinkRow, PassRow
 
-    first = _issue(db, services)
-    draws = iter([first.row.status_idx, (first.row.status_idx + 1) % 131_072])
-    monkeypatch.setattr(passes.secrets, "randbelow", lambda _size: next(draws))
-    second = _issue(db, services)
-    assert second.row.status_idx != first.row.status_idx
+    _issue(db, services)
+    _issue(db, services)  # this process now knows the list and its two taken indices
+    other = _issue(db, replace(services))  # another process takes an index it cannot know
+    assert other.row.status_list_id == _issue(db, services).row.status_list_id
+    lost = other.row.status_idx
+    draws = iter([lost, (lost + 1) % 131_072, (lost + 2) % 131_072])
+    monkeypatch.setattr(open_lists.secrets, "randbelow", lambda _size: next(draws))
+    mine = _issue(db, services)
+    assert mine.row.status_idx in ((lost + 1) % 131_072, (lost + 2) % 131_072)
     with db.transaction(write=False) as session:
         for table in (PassRow, ClaimLinkRow, AuditEntryRow):
-            assert session.scalar(select(func.count()).select_from(table)) == 2, table
+            assert session.scalar(select(func.count()).select_from(table)) == 5, table
+
+
+def test_indices_known_taken_are_not_drawn_again(db: Database, services: Services) -> None:
+    """Once its list is counted, a process draws among the indices not known to be taken."""
+    _issue(db, services)
+    known = _issue(db, services)  # counted: the first pass's index is known taken
+    slot = open_lists.ListSlot(known.row.status_list_id, "library-1", 131_072)
+    services.open_lists.mark(slot, known.row.status_idx)
+    taken = {known.row.status_idx}
+    with db.transaction(write=False) as session:
+        from sqlalchemy import select
+
+        from wallet.store.models import PassRow
+
+        taken |= set(session.scalars(select(PassRow.status_idx)))
+    small = open_lists.ListSlot(-1, "small-1", 4)  # only index 3 of 0..3 is free
+    services.open_lists.keep("small", small, budget=1, taken=[0, 1, 2])
+    assert {services.open_lists.draw(small) for _ in range(50)} == {3}
+    assert all(services.open_lists.draw(slot) not in taken for _ in range(200))
 
 
 def _fill(db: Database, list_id: int, *, upto: int) -> None:

@@ -131,10 +131,8 @@ _OPEN_LIST = (
     .order_by(_lists.c.id)
     .limit(1)
 )
-_COUNT_PASSES = (
-    select(func.count())
-    .select_from(_passes)
-    .where(_passes.c.status_list_id == bindparam("list_id"))
+_TAKEN_SLOTS = select(_passes.c.status_idx).where(
+    _passes.c.status_list_id == bindparam("list_id")
 )
 _SET_USED = (
     update(_lists)
@@ -157,13 +155,14 @@ def _status_list(
     open_list = {"pass_type": pass_type.id}
     while (found := connection.execute(_OPEN_LIST, open_list).first()) is not None:
         slot = ListSlot(*found)
-        counted = int(connection.execute(_COUNT_PASSES, {"list_id": slot.id}).scalar_one())
+        taken = connection.execute(_TAKEN_SLOTS, {"list_id": slot.id}).scalars().all()
+        counted = len(taken)
         # Written only when counting (rarely): a full list is no longer found.
         connection.execute(_SET_USED, {"list_id": slot.id, "counted": counted})
         room = int(slot.size * FILL_LIMIT) - counted
         if room > 0:
             budget = min(RECOUNT_EVERY, room // 16)
-            services.open_lists.keep(pass_type.id, slot, budget=budget)
+            services.open_lists.keep(pass_type.id, slot, budget=budget, taken=taken)
             return slot
     count = session.scalar(
         select(func.count())
@@ -298,7 +297,7 @@ def issue_pass(
     )
     for _ in range(MAX_SLOT_ATTEMPTS):
         # Random, never sequential: the index must not reveal the order of issue.
-        idx = secrets.randbelow(status_list.size)
+        idx = services.open_lists.draw(status_list)
         token = sign_pass_token(
             key=key,
             issuer=services.settings.issuer,
@@ -314,6 +313,9 @@ def issue_pass(
         pass_id = _store_pass(
             session, {**values, "status_idx": idx, "token": token}, claim_link, entry
         )
+        # Ours now, or another issuer's: either way not to be drawn again. (Should
+        # this transaction roll back, the process merely skips one free index.)
+        services.open_lists.mark(status_list, idx)
         if pass_id is not None:
             break
     else:
