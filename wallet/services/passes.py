@@ -77,14 +77,9 @@ _claims, _log = Base.metadata.tables["claim_links"], Base.metadata.tables["audit
 # A slot taken by a concurrent issuer inserts nothing and returns no id (no
 # savepoint needed, and PostgreSQL's transaction stays usable).
 _SLOT = ["status_list_id", "status_idx"]
-_INSERT_PASS = {
-    "postgresql": postgresql.insert(_passes)
-    .on_conflict_do_nothing(index_elements=_SLOT)
-    .returning(_passes.c.id),
-    "sqlite": sqlite.insert(_passes)
-    .on_conflict_do_nothing(index_elements=_SLOT)
-    .returning(_passes.c.id),
-}
+_INSERT_PASS_SQLITE = (
+    sqlite.insert(_passes).on_conflict_do_nothing(index_elements=_SLOT).returning(_passes.c.id)
+)
 _INSERT_CLAIM_LINK = insert(_claims)
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
@@ -131,9 +126,7 @@ _OPEN_LIST = (
     .order_by(_lists.c.id)
     .limit(1)
 )
-_TAKEN_SLOTS = select(_passes.c.status_idx).where(
-    _passes.c.status_list_id == bindparam("list_id")
-)
+_TAKEN_SLOTS = select(_passes.c.status_idx).where(_passes.c.status_list_id == bindparam("list_id"))
 _SET_USED = (
     update(_lists)
     .where(_lists.c.id == bindparam("list_id"), _lists.c.used < bindparam("counted"))
@@ -208,7 +201,7 @@ def _store_pass(
         found = connection.execute(_ISSUE_POSTGRESQL, parameters).scalar_one_or_none()
         return None if found is None else int(found)
     # SQLite runs in-process (no round trips) and has no data-modifying CTEs.
-    pass_id = connection.execute(_INSERT_PASS["sqlite"], dict(values)).scalar_one_or_none()
+    pass_id = connection.execute(_INSERT_PASS_SQLITE, dict(values)).scalar_one_or_none()
     if pass_id is None:
         return None
     connection.execute(_INSERT_CLAIM_LINK, {"pass_id": pass_id, **claim_link})
