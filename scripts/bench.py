@@ -27,7 +27,12 @@ repeat. Keys, status lists and the trust bundle are ephemeral; nothing on disk i
 except the pass type definitions under ``templates/passes`` (6 and 7 write their
 certificates, keys and instance into temporary folders, removed afterwards).
 
-Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-push]``. A benchmark, not a
+8. Status list publication in a database of 1,000,000 passes, and the database round trips
+   of one issuance, on SQLite and PostgreSQL (scripts/bench_db.py). Skip with ``--no-db``.
+9. HTTP issuance with 1, 4, 8 and 16 clients, each worker's CPU time beside it
+   (scripts/bench_service.py). Skip with ``--no-http``.
+
+Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
 test: a missed target shows as "no" in the table and never fails the run.
 """
 
@@ -61,9 +66,9 @@ from PIL import Image, ImageChops, ImageFilter
 
 from wallet.bundle import verify_bundle
 from wallet.config import PROJECT_ROOT
+from wallet.domain import WalletPass
 from wallet.formats.qr import qr_info, render_png
 from wallet.formats.qrimage import read_qr_image
-from wallet.domain import WalletPass
 from wallet.keys import KeyRole, SigningKey, generate_key
 from wallet.passtypes import PassType, load_pass_types
 from wallet.qrtext import decode_qr_text, encode_qr_text
@@ -697,50 +702,131 @@ def bench_push(rng: random.Random, *, passes: int) -> list[Row]:
 # -- main --------------------------------------------------------------------
 
 
+def _cpu_text(result: Any) -> str:
+    shares = " / ".join(f"{seconds:.1f}" for seconds in result.worker_cpu_s)
+    return f"worker CPU {shares} s"
+
+
 def bench_http(*, seconds: int) -> list[Row]:
-    """Issuance through HTTP vs a bare one-insert endpoint, on each database."""
+    """Issuance through HTTP vs a bare one-insert endpoint, on each database, 1-16 clients."""
+    from bench_service import CLIENTS as bench_clients
     from bench_service import P99_TARGET_MS, TARGETS, bench_http_issuance
 
     rows = []
-    for kind, issued, bare in bench_http_issuance(seconds=seconds):
+    for kind, series, bare_series in bench_http_issuance(seconds=seconds):
         label = f"HTTP issuance, gunicorn 2 workers, {kind}"
+        for issued, bare in zip(series, bare_series, strict=True):
+            clients = f"{issued.clients} client{'s' if issued.clients > 1 else ''}"
+            rows.append(
+                Row(
+                    measurement=f"{label}, {clients}: throughput ({_cpu_text(issued)})",
+                    result=issued.requests_per_second,
+                    baseline=bare.requests_per_second,
+                    unit="req/s",
+                    result_text=f"{issued.requests_per_second:,.0f}/s",
+                    baseline_text=(
+                        f"{bare.requests_per_second:,.0f}/s (bare Flask, one insert; "
+                        f"{_cpu_text(bare)})"
+                    ),
+                    target_text=f"≥ {TARGETS[kind]:g}/s" if issued.clients == 8 else "—",
+                    met=issued.requests_per_second >= TARGETS[kind]
+                    if issued.clients == 8
+                    else None,
+                    details={"issued": asdict(issued), "bare": asdict(bare)},
+                )
+            )
+            rows.append(
+                Row(
+                    measurement=f"{label}, {clients}: latency p50 / p99",
+                    result=issued.p99_ms,
+                    baseline=bare.p99_ms,
+                    unit="ms",
+                    result_text=f"{issued.p50_ms:.1f} / {issued.p99_ms:.1f} ms",
+                    baseline_text=f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f} ms (bare)",
+                    target_text=f"p99 ≤ {P99_TARGET_MS:g} ms",
+                    met=issued.p99_ms <= P99_TARGET_MS,
+                )
+            )
+            if issued.clients == max(bench_clients):
+                rows.append(
+                    Row(
+                        measurement=f"{label}: worker memory (RSS) after the series",
+                        result=max(issued.worker_rss_mib, default=0.0),
+                        baseline=max(bare.worker_rss_mib, default=0.0),
+                        unit="MiB",
+                        result_text=" / ".join(f"{m:.0f}" for m in issued.worker_rss_mib) + " MiB",
+                        baseline_text=(
+                            " / ".join(f"{m:.0f}" for m in bare.worker_rss_mib) + " MiB (bare)"
+                        ),
+                        target_text="—",
+                        met=None,
+                    )
+                )
+            rows.append(
+                Row(
+                    measurement=f"{label}, {clients}: errors",
+                    result=float(issued.errors),
+                    baseline=None,
+                    unit="count",
+                    result_text=f"{issued.errors} of {issued.requests:,}",
+                    baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
+                    target_text="0",
+                    met=issued.errors == 0,
+                )
+            )
+    return rows
+
+
+def bench_database(kinds: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Row]:
+    """Status list publication at 1M passes and issuance's round trips (scripts/bench_db.py)."""
+    import bench_db
+
+    rows = []
+    for kind in kinds:
+        publication, trips = bench_db.bench(kind)
         rows.append(
             Row(
-                measurement=f"{label}: throughput",
-                result=issued.requests_per_second,
-                baseline=bare.requests_per_second,
-                unit="req/s",
-                result_text=f"{issued.requests_per_second:,.0f}/s",
-                baseline_text=f"{bare.requests_per_second:,.0f}/s (bare Flask, one insert)",
-                target_text=f"≥ {TARGETS[kind]:g}/s",
-                met=issued.requests_per_second >= TARGETS[kind],
-                details={"issued": asdict(issued), "bare": asdict(bare)},
+                measurement=(
+                    f"Status list publication, {publication.passes:,} passes in "
+                    f"{publication.lists} lists, {kind}: one list after "
+                    f"{bench_db.CHANGES_PER_ROUND} revocations"
+                ),
+                result=publication.changed_list_s * 1e9,
+                baseline=publication.full_rebuild_s * 1e9,
+                unit="ns",
+                result_text=format_ns(publication.changed_list_s * 1e9),
+                baseline_text=(
+                    f"{format_ns(publication.full_rebuild_s * 1e9)} (full rebuild: every pass "
+                    f"of the list read, signed; all {publication.lists} lists from nothing: "
+                    f"{publication.first_publication_s:.2f} s)"
+                ),
+                target_text=f"≤ {bench_db.PUBLISH_TARGET_S:g} s",
+                met=publication.changed_list_s <= bench_db.PUBLISH_TARGET_S,
+                details=asdict(publication),
             )
         )
-        rows.append(
-            Row(
-                measurement=f"{label}: latency p50 / p99",
-                result=issued.p99_ms,
-                baseline=bare.p99_ms,
-                unit="ms",
-                result_text=f"{issued.p50_ms:.1f} / {issued.p99_ms:.1f} ms",
-                baseline_text=f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f} ms (bare)",
-                target_text=f"p99 ≤ {P99_TARGET_MS:g} ms",
-                met=issued.p99_ms <= P99_TARGET_MS,
+        failed = f"; {trips.full_list_failed} found no free slot" if trips.full_list_failed else ""
+        fill = bench_db.PASSES // bench_db.LISTS / bench_db.LIST_SIZE
+        # SQLite runs in the process: its statements are calls, not network round trips.
+        postgresql = kind == "postgresql"
+        what = "round trips (statements, BEGIN, COMMIT)" if postgresql else "statements"
+        for label, value in (
+            ("an empty list", trips.empty_list),
+            (f"a {fill:.0%} full list{failed}", trips.full_list),
+        ):
+            rows.append(
+                Row(
+                    measurement=f"Issuance {what} per pass, {kind}, into {label}",
+                    result=value,
+                    baseline=trips.bare,
+                    unit="count",
+                    result_text=f"{value:.2f}",
+                    baseline_text=f"{trips.bare:g} (bare: BEGIN, one insert, COMMIT)",
+                    target_text=f"≤ {bench_db.ROUND_TRIP_TARGET}" if postgresql else "—",
+                    met=value <= bench_db.ROUND_TRIP_TARGET if postgresql else None,
+                    details={"one_issuance": list(trips.statements)},
+                )
             )
-        )
-        rows.append(
-            Row(
-                measurement=f"{label}: errors",
-                result=float(issued.errors),
-                baseline=None,
-                unit="count",
-                result_text=f"{issued.errors} of {issued.requests:,}",
-                baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
-                target_text="0",
-                met=issued.errors == 0,
-            )
-        )
     return rows
 
 
@@ -750,6 +836,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--no-http", action="store_true", help="skip the HTTP issuance load (needs wrk, PostgreSQL)"
+    )
+    parser.add_argument(
+        "--no-db",
+        action="store_true",
+        help="skip status list publication at 1M passes and round trips (needs PostgreSQL)",
     )
     parser.add_argument(
         "--no-push",
@@ -771,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         *bench_photo(city, plan, rng),
         *bench_wallet_formats(city, rng, calls=20 if args.quick else 300),
         *([] if args.no_push else bench_push(rng, passes=3 if args.quick else 10)),
+        *([] if args.no_db else bench_database()),
         *([] if args.no_http else bench_http(seconds=3 if args.quick else 10)),
     ]
     elapsed = time.perf_counter() - started

@@ -3,7 +3,11 @@
 Each setup is measured twice on the same server configuration: the real
 `POST /api/v1/passes` and, as the baseline, a bare Flask endpoint that does one
 insert through the same Database class (scripts/bench_bare_app.py). wrk runs
-on loopback with 8 connections; its latency distribution gives p50 and p99.
+on loopback with 1, 4, 8 and 16 connections; its latency distribution gives
+p50 and p99. The workers run with the service's own worker settings
+(wallet/web/gunicorn_conf.py: worker class, threads, keep-alive, reuse_port),
+and each worker's CPU time during a run is recorded: a worker that idles while
+the other takes every connection shows as a lopsided pair.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONNECTIONS = 8
+CLIENTS = (1, 4, 8, 16)
 # As wallet/web/gunicorn_conf.py serves: gthread workers with one thread each.
 THREADS = os.environ.get("WALLET_BENCH_THREADS", "1")
 TARGETS = {"sqlite": 400.0, "postgresql": 300.0}  # issuances per second
@@ -50,6 +55,9 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    clients: int = 0
+    worker_cpu_s: tuple[float, ...] = ()
+    worker_rss_mib: tuple[float, ...] = ()
 
 
 def _free_port() -> int:
@@ -98,39 +106,122 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], *, seconds: float
     raise RuntimeError(f"the server did not answer at {url}")
 
 
+@dataclass
+class Server:
+    """A running gunicorn: its base URL and master process id."""
+
+    base: str
+    pid: int
+
+    def _workers(self) -> list[Path]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.pid:  # ppid
+                found.append(entry)
+        return found
+
+    def worker_rss_mib(self) -> list[float]:
+        """Resident memory of each worker, from /proc."""
+        sizes = []
+        for entry in self._workers():
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return sorted(sizes, reverse=True)
+
+    def worker_cpu_seconds(self) -> list[float]:
+        """CPU time (user + system) of each worker so far, from /proc."""
+        tick = os.sysconf("SC_CLK_TCK")
+        seconds = []
+        for entry in self._workers():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seconds.append((int(fields[11]) + int(fields[12])) / tick)
+        return sorted(seconds, reverse=True)
+
+
+# The worker settings of wallet/web/gunicorn_conf.py that shape load balancing and
+# latency; its logging and binding are left out (the benchmark binds a free port
+# and logs warnings only, as before).
+_SERVICE_SETTINGS = {
+    "worker_class": "--worker-class",
+    "threads": "--threads",
+    "keepalive": "--keep-alive",
+    "reuse_port": "--reuse-port",
+    "worker_connections": "--worker-connections",
+}
+_PRINT_SETTINGS = f"""
+import json, wallet.web.gunicorn_conf as c
+print(json.dumps({{n: getattr(c, n) for n in {tuple(_SERVICE_SETTINGS)!r} if hasattr(c, n)}}))
+"""
+
+
+def service_options(env: dict[str, str]) -> list[str]:
+    """The service's worker settings as gunicorn command-line options."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PRINT_SETTINGS],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    settings = json.loads(done.stdout)
+    options = []
+    for name, value in settings.items():
+        flag = _SERVICE_SETTINGS[name]
+        if isinstance(value, bool):
+            options += [flag] if value else []
+        else:
+            options += [flag, str(value)]
+    return options
+
+
 @contextmanager
-def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[str]:
-    """Serve `app` with 2 gunicorn workers on a free loopback port; yield its base URL."""
+def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[Server]:
+    """Serve `app` with 2 gunicorn workers on a free loopback port; yield the server."""
     port = _free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
-        "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
+        "--threads", THREADS, *service_options(env), "--bind", f"127.0.0.1:{port}",
         "--log-level", "warning", app,
     ]  # fmt: skip
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base + probe, process)
-        yield base
+        yield Server(base=base, pid=process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def run_wrk(url: str, *, token: str, body: dict[str, object], seconds: int) -> LoadResult:
+def run_wrk(
+    server: Server, path: str, *, token: str, body: dict[str, object], seconds: int, clients: int
+) -> LoadResult:
+    """wrk with `clients` connections; the workers' CPU seconds spent meanwhile beside it."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA % {"token": token, "body": json.dumps(body)})
+    cpu_before = server.worker_cpu_seconds()
     try:
         done = subprocess.run(
             [
                 "wrk",
                 "-t1",
-                f"-c{CONNECTIONS}",
+                f"-c{clients}",
                 f"-d{seconds}s",
                 "--latency",
                 "-s",
                 script.name,
-                url,
+                server.base + path,
             ],
             capture_output=True,
             text=True,
@@ -141,7 +232,15 @@ def run_wrk(url: str, *, token: str, body: dict[str, object], seconds: int) -> L
         os.unlink(script.name)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    return parse_wrk(done.stdout)
+    cpu_after = server.worker_cpu_seconds()
+    spent = tuple(
+        sorted((round(a - b, 2) for a, b in zip(cpu_after, cpu_before, strict=False)), reverse=True)
+    )
+    result = parse_wrk(done.stdout)
+    rss = tuple(round(size, 1) for size in server.worker_rss_mib())
+    return LoadResult(
+        **{**asdict(result), "clients": clients, "worker_cpu_s": spent, "worker_rss_mib": rss}
+    )
 
 
 @contextmanager
@@ -200,9 +299,12 @@ def prepare(url: str, folder: Path) -> tuple[dict[str, str], str]:
 
 
 def bench_http_issuance(
-    *, seconds: int, kinds: tuple[str, ...] = ("sqlite", "postgresql")
-) -> list[tuple[str, LoadResult, LoadResult]]:
-    """(kind, issuance through the API, bare one-insert endpoint) per database."""
+    *,
+    seconds: int,
+    kinds: tuple[str, ...] = ("sqlite", "postgresql"),
+    clients: tuple[int, ...] = CLIENTS,
+) -> list[tuple[str, list[LoadResult], list[LoadResult]]]:
+    """(kind, issuance through the API per client count, bare endpoint per count) per database."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (scripts/bench installs Debian's wrk)")
     results = []
@@ -215,17 +317,32 @@ def bench_http_issuance(
             folder = Path(tmp)
             with database(kind, folder) as url:
                 env, token = prepare(url, folder)
-                with gunicorn("wallet.web.wsgi:app", env, probe="/.well-known/jwks.json") as base:
-                    run_wrk(f"{base}/api/v1/passes", token=token, body=body, seconds=2)  # warm
-                    issued = run_wrk(
-                        f"{base}/api/v1/passes", token=token, body=body, seconds=seconds
-                    )
+                load = partial(run_wrk, token=token, body=body)
+                with gunicorn("wallet.web.wsgi:app", env, probe="/.well-known/jwks.json") as server:
+                    load(server, "/api/v1/passes", seconds=2, clients=max(clients))  # warm up
+                    issued = [
+                        load(server, "/api/v1/passes", seconds=seconds, clients=n) for n in clients
+                    ]
                 from bench_bare_app import create_table
 
                 create_table(url)
                 bare_env = {**env, "PYTHONPATH": str(ROOT / "scripts")}
-                with gunicorn("bench_bare_app:app", bare_env, probe="/ping") as base:
-                    run_wrk(f"{base}/bare", token=token, body=body, seconds=2)
-                    bare = run_wrk(f"{base}/bare", token=token, body=body, seconds=seconds)
+                with gunicorn("bench_bare_app:app", bare_env, probe="/ping") as server:
+                    load(server, "/bare", seconds=2, clients=max(clients))
+                    bare = [load(server, "/bare", seconds=seconds, clients=n) for n in clients]
         results.append((kind, issued, bare))
     return results
+
+
+if __name__ == "__main__":  # the series alone: python scripts/bench_service.py [seconds [kind...]]
+    duration = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    kinds = tuple(sys.argv[2:]) or ("sqlite", "postgresql")
+    for kind, issued, bare in bench_http_issuance(seconds=duration, kinds=kinds):
+        for ours, base in zip(issued, bare, strict=True):
+            print(
+                f"{kind:10} {ours.clients:>2} clients: {ours.requests_per_second:6.0f}/s "
+                f"p50 {ours.p50_ms:5.1f} p99 {ours.p99_ms:6.1f} ms errors {ours.errors} "
+                f"worker CPU {ours.worker_cpu_s} s RSS {ours.worker_rss_mib} MiB | bare "
+                f"{base.requests_per_second:6.0f}/s p99 {base.p99_ms:5.1f} ms "
+                f"CPU {base.worker_cpu_s} RSS {base.worker_rss_mib}"
+            )

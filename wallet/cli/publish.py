@@ -34,7 +34,7 @@ def publish(obj: Context, force: bool) -> None:
         names = session.scalars(select(StatusListRow.name).order_by(StatusListRow.id)).all()
         results = []
         for name in names:
-            before = publishing.status_list_row(session, name, for_update=True)
+            before = publishing.status_list_row(session, name)
             # A new list starts at version 1 with nothing published (0).
             changed = before.version - max(before.published_version, 1)
             signed_before = before.published_at

@@ -44,15 +44,18 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import certifi
-import httpx
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from wallet.errors import ConfigError, DeliveryError, InputError
+
+if TYPE_CHECKING:  # httpx (and the rich and pygments it loads) only once a push is sent
+    import httpx
 
 __all__ = [
     "PAYLOAD",
@@ -333,6 +336,8 @@ class CertificateAuth:
 
 def _check_base_url(base_url: str) -> str:
     """Only an https origin: the provider token must never travel in clear text."""
+    import httpx
+
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
@@ -397,6 +402,8 @@ class ApnsClient:
         self._auth = auth
         self._base_url = _check_base_url(base_url)
         self._clock = clock
+        import httpx
+
         self._http = httpx.Client(
             http1=False,  # APNs speaks HTTP/2 only
             http2=True,
@@ -454,6 +461,8 @@ class ApnsClient:
         if isinstance(self._auth, TokenAuth):
             bearer = self._auth.bearer(now=self._clock())
             headers["authorization"] = f"bearer {bearer}"
+        import httpx
+
         try:
             response = self._http.post(
                 f"{self._base_url}/3/device/{token}", content=PAYLOAD, headers=headers

@@ -16,13 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from wallet.errors import DeliveryError
+
+if TYPE_CHECKING:  # httpx (and the rich and pygments it loads) only once a client is made
+    import httpx
 
 __all__ = ["DEFAULT_BASE_URL", "SCOPE", "GoogleWalletClient", "ServiceAccountLike"]
 
@@ -118,6 +120,8 @@ class GoogleWalletClient:
         self._base_url = base_url.rstrip("/")
         self._token_url = token_url or account.token_uri
         self._clock = clock
+        import httpx
+
         self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
         self._token: _AccessToken | None = None
         self._lock = threading.Lock()
@@ -208,6 +212,8 @@ class GoogleWalletClient:
     def _send(
         self, method: str, path: str, body: dict[str, Any] | None, token: str, what: str
     ) -> httpx.Response:
+        import httpx
+
         try:
             return self._http.request(
                 method,
@@ -265,6 +271,8 @@ class GoogleWalletClient:
     def _fetch_token(self, now: datetime) -> _AccessToken:
         what = "Google OAuth token request"
         form = {"grant_type": GRANT_TYPE, "assertion": self._assertion(now)}
+        import httpx
+
         try:
             response = self._http.post(
                 self._token_url, data=form, headers={"Accept": "application/json"}

@@ -46,7 +46,7 @@ from wallet.store.models import AuditCheckpointRow, AuditEntryRow, Base
 GENESIS = "0" * 64
 CHECKPOINT_FILE = AUDIT_CHECKPOINT_FILE
 _log = Base.metadata.tables["audit_log"]
-_INSERT_ENTRY = insert(_log).returning(_log.c.id)
+INSERT_ENTRY = insert(_log).returning(_log.c.id)
 _LAST_SEALED = (
     select(_log.c.seq, _log.c.hash).where(_log.c.seq.is_not(None)).order_by(_log.c.seq.desc())
 ).limit(1)
@@ -123,9 +123,26 @@ def record(
     each other. The MAC (one HMAC) proves the service wrote it; :func:`seal`
     links committed entries into the chain soon after.
     """
+    values = entry_values(
+        key=key, actor=actor, action=action, target=target, details=details, now=now
+    )
+    entry_id = session.connection().execute(INSERT_ENTRY, values).scalar_one()
+    return AuditEntryRow(id=entry_id, seq=None, prev_hash=None, hash=None, **values)
+
+
+def entry_values(
+    *,
+    key: AuditKey,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns of a new entry, for a caller that inserts it within a larger statement."""
     data = dict(details or {})
     digest = content_hash(at=now, actor=actor, action=action, target=target, details=data)
-    values = {
+    return {
         "at": now,
         "actor": actor,
         "action": action,
@@ -134,8 +151,6 @@ def record(
         "content_hash": digest,
         "mac": key.mac(digest),
     }
-    entry_id = session.connection().execute(_INSERT_ENTRY, values).scalar_one()
-    return AuditEntryRow(id=entry_id, seq=None, prev_hash=None, hash=None, **values)
 
 
 # -- the checkpoint outside the database --------------------------------------

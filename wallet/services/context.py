@@ -13,6 +13,7 @@ from wallet.errors import InputError
 from wallet.keystore import KeyStore
 from wallet.passtypes import PassType
 from wallet.services.credentials import WalletFormats
+from wallet.services.open_lists import OpenLists
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Services:
     def audit_key(self) -> AuditKey:
         """The key every audit entry is written with (see wallet.services.audit)."""
         return self.keys.audit_key()
+
+    @cached_property
+    def open_lists(self) -> OpenLists:
+        """The status list each pass type fills, remembered by this process."""
+        return OpenLists()
 
     @property
     def audit_checkpoint_file(self) -> Path:

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wallet.config import Settings
 from wallet.errors import ConfigError
-from wallet.formats import google, printable
+from wallet.formats import google
 from wallet.formats.apple_dev_ca import create_dev_chain
 from wallet.formats.pkpass import AppleDesign, AppleSigner, load_apple_design
 from wallet.formats.pkpass import load_apple_signer as _load_signer
 from wallet.passtypes import PassType
+
+if TYPE_CHECKING:  # reportlab and Pillow load with the first card printed, not every worker
+    from wallet.formats import printable
 
 __all__ = [
     "APPLE_DEV_FOLDER",
@@ -126,4 +130,6 @@ class WalletFormats:
     @cached_property
     def print_designs(self) -> dict[str, printable.PrintDesign]:
         folder = self._settings.pass_types_dir
+        from wallet.formats import printable
+
         return {t: printable.load_print_design(folder / t) for t in self._types}

@@ -11,8 +11,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox
 from wallet.services.context import Services
+from wallet.services.open_lists import ListSlot
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
 from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
@@ -36,7 +38,10 @@ STATES = tuple(s.value for s in PassState)
 # A list takes new passes until it is this full; then a fresh list starts. Random
 # slots stay cheap to find and every list keeps a large herd.
 FILL_LIMIT = 0.75
-MAX_SLOT_ATTEMPTS = 16
+# Random slots tried before giving up. Near FILL_LIMIT each try fails with
+# probability 0.75, so 16 tries failed one issuance in a hundred (0.75**16);
+# 64 fail one in a hundred million. Tries cost nothing until they are needed.
+MAX_SLOT_ATTEMPTS = 64
 BACKDATE_LIMIT = timedelta(days=1)
 FORWARD_LIMIT = timedelta(days=366)
 
@@ -65,19 +70,55 @@ def hash_secret(secret: str) -> str:
 # Issuance is the service's busiest write: its statements are built once, so
 # each call only binds parameters (SQLAlchemy then reuses the compiled SQL), and
 # they run on the session's connection, past the ORM's execution machinery.
+# On PostgreSQL one statement stores the pass, its claim link and its audit
+# entry (data-modifying CTEs): with BEGIN and COMMIT, three round trips.
 _passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
+_claims, _log = Base.metadata.tables["claim_links"], Base.metadata.tables["audit_log"]
 # A slot taken by a concurrent issuer inserts nothing and returns no id (no
 # savepoint needed, and PostgreSQL's transaction stays usable).
 _SLOT = ["status_list_id", "status_idx"]
-_INSERT_PASS = {
-    "postgresql": postgresql.insert(_passes)
-    .on_conflict_do_nothing(index_elements=_SLOT)
-    .returning(_passes.c.id),
-    "sqlite": sqlite.insert(_passes)
-    .on_conflict_do_nothing(index_elements=_SLOT)
-    .returning(_passes.c.id),
-}
-_INSERT_CLAIM_LINK = insert(Base.metadata.tables["claim_links"])
+_INSERT_PASS_SQLITE = (
+    sqlite.insert(_passes).on_conflict_do_nothing(index_elements=_SLOT).returning(_passes.c.id)
+)
+_INSERT_CLAIM_LINK = insert(_claims)
+_PASS_COLUMNS = (
+    "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
+    "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
+    "replaces", "created_at", "updated_at",
+)  # fmt: skip
+_CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
+# Every column audit.entry_values fills (the sealer fills the rest): a column
+# added there and forgotten here would be a missing parameter, not a silent NULL.
+_SEALER_COLUMNS = frozenset({"id", "seq", "prev_hash", "hash"})
+_AUDIT_COLUMNS = tuple(c.name for c in _log.columns if c.name not in _SEALER_COLUMNS)
+
+
+def _bind(table: Table, column: str, prefix: str) -> BindParameter[Any]:
+    # Prefixed: SQLAlchemy reserves a column's own name for its VALUES parameter.
+    return bindparam(f"{prefix}{column}", type_=table.c[column].type)
+
+
+def _issue_statement() -> Select[int]:
+    new_pass = (
+        postgresql.insert(_passes)
+        .values({c: _bind(_passes, c, "p_") for c in _PASS_COLUMNS})
+        .on_conflict_do_nothing(index_elements=_SLOT)
+        .returning(_passes.c.id)
+        .cte("new_pass")
+    )
+    # Both read new_pass: a slot lost to a concurrent issuer writes nothing at all.
+    claim_link = insert(_claims).from_select(
+        ["pass_id", *_CLAIM_COLUMNS],
+        select(new_pass.c.id, *(_bind(_claims, c, "c_") for c in _CLAIM_COLUMNS)),
+    )
+    entry = insert(_log).from_select(
+        list(_AUDIT_COLUMNS),
+        select(*(_bind(_log, c, "a_") for c in _AUDIT_COLUMNS)).select_from(new_pass),
+    )
+    return select(new_pass.c.id).add_cte(claim_link.cte("new_claim_link"), entry.cte("new_entry"))
+
+
+_ISSUE_POSTGRESQL = _issue_statement()
 _OPEN_LIST = (
     select(_lists.c.id, _lists.c.name, _lists.c.size)
     .where(_lists.c.pass_type == bindparam("pass_type"))
@@ -85,25 +126,37 @@ _OPEN_LIST = (
     .order_by(_lists.c.id)
     .limit(1)
 )
-_COUNT_USE = (
-    update(_lists).where(_lists.c.id == bindparam("list_id")).values(used=_lists.c.used + 1)
+_TAKEN_SLOTS = select(_passes.c.status_idx).where(_passes.c.status_list_id == bindparam("list_id"))
+_SET_USED = (
+    update(_lists)
+    .where(_lists.c.id == bindparam("list_id"), _lists.c.used < bindparam("counted"))
+    .values(used=bindparam("counted"))
 )
-
-
-@dataclass(frozen=True)
-class _ListSlot:
-    id: int
-    name: str
-    size: int
+# How many passes a process issues into a list between two counts: few enough
+# that the list overfills by little, many enough that counting costs nothing.
+RECOUNT_EVERY = 1000
 
 
 def _status_list(
     session: Session, services: Services, pass_type: PassType, now: datetime
-) -> _ListSlot:
+) -> ListSlot:
     """The list new passes of this type go into, creating the next one when full."""
-    found = session.connection().execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
-    if found is not None:
-        return _ListSlot(*found)
+    cached = services.open_lists.take(pass_type.id)
+    if cached is not None:
+        return cached
+    connection = session.connection()
+    open_list = {"pass_type": pass_type.id}
+    while (found := connection.execute(_OPEN_LIST, open_list).first()) is not None:
+        slot = ListSlot(*found)
+        taken = connection.execute(_TAKEN_SLOTS, {"list_id": slot.id}).scalars().all()
+        counted = len(taken)
+        # Written only when counting (rarely): a full list is no longer found.
+        connection.execute(_SET_USED, {"list_id": slot.id, "counted": counted})
+        room = int(slot.size * FILL_LIMIT) - counted
+        if room > 0:
+            budget = min(RECOUNT_EVERY, room // 16)
+            services.open_lists.keep(pass_type.id, slot, budget=budget, taken=taken)
+            return slot
     count = session.scalar(
         select(func.count())
         .select_from(StatusListRow)
@@ -126,15 +179,34 @@ def _status_list(
         again = session.execute(_OPEN_LIST, {"pass_type": pass_type.id}).first()
         if again is None:
             raise
-        return _ListSlot(*again)
-    return _ListSlot(row.id, row.name, row.size)
+        return ListSlot(*again)
+    return ListSlot(row.id, row.name, row.size)
 
 
-def _insert_pass(session: Session, values: dict[str, object]) -> int | None:
-    """Insert a pass row; None if its status slot was taken by a concurrent issuer."""
-    statement = _INSERT_PASS[session.get_bind().dialect.name]
-    pass_id = session.connection().execute(statement, values).scalar_one_or_none()
-    return None if pass_id is None else int(pass_id)
+def _store_pass(
+    session: Session,
+    values: Mapping[str, object],
+    claim_link: Mapping[str, object],
+    entry: Mapping[str, object],
+) -> int | None:
+    """Insert the pass, its claim link and audit entry; None (and nothing written)
+    if its status slot was taken by a concurrent issuer."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        parameters = {
+            **{f"p_{k}": v for k, v in values.items()},
+            **{f"c_{k}": v for k, v in claim_link.items()},
+            **{f"a_{k}": v for k, v in entry.items()},
+        }
+        found = connection.execute(_ISSUE_POSTGRESQL, parameters).scalar_one_or_none()
+        return None if found is None else int(found)
+    # SQLite runs in-process (no round trips) and has no data-modifying CTEs.
+    pass_id = connection.execute(_INSERT_PASS_SQLITE, dict(values)).scalar_one_or_none()
+    if pass_id is None:
+        return None
+    connection.execute(_INSERT_CLAIM_LINK, {"pass_id": pass_id, **claim_link})
+    connection.execute(audit.INSERT_ENTRY, dict(entry))
+    return int(pass_id)
 
 
 def _check_window(
@@ -202,9 +274,23 @@ def issue_pass(
         "created_at": now,
         "updated_at": now,
     }
+    secret = secrets.token_urlsafe(24)  # 192 bits
+    claim_link = {
+        "token_hash": hash_secret(secret),
+        "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
+        "created_at": now,
+    }
+    entry = audit.entry_values(
+        key=services.audit_key,
+        actor=actor,
+        action="pass.issue",
+        target=serial,
+        details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
+        now=now,
+    )
     for _ in range(MAX_SLOT_ATTEMPTS):
         # Random, never sequential: the index must not reveal the order of issue.
-        idx = secrets.randbelow(status_list.size)
+        idx = services.open_lists.draw(status_list)
         token = sign_pass_token(
             key=key,
             issuer=services.settings.issuer,
@@ -217,32 +303,16 @@ def issue_pass(
             status_idx=idx,
             status_uri=uri,
         )
-        pass_id = _insert_pass(session, {**values, "status_idx": idx, "token": token})
+        pass_id = _store_pass(
+            session, {**values, "status_idx": idx, "token": token}, claim_link, entry
+        )
+        # Ours now, or another issuer's: either way not to be drawn again. (Should
+        # this transaction roll back, the process merely skips one free index.)
+        services.open_lists.mark(status_list, idx)
         if pass_id is not None:
             break
     else:
         raise StateConflictError("no free status slot found; try again")
-    secret = secrets.token_urlsafe(24)  # 192 bits
-    session.connection().execute(
-        _INSERT_CLAIM_LINK,
-        {
-            "pass_id": pass_id,
-            "token_hash": hash_secret(secret),
-            "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
-            "created_at": now,
-        },
-    )
-    # Row and audit locks last: concurrent issuers wait for each other only here.
-    session.connection().execute(_COUNT_USE, {"list_id": status_list.id})
-    audit.record(
-        session,
-        key=services.audit_key,
-        actor=actor,
-        action="pass.issue",
-        target=serial,
-        details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
-        now=now,
-    )
     row = PassRow(id=pass_id, **values, status_idx=idx, token=token)
     return IssuedPass(row=row, claim_secret=secret)
 
@@ -289,14 +359,18 @@ def change_state(
     new_state = transition(row.state, act, suspendable=suspendable)
     if new_state is None:
         raise StateConflictError(f"pass {row.serial} is {row.state}; it cannot be {act.done}")
-    row.state = new_state.value
-    row.reason = reason
-    row.updated_at = now
-    session.execute(
+    # The list's row lock orders changes: versions commit in the order they are
+    # taken, which publication relies on (see publishing.changed_status_list).
+    version = session.execute(
         update(StatusListRow)
         .where(StatusListRow.id == row.status_list_id)
         .values(version=StatusListRow.version + 1)
-    )
+        .returning(StatusListRow.version)
+    ).scalar_one()
+    row.state = new_state.value
+    row.reason = reason
+    row.updated_at = now
+    row.status_version = version
     audit.record(
         session,
         key=services.audit_key,

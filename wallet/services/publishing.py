@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -83,6 +85,14 @@ def export_bundle(
 # never disagree with the passes. A signed token is cached on the list's row and
 # rebuilt when a status changed (the row's version moved on) or when half of
 # its lifetime has gone, so a device always gets at least half a lifetime.
+#
+# A rebuild starts from the bits of the last published token, kept on the row,
+# and applies only the passes whose status changed since (each pass records the
+# list version of its last change; an index finds them): its cost follows the
+# changes, not the passes. It reads a snapshot, so it runs in a read
+# transaction, and a short write stores the result unless a newer one is
+# there already: publishing never holds SQLite's write lock for long, nor a
+# row lock that issuers or revokers wait on.
 
 
 def _fresh(row: StatusListRow, *, now: datetime, lifetime: timedelta) -> bool:
@@ -95,6 +105,7 @@ def _fresh(row: StatusListRow, *, now: datetime, lifetime: timedelta) -> bool:
 
 
 def build_status_list(session: Session, row: StatusListRow) -> StatusList:
+    """The list from every pass in it, ignoring stored bits: the reference rebuild."""
     status_list = StatusList(row.size, bits=row.bits)
     changed = session.execute(
         select(PassRow.status_idx, PassRow.state)
@@ -106,17 +117,41 @@ def build_status_list(session: Session, row: StatusListRow) -> StatusList:
     return status_list
 
 
+def changed_status_list(session: Session, row: StatusListRow) -> tuple[StatusList, int]:
+    """The list as of now from its last published bits and the passes changed since,
+    and the version it includes.
+
+    Versions are taken under the list's row lock and committed in that order,
+    so whatever one statement sees of them is every change up to the highest
+    it sees: that is the version of the result, even when it is newer than the
+    row read a moment before.
+    """
+    bits = row.published_bits
+    if bits is None or len(bits) * 8 != row.size * row.bits:
+        # From nothing: passes changed before migration 0003 carry version 0.
+        status_list, since = StatusList(row.size, bits=row.bits), -1
+    else:
+        status_list, since = StatusList.from_bytes(bits, row.bits), row.published_version
+    version = row.version
+    changes = session.execute(
+        select(PassRow.status_idx, PassRow.state, PassRow.status_version)
+        .where(PassRow.status_list_id == row.id)
+        .where(PassRow.status_version > since)
+    )
+    for idx, state, changed_at in changes:
+        status_list.set(idx, _STATUS_VALUES[state])
+        version = max(version, changed_at or 0)
+    return status_list, version
+
+
 # "<pass type>-<n>", as passes.py names new lists (pass type ids: passtypes._ID_RE).
 _LIST_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}-[0-9]{1,9}")
 
 
-def status_list_row(session: Session, name: str, *, for_update: bool = False) -> StatusListRow:
+def status_list_row(session: Session, name: str) -> StatusListRow:
     if not _LIST_NAME_RE.fullmatch(name):  # never send NUL or other junk to the database
         raise NotFoundError(f"no status list {name[:40]!r}")
-    query = select(StatusListRow).where(StatusListRow.name == name)
-    if for_update:
-        query = query.with_for_update()
-    row = session.scalars(query).first()
+    row = session.scalars(select(StatusListRow).where(StatusListRow.name == name)).first()
     if row is None:
         raise NotFoundError(f"no status list {name}")
     return row
@@ -131,17 +166,27 @@ def cached_status_list(
     return row if _fresh(row, now=now, lifetime=lifetime) else None
 
 
-def publish_status_list(
+@dataclass(frozen=True)
+class SignedStatusList:
+    """A list token signed from a snapshot, waiting to be stored."""
+
+    name: str
+    version: int
+    bits: bytes
+    token: str
+    signed_at: datetime
+
+
+def prepare_status_list(
     session: Session, services: Services, name: str, *, now: datetime, force: bool = False
-) -> StatusListRow:
-    """Sign the list anew if it changed or ages; needs a write transaction."""
-    row = status_list_row(session, name, for_update=True)
+) -> SignedStatusList | None:
+    """Sign the list anew if it changed or ages (None if its token is current); reads only."""
+    row = status_list_row(session, name)
     settings = services.settings
     lifetime = timedelta(seconds=settings.status_list_lifetime)
     if not force and _fresh(row, now=now, lifetime=lifetime):
-        return row
-    version = row.version  # the list below includes every change up to this version
-    status_list = build_status_list(session, row)
+        return None
+    status_list, version = changed_status_list(session, row)
     key = services.keys.current_signing_key(row.pass_type, now=now)
     (token,) = sign_status_lists(
         {status_list_uri(settings.public_url, row.name): (status_list, key)},
@@ -150,17 +195,76 @@ def publish_status_list(
         lifetime=lifetime,
         ttl=timedelta(seconds=settings.status_list_ttl),
     ).values()
-    row.published_token = token
-    row.published_version = version
-    row.published_at = now
-    session.flush()
+    return SignedStatusList(
+        name=row.name, version=version, bits=status_list.to_bytes(), token=token, signed_at=now
+    )
+
+
+def store_status_list(session: Session, signed: SignedStatusList) -> StatusListRow:
+    """Keep the signed list unless the row has a newer one (a concurrent publisher's);
+    returns the row with whichever is newer. One short UPDATE: compare and set."""
+    lists = StatusListRow
+    session.execute(
+        update(lists)
+        .where(lists.name == signed.name)
+        .where(
+            or_(
+                lists.published_version < signed.version,
+                and_(
+                    lists.published_version == signed.version,
+                    or_(lists.published_at.is_(None), lists.published_at < signed.signed_at),
+                ),
+                lists.published_token.is_(None),
+            )
+        )
+        .values(
+            published_token=signed.token,
+            published_version=signed.version,
+            published_at=signed.signed_at,
+            published_bits=signed.bits,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    row = status_list_row(session, signed.name)
+    session.refresh(row)
     return row
+
+
+def publish_status_list(
+    session: Session, services: Services, name: str, *, now: datetime, force: bool = False
+) -> StatusListRow:
+    """Sign the list anew if it changed or ages, in the caller's (write) transaction."""
+    signed = prepare_status_list(session, services, name, now=now, force=force)
+    if signed is None:
+        return status_list_row(session, name)
+    return store_status_list(session, signed)
+
+
+def refresh_status_lists(
+    transaction: Callable[[bool], AbstractContextManager[Session]],
+    services: Services,
+    names: Iterable[str],
+    *,
+    now: datetime,
+) -> None:
+    """Re-sign the lists that changed or age: each from a read transaction, stored by
+    a short write (``transaction(write)`` opens and commits one, as the edge does)."""
+    for name in names:
+        with transaction(False) as session:
+            signed = prepare_status_list(session, services, name, now=now)
+        if signed is not None:
+            with transaction(True) as session:
+                store_status_list(session, signed)
+
+
+def list_names(session: Session) -> list[str]:
+    return list(session.scalars(select(StatusListRow.name).order_by(StatusListRow.id)))
 
 
 def publish_all(
     session: Session, services: Services, *, now: datetime, force: bool = False
 ) -> list[StatusListRow]:
-    names = session.scalars(select(StatusListRow.name).order_by(StatusListRow.id)).all()
+    names = list_names(session)
     return [publish_status_list(session, services, n, now=now, force=force) for n in names]
 
 

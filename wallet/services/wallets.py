@@ -15,7 +15,7 @@ from typing import Any
 from wallet.config import Settings
 from wallet.domain import PassState, WalletPass
 from wallet.errors import ConfigError
-from wallet.formats import google, printable
+from wallet.formats import google
 from wallet.formats.pkpass import build_pkpass
 from wallet.push.apns import ApnsClient, CertificateAuth, TokenAuth, load_token_auth
 from wallet.push.google_api import GoogleWalletClient
@@ -130,6 +130,8 @@ def google_save_link(
 
 def card(services: Services, row: PassRow, *, kind: str, lang: str, now: datetime) -> bytes:
     """The printable card: kind is "pdf" (ID-1), "sheet" (A4 with cut marks) or "png"."""
+    from wallet.formats import printable  # reportlab and Pillow: loaded by the first card only
+
     design = services.formats.print_designs[row.pass_type]
     value = wallet_pass(services, row)
     if kind == "pdf":

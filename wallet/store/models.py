@@ -13,10 +13,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -58,12 +60,18 @@ class StatusListRow(Base):
     pass_type: Mapped[str] = mapped_column(String(32), index=True)
     bits: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)
+    # Passes in the list when an issuer last counted them (a lower bound): issuers
+    # count every so often instead of updating one hot row with every pass.
     used: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped in the same transaction as every status change of a pass in the list.
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     published_version: Mapped[int] = mapped_column(BigInteger, default=0)
     published_token: Mapped[str | None] = mapped_column(Text, default=None)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The uncompressed byte array of the published token: the next publication
+    # applies only the passes changed since (PassRow.status_version), not all.
+    # Deferred: only publication reads it.
+    published_bits: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     created_at: Mapped[datetime]
 
 
@@ -72,6 +80,15 @@ class PassRow(Base):
     __table_args__ = (
         UniqueConstraint("status_list_id", "status_idx", name="uq_passes_status_slot"),
         Index("ix_passes_type_state", "pass_type", "state"),
+        # Publication reads the passes of one list changed since its last token.
+        # Partial: passes never changed (nearly all) cost the index nothing.
+        Index(
+            "ix_passes_status_changes",
+            "status_list_id",
+            "status_version",
+            postgresql_where=text("status_version IS NOT NULL"),
+            sqlite_where=text("status_version IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -84,6 +101,8 @@ class PassRow(Base):
     valid_until: Mapped[datetime]
     status_list_id: Mapped[int] = mapped_column(ForeignKey("status_lists.id"))
     status_idx: Mapped[int] = mapped_column(Integer)
+    # The list's version this pass's status last changed at (None: never changed).
+    status_version: Mapped[int | None] = mapped_column(BigInteger, default=None)
     kid: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(Text)
     # Wallets ask "what changed since tag N"; bumped on every change a holder should see.

@@ -189,6 +189,11 @@ workers = _workers(os.environ.get("WALLET_WORKERS", "2"))
 # clients and the TLS proxy reuse (the benchmark serves the same way).
 worker_class = WalletWorker
 threads = 1
+# One listening socket per worker (SO_REUSEPORT; gunicorn opens it after the
+# fork) and the kernel spreads new connections over them. On one shared socket
+# a worker kept accepting kept-alive connections it could serve only one at a
+# time while the other idled (scripts/bench records each worker's CPU time).
+reuse_port = True
 preload_app = False
 timeout = 30
 graceful_timeout = 20

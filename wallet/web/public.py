@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, redirect, request
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.keys import KeyRole, KeyState
@@ -53,6 +55,10 @@ def jwks() -> Response:
     return response
 
 
+def _transaction(write: bool) -> AbstractContextManager[Session]:
+    return context().db.transaction(write=write)
+
+
 @blueprint.get("/status/<name>")
 def status_list(name: str) -> Response:
     ctx = context()
@@ -61,9 +67,10 @@ def status_list(name: str) -> Response:
         row = publishing.cached_status_list(session, ctx.services, name, now=moment)
         if row is not None:
             token, version, at = row.published_token, row.published_version, row.published_at
-    if row is None:
-        with ctx.db.transaction(write=True) as session:
-            row = publishing.publish_status_list(session, ctx.services, name, now=moment)
+    if row is None:  # rebuilt from a read transaction, stored by a short write
+        publishing.refresh_status_lists(_transaction, ctx.services, [name], now=moment)
+        with ctx.db.transaction(write=False) as session:
+            row = publishing.status_list_row(session, name)
             token, version, at = row.published_token, row.published_version, row.published_at
     assert token is not None and at is not None
     etag = f"{name}-{version}-{int(at.timestamp())}"
@@ -81,6 +88,10 @@ def current_bundle(moment: datetime) -> str:
     with ctx.db.transaction(write=False) as session:
         token = publishing.cached_bundle(session, ctx.services, now=moment)
     if token is None:  # a status or key changed since: sign anew, in a write transaction
+        with ctx.db.transaction(write=False) as session:
+            names = publishing.list_names(session)
+        # Lists first, each outside the bundle's write transaction, which then finds them current.
+        publishing.refresh_status_lists(_transaction, ctx.services, names, now=moment)
         with ctx.db.transaction(write=True) as session:
             token = publishing.publish_bundle(session, ctx.services, now=moment).token
     return token
