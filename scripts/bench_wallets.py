@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from wallet.config import PROJECT_ROOT
+from wallet.domain import WalletPass
 from wallet.formats import google
 from wallet.formats.apple_dev_ca import create_dev_chain
 from wallet.formats.pkpass import (
@@ -55,7 +56,6 @@ from wallet.formats.pkpass import (
     load_apple_signer,
     read_pkpass,
 )
-from wallet.domain import WalletPass
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS_TYPES_DIR = PROJECT_ROOT / "templates" / "passes"

@@ -1,8 +1,8 @@
 """Status lists published from their changes: the last published bits, and when
 each pass's status last changed.
 
-Revision ID: 0003_perf
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 08:00:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_perf"
-down_revision = "0004"  # re-chained after merging main (was "0002")
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
