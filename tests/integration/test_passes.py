@@ -229,3 +229,27 @@ def test_state_conflicts_name_the_action_in_plain_words(
     with pytest.raises(StateConflictError) as caught:
         change(db, services, serial, action)
     assert caught.value.message.endswith(f"is revoked; it {words}")
+
+
+def test_server_never_serves_a_status_list_stale_by_its_own_lifetime(
+    db: Database, services: Services
+) -> None:
+    """The same for a status list a CLI signed with a shorter WALLET_STATUS_LIST_LIFETIME."""
+    from dataclasses import replace
+
+    from wallet.codec import b64url_decode, parse_json_object
+
+    issue(db, services)
+    short = replace(services, settings=replace(services.settings, status_list_lifetime=3600))
+    with db.transaction(write=True) as session:
+        (name,) = publishing.list_names(session)
+        publishing.publish_status_list(session, short, name, now=NOW)
+    later = NOW + timedelta(minutes=45)  # past half of its own hour, long before the server's
+    with db.transaction(write=True) as session:
+        row = publishing.cached_status_list(session, services, name, now=later) or (
+            publishing.publish_status_list(session, services, name, now=later)
+        )
+        token = row.published_token
+    assert token is not None
+    claims = parse_json_object(b64url_decode(token.split(".")[1], what="p"), what="p")
+    assert claims["exp"] - later.timestamp() >= services.settings.status_list_lifetime / 2

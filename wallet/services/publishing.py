@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from wallet.bundle import TrustBundle, sign_bundle
+from wallet.codec import b64url_decode, parse_json_object
 from wallet.errors import NotFoundError
 from wallet.keys import KeyRole, PublicKey, SigningKey
 from wallet.passtypes import PassType
@@ -96,12 +98,24 @@ def export_bundle(
 
 
 def _fresh(row: StatusListRow, *, now: datetime, lifetime: timedelta) -> bool:
-    return (
-        row.published_token is not None
-        and row.published_version == row.version
-        and row.published_at is not None
-        and now < row.published_at + lifetime / 2
-    )
+    """Unchanged since it was signed, and with at least half of its life ahead.
+
+    Its own life counts, not only today's setting: a list signed by a shell with a
+    shorter WALLET_STATUS_LIST_LIFETIME must not be served until devices call it stale.
+    """
+    if row.published_token is None or row.published_at is None:
+        return False
+    if row.published_version != row.version:
+        return False
+    own_life = _token_expiry(row.published_token) - row.published_at
+    return row.published_at <= now < row.published_at + min(own_life, lifetime) / 2
+
+
+@functools.lru_cache(maxsize=256)
+def _token_expiry(token: str) -> datetime:
+    """The ``exp`` of a token this service signed (read, not verified: it is our own)."""
+    payload = parse_json_object(b64url_decode(token.split(".")[1], what="payload"), what="payload")
+    return datetime.fromtimestamp(int(payload["exp"]), UTC)
 
 
 def build_status_list(session: Session, row: StatusListRow) -> StatusList:
