@@ -255,7 +255,7 @@ def verdict(client: FlaskClient, headers: dict[str, str], text: str) -> dict[str
     response = client.post("/api/v1/verify", json={"token": text}, headers=headers)
     assert response.status_code == 200
     result: dict[str, Any] = response.get_json()
-    assert set(result) == {"state", "reason", "message", "claims", "warnings", "detail"}
+    assert set(result) == {"state", "reason", "admit", "message", "claims", "warnings", "detail"}
     return result
 
 
