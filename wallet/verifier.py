@@ -147,6 +147,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Do not accept it; please sync.",
     ),
     "revoked": ("Ausweis wurde widerrufen.", "Pass has been revoked."),
+    "too_long": (
+        "Eingabe zu lang für einen Ausweis: ungültig.",
+        "Input too long for a pass: invalid.",
+    ),
     "suspended": ("Ausweis ist vorübergehend gesperrt.", "Pass is suspended."),
     "expired": ("Ausweis ist abgelaufen.", "Pass has expired."),
     "not_yet_valid": ("Ausweis ist noch nicht gültig.", "Pass is not valid yet."),
