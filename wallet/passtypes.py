@@ -20,6 +20,9 @@ from typing import Any, Literal
 from wallet.errors import HolderDataError, InputError, PassTypeError
 
 LANGUAGES = ("de", "en")
+# A genuine pass whose status list is missing or out of date is amber in every
+# verifier, never valid; this policy decides only whether amber admits the holder:
+# "warn" does (admit=True), "fail_closed" does not.
 StalePolicy = Literal["fail_closed", "warn"]
 _ID_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")

@@ -3,6 +3,11 @@
 Needs only PyJWT and cryptography (no web framework, database or terminal
 library). :meth:`Verifier.check` never raises: hostile input becomes a result
 with a state, a stable reason code and a message in German and English.
+
+A pass is ``valid`` only when its status was read from a fresh status list. A
+genuine pass whose list is missing (``status_unchecked``) or out of date
+(``stale_status``) is amber, whatever its pass type's policy; the policy only
+decides whether amber lets the holder through (``admit``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,21 @@ from wallet.tokens import (
     verify_status_list_token,
 )
 
+__all__ = [
+    "ADMITTING_REASONS",
+    "MAX_INPUT_LENGTH",
+    "MESSAGES",
+    "REASONS",
+    "STATES",
+    "TONES",
+    "VerificationResult",
+    "Verifier",
+    "load_root_key",
+]
+
+# The verdict vocabulary, in one place. These codes are a contract: the console,
+# the API, ``wallet-verify``'s exit codes and the JavaScript twin of this verifier
+# (with the shared vector corpus) all key on them, so they never change meaning.
 STATES = (
     "valid",
     "invalid",
@@ -44,25 +64,98 @@ STATES = (
     "not_yet_valid",
     "unknown_key",
     "stale_status",
+    "status_unchecked",
 )
+# How a screen shows each state. Amber: a genuine pass in date whose revocation
+# status could not be checked against a fresh list; `admit` on the result says
+# whether the pass type's policy lets the holder through anyway.
+TONES: dict[str, str] = {
+    "valid": "green",
+    "invalid": "red",
+    "revoked": "red",
+    "suspended": "red",
+    "expired": "red",
+    "not_yet_valid": "red",
+    "unknown_key": "red",
+    "stale_status": "amber",
+    "status_unchecked": "amber",
+}
+# Every reason code and the one state it comes with.
+REASONS: dict[str, str] = {
+    "ok": "valid",
+    # amber: `*_closed` when the pass type fails closed (parking), else admitted (library)
+    "status_stale": "stale_status",
+    "status_stale_closed": "stale_status",
+    "status_list_unknown": "status_unchecked",
+    "status_list_unknown_closed": "status_unchecked",
+    # the status list says so
+    "revoked": "revoked",
+    "suspended": "suspended",
+    # outside the pass's validity
+    "expired": "expired",
+    "not_yet_valid": "not_yet_valid",
+    "unknown_kid": "unknown_key",
+    # invalid: the input, the token or the status data cannot be trusted
+    "malformed": "invalid",
+    "too_long": "invalid",
+    "duplicate_member": "invalid",
+    "bad_header": "invalid",
+    "alg_none": "invalid",
+    "alg_mismatch": "invalid",
+    "crit_header": "invalid",
+    "forbidden_header": "invalid",
+    "wrong_typ": "invalid",
+    "bad_signature": "invalid",
+    "bad_claim": "invalid",
+    "wrong_issuer": "invalid",
+    "issued_in_future": "invalid",
+    "key_revoked": "invalid",
+    "key_not_allowed": "invalid",
+    "key_window": "invalid",
+    "token_invalid": "invalid",
+    "unknown_pass_type": "invalid",
+    "status_list_invalid": "invalid",
+    "status_list_subject": "invalid",
+    "status_index_out_of_range": "invalid",
+    "status_unknown": "invalid",  # a status value the draft does not define
+    "internal_error": "invalid",
+}
+# The only reasons whose verdict lets the holder through.
+ADMITTING_REASONS = frozenset({"ok", "status_stale", "status_list_unknown"})
 MAX_INPUT_LENGTH = 4 * MAX_PASS_TOKEN_LENGTH  # QR text of a token, with headroom
 
 # reason code -> (German, English). Staff read these on the street: short and plain.
 MESSAGES: dict[str, tuple[str, str]] = {
     "ok": ("Ausweis gültig.", "Pass is valid."),
     "status_stale": (
-        "Ausweis gültig, aber der Sperrstatus ist veraltet. Bitte bald synchronisieren.",
-        "Pass is valid, but the revocation data is out of date. Please sync soon.",
+        "Ausweis echt, aber der Sperrstatus ist veraltet und wurde nicht geprüft. "
+        "Für diese Ausweisart trotzdem anerkennen; bitte bald synchronisieren.",
+        "Pass is genuine, but the revocation data is out of date and was not checked. "
+        "This pass type may still be accepted; please sync soon.",
     ),
     "status_stale_closed": (
-        "Sperrstatus veraltet: Ausweis kann nicht geprüft werden. Bitte synchronisieren.",
-        "Revocation data is out of date: the pass cannot be checked. Please sync.",
+        "Sperrstatus veraltet: Ausweis kann nicht geprüft werden. "
+        "Nicht anerkennen, bitte synchronisieren.",
+        "Revocation data is out of date: the pass cannot be checked. "
+        "Do not accept it; please sync.",
     ),
     "status_list_unknown": (
-        "Für diesen Ausweis liegt keine Sperrliste vor. Bitte synchronisieren.",
-        "No revocation list for this pass is available. Please sync.",
+        "Ausweis echt, aber für ihn liegt keine Sperrliste vor: Status nicht geprüft. "
+        "Für diese Ausweisart trotzdem anerkennen; bitte synchronisieren.",
+        "Pass is genuine, but no revocation list for it is available: status not checked. "
+        "This pass type may still be accepted; please sync.",
+    ),
+    "status_list_unknown_closed": (
+        "Für diesen Ausweis liegt keine Sperrliste vor: Status nicht prüfbar. "
+        "Nicht anerkennen, bitte synchronisieren.",
+        "No revocation list for this pass is available: its status cannot be checked. "
+        "Do not accept it; please sync.",
     ),
     "revoked": ("Ausweis wurde widerrufen.", "Pass has been revoked."),
+    "too_long": (
+        "Eingabe zu lang für einen Ausweis: ungültig.",
+        "Input too long for a pass: invalid.",
+    ),
     "suspended": ("Ausweis ist vorübergehend gesperrt.", "Pass is suspended."),
     "expired": ("Ausweis ist abgelaufen.", "Pass has expired."),
     "not_yet_valid": ("Ausweis ist noch nicht gültig.", "Pass is not valid yet."),
@@ -103,7 +196,11 @@ _FORGED = (
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """A verdict: data, never an exception."""
+    """A verdict: data, never an exception.
+
+    ``admit`` is the one answer a gate needs: true for ``valid``, false for every
+    red state, and for an amber state whatever the pass type's policy says.
+    """
 
     state: str
     reason: str
@@ -112,10 +209,17 @@ class VerificationResult:
     claims: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     detail: str = ""
+    admit: bool = False
 
     @property
     def valid(self) -> bool:
+        """Genuine, in date and checked against a fresh status list: nothing less."""
         return self.state == "valid"
+
+    @property
+    def tone(self) -> str:
+        """``green``, ``amber`` or ``red``: how a screen shows this verdict."""
+        return TONES.get(self.state, "red")
 
     def message(self, lang: str = "de") -> str:
         return self.message_en if lang == "en" else self.message_de
@@ -124,6 +228,7 @@ class VerificationResult:
         return {
             "state": self.state,
             "reason": self.reason,
+            "admit": self.admit,
             "message": {"de": self.message_de, "en": self.message_en},
             "claims": dict(self.claims),
             "warnings": list(self.warnings),
@@ -141,7 +246,17 @@ class VerificationResult:
         detail: str = "",
     ) -> VerificationResult:
         de, en = MESSAGES.get(reason, _FORGED)
-        return cls(state, reason, de, en, claims or {}, warnings, detail)
+        admit = reason in ADMITTING_REASONS and REASONS[reason] == state
+        return cls(
+            state=state,
+            reason=reason,
+            message_de=de,
+            message_en=en,
+            claims=claims or {},
+            warnings=warnings,
+            detail=detail,
+            admit=admit,
+        )
 
 
 class Verifier:
@@ -221,7 +336,7 @@ class Verifier:
             )
             return VerificationResult.of("invalid", reason, claims=shown, detail=entry.message)
         if entry is None:
-            return self._stale(shown, fail_closed=fail_closed, reason="status_list_unknown")
+            return self._unchecked(shown, fail_closed=fail_closed, reason="status_list_unknown")
         if claims.status_idx >= len(entry.status_list):
             return VerificationResult.of("invalid", "status_index_out_of_range", claims=shown)
         value = entry.status_list.get(claims.status_idx)
@@ -232,16 +347,21 @@ class Verifier:
         if value != VALID:
             return VerificationResult.of("invalid", "status_unknown", claims=shown)
         if entry.is_stale(now):
-            return self._stale(shown, fail_closed=fail_closed, reason="status_stale")
+            return self._unchecked(shown, fail_closed=fail_closed, reason="status_stale")
         return VerificationResult.of("valid", "ok", claims=shown)
 
     @staticmethod
-    def _stale(shown: Mapping[str, Any], *, fail_closed: bool, reason: str) -> VerificationResult:
-        """Stale or missing status data: the pass type's policy decides."""
+    def _unchecked(
+        shown: Mapping[str, Any], *, fail_closed: bool, reason: str
+    ) -> VerificationResult:
+        """The status list is missing or stale: amber, never ``valid``.
+
+        The pass type's policy decides only ``admit`` (and so the reason code and
+        its message); the state says what went unchecked either way.
+        """
         if fail_closed:
-            closed = "status_stale_closed" if reason == "status_stale" else reason
-            return VerificationResult.of("stale_status", closed, claims=shown)
-        return VerificationResult.of("valid", reason, claims=shown, warnings=(reason,))
+            reason = f"{reason}_closed"
+        return VerificationResult.of(REASONS[reason], reason, claims=shown)
 
 
 def load_root_key(path: Path) -> PublicKey:

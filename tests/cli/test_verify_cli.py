@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
+import wallet
 from tests.factories import City
-from wallet.cli.verify import EXIT_CODES, cli
+from wallet.cli.verify import EXIT_CODES, EXIT_NO_QR_CODE, EXIT_OPERATIONAL, MAX_SCAN_LINE, cli
 from wallet.formats.qr import render_png
 from wallet.status import INVALID, SUSPENDED
 
@@ -166,7 +171,7 @@ def test_check_reads_a_photo(
     not_image = tmp_path / "notes.txt"
     not_image.write_text("hello")
     code, out = verify(runner, env, *opts, "check", "--image", str(not_image))
-    assert code == 3 and "notes.txt" in out
+    assert code == EXIT_NO_QR_CODE and "notes.txt" in out and "not an image" in out
     code, out = verify(runner, env, *opts, "check")
     assert code == 2 and "either a TOKEN or --image" in out
 
@@ -203,3 +208,158 @@ def test_info_describes_the_held_bundle(
     bundle, root = publish(live_city, tmp_path / "b", version=7)
     code, out = verify(runner, env, "--bundle", str(bundle), "--root-key", str(root), "info")
     assert code == 0 and "version:  7" in out and live_city.key.kid in out
+
+
+# -- amber verdicts, exit codes, languages, scanner input ---------------------------------
+
+
+def test_missing_status_list_is_never_plain_valid(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    """A genuine bundle without the pass's status list: amber with its own exit code."""
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    bundle.write_text(live_city.signed_bundle(status_tokens={}) + "\n")
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    for type_id, admit in (("library", True), ("parking", False)):
+        code, out = verify(runner, env, *opts, "check", live_city.issue_qr(type_id), "--json")
+        result = json.loads(out)
+        assert (result["state"], result["admit"]) == ("status_unchecked", admit)
+        assert code == EXIT_CODES["status_unchecked"] == 17
+    code, out = verify(runner, env, *opts, "check", live_city.issue_qr("library"))
+    assert code == 17 and "STATUS UNGEPRÜFT" in out and "Annehmen: ja" in out
+    assert "GÜLTIG" not in out.replace("UNGÜLTIG", "")
+    code, out = verify(runner, env, *opts, "--lang", "en", "check", live_city.issue_qr("parking"))
+    assert code == 17 and "STATUS NOT CHECKED" in out and "Accept: no" in out
+
+
+def test_stale_status_list_exits_amber_for_every_pass_type(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    old_lists = live_city.status_tokens(now=live_city.now - timedelta(days=3))
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    bundle.write_text(live_city.signed_bundle(status_tokens=old_lists) + "\n")
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    for type_id, admit in (("library", True), ("parking", False)):
+        code, out = verify(runner, env, *opts, "check", live_city.issue_qr(type_id), "--json")
+        assert (json.loads(out)["state"], json.loads(out)["admit"]) == ("stale_status", admit)
+        assert code == EXIT_CODES["stale_status"] == 16
+    code, out = verify(runner, env, *opts, "scan", input=live_city.issue_qr("library").encode())
+    assert code == 1 and "STATUS VERALTET" in out  # scan exits 0 only when all were valid
+
+
+def test_no_qr_code_and_no_bundle_have_distinct_exit_codes(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("L", (200, 200), 255).save(blank)
+    code, out = verify(runner, env, "check", "--image", str(blank))  # nothing synced yet
+    assert code == EXIT_OPERATIONAL == 3 and "no bundle at" in out
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    code, out = verify(runner, env, *opts, "check", "--image", str(blank))
+    assert code == EXIT_NO_QR_CODE == 4
+    assert "no QR code found in the image" in out
+    code, out = verify(runner, env, *opts, "check", "--image", str(tmp_path / "absent.png"))
+    assert code == EXIT_NO_QR_CODE
+    assert len({3, 4, *EXIT_CODES.values()}) == len(EXIT_CODES) + 2
+
+
+def test_cli_messages_are_german_then_english(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    for args in (
+        [*opts, "check", "--image", str(blank)],  # no QR code
+        ["check", "x"],  # no bundle synced
+        ["--bundle", str(tmp_path / "bad.jwt"), "--root-key", str(root), "check", "x"],
+    ):
+        if args[1].endswith("bad.jwt"):
+            (tmp_path / "bad.jwt").write_text("not.a.bundle")
+        result = runner.invoke(cli, args, env=env)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2, result.stderr
+        assert lines[0].startswith("Fehler: ") and lines[1].startswith("error: ")
+    result = runner.invoke(cli, ["sync", str(bundle), "--root-key", str(root)], env=env)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Wurzelschlüssel ") and lines[1].startswith("pinned trust-root")
+    assert lines[2].startswith("Prüfpaket Version 1") and lines[3].startswith("synced bundle")
+
+
+def test_help_documents_every_exit_code(runner: CliRunner, env: dict[str, str]) -> None:
+    for command in ([], ["check"], ["scan"]):
+        out = runner.invoke(cli, [*command, "--help"], env=env).output
+        for code in (1, 2, 3, 4, *EXIT_CODES.values()):
+            assert f" {code}  " in out, (command, code)
+        assert "amber" in out
+
+
+def test_scan_strips_surrounding_spaces(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    qr, jws = live_city.issue_qr("library"), live_city.issue("parking")
+    lines = f"  {qr}  \n\t{jws}\t\r\n \u00a0{qr}\n".encode()
+    code, out = verify(runner, env, *opts, "scan", "--json", input=lines)
+    assert [json.loads(line)["state"] for line in out.splitlines()] == ["valid"] * 3
+    assert code == 0
+    code, out = verify(runner, env, *opts, "check", f" {qr}\n")
+    assert code == 0
+
+
+# The child reports its own peak memory, so nothing else in the test run can blur it.
+_MEASURED_CLI = """
+import resource, sys
+from wallet.cli.verify import main
+try:
+    main(sys.argv[1:])
+finally:
+    print("peak-kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def _scan_in_child(opts: list[str], stdin: Path, env: dict[str, str]) -> tuple[int, str, int]:
+    root = Path(wallet.__file__).parents[1]
+    child_env = {**os.environ, **env, "PYTHONPATH": str(root)}
+    with stdin.open("rb") as handle:
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURED_CLI, *opts, "scan", "--json"],
+            stdin=handle,
+            capture_output=True,
+            env=child_env,
+            timeout=120,
+            check=False,
+        )
+    peak = int(done.stderr.decode().rsplit("peak-kib", 1)[1].split()[0])
+    return done.returncode, done.stdout.decode(), peak
+
+
+def test_scan_reads_an_oversized_line_bounded(
+    env: dict[str, str], tmp_path: Path, live_city: City
+) -> None:
+    """A 32 MiB line costs no more memory than a short one, and the next line is still judged."""
+    bundle, root = publish(live_city, tmp_path / "b", version=1)
+    opts = ["--bundle", str(bundle), "--root-key", str(root)]
+    good = live_city.issue_qr("library").encode() + b"\n"
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"WP1123\n" + good)
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as handle:
+        handle.write(b"WP1")
+        for _ in range(32):
+            handle.write(b"7" * (1024 * 1024))
+        handle.write(b"\n" + good)
+    _, _, baseline = _scan_in_child(opts, small, env)
+    code, out, peak = _scan_in_child(opts, huge, env)
+    # Reading the line whole would add at least its 32 MiB (174 MB for 64 MiB before the fix).
+    assert peak - baseline < 8 * 1024, (baseline, peak)
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [(r["state"], r["reason"]) for r in results] == [
+        ("invalid", "too_long"),
+        ("valid", "ok"),
+    ]
+    assert str(MAX_SCAN_LINE) in results[0]["detail"]
+    assert code == 1

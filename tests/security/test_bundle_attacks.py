@@ -290,3 +290,20 @@ def test_rejects_root_key_of_another_kind(city: City, tmp_path: Path, make: Any)
     root_path.write_bytes(pem)
     with pytest.raises(BundleError, match="not a usable trust-root public key"):
         Verifier.load(bundle_path, root_key=root_path, now=NOW)
+
+
+@pytest.mark.parametrize("withheld", ["no_lists", "stale_lists"])
+@pytest.mark.parametrize("type_id", ["library", "parking"])
+def test_genuine_bundle_without_fresh_status_lists_never_gives_valid(
+    city: City, tmp_path: Path, withheld: str, type_id: str
+) -> None:
+    """A device fed an old status list (or none) inside a genuinely signed bundle shows amber."""
+    old = city.status_tokens(now=NOW - timedelta(days=3))
+    status_tokens = {} if withheld == "no_lists" else old
+    bundle_path, root_path = city.write_bundle(tmp_path, status_tokens=status_tokens)
+    result = Verifier.load(bundle_path, root_key=root_path, now=NOW).check(
+        city.issue(type_id), now=NOW
+    )
+    expected = "status_unchecked" if withheld == "no_lists" else "stale_status"
+    assert (result.state, result.tone, result.valid) == (expected, "amber", False)
+    assert result.admit == (type_id == "library")  # parking fails closed

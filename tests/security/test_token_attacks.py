@@ -922,13 +922,15 @@ def test_rejects_parking_pass_with_stale_status(city: City, verifier: Verifier) 
     later = NOW + timedelta(days=3)  # the status list tokens live two days
     result = verifier.check(city.issue("parking"), now=later)
     assert verdict(result) == ("stale_status", "status_stale_closed")
-    assert result.warnings == ()
+    assert not result.admit
 
 
-def test_warns_on_library_pass_with_stale_status(city: City, verifier: Verifier) -> None:
+def test_stale_status_is_amber_even_when_the_library_admits_it(
+    city: City, verifier: Verifier
+) -> None:
     result = verifier.check(city.issue("library"), now=NOW + timedelta(days=3))
-    assert verdict(result) == ("valid", "status_stale")
-    assert result.warnings == ("status_stale",)
+    assert verdict(result) == ("stale_status", "status_stale")
+    assert result.admit and not result.valid
 
 
 @pytest.mark.parametrize("type_id", ["library", "parking"])
@@ -938,10 +940,14 @@ def test_revoked_pass_stays_revoked_with_stale_status(city: City, type_id: str) 
     assert verdict(result) == ("revoked", "revoked")
 
 
-def test_missing_status_list_follows_the_stale_policy(city: City) -> None:
+def test_stripping_status_lists_from_a_bundle_never_yields_valid(city: City) -> None:
+    """An attacker who can only withhold the status list (the pass is revoked) gets amber."""
+    city.lists[status_uri("library")].set(4711, INVALID)
+    city.lists[status_uri("parking")].set(4711, INVALID)
     verifier = city.verifier(status_tokens={})
     parking = verifier.check(city.issue("parking"), now=NOW)
-    assert verdict(parking) == ("stale_status", "status_list_unknown")
+    assert verdict(parking) == ("status_unchecked", "status_list_unknown_closed")
+    assert not parking.admit
     library = verifier.check(city.issue("library"), now=NOW)
-    assert verdict(library) == ("valid", "status_list_unknown")
-    assert library.warnings == ("status_list_unknown",)
+    assert verdict(library) == ("status_unchecked", "status_list_unknown")
+    assert library.admit and not library.valid

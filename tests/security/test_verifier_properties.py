@@ -2,7 +2,7 @@
 
 Whatever is scanned, ``check`` returns a verdict (never raises, never falls into
 its catch-all ``internal_error``), and a text is only ever ``valid`` when it
-carries a genuine token unchanged.
+carries a genuine token unchanged and its status was read from a fresh list.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import string
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tests.factories import NOW, City
 from tests.security import forge
 from wallet.errors import QRTextError
 from wallet.qrtext import decode_qr_text, encode_qr_text
-from wallet.verifier import STATES, VerificationResult, Verifier
+from wallet.verifier import ADMITTING_REASONS, REASONS, STATES, VerificationResult, Verifier
 
 B64URL = string.ascii_letters + string.digits + "-_"
 PROPERTY = settings(max_examples=300, deadline=None)
@@ -54,6 +55,8 @@ def assert_sound(result: VerificationResult) -> None:
     assert result.state in STATES
     assert result.reason != "internal_error", result.detail
     assert result.message_de and result.message_en
+    assert REASONS.get(result.reason) == result.state, (result.state, result.reason)
+    assert result.admit == (result.reason in ADMITTING_REASONS)
 
 
 def assert_forged(result: VerificationResult) -> None:
@@ -208,3 +211,41 @@ def test_random_header_passes_only_when_exactly_ours(
             "wrong_typ",
             "unknown_kid",
         }
+
+
+# -- status data that is missing or out of date -----------------------------------
+
+
+@st.composite
+def status_worlds(draw: st.DrawFn) -> tuple[dict[str, bool], int]:
+    """Which pass types' lists the bundle holds, and minutes since the lists were signed."""
+    present = {t: draw(st.booleans()) for t in ("library", "parking")}
+    return present, draw(st.integers(0, 6 * 24 * 60))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=status_worlds(), which=st.integers(0, 2))
+def test_valid_only_with_a_fresh_status_list(
+    world: World, case: tuple[dict[str, bool], int], which: int
+) -> None:
+    present, minutes = case
+    city = world.city
+    tokens = {
+        uri: token
+        for uri, token in city.status_tokens(now=NOW - timedelta(minutes=minutes)).items()
+        if any(present[t] and uri.endswith(f"/{t}-1") for t in present)
+    }
+    verifier = city.verifier(status_tokens=tokens)
+    token = world.tokens[which]
+    type_id = ("library", "parking", "library")[which]
+    result = verifier.check(token, now=NOW)
+    assert_sound(result)
+    fresh = minutes < city.list_lifetime.total_seconds() / 60
+    if not present[type_id]:
+        assert result.state == "status_unchecked"
+    elif not fresh:
+        assert result.state == "stale_status"
+    else:
+        assert result.state == "valid"
+    assert result.valid == (present[type_id] and fresh)
+    assert result.admit == (result.valid or type_id == "library")

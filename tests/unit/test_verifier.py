@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 
 from tests.factories import HOLDERS, NOW, City, status_uri
+from wallet import verifier as verifier_module
 from wallet.errors import BundleError, BundleExpiredError
 from wallet.status import INVALID, SUSPENDED
-from wallet.verifier import MESSAGES, STATES, VerificationResult, Verifier
+from wallet.tokens import TokenRejected
+from wallet.verifier import (
+    ADMITTING_REASONS,
+    MESSAGES,
+    REASONS,
+    STATES,
+    TONES,
+    VerificationResult,
+    Verifier,
+)
 
 
 @pytest.mark.parametrize("type_id", ["library", "parking"])
@@ -37,22 +47,83 @@ def test_status_decides_revoked_and_suspended(city: City) -> None:
     assert verifier.check(city.issue("parking", idx=9), now=NOW).state == "valid"
 
 
-def test_stale_status_policy_is_the_pass_types(city: City) -> None:
+def test_stale_status_list_is_amber_and_the_policy_decides_only_admit(city: City) -> None:
     verifier = city.verifier()
     later = NOW + timedelta(days=3)  # status list tokens live 2 days
     library = verifier.check(city.issue("library"), now=later)
-    assert (library.state, library.warnings) == ("valid", ("status_stale",))
+    assert (library.state, library.reason, library.admit) == ("stale_status", "status_stale", True)
+    assert (library.tone, library.valid, library.warnings) == ("amber", False, ())
     assert "veraltet" in library.message_de and "out of date" in library.message_en
+    assert library.claims["holder"] == HOLDERS["library"]
     parking = verifier.check(city.issue("parking"), now=later)
-    assert (parking.state, parking.reason) == ("stale_status", "status_stale_closed")
+    assert (parking.state, parking.reason, parking.admit) == (
+        "stale_status",
+        "status_stale_closed",
+        False,
+    )
+    assert parking.tone == "amber" and "Nicht anerkennen" in parking.message_de
     assert parking.claims["holder"] == HOLDERS["parking"]
 
 
-def test_missing_status_list_follows_the_stale_policy(city: City) -> None:
+def test_missing_status_list_is_never_plain_valid(city: City) -> None:
     verifier = city.verifier(status_tokens={})
-    assert verifier.check(city.issue("parking"), now=NOW).state == "stale_status"
-    library = verifier.check(city.issue("library"), now=NOW)
-    assert (library.state, library.warnings) == ("valid", ("status_list_unknown",))
+    library = verifier.check(city.issue("library"), now=NOW)  # policy "warn"
+    assert (library.state, library.reason, library.admit) == (
+        "status_unchecked",
+        "status_list_unknown",
+        True,
+    )
+    assert not library.valid and library.tone == "amber"
+    assert "nicht geprüft" in library.message_de and "not checked" in library.message_en
+    assert library.to_json()["admit"] is True and library.to_json()["state"] == "status_unchecked"
+    parking = verifier.check(city.issue("parking"), now=NOW)  # policy "fail_closed"
+    assert (parking.state, parking.reason, parking.admit) == (
+        "status_unchecked",
+        "status_list_unknown_closed",
+        False,
+    )
+
+
+def test_only_a_fresh_status_list_gives_valid(city: City) -> None:
+    """Walk the clock across a list's expiry: green before, amber after, never green after."""
+    verifier = city.verifier()
+    token = city.issue("library")
+    for hours in range(0, 80, 4):
+        result = verifier.check(token, now=NOW + timedelta(hours=hours))
+        fresh = hours < 48  # the factory's status list tokens live two days
+        assert result.valid == fresh, hours
+        assert result.admit  # the library's policy admits amber
+        assert result.state == ("valid" if fresh else "stale_status"), hours
+
+
+def test_admit_is_true_only_for_valid_and_admitting_amber(city: City) -> None:
+    city.lists[status_uri("parking")].set(8, INVALID)
+    verifier = city.verifier()
+    revoked = verifier.check(city.issue("parking", idx=8), now=NOW)
+    assert (revoked.state, revoked.admit, revoked.tone) == ("revoked", False, "red")
+    assert verifier.check(city.issue("parking"), now=NOW).admit
+    assert not verifier.check("WP1123", now=NOW).admit
+    assert not VerificationResult.of("invalid", "ok").admit  # a reason only admits in its state
+
+
+def test_states_and_reasons_are_listed_in_one_place() -> None:
+    assert set(TONES) == set(STATES) and set(REASONS.values()) <= set(STATES)
+    assert {s for s, tone in TONES.items() if tone == "amber"} == {
+        "stale_status",
+        "status_unchecked",
+    }
+    assert set(MESSAGES) <= set(REASONS)
+    assert set(REASONS) >= ADMITTING_REASONS
+    assert {REASONS[r] for r in ADMITTING_REASONS} == {"valid", "stale_status", "status_unchecked"}
+    # every rejection the token layer can raise has its code and state listed
+    rejections = [TokenRejected]
+    while rejections:
+        cls = rejections.pop()
+        rejections.extend(cls.__subclasses__())
+        if cls is not TokenRejected:
+            assert REASONS[cls.code] == cls.state, cls
+    for name in verifier_module.__all__:
+        assert hasattr(verifier_module, name), name
 
 
 def test_expired_pass_shows_its_genuine_claims(city: City) -> None:
@@ -66,8 +137,16 @@ def test_every_result_has_both_languages(city: City) -> None:
         assert de and en and de != en, reason
     result = VerificationResult.of("invalid", "something_new")
     assert result.message("de") and result.message("en") and result.message_de != result.message_en
-    assert set(result.to_json()) == {"state", "reason", "message", "claims", "warnings", "detail"}
-    assert "valid" in STATES and len(STATES) == 8
+    assert set(result.to_json()) == {
+        "state",
+        "reason",
+        "admit",
+        "message",
+        "claims",
+        "warnings",
+        "detail",
+    }
+    assert "valid" in STATES and len(STATES) == 9
 
 
 def test_check_never_raises_on_non_text(city: City) -> None:

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from wallet.keystore import KeyStore
 from wallet.services import accounts, passes
 from wallet.services.context import Services
 from wallet.services.credentials import ensure_dev_chain
+from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
+from wallet.tokens import sign_pass_token
 from wallet.web import create_app
 
 pytestmark = requires_chromium
@@ -42,6 +45,7 @@ class Site:
     suspended: str
     revoked: str
     serial: str  # a pass with some history, for the detail page
+    amber: str  # a genuine pass token whose status list no bundle holds
 
 
 def _issue(db: Database, services: Services, type_id: str) -> passes.IssuedPass:
@@ -97,6 +101,17 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         clock=lambda: NOW,
         config={"TESTING": True, "RATELIMIT_ENABLED": False},
     )
+    amber = sign_pass_token(
+        key=keys.current_signing_key("parking", now=NOW),
+        issuer=settings.issuer,
+        serial="SERIAL0123456789",
+        pass_type="parking",
+        holder=dict(HOLDERS["parking"]),
+        issued_at=NOW - timedelta(days=1),
+        expires_at=NOW + timedelta(days=30),
+        status_idx=5,
+        status_uri=status_list_uri(settings.public_url, "parking-999"),
+    )
     with live_server(app) as url:
         yield Site(
             url=url,
@@ -104,6 +119,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             suspended=suspended.claim_secret,
             revoked=revoked.claim_secret,
             serial=suspended.row.serial,
+            amber=amber,
         )
     db.dispose()
 
@@ -406,3 +422,13 @@ def test_pass_issued_page_shows_the_whole_link_and_a_qr_code_of_it(site: Site, s
     image = staff.page.locator(".claim__qr svg").screenshot()
     assert read_qr_image(image) == link
     staff.check("console-issued")
+
+
+def test_amber_verdict_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
+    """The status-unchecked verdict: its amber colours must keep their contrast."""
+    staff.open(f"{site.url}/console/verify")
+    staff.page.fill("#text", site.amber)
+    with staff.page.expect_navigation():
+        staff.page.click("main button[type=submit]")
+    assert staff.page.locator(".verdict--amber .verdict__admit").is_visible()
+    staff.check("console-verify-amber")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +21,10 @@ from tests.factories import HOLDERS, NOW
 from wallet.bundle import TrustBundle
 from wallet.services import accounts, audit, passes, verification
 from wallet.services.context import Services
+from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
 from wallet.store.models import AuditEntryRow, ClaimLinkRow, IdempotencyKeyRow, PassRow
+from wallet.tokens import sign_pass_token
 from wallet.verifier import Verifier
 from wallet.web import api, create_app
 
@@ -263,7 +265,7 @@ def verdict(client: FlaskClient, headers: dict[str, str], text: str) -> dict[str
     response = client.post("/api/v1/verify", json={"token": text}, headers=headers)
     assert response.status_code == 200
     result: dict[str, Any] = response.get_json()
-    assert set(result) == {"state", "reason", "message", "claims", "warnings", "detail"}
+    assert set(result) == {"state", "reason", "admit", "message", "claims", "warnings", "detail"}
     return result
 
 
@@ -386,6 +388,28 @@ def test_verify_answers_garbage_with_a_verdict(client: FlaskClient, issuer: dict
     for text in ("", "hello", "WP1123", "a.b.c", "WP1" + "9" * 5000, "\x00\ud800"):
         result = verdict(client, issuer, text)
         assert result["state"] == "invalid" and result["reason"]
+
+
+def test_api_verify_of_a_pass_without_a_status_list_is_amber_not_valid(
+    client: FlaskClient, services: Services, make_token: Callable[[str], str]
+) -> None:
+    checker = bearer(make_token("verifier"))
+    for type_id, admit in (("library", True), ("parking", False)):
+        pass_type = services.pass_types[type_id]
+        token = sign_pass_token(
+            key=services.keys.current_signing_key(type_id, now=NOW),
+            issuer=services.settings.issuer,
+            serial="SERIAL0123456789",
+            pass_type=type_id,
+            holder=pass_type.token_fields(pass_type.clean_holder(HOLDERS[type_id])),
+            issued_at=NOW - timedelta(days=1),
+            expires_at=NOW + timedelta(days=30),
+            status_idx=5,
+            status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
+        )
+        result = verdict(client, checker, token)
+        assert (result["state"], result["admit"]) == ("status_unchecked", admit)
+        assert result["claims"]["serial"] == "SERIAL0123456789"
 
 
 def test_the_verifier_is_built_once_per_bundle(

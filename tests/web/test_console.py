@@ -20,7 +20,9 @@ from tests.factories import HOLDERS, NOW
 from wallet.passtypes import Field, Text
 from wallet.services import accounts, audit, passes
 from wallet.services.context import Services
+from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
+from wallet.tokens import sign_pass_token
 from wallet.web import create_app
 from wallet.web.console import html_pattern
 
@@ -930,6 +932,65 @@ def test_verify_page_gives_the_verdict_with_claims(
     empty = verify(client, "  ")
     assert empty.status_code == 422
     assert "Fügen Sie den Text eines QR-Codes" in empty.get_data(as_text=True)
+
+
+def _genuine_token_without_a_published_list(services: Services, type_id: str) -> str:
+    """Signed with the city's real key, pointing at a status list no bundle holds."""
+    pass_type = services.pass_types[type_id]
+    return sign_pass_token(
+        key=services.keys.current_signing_key(type_id, now=NOW),
+        issuer=services.settings.issuer,
+        serial="SERIAL0123456789",
+        pass_type=type_id,
+        holder=pass_type.token_fields(pass_type.clean_holder(HOLDERS[type_id])),
+        issued_at=NOW - timedelta(days=1),
+        expires_at=NOW + timedelta(days=30),
+        status_idx=5,
+        status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
+    )
+
+
+@pytest.mark.parametrize(("type_id", "admit"), [("library", True), ("parking", False)])
+def test_missing_status_list_is_never_plain_valid_in_the_console(
+    client: FlaskClient,
+    db: Database,
+    services: Services,
+    make_user: Callable[..., str],
+    type_id: str,
+    admit: bool,
+) -> None:
+    issue(db, services, type_id)  # the type's real list is in the bundle
+    token = _genuine_token_without_a_published_list(services, type_id)
+    make_user("vera", "verifier")
+    login(client, "vera")
+    html = verify(client, token, "?lang=de").get_data(as_text=True)
+    assert 'class="verdict verdict--amber"' in html
+    text = page_text(html)
+    assert "Ergebnis: Status nicht geprüft" in text and "Ergebnis: Gültig" not in text
+    reason = "status_list_unknown" if admit else "status_list_unknown_closed"
+    assert f"Ergebniscode: {reason}" in text
+    allowed = "darf der Ausweis trotzdem anerkannt werden"
+    assert (allowed in text) == admit
+    assert ("Nach den Regeln dieser Ausweisart: nicht anerkennen." in text) == (not admit)
+    english = page_text(verify(client, token, "?lang=en").get_data(as_text=True))
+    assert "Result: Status not checked" in english
+    assert "status not checked" in english or "status cannot be checked" in english
+    assert ("allow accepting it anyway" in english) == admit
+    genuine = verify(client, _issued_qr(db, services, type_id), "?lang=de").get_data(as_text=True)
+    assert "Ergebnis: Gültig" in page_text(genuine) and "verdict--ok" in genuine
+
+
+def _issued_qr(db: Database, services: Services, type_id: str) -> str:
+    with db.transaction(write=True) as session:
+        issued = passes.issue_pass(
+            session,
+            services,
+            type_id=type_id,
+            holder=dict(HOLDERS[type_id]),
+            actor="t",
+            now=NOW,
+        )
+    return issued.qr_text
 
 
 # -- headers and language -----------------------------------------------------------------------

@@ -180,6 +180,7 @@ def _state_names() -> dict[str, str]:
         "not_yet_valid": _("Not valid yet"),
         "unknown_key": _("Unknown key"),
         "stale_status": _("Status out of date"),
+        "status_unchecked": _("Status not checked"),
     }
 
 
@@ -733,6 +734,8 @@ class Verdict:
     expires_at: datetime | None
     warnings: tuple[str, ...]
     reason: str
+    tone: str  # green, amber or red: amber is a genuine pass whose status went unchecked
+    admit: bool
 
 
 def _verdict(result: VerificationResult, ctx: WebContext) -> Verdict:
@@ -752,6 +755,8 @@ def _verdict(result: VerificationResult, ctx: WebContext) -> Verdict:
         expires_at=_parse_time(claims.get("expires_at")),
         warnings=result.warnings,
         reason=result.reason,
+        tone=result.tone,
+        admit=result.admit,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from wallet.passtypes import INVISIBLE_CATEGORIES, PassType
 from wallet.services.idempotency import HEADER as IDEMPOTENCY_HEADER
+from wallet.verifier import REASONS
 from wallet.verifier import STATES as VERDICTS
 
 API_VERSION = "1.0.0"
@@ -255,11 +256,21 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
         "VerificationResult": {
             "type": "object",
             "description": "Exactly what the offline verifier (wallet-verify) reports.",
-            "required": ["state", "reason", "message", "claims", "warnings", "detail"],
+            "required": ["state", "reason", "admit", "message", "claims", "warnings", "detail"],
             "additionalProperties": False,
             "properties": {
-                "state": {"type": "string", "enum": list(VERDICTS)},
-                "reason": {"type": "string", "description": "A stable reason code."},
+                "state": {
+                    "type": "string",
+                    "enum": list(VERDICTS),
+                    "description": "stale_status and status_unchecked are amber: a genuine "
+                    "pass whose revocation status could not be checked against a fresh list.",
+                },
+                "reason": {"type": "string", "enum": list(REASONS)},
+                "admit": {
+                    "type": "boolean",
+                    "description": "Whether the holder may pass: true when valid; for an "
+                    "amber state, the pass type's status policy decides.",
+                },
                 "message": {
                     "type": "object",
                     "required": ["de", "en"],
