@@ -1018,3 +1018,32 @@ def test_bidi_override_in_holder_name_is_refused_in_the_issue_form(
     assert "unsichtbare oder Steuerzeichen" in page_text(response.get_data(as_text=True))
     with db.transaction(write=False) as session:
         assert passes.list_passes(session).total == 0
+
+
+def test_console_verify_builds_the_online_verifier_once_per_bundle(
+    client: FlaskClient,
+    db: Database,
+    services: Services,
+    make_user: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building a Verifier checks every status list signature: once per published
+    bundle, shared with the API, never once per scan."""
+    from wallet.services import verification
+
+    built: list[object] = []
+
+    class Counting(verification.Verifier):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(verification, "Verifier", Counting)
+    qr = _issued_qr(db, services, "library")
+    make_user("vera", "verifier")
+    login(client, "vera")
+    for _ in range(3):
+        assert 'class="verdict verdict--ok"' in verify(client, qr, "?lang=de").get_data(
+            as_text=True
+        )
+    assert len(built) == 1

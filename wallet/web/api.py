@@ -28,7 +28,6 @@ from wallet.errors import HolderDataError, InputError, WalletError
 from wallet.qrtext import encode_qr_text
 from wallet.services import accounts, credentials, idempotency, passes
 from wallet.services.idempotency import StoredResponse
-from wallet.services.verification import VerifierCache
 from wallet.store.models import PassRow
 from wallet.web import openapi, public
 from wallet.web.httperrors import error_body
@@ -587,9 +586,7 @@ def verify(caller: Caller) -> Response:
     ctx = context()
     moment = now()
     bundle_token = public.current_bundle(moment)
-    result = _state().verifiers.check(
-        text, bundle_token=bundle_token, services=ctx.services, now=moment
-    )
+    result = ctx.verifiers.check(text, bundle_token=bundle_token, services=ctx.services, now=moment)
     return jsonify(result.to_json())
 
 
@@ -606,9 +603,8 @@ def openapi_document() -> Response:
 
 @dataclass
 class ApiState:
-    """What the API keeps per process: the online verifier, the document, live tokens."""
+    """What the API keeps per process: the document and live tokens."""
 
-    verifiers: VerifierCache
     document: dict[str, Any]
     tokens: TokenCache
 
@@ -623,7 +619,6 @@ def init_app(app: Flask) -> None:
     ctx = app.extensions["wallet"]
     app.extensions["wallet.api"] = ApiState(
         tokens=TokenCache(seconds=ctx.settings.api_token_cache),
-        verifiers=VerifierCache(),
         document=openapi.build_document(
             pass_types=ctx.services.pass_types,
             roles=ROLES,

@@ -38,14 +38,13 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from wallet.bundle import verify_bundle
 from wallet.domain import MAX_REASON_LENGTH, AuditEntry, PassState, allowed_actions
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
 from wallet.store.models import PassRow
-from wallet.verifier import VerificationResult, Verifier
+from wallet.verifier import VerificationResult
 from wallet.web import i18n, public, security
 from wallet.web.httperrors import status_for
 from wallet.web.i18n import _
@@ -714,13 +713,6 @@ def change(serial: str, action: str) -> ResponseReturnValue:
 # -- verify -------------------------------------------------------------------
 
 
-def _current_verifier(ctx: WebContext, moment: datetime) -> Verifier:
-    """A verifier over the bundle a device would download now (as public.bundle serves it)."""
-    token = public.current_bundle(moment)
-    root = ctx.services.keys.root_public_key(now=moment)
-    return Verifier(verify_bundle(token, root, now=moment))
-
-
 @dataclass(frozen=True)
 class Verdict:
     """A verification result prepared for the page."""
@@ -789,7 +781,9 @@ def verify() -> ResponseReturnValue:
         return page, 422
     ctx = context()
     moment = now()
-    result = _current_verifier(ctx, moment).check(text, now=moment)
+    result = ctx.verifiers.check(
+        text, bundle_token=public.current_bundle(moment), services=ctx.services, now=moment
+    )
     verdict = _verdict(result, ctx)
     return render_template(
         "console/verify.html", text=text[:MAX_VERIFY_INPUT], verdict=verdict, error=""

@@ -10,6 +10,7 @@ from flask import current_app
 
 from wallet.config import Settings
 from wallet.services.context import Services
+from wallet.services.verification import VerifierCache
 from wallet.store.db import Database
 
 __all__ = ["WebContext", "context", "now"]
@@ -27,6 +28,8 @@ class WebContext:
     services: Services
     db: Database
     clock: Callable[[], datetime] = field(default=_utc_now)
+    # One online verifier per published bundle, shared by the API and the console.
+    verifiers: VerifierCache = field(default_factory=VerifierCache)
 
 
 def context() -> WebContext:
