@@ -158,9 +158,12 @@ _SERVICE_SETTINGS = {
     "reuse_port": "--reuse-port",
     "worker_connections": "--worker-connections",
 }
+# A worker class is named by its dotted path, as gunicorn's --worker-class takes it.
 _PRINT_SETTINGS = f"""
 import json, wallet.web.gunicorn_conf as c
-print(json.dumps({{n: getattr(c, n) for n in {tuple(_SERVICE_SETTINGS)!r} if hasattr(c, n)}}))
+def named(v):
+    return f"{{v.__module__}}.{{v.__qualname__}}" if isinstance(v, type) else v
+print(json.dumps({{n: named(getattr(c, n)) for n in {tuple(_SERVICE_SETTINGS)!r} if hasattr(c, n)}}))
 """
 
 
