@@ -337,6 +337,7 @@ def _scan_in_child(opts: list[str], stdin: Path, env: dict[str, str]) -> tuple[i
     return done.returncode, done.stdout.decode(), peak
 
 
+@pytest.mark.real_clock  # the scan runs in a child process, on the machine's clock
 def test_scan_reads_an_oversized_line_bounded(
     env: dict[str, str], tmp_path: Path, live_city: City
 ) -> None:
