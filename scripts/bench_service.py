@@ -163,7 +163,8 @@ _PRINT_SETTINGS = f"""
 import json, wallet.web.gunicorn_conf as c
 def named(v):
     return f"{{v.__module__}}.{{v.__qualname__}}" if isinstance(v, type) else v
-print(json.dumps({{n: named(getattr(c, n)) for n in {tuple(_SERVICE_SETTINGS)!r} if hasattr(c, n)}}))
+names = {tuple(_SERVICE_SETTINGS)!r}
+print(json.dumps({{n: named(getattr(c, n)) for n in names if hasattr(c, n)}}))
 """
 
 
