@@ -148,3 +148,21 @@ class City:
 
 def revoked(key: SigningKey) -> SigningKey:
     return replace(key, info=replace(key.info, state=KeyState.REVOKED))
+
+
+def genuine_token_without_a_published_list(services: Any, type_id: str) -> str:
+    """Signed with the instance's real key, pointing at a status list no bundle holds."""
+    from wallet.services.publishing import status_list_uri
+
+    pass_type = services.pass_types[type_id]
+    return sign_pass_token(
+        key=services.keys.current_signing_key(type_id, now=NOW),
+        issuer=services.settings.issuer,
+        serial="SERIAL0123456789",
+        pass_type=type_id,
+        holder=pass_type.token_fields(pass_type.clean_holder(HOLDERS[type_id])),
+        issued_at=NOW - timedelta(days=1),
+        expires_at=NOW + timedelta(days=30),
+        status_idx=5,
+        status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
+    )

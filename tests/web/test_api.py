@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,14 +17,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from tests.factories import HOLDERS, NOW
+from tests.factories import HOLDERS, NOW, genuine_token_without_a_published_list
 from wallet.bundle import TrustBundle
 from wallet.services import accounts, audit, passes, verification
 from wallet.services.context import Services
-from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
 from wallet.store.models import AuditEntryRow, ClaimLinkRow, IdempotencyKeyRow, PassRow
-from wallet.tokens import sign_pass_token
 from wallet.verifier import Verifier
 from wallet.web import api, create_app
 
@@ -395,18 +393,7 @@ def test_api_verify_of_a_pass_without_a_status_list_is_amber_not_valid(
 ) -> None:
     checker = bearer(make_token("verifier"))
     for type_id, admit in (("library", True), ("parking", False)):
-        pass_type = services.pass_types[type_id]
-        token = sign_pass_token(
-            key=services.keys.current_signing_key(type_id, now=NOW),
-            issuer=services.settings.issuer,
-            serial="SERIAL0123456789",
-            pass_type=type_id,
-            holder=pass_type.token_fields(pass_type.clean_holder(HOLDERS[type_id])),
-            issued_at=NOW - timedelta(days=1),
-            expires_at=NOW + timedelta(days=30),
-            status_idx=5,
-            status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
-        )
+        token = genuine_token_without_a_published_list(services, type_id)
         result = verdict(client, checker, token)
         assert (result["state"], result["admit"]) == ("status_unchecked", admit)
         assert result["claims"]["serial"] == "SERIAL0123456789"

@@ -16,13 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.factories import HOLDERS, NOW
+from tests.factories import HOLDERS, NOW, genuine_token_without_a_published_list
 from wallet.passtypes import Field, Text
 from wallet.services import accounts, audit, passes
 from wallet.services.context import Services
-from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
-from wallet.tokens import sign_pass_token
 from wallet.web import create_app
 from wallet.web.console import html_pattern
 
@@ -934,22 +932,6 @@ def test_verify_page_gives_the_verdict_with_claims(
     assert "Fügen Sie den Text eines QR-Codes" in empty.get_data(as_text=True)
 
 
-def _genuine_token_without_a_published_list(services: Services, type_id: str) -> str:
-    """Signed with the city's real key, pointing at a status list no bundle holds."""
-    pass_type = services.pass_types[type_id]
-    return sign_pass_token(
-        key=services.keys.current_signing_key(type_id, now=NOW),
-        issuer=services.settings.issuer,
-        serial="SERIAL0123456789",
-        pass_type=type_id,
-        holder=pass_type.token_fields(pass_type.clean_holder(HOLDERS[type_id])),
-        issued_at=NOW - timedelta(days=1),
-        expires_at=NOW + timedelta(days=30),
-        status_idx=5,
-        status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
-    )
-
-
 @pytest.mark.parametrize(("type_id", "admit"), [("library", True), ("parking", False)])
 def test_missing_status_list_is_never_plain_valid_in_the_console(
     client: FlaskClient,
@@ -960,7 +942,7 @@ def test_missing_status_list_is_never_plain_valid_in_the_console(
     admit: bool,
 ) -> None:
     issue(db, services, type_id)  # the type's real list is in the bundle
-    token = _genuine_token_without_a_published_list(services, type_id)
+    token = genuine_token_without_a_published_list(services, type_id)
     make_user("vera", "verifier")
     login(client, "vera")
     html = verify(client, token, "?lang=de").get_data(as_text=True)
