@@ -39,3 +39,19 @@ ensure_chromium() {
     fi
 }
 
+
+# The scanner's browser files (the ZXing WebAssembly decoder) come from npm,
+# pinned by package-lock.json; installed again only when the lockfile changes.
+ensure_node_modules() {
+    local stamp
+    if ! command -v npm >/dev/null; then
+        echo "warning: npm is missing; the scanner's decoder and the JavaScript tests need Node.js" >&2
+        return
+    fi
+    stamp="$ROOT/node_modules/.wallet-installed-$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        echo "installing the scanner's npm packages (npm ci)" >&2
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        touch "$stamp"
+    fi
+}
