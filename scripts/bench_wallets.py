@@ -371,7 +371,9 @@ class _Passes:
             row = passes.issue_pass(
                 session, self.services, type_id="library", holder=PUSH_HOLDER,
                 actor="cli:bench", now=now,
-            ).row  # fmt: skip
+            ).record  # fmt: skip
+            # Apple's per-pass token is no part of the record; read it as a wallet would.
+            auth_token = passes.stored_pass(session, row.serial).apple_auth_token
         push_token = rng.randbytes(32).hex()
         with self.db.transaction(write=True) as session:
             apple.register_device(
@@ -380,7 +382,7 @@ class _Passes:
                 device_id=rng.randbytes(16).hex(),
                 pass_type_id=self.settings.apple_pass_type_id,
                 serial=row.serial,
-                authorization=f"ApplePass {row.apple_auth_token}",
+                authorization=f"ApplePass {auth_token}",
                 push_token=push_token,
                 now=now,
             )

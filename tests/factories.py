@@ -166,3 +166,16 @@ def genuine_token_without_a_published_list(services: Any, type_id: str) -> str:
         status_idx=5,
         status_uri=status_list_uri(services.settings.public_url, f"{type_id}-999"),
     )
+
+
+def stored_row(db: Any, serial: str) -> Any:
+    """The ORM row behind a pass, for tests of how it is stored (slots, ids).
+
+    Web and cli never see rows; tests of the store's own rules may.
+    """
+    from wallet.services.passes import stored_pass
+
+    with db.transaction(write=False) as session:
+        row = stored_pass(session, serial)
+        session.expunge(row)
+    return row

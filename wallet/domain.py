@@ -18,6 +18,7 @@ from wallet.passtypes import PassType, Text
 __all__ = [
     "MAX_LIST_LIMIT",
     "MAX_REASON_LENGTH",
+    "PASS_STATES",
     "Action",
     "AuditEntry",
     "HolderField",
@@ -35,6 +36,10 @@ class PassState(StrEnum):
     VALID = "valid"
     SUSPENDED = "suspended"
     REVOKED = "revoked"
+
+
+# The states as plain text, for checking input and for documents (OpenAPI, forms).
+PASS_STATES: tuple[str, ...] = tuple(state.value for state in PassState)
 
 
 class Action(StrEnum):
@@ -100,7 +105,8 @@ def _time(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class PassRecord:
-    """An issued pass as staff see it: everything to reprint it, never its claim secret."""
+    """An issued pass as staff see it: everything to reprint it, never its claim secret
+    (nor Apple's per-pass token, nor where its status bit sits)."""
 
     serial: str
     pass_type: str
@@ -116,8 +122,6 @@ class PassRecord:
     kid: str
     token: str
     qr_text: str
-    status_list: str
-    status_idx: int
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON shape of a pass: the API's, the CLI's ``--json`` and the console's."""
@@ -134,7 +138,6 @@ class PassRecord:
             "created_at": _time(self.created_at),
             "updated_at": _time(self.updated_at),
             "kid": self.kid,
-            "status_list": {"name": self.status_list, "idx": self.status_idx},
             "token": self.token,
             "qr_text": self.qr_text,
         }

@@ -40,12 +40,13 @@ def pkpass(set_up: Wallet, db: Database, tmp_path: Path) -> tuple[bytes, AppleSi
     services = Services.from_settings(settings)
     now = datetime.now(UTC)
     with db.transaction(write=True) as session:
-        row = passes.issue_pass(
+        issued = passes.issue_pass(
             session, services, type_id="library",
             holder={"card_number": "100200300400", "name": "Erika Mustermann"},
             actor="test", now=now,
-        ).row  # fmt: skip
-        data = wallets.pkpass_for(services, row, now=now)
+        )  # fmt: skip
+        value = passes.wallet_pass_by_claim_secret(session, services, issued.claim_secret, now=now)
+        data = wallets.pkpass_for(services, value, now=now)
     return data, services.formats.apple.signer
 
 

@@ -27,7 +27,7 @@ from wallet.verifier import Verifier
 
 def states(db: Database) -> dict[str, str]:
     with db.transaction(write=False) as session:
-        return {p.serial: p.state for p in passes.list_passes(session, limit=500).rows}
+        return {p.serial: p.state for p in passes.list_passes(session, limit=500).items}
 
 
 def verifier_from_export(wallet: Wallet, tmp_path: Path) -> Verifier:
@@ -82,7 +82,9 @@ def test_issue_from_holder_json_with_a_validity_window_as_json(
     )  # fmt: skip
     issued = json.loads(result.stdout)
     assert issued["holder"] == {"plate": "D-AB 1234", "zone": "12"}
-    assert issued["valid_from"] == start.isoformat() and issued["valid_until"] == until.isoformat()
+    # The API's one JSON shape: RFC 3339 in UTC with "Z".
+    assert issued["valid_from"] == start.isoformat().replace("+00:00", "Z")
+    assert issued["valid_until"] == until.isoformat().replace("+00:00", "Z")
     assert issued["claim_url"].startswith(f"{services.settings.public_url}/p/")
     assert issued["qr_text"].startswith("WP1") and issued["token"].count(".") == 2
 
@@ -342,3 +344,33 @@ def test_bidi_override_in_holder_name_is_refused_by_the_cli(wallet: Wallet, db: 
     assert result.exit_code == 1
     assert "name contains an invisible or control character (U+202E)" in result.stderr
     assert states(db) == {} and audit_entries(db) == []
+
+
+def test_the_cli_and_the_api_show_a_pass_in_one_json_shape(
+    wallet: Wallet, db: Database, services: Services
+) -> None:
+    """Once the CLI's "as the API shows it" was not: other keys, other time format."""
+    from wallet.services import accounts
+    from wallet.web import create_app
+
+    issued = json.loads(
+        wallet.ok("passes", "issue", "--type", "library", *LIBRARY_FIELDS, "--json").stdout
+    )
+    serial = issued["serial"]
+    with db.transaction(write=True) as session:
+        token = accounts.create_api_token(
+            session, name="shape", role="issuer", actor="test", audit_key=services.audit_key,
+            now=datetime.now(UTC),
+        ).secret  # fmt: skip
+    app = create_app(services.settings, services=services, db=db, config={"TESTING": True})
+    response = app.test_client().get(
+        f"/api/v1/passes/{serial}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.get_json()
+    from_api = response.get_json()
+    assert {k: v for k, v in issued.items() if k != "claim_url"} == from_api
+    shown = json.loads(wallet.ok("passes", "show", serial, "--json").stdout)
+    extras = {"status_list", "update_tag", "wallet_deliveries", "audit"}
+    assert {k: v for k, v in shown.items() if k not in extras} == from_api
+    listed = json.loads(wallet.ok("passes", "list", "--json").stdout)["passes"]
+    assert listed == [from_api]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.concurrency import run_together
-from tests.factories import NOW
+from tests.factories import NOW, stored_row
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.errors import HolderDataError, InputError, NotFoundError, StateConflictError
 from wallet.services import audit, passes, publishing
@@ -50,12 +50,12 @@ def test_issued_pass_verifies_offline_and_opens_by_claim_link(
     db: Database, services: Services
 ) -> None:
     issued = issue(db, services)
-    assert issued.row.state == "valid" and len(issued.claim_secret) >= 32
+    assert issued.record.state == "valid" and len(issued.claim_secret) >= 32
     result = offline_verifier(db, services).check(issued.qr_text, now=NOW)
-    assert (result.state, result.claims["serial"]) == ("valid", issued.row.serial)
+    assert (result.state, result.claims["serial"]) == ("valid", issued.record.serial)
     with db.transaction(write=False) as session:
         opened = passes.pass_by_claim_secret(session, issued.claim_secret, now=NOW)
-        assert opened.serial == issued.row.serial
+        assert opened.serial == issued.record.serial
         stored = session.scalars(select(ClaimLinkRow.token_hash)).one()
         assert issued.claim_secret not in stored  # only the hash is kept
         with pytest.raises(NotFoundError):
@@ -70,22 +70,22 @@ def test_revocation_reaches_the_next_status_list_and_bundle(
     issued = issue(db, services, "parking")
     before = offline_verifier(db, services)
     assert before.check(issued.qr_text, now=NOW).state == "valid"
-    change(db, services, issued.row.serial, "suspend")
+    change(db, services, issued.record.serial, "suspend")
     assert offline_verifier(db, services).check(issued.qr_text, now=NOW).state == "suspended"
-    change(db, services, issued.row.serial, "reinstate")
+    change(db, services, issued.record.serial, "reinstate")
     assert offline_verifier(db, services).check(issued.qr_text, now=NOW).state == "valid"
-    change(db, services, issued.row.serial, "revoke")
+    change(db, services, issued.record.serial, "revoke")
     after = offline_verifier(db, services)
     assert after.check(issued.qr_text, now=NOW).state == "revoked"
     assert after.bundle.version > before.bundle.version
     with pytest.raises(StateConflictError, match="revoked"):
-        change(db, services, issued.row.serial, "reinstate")
+        change(db, services, issued.record.serial, "reinstate")
 
 
 def test_library_passes_cannot_be_suspended(db: Database, services: Services) -> None:
     issued = issue(db, services)
     with pytest.raises(StateConflictError, match="cannot be suspended"):
-        change(db, services, issued.row.serial, "suspend")
+        change(db, services, issued.record.serial, "suspend")
 
 
 def test_reissue_revokes_the_old_pass_in_the_same_transaction(
@@ -94,16 +94,16 @@ def test_reissue_revokes_the_old_pass_in_the_same_transaction(
     old = issue(db, services)
     with db.transaction(write=True) as session:
         new = passes.reissue_pass(
-            session, services, old.row.serial, reason=None, actor="admin:test", now=NOW
+            session, services, old.record.serial, reason=None, actor="admin:test", now=NOW
         )
     verifier = offline_verifier(db, services)
     assert verifier.check(old.qr_text, now=NOW).state == "revoked"
     assert verifier.check(new.qr_text, now=NOW).state == "valid"
     with db.transaction(write=False) as session:
-        stored_old = passes.get_pass(session, old.row.serial)
-        assert stored_old.replaced_by == new.row.serial
-        assert passes.get_pass(session, new.row.serial).replaces == old.row.serial
-        assert stored_old.valid_until == passes.get_pass(session, new.row.serial).valid_until
+        stored_old = passes.get_pass(session, old.record.serial)
+        assert stored_old.replaced_by == new.record.serial
+        assert passes.get_pass(session, new.record.serial).replaces == old.record.serial
+        assert stored_old.valid_until == passes.get_pass(session, new.record.serial).valid_until
 
 
 @pytest.mark.parametrize(
@@ -136,12 +136,12 @@ def test_reason_with_control_characters_is_refused(db: Database, services: Servi
     issued = issue(db, services)
     with pytest.raises(InputError) as info, db.transaction(write=True) as session:
         passes.change_state(
-            session, services, issued.row.serial, action="revoke", reason="lost\x00",
+            session, services, issued.record.serial, action="revoke", reason="lost\x00",
             actor="admin:test", now=NOW,
         )  # fmt: skip
     assert info.value.field == "reason"
     with db.transaction(write=False) as session:
-        assert passes.get_pass(session, issued.row.serial).state == "valid"
+        assert passes.get_pass(session, issued.record.serial).state == "valid"
 
 
 def test_holder_errors_are_input_errors() -> None:
@@ -159,7 +159,8 @@ def test_concurrent_issuance_never_shares_a_status_slot(db: Database, services: 
                 issued.append(one)
 
     run_together(worker, threads=8)
-    slots = {(p.row.status_list_id, p.row.status_idx) for p in issued}
+    rows = [stored_row(db, p.record.serial) for p in issued]
+    slots = {(r.status_list_id, r.status_idx) for r in rows}
     assert len(slots) == len(issued) == 48
     sealed = audit.seal_all(
         lambda: db.transaction(write=True), key=services.audit_key, checkpoint_file=None,
@@ -224,7 +225,7 @@ def test_state_conflicts_name_the_action_in_plain_words(
     db: Database, services: Services, action: str, words: str
 ) -> None:
     """A message read "it cannot be suspendd"."""
-    serial = issue(db, services, "parking").row.serial
+    serial = issue(db, services, "parking").record.serial
     change(db, services, serial, "revoke")
     with pytest.raises(StateConflictError) as caught:
         change(db, services, serial, action)

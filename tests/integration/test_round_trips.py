@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from tests.factories import NOW
+from tests.factories import NOW, stored_row
 from wallet.services import open_lists, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -67,7 +67,7 @@ def test_issuance_does_not_creep_back_to_one_round_trip_per_row(
     assert 1 <= len(statements) <= MAX_ROUND_TRIPS, statements
     if db.engine.dialect.name == "postgresql":
         assert len(sent) <= MAX_ROUND_TRIPS, sent
-    assert issued.row.id is not None and len(issued.claim_secret) >= 32
+    assert stored_row(db, issued.record.serial).id is not None and len(issued.claim_secret) >= 32
 
 
 def test_a_slot_lost_to_another_issuer_leaves_no_claim_link_or_audit_entry(
@@ -83,12 +83,18 @@ def test_a_slot_lost_to_another_issuer_leaves_no_claim_link_or_audit_entry(
     _issue(db, services)
     _issue(db, services)  # this process now knows the list and its two taken indices
     other = _issue(db, replace(services))  # another process takes an index it cannot know
-    assert other.row.status_list_id == _issue(db, services).row.status_list_id
-    lost = other.row.status_idx
+    assert (
+        stored_row(db, other.record.serial).status_list_id
+        == stored_row(db, _issue(db, services).record.serial).status_list_id
+    )
+    lost = stored_row(db, other.record.serial).status_idx
     draws = iter([lost, (lost + 1) % 131_072, (lost + 2) % 131_072])
     monkeypatch.setattr(open_lists.secrets, "randbelow", lambda _size: next(draws))
     mine = _issue(db, services)
-    assert mine.row.status_idx in ((lost + 1) % 131_072, (lost + 2) % 131_072)
+    assert stored_row(db, mine.record.serial).status_idx in (
+        (lost + 1) % 131_072,
+        (lost + 2) % 131_072,
+    )
     with db.transaction(write=False) as session:
         for table in (PassRow, ClaimLinkRow, AuditEntryRow):
             assert session.scalar(select(func.count()).select_from(table)) == 5, table
@@ -98,9 +104,11 @@ def test_indices_known_taken_are_not_drawn_again(db: Database, services: Service
     """Once its list is counted, a process draws among the indices not known to be taken."""
     _issue(db, services)
     known = _issue(db, services)  # counted: the first pass's index is known taken
-    slot = open_lists.ListSlot(known.row.status_list_id, "library-1", 131_072)
-    services.open_lists.mark(slot, known.row.status_idx)
-    taken = {known.row.status_idx}
+    slot = open_lists.ListSlot(
+        stored_row(db, known.record.serial).status_list_id, "library-1", 131_072
+    )
+    services.open_lists.mark(slot, stored_row(db, known.record.serial).status_idx)
+    taken = {stored_row(db, known.record.serial).status_idx}
     with db.transaction(write=False) as session:
         from sqlalchemy import select
 
@@ -165,13 +173,19 @@ def test_a_full_list_takes_no_more_passes_once_counted(db: Database, services: S
 
     first = _issue(db, services)
     limit = int(131_072 * passes.FILL_LIMIT)
-    _fill(db, first.row.status_list_id, upto=limit - 3)
+    _fill(db, stored_row(db, first.record.serial).status_list_id, upto=limit - 3)
     with db.transaction(write=False) as session:
-        assert session.scalar(_count(first.row.status_list_id)) == limit - 3
+        assert (
+            session.scalar(_count(stored_row(db, first.record.serial).status_list_id)) == limit - 3
+        )
     fresh = replace(services)  # another process: nothing remembered
-    lists = [_issue(db, fresh).row.status_list_id for _ in range(6)]
-    assert lists[:3] == [first.row.status_list_id] * 3, lists  # near the limit: counted each time
-    assert first.row.status_list_id not in lists[3:], lists  # full: the next list takes over
+    lists = [stored_row(db, _issue(db, fresh).record.serial).status_list_id for _ in range(6)]
+    assert lists[:3] == [stored_row(db, first.record.serial).status_list_id] * 3, (
+        lists
+    )  # near the limit: counted each time
+    assert stored_row(db, first.record.serial).status_list_id not in lists[3:], (
+        lists
+    )  # full: the next list takes over
     assert len(set(lists[3:])) == 1
     with db.transaction(write=False) as session:
         from sqlalchemy import select
@@ -179,6 +193,8 @@ def test_a_full_list_takes_no_more_passes_once_counted(db: Database, services: S
         from wallet.store.models import StatusListRow
 
         used = session.scalar(
-            select(StatusListRow.used).where(StatusListRow.id == first.row.status_list_id)
+            select(StatusListRow.used).where(
+                StatusListRow.id == stored_row(db, first.record.serial).status_list_id
+            )
         )
     assert used == limit

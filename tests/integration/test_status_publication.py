@@ -30,7 +30,7 @@ def _issue(db: Database, services: Services, count: int) -> list[str]:
             issued = passes.issue_pass(
                 session, services, type_id="parking", holder=PARKING, actor="t", now=NOW
             )
-        serials.append(issued.row.serial)
+        serials.append(issued.record.serial)
     return serials
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.factories import NOW
+from tests.factories import NOW, stored_row
 from tests.standins.apns import (  # noqa: F401 - fixtures
     TEAM_ID,
     ApnsStandIn,
@@ -39,6 +39,7 @@ from wallet.services import outbox, passes
 from wallet.services.context import Services
 from wallet.services.credentials import APPLE_DEV_FOLDER
 from wallet.store.db import Database
+from wallet.store.models import PassRow
 from wallet.web import create_app
 
 PASS_TYPE_ID = Settings.apple_pass_type_id
@@ -99,16 +100,26 @@ def wallet_client(wallet_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def issue(db: Database, wallet_services: Services) -> Callable[..., passes.IssuedPass]:
-    def make(type_id: str = "library") -> passes.IssuedPass:
+def issue(db: Database, wallet_services: Services) -> Callable[..., StoredPass]:
+    """Issue a pass; the test gets its stored row, Apple's per-pass token included,
+    since these tests play the wallet app that holds that token."""
+
+    def make(type_id: str = "library") -> StoredPass:
         holder = LIBRARY if type_id == "library" else PARKING
         with db.transaction(write=True) as session:
-            return passes.issue_pass(
+            issued = passes.issue_pass(
                 session, wallet_services, type_id=type_id, holder=holder, actor="admin:test",
                 now=NOW,
             )  # fmt: skip
+        return StoredPass(stored_row(db, issued.record.serial), issued.claim_secret)
 
     return make
+
+
+@dataclass(frozen=True)
+class StoredPass:
+    row: PassRow
+    claim_secret: str
 
 
 @pytest.fixture

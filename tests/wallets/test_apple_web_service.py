@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from werkzeug.http import http_date
 
 from tests.factories import NOW
-from tests.wallets.conftest import PASS_TYPE_ID
+from tests.wallets.conftest import PASS_TYPE_ID, StoredPass
 from wallet.services import passes
 from wallet.store.db import Database
 from wallet.store.models import AppleDeviceLogRow, AppleRegistrationRow
@@ -23,7 +23,7 @@ DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 PUSH_TOKEN = "ab" * 32
 BASE = "/apple/v1"
 
-Issue = Callable[..., passes.IssuedPass]
+Issue = Callable[..., StoredPass]
 Change = Callable[..., None]
 
 

@@ -29,6 +29,7 @@ from tests.standins.google_wallet import (
     GoogleWalletStandIn,
     service_account_key,
 )
+from tests.wallets.conftest import StoredPass
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.formats import google
 from wallet.formats.pkpass import read_pkpass
@@ -65,7 +66,7 @@ MAC_CHROME = (
 WINDOWS_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0"
 DOWNLOADS = ("pass.pkpass", "google-wallet", "card.pdf", "card.pdf?layout=sheet", "card.png")
 
-Issue = Callable[..., passes.IssuedPass]
+Issue = Callable[..., StoredPass]
 Change = Callable[..., None]
 
 
@@ -480,7 +481,12 @@ def test_guessed_claim_secret_downloads_nothing(
         assert response.status_code == 404, guess
         assert_html_page_without_a_file(response)
         page = response.get_data(as_text=True)
-        for leaked in (issued.row.serial, issued.row.token, "Erika Mustermann", "100200300400"):
+        for leaked in (
+            issued.row.serial,
+            issued.row.token,
+            "Erika Mustermann",
+            "100200300400",
+        ):
             assert leaked not in page
     assert google_wallet_server.api_requests() == []
 

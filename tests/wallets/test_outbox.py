@@ -19,7 +19,7 @@ from tests.concurrency import run_together
 from tests.factories import NOW
 from tests.standins.apns import ApnsStandIn, Pki, Reply
 from tests.standins.google_wallet import GoogleWalletStandIn
-from tests.wallets.conftest import PASS_TYPE_ID
+from tests.wallets.conftest import PASS_TYPE_ID, StoredPass
 from wallet.config import Settings
 from wallet.formats import google
 from wallet.push.apns import ApnsClient, load_token_auth
@@ -28,7 +28,7 @@ from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.store.models import AppleRegistrationRow, AuditEntryRow, OutboxRow
 
-Issue = Callable[..., passes.IssuedPass]
+Issue = Callable[..., StoredPass]
 Change = Callable[..., None]
 
 
@@ -91,7 +91,7 @@ def test_nothing_is_queued_for_platforms_that_are_not_set_up(
         row = passes.issue_pass(
             session, services, type_id="library",
             holder={"card_number": "100200300400", "name": "Erika"}, actor="t", now=NOW,
-        ).row  # fmt: skip
+        ).record  # fmt: skip
     with db.transaction(write=True) as session:
         passes.change_state(
             session, services, row.serial, action="revoke", reason=None, actor="t", now=NOW

@@ -85,8 +85,8 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     valid = _issue(db, services, "library")
     suspended = _issue(db, services, "parking")
     revoked = _issue(db, services, "library")
-    _change(db, services, suspended.row.serial, "suspend", "fee unpaid")
-    _change(db, services, revoked.row.serial, "revoke", "card reported stolen")
+    _change(db, services, suspended.record.serial, "suspend", "fee unpaid")
+    _change(db, services, revoked.record.serial, "revoke", "card reported stolen")
     quick = accounts.argon2.using(memory_cost=1024, rounds=1)  # real argon2, cheap parameters
     with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
         patch.setattr(accounts, "argon2", quick)
@@ -118,7 +118,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             valid=valid.claim_secret,
             suspended=suspended.claim_secret,
             revoked=revoked.claim_secret,
-            serial=suspended.row.serial,
+            serial=suspended.record.serial,
             amber=amber,
         )
     db.dispose()

@@ -90,7 +90,7 @@ def issue_direct(
         )
         if state == "suspended":
             passes.change_state(
-                session, services, issued.row.serial, action="suspend", reason=None,
+                session, services, issued.record.serial, action="suspend", reason=None,
                 actor="test", now=NOW,
             )  # fmt: skip
     return issued
@@ -124,7 +124,7 @@ def call(
     headers: dict[str, str],
     issued: passes.IssuedPass,
 ) -> TestResponse:
-    path = path.format(serial=issued.row.serial)
+    path = path.format(serial=issued.record.serial)
     if body is not None and body.get("token") == "{qr}":
         body = {"token": issued.qr_text}
     return client.open(path, method=method, json=body, headers=headers)
@@ -422,7 +422,7 @@ def test_the_verifier_is_built_once_per_bundle(
 def test_list_pages_through_the_passes(
     client: FlaskClient, db: Database, services: Services, issuer: dict[str, str]
 ) -> None:
-    serials = [issue_direct(db, services).row.serial for _ in range(5)]
+    serials = [issue_direct(db, services).record.serial for _ in range(5)]
     first = client.get("/api/v1/passes?limit=2", headers=issuer).get_json()
     second = client.get("/api/v1/passes?limit=2&offset=2", headers=issuer).get_json()
     last = client.get("/api/v1/passes?limit=2&offset=4&type=&state=", headers=issuer).get_json()
@@ -615,7 +615,7 @@ BAD_CHANGES: list[tuple[str, dict[str, Any] | None, str]] = [
 def test_state_changes_refuse_bad_bodies(
     client: FlaskClient, db: Database, services: Services, issuer: dict[str, str]
 ) -> None:
-    serial = issue_direct(db, services).row.serial
+    serial = issue_direct(db, services).record.serial
     wrong = []
     for action, body, field in BAD_CHANGES:
         response = client.post(f"/api/v1/passes/{serial}/{action}", json=body, headers=issuer)
@@ -762,7 +762,7 @@ def test_a_retried_reissue_returns_the_same_new_pass(
 ) -> None:
     old = issue_direct(db, services, "library")
     headers = {**issuer, "Idempotency-Key": "lost-phone-1"}
-    path = f"/api/v1/passes/{old.row.serial}/reissue"
+    path = f"/api/v1/passes/{old.record.serial}/reissue"
     first = client.post(path, json={"reason": "lost"}, headers=headers)
     again = client.post(path, json={"reason": "lost"}, headers=headers)
     assert first.status_code == again.status_code == 201

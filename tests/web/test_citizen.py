@@ -70,7 +70,7 @@ def test_valid_pass_is_shown_as_a_german_card_by_default(
     assert "Gültig ab 24. November 2026" in text
     assert "Gültig bis 24. November 2027" in text
     assert "Status: Gültig" in text
-    assert f"Seriennummer {issued.row.serial}" in text
+    assert f"Seriennummer {issued.record.serial}" in text
 
 
 def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
@@ -81,7 +81,9 @@ def test_qr_code_is_inline_svg_with_a_text_alternative_and_no_inline_style(
     svg = re.search(r"<svg[^>]*>.*?</svg>", html, re.S)
     assert svg is not None
     assert 'role="img"' in svg.group(0)
-    assert f"<title>QR-Code: Bewohnerparkausweis, Seriennummer {issued.row.serial}</title>" in html
+    assert (
+        f"<title>QR-Code: Bewohnerparkausweis, Seriennummer {issued.record.serial}</title>" in html
+    )
     # style-src 'self': neither style attributes nor <style> elements, and no inline script
     assert not re.search(r"\sstyle\s*=", html)
     assert "<style" not in html
@@ -101,7 +103,7 @@ def test_pass_page_builds_its_qr_code_once_and_a_reload_not_again(
 
     monkeypatch.setattr(qr, "_build_code", counting)
     issued = issue(db, services)
-    qr_text = encode_qr_text(issued.row.token)
+    qr_text = encode_qr_text(issued.record.token)
     for _ in range(3):
         assert client.get(f"/p/{issued.claim_secret}").status_code == 200
     assert built == [qr_text]
@@ -183,7 +185,7 @@ def test_suspended_pass_says_so_at_the_top_and_greys_its_code(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
     issued = issue(db, services)
-    change(db, services, issued.row.serial, "suspend")
+    change(db, services, issued.record.serial, "suspend")
     html = client.get(f"/p/{issued.claim_secret}").get_data(as_text=True)
     text = page_text(html)
     notice = "Dieser Ausweis ist vorübergehend gesperrt. Er wird bei Kontrollen nicht anerkannt."
@@ -206,7 +208,7 @@ def test_suspended_pass_offers_no_wallet_downloads(
     downloads = ("pass.pkpass", "qr.png", "card.pdf", "card.pdf?layout=sheet", "card.png")
     valid = client.get(f"/p/{secret}").get_data(as_text=True)
     assert all(f"/p/{secret}/{route}" in valid for route in downloads)
-    change(db, services, issued.row.serial, "suspend")
+    change(db, services, issued.record.serial, "suspend")
     html = client.get(f"/p/{secret}").get_data(as_text=True)
     for route in downloads:
         assert f"/p/{secret}/{route}" not in html, route
@@ -220,7 +222,7 @@ def test_suspended_pass_offers_no_wallet_downloads(
         assert "Keine Downloads, solange der Ausweis gesperrt ist" in response.get_data(
             as_text=True
         )
-    change(db, services, issued.row.serial, "reinstate")
+    change(db, services, issued.record.serial, "reinstate")
     assert client.get(f"/p/{secret}/qr.png").status_code == 200
     assert f"/p/{secret}/pass.pkpass" in client.get(f"/p/{secret}").get_data(as_text=True)
 
@@ -229,7 +231,7 @@ def test_revoked_pass_says_so_and_shows_no_code(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
     issued = issue(db, services, "library")
-    change(db, services, issued.row.serial, "revoke")
+    change(db, services, issued.record.serial, "revoke")
     response = client.get(f"/p/{issued.claim_secret}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -248,7 +250,7 @@ def test_replaced_pass_points_to_the_new_link(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
     issued = issue(db, services)
-    change(db, services, issued.row.serial, "reissue")
+    change(db, services, issued.record.serial, "reissue")
     text = page_text(client.get(f"/p/{issued.claim_secret}").get_data(as_text=True))
     assert "Er wurde durch einen neuen Ausweis ersetzt." in text
 
@@ -256,7 +258,7 @@ def test_replaced_pass_points_to_the_new_link(
 def test_expired_pass_says_when_it_expired(db: Database, services: Services) -> None:
     long_links = replace(services, settings=replace(services.settings, claim_link_lifetime=10**9))
     issued = issue(db, long_links)
-    later = issued.row.valid_until + timedelta(days=1)
+    later = issued.record.valid_until + timedelta(days=1)
     app = create_app(long_links.settings, services=long_links, db=db, clock=lambda: later)
     text = page_text(app.test_client().get(f"/p/{issued.claim_secret}").get_data(as_text=True))
     assert "Dieser Ausweis ist am 24. November 2027 abgelaufen." in text

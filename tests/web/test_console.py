@@ -63,7 +63,7 @@ def issue(db: Database, services: Services, type_id: str = "parking", **holder: 
             actor="test",
             now=NOW,
         )
-        return issued.row.serial
+        return issued.record.serial
 
 
 def state_of(db: Database, serial: str) -> str:
@@ -637,7 +637,7 @@ def test_issue_via_form_shows_the_claim_link_once(
     with db.transaction(write=False) as session:
         found = passes.list_passes(session, text="B-XY 77")
         assert found.total == 1
-        row = found.rows[0]
+        row = found.items[0]
         assert row.holder == {"plate": "B-XY 77", "zone": "4A"}
         assert [e.actor for e in audit.trail(session, row.serial)] == ["user:anna"]
     # the link opens the citizen's page
@@ -731,7 +731,7 @@ def test_valid_until_from_the_form_means_through_that_day(
     response = post_form(issuer, "/console/issue/parking", "/console/issue/parking", data)
     assert response.status_code == 201
     with db.transaction(write=False) as session:
-        row = passes.list_passes(session).rows[0]
+        row = passes.list_passes(session).items[0]
     assert row.valid_until == datetime.fromisoformat("2027-03-31T23:59:59+02:00")
     data["valid_until"] = "2027-11-24"  # the last possible day: up to the type's limit
     response = post_form(issuer, "/console/issue/parking", "/console/issue/parking", data)
@@ -916,12 +916,12 @@ def test_verify_page_gives_the_verdict_with_claims(
     assert response.status_code == 200
     text = page_text(response.get_data(as_text=True))
     assert "Ergebnis: Gültig" in text and "Ausweis gültig." in text
-    assert "Kennzeichen D-AB 1234" in text and f"Seriennummer {issued.row.serial}" in text
-    english = page_text(verify(client, issued.row.token, "?lang=en").get_data(as_text=True))
+    assert "Kennzeichen D-AB 1234" in text and f"Seriennummer {issued.record.serial}" in text
+    english = page_text(verify(client, issued.record.token, "?lang=en").get_data(as_text=True))
     assert "Result: Valid" in english and "Pass is valid." in english
     with db.transaction(write=True) as session:
         passes.change_state(
-            session, services, issued.row.serial, action="revoke", reason="x", actor="t", now=NOW
+            session, services, issued.record.serial, action="revoke", reason="x", actor="t", now=NOW
         )
     revoked = page_text(verify(client, issued.qr_text, "?lang=de").get_data(as_text=True))
     assert "Ergebnis: Widerrufen" in revoked and "Ausweis wurde widerrufen." in revoked

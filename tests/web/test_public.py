@@ -37,7 +37,7 @@ def test_status_list_is_served_with_etag_cache_control_and_gzip(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
     issued = issue(db, services)
-    assert issued.row.state == "valid"
+    assert issued.record.state == "valid"
     name = "parking-1"
     response = client.get(f"/status/{name}")
     assert response.status_code == 200
@@ -67,7 +67,7 @@ def test_revocation_is_in_the_very_next_status_list_and_bundle(
     etag = client.get("/status/parking-1").headers["ETag"]
     with db.transaction(write=True) as session:
         passes.change_state(
-            session, services, issued.row.serial, action="revoke", reason="x", actor="t", now=NOW
+            session, services, issued.record.serial, action="revoke", reason="x", actor="t", now=NOW
         )
     assert client.get("/status/parking-1", headers={"If-None-Match": etag}).status_code == 200
     second = client.get("/verifier/bundle")

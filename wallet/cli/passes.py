@@ -18,7 +18,7 @@ from typing import IO, Any
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
-from wallet.domain import MAX_REASON_LENGTH
+from wallet.domain import MAX_REASON_LENGTH, PASS_STATES, PassRecord, PassState
 from wallet.errors import (
     HolderDataError,
     InputError,
@@ -27,10 +27,8 @@ from wallet.errors import (
     WalletError,
 )
 from wallet.formats.qr import render_png, render_svg
-from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox
 from wallet.services import passes as service
-from wallet.store.models import PassRow
 
 # Serials are random base64url, so one in 64 starts with "-": these commands have
 # no short options, and a word that is no option of theirs is taken as the serial.
@@ -56,27 +54,9 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
-def pass_json(row: PassRow, *, public_url: str, claim_secret: str | None = None) -> dict[str, Any]:
-    """A pass as the API shows it; the claim URL only right after issuance."""
-    data: dict[str, Any] = {
-        "serial": row.serial,
-        "type": row.pass_type,
-        "state": row.state,
-        "reason": row.reason,
-        "holder": row.holder,
-        "valid_from": row.valid_from.isoformat(),
-        "valid_until": row.valid_until.isoformat(),
-        "kid": row.kid,
-        "replaces": row.replaces,
-        "replaced_by": row.replaced_by,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-    }
-    if claim_secret is not None:
-        data["claim_url"] = service.claim_url(public_url, claim_secret)
-        data["token"] = row.token
-        data["qr_text"] = encode_qr_text(row.token)
-    return data
+def issued_json(issued: service.IssuedPass, *, public_url: str) -> dict[str, Any]:
+    """A new pass as the API shows it, with its claim link (shown this once)."""
+    return issued.to_json(public_url)
 
 
 def _holder(fields: tuple[str, ...], holder_json: IO[str] | None) -> dict[str, object]:
@@ -191,24 +171,24 @@ def issue(
                 now=obj.now(),
             )
             # Rendered before the commit: a code that cannot be drawn issues nothing.
-            png = render_png(issued.qr_text) if qr_png else None
+            png = render_png(issued.record.qr_text) if qr_png else None
             svg = (
-                render_svg(issued.qr_text, title=f"{type_id} {issued.row.serial}")
+                render_svg(issued.record.qr_text, title=f"{type_id} {issued.record.serial}")
                 if qr_svg
                 else None
             )
     except HolderDataError as exc:
         raise HolderDataError(exc.message + _field_hint(obj, type_id), field=exc.field) from exc
-    row = issued.row
+    row = issued.record
     if as_json:
-        data = pass_json(row, public_url=public_url, claim_secret=issued.claim_secret)
+        data = issued_json(issued, public_url=public_url)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(f"issued {row.pass_type} pass {row.serial}")
         click.echo(f"  valid:     {_when(row.valid_from)} until {_when(row.valid_until)}")
-        click.echo(f"  claim URL: {service.claim_url(public_url, issued.claim_secret)}")
+        click.echo(f"  claim URL: {issued.claim_url(public_url)}")
         click.echo("             (shown only now: the link's secret is stored hashed)")
-        click.echo(f"  QR text:   {issued.qr_text}")
+        click.echo(f"  QR text:   {row.qr_text}")
     for path, content in ((qr_png, png), (qr_svg, svg.encode() if svg else None)):
         if path is None or content is None:
             continue
@@ -224,7 +204,7 @@ def issue(
 
 @passes.command(name="list")
 @click.option("--type", "type_id", metavar="TYPE", help="Only this pass type.")
-@click.option("--state", type=click.Choice(service.STATES), help="Only this state.")
+@click.option("--state", type=click.Choice(PASS_STATES), help="Only this state.")
 @click.option("--q", "text", metavar="TEXT", help="Holder text (or an exact serial) to find.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
@@ -246,7 +226,7 @@ def list_passes(
         page = service.list_passes(
             session, type_id=type_id, state=state, text=text, limit=limit, offset=offset
         )
-        found = [pass_json(r, public_url=obj.settings.public_url) for r in page.rows]
+        found = [record.to_json() for record in page.items]
     if as_json:
         click.echo(json.dumps({"total": page.total, "passes": found}, indent=2, ensure_ascii=False))
         return
@@ -270,16 +250,15 @@ def list_passes(
 def show(obj: Context, serial: str, as_json: bool) -> None:
     """One pass with its audit trail."""
     with obj.transaction(write=False) as session:
-        row = service.get_pass(session, serial)
-        data = pass_json(row, public_url=obj.settings.public_url)
-        data["status_list"] = {"name": row.status_list.name, "idx": row.status_idx}
-        data["update_tag"] = row.update_tag
+        record = service.get_pass(session, serial)
         # Staff may reprint a pass: the token is not secret (it is in the QR code);
         # the claim link is, and is never shown again.
-        data["token"] = row.token
-        data["qr_text"] = encode_qr_text(row.token)
-        trail = [e.to_json() for e in audit.trail(session, row.serial)]
-        data["wallet_deliveries"] = asdict(outbox.deliveries_of(session, row.id))
+        data = record.to_json()
+        slot = service.status_slot(session, record.serial)
+        data["status_list"] = {"name": slot.list_name, "idx": slot.idx}
+        data["update_tag"] = slot.update_tag
+        trail = [e.to_json() for e in audit.trail(session, record.serial)]
+        data["wallet_deliveries"] = asdict(outbox.deliveries_of(session, record.serial))
     if as_json:
         click.echo(json.dumps({**data, "audit": trail}, indent=2, ensure_ascii=False))
         return
@@ -307,7 +286,7 @@ def show(obj: Context, serial: str, as_json: bool) -> None:
         click.echo(f"  #{e['id']:<6} {e['at'][:19]}  {e['actor']:20} {e['action']:14} {details}")
 
 
-def _change(obj: Context, serial: str, *, action: str, reason: str | None) -> PassRow:
+def _change(obj: Context, serial: str, *, action: str, reason: str | None) -> PassRecord:
     with obj.transaction(write=True) as session:
         return service.change_state(
             session, obj.services, serial, action=action, reason=reason, actor=obj.actor,
@@ -370,8 +349,7 @@ def revoke_many(obj: Context, serials: list[str], *, reason: str) -> RevokeRepor
         for serial in bar:
             try:
                 with obj.transaction(write=True) as session:
-                    row = service.get_pass(session, serial, for_update=True)
-                    if row.state == "revoked":
+                    if service.get_pass(session, serial).state is PassState.REVOKED:
                         report.already.append(serial)
                         continue
                     service.change_state(
@@ -481,12 +459,11 @@ def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> Non
         issued = service.reissue_pass(
             session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()
         )
-    row = issued.row
     if as_json:
-        data = pass_json(row, public_url=public_url, claim_secret=issued.claim_secret)
+        data = issued_json(issued, public_url=public_url)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    click.echo(f"reissued {serial} as {row.serial}; {serial} is revoked")
-    click.echo(f"  claim URL: {service.claim_url(public_url, issued.claim_secret)}")
+    click.echo(f"reissued {serial} as {issued.record.serial}; {serial} is revoked")
+    click.echo(f"  claim URL: {issued.claim_url(public_url)}")
     click.echo("             (shown only now: the link's secret is stored hashed)")
-    click.echo(f"  QR text:   {issued.qr_text}")
+    click.echo(f"  QR text:   {issued.record.qr_text}")

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.errors import WalletError
 from wallet.files import write_atomically
 from wallet.services import audit, publishing
-from wallet.store.models import StatusListRow
 
 
 @click.group()
@@ -31,7 +29,7 @@ def publish(obj: Context, force: bool) -> None:
     """Re-sign the status lists that changed (or age); prints name, version, entries changed."""
     now = obj.now()
     with obj.transaction(write=True, signs=True) as session:
-        names = session.scalars(select(StatusListRow.name).order_by(StatusListRow.id)).all()
+        names = publishing.list_names(session)
         results = []
         for name in names:
             before = publishing.status_list_row(session, name)

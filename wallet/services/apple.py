@@ -19,8 +19,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from wallet.domain import WalletPass
 from wallet.errors import InputError, WalletError
 from wallet.push.apns import validate_device_token
+from wallet.services import wallets
 from wallet.services.context import Services
 from wallet.store.models import AppleDeviceLogRow, AppleRegistrationRow, PassRow
 from wallet.tokens import (
@@ -87,6 +89,25 @@ def authenticate(
     if row is None or not given or not matches:
         raise AppleAuthError("the pass's authentication token is missing or wrong")
     return row
+
+
+def latest_pass(
+    session: Session,
+    services: Services,
+    *,
+    pass_type_id: str,
+    serial: str,
+    authorization: str | None,
+) -> WalletPass:
+    """The current version of a pass, for the device that holds its token."""
+    row = authenticate(
+        session,
+        services,
+        pass_type_id=pass_type_id,
+        serial=serial,
+        authorization=authorization,
+    )
+    return wallets.wallet_pass(services, row)
 
 
 def register_device(

@@ -196,7 +196,9 @@ class PassDeliveries:
     last_error: str | None
 
 
-def deliveries_of(session: Session, pass_id: int) -> PassDeliveries:
+def deliveries_of(session: Session, serial: str) -> PassDeliveries:
+    """Wallet devices and deliveries of one pass (by serial), for staff."""
+    pass_id = session.scalar(select(PassRow.id).where(PassRow.serial == serial))
     devices = session.scalar(
         select(func.count())
         .select_from(AppleRegistrationRow)
@@ -315,7 +317,9 @@ def _patch_google(transaction: Transaction, deliverers: Deliverers, item: _Claim
         row = session.get(PassRow, item.pass_id)
         if row is None:
             return _Outcome(ok=False, error="the pass no longer exists")
-        object_id, body = wallets.google_state_patch(deliverers.services, row)
+        object_id, body = wallets.google_state_patch(
+            deliverers.services, wallets.wallet_pass(deliverers.services, row)
+        )
     # False: the holder never saved the pass to Google Wallet; nothing to update.
     deliverers.google.patch_object(object_id, body)
     return _Outcome(ok=True)

@@ -18,11 +18,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wallet.domain import MAX_REASON_LENGTH, Action, PassState, transition
+from wallet.domain import (
+    MAX_LIST_LIMIT,
+    MAX_REASON_LENGTH,
+    PASS_STATES,
+    Action,
+    PassRecord,
+    PassState,
+    WalletPass,
+    claim_url,
+    transition,
+)
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
-from wallet.services import audit, outbox
+from wallet.services import audit, outbox, wallets
 from wallet.services.context import Services
 from wallet.services.open_lists import ListSlot
 from wallet.services.publishing import status_list_uri
@@ -34,7 +44,6 @@ from wallet.tokens import (
     sign_pass_token,
 )
 
-STATES = tuple(s.value for s in PassState)
 # A list takes new passes until it is this full; then a fresh list starts. Random
 # slots stay cheap to find and every list keeps a large herd.
 FILL_LIMIT = 0.75
@@ -50,17 +59,39 @@ FORWARD_LIMIT = timedelta(days=366)
 class IssuedPass:
     """A new pass and the secret of its claim link (shown once, stored only hashed)."""
 
-    row: PassRow
+    record: PassRecord
     claim_secret: str
 
     @property
     def qr_text(self) -> str:
-        return encode_qr_text(self.row.token)
+        return self.record.qr_text
+
+    def claim_url(self, public_url: str) -> str:
+        return claim_url(public_url, self.claim_secret)
+
+    def to_json(self, public_url: str) -> dict[str, object]:
+        """The pass's one JSON shape plus, this once, its claim link."""
+        return {**self.record.to_json(), "claim_url": self.claim_url(public_url)}
 
 
-def claim_url(public_url: str, secret: str) -> str:
-    """The citizen's link to a pass (absolute); wallet.web.citizen serves ``/p/<secret>``."""
-    return f"{public_url}/p/{secret}"
+def pass_record(row: PassRow) -> PassRecord:
+    """The domain value of a stored pass: what every service hands to web and cli."""
+    return PassRecord(
+        serial=row.serial,
+        pass_type=row.pass_type,
+        state=PassState(row.state),
+        holder=dict(row.holder),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        reason=row.reason,
+        replaces=row.replaces,
+        replaced_by=row.replaced_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        kid=row.kid,
+        token=row.token,
+        qr_text=encode_qr_text(row.token),
+    )
 
 
 def hash_secret(secret: str) -> str:
@@ -263,7 +294,7 @@ def issue_pass(
         "pass_type": pass_type.id,
         "holder": cleaned,
         "holder_search": " ".join(cleaned.values()).lower(),
-        "state": "valid",
+        "state": PassState.VALID.value,
         "valid_from": start,
         "valid_until": end,
         "status_list_id": status_list.id,
@@ -313,11 +344,20 @@ def issue_pass(
             break
     else:
         raise StateConflictError("no free status slot found; try again")
-    row = PassRow(id=pass_id, **values, status_idx=idx, token=token)
-    return IssuedPass(row=row, claim_secret=secret)
+    row = PassRow(id=pass_id, **values, status_idx=idx, token=token, replaced_by=None, reason=None)
+    return IssuedPass(record=pass_record(row), claim_secret=secret)
 
 
-def get_pass(session: Session, serial: object, *, for_update: bool = False) -> PassRow:
+def get_pass(session: Session, serial: object) -> PassRecord:
+    """One pass by its serial.
+
+    :raises NotFoundError: no such pass (or not a serial at all).
+    """
+    return pass_record(stored_pass(session, serial))
+
+
+def stored_pass(session: Session, serial: object, *, for_update: bool = False) -> PassRow:
+    """The stored row of a pass, for the services' own use (web and cli get values)."""
     if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
         raise NotFoundError("no such pass")  # nor sent to the database (NUL, huge, ...)
     query = select(PassRow).where(PassRow.serial == serial)
@@ -329,7 +369,6 @@ def get_pass(session: Session, serial: object, *, for_update: bool = False) -> P
     return row
 
 
-# action -> (states it applies to, resulting state)
 def change_state(
     session: Session,
     services: Services,
@@ -339,7 +378,7 @@ def change_state(
     reason: str | None,
     actor: str,
     now: datetime,
-) -> PassRow:
+) -> PassRecord:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
     if reason is not None and (
         not isinstance(reason, str)
@@ -352,7 +391,7 @@ def change_state(
     if action not in Action.__members__.values():
         raise InputError(f"action must be one of {', '.join(Action)}", field="action")
     act = Action(action)
-    row = get_pass(session, serial, for_update=True)
+    row = stored_pass(session, serial, for_update=True)
     suspendable = services.pass_type(row.pass_type).suspendable
     if act is Action.SUSPEND and not suspendable:
         raise StateConflictError(f"{row.pass_type} passes cannot be suspended, only revoked")
@@ -382,7 +421,7 @@ def change_state(
     )
     outbox.pass_changed(session, services, row, now=now)
     session.flush()
-    return row
+    return pass_record(row)
 
 
 def reissue_pass(
@@ -395,8 +434,8 @@ def reissue_pass(
     now: datetime,
 ) -> IssuedPass:
     """Lost phone: a new serial and token for the same holder; the old pass is revoked."""
-    old = get_pass(session, serial, for_update=True)
-    if old.state == "revoked":
+    old = stored_pass(session, serial, for_update=True)
+    if old.state == PassState.REVOKED:
         raise StateConflictError(f"pass {old.serial} is revoked; issue a new pass instead")
     new = issue_pass(
         session,
@@ -413,18 +452,34 @@ def reissue_pass(
         services,
         old.serial,
         action="revoke",
-        reason=reason or f"reissued as {new.row.serial}",
+        reason=reason or f"reissued as {new.record.serial}",
         actor=actor,
         now=now,
     )
-    old.replaced_by = new.row.serial
+    old.replaced_by = new.record.serial
     session.flush()
     return new
 
 
 @dataclass(frozen=True)
+class StatusSlot:
+    """Where a pass's status bit sits and its wallet update tag: for staff's diagnosis."""
+
+    list_name: str
+    idx: int
+    update_tag: int
+
+
+def status_slot(session: Session, serial: object) -> StatusSlot:
+    row = stored_pass(session, serial)
+    return StatusSlot(list_name=row.status_list.name, idx=row.status_idx, update_tag=row.update_tag)
+
+
+@dataclass(frozen=True)
 class PassPage:
-    rows: Sequence[PassRow]
+    """One page of a listing and how many passes match in all."""
+
+    items: Sequence[PassRecord]
     total: int
 
 
@@ -438,10 +493,10 @@ def list_passes(
     offset: int = 0,
 ) -> PassPage:
     """Passes newest first, filtered by type, state and holder text."""
-    if state is not None and state not in STATES:
-        raise InputError(f"state must be one of {', '.join(STATES)}", field="state")
-    if not 1 <= limit <= 500:
-        raise InputError("limit must be between 1 and 500", field="limit")
+    if state is not None and state not in PASS_STATES:
+        raise InputError(f"state must be one of {', '.join(PASS_STATES)}", field="state")
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InputError(f"limit must be between 1 and {MAX_LIST_LIMIT}", field="limit")
     if offset < 0:
         raise InputError("offset must not be negative", field="offset")
     query = select(PassRow)
@@ -462,11 +517,22 @@ def list_passes(
         )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(PassRow.id.desc()).limit(limit).offset(offset)).all()
-    return PassPage(rows=rows, total=total)
+    return PassPage(items=[pass_record(row) for row in rows], total=total)
 
 
-def pass_by_claim_secret(session: Session, secret: str, *, now: datetime) -> PassRow:
+def pass_by_claim_secret(session: Session, secret: str, *, now: datetime) -> PassRecord:
     """The pass a citizen's claim link opens; an unknown or expired link finds nothing."""
+    return pass_record(_claimed(session, secret, now=now))
+
+
+def wallet_pass_by_claim_secret(
+    session: Session, services: Services, secret: str, *, now: datetime
+) -> WalletPass:
+    """The pass behind a claim link, as the wallets and the printable card show it."""
+    return wallets.wallet_pass(services, _claimed(session, secret, now=now))
+
+
+def _claimed(session: Session, secret: str, *, now: datetime) -> PassRow:
     if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
         raise NotFoundError("this link is not valid")
     link = session.scalars(

@@ -40,7 +40,7 @@ def apple_web_service_url(settings: Settings) -> str:
 
 
 def wallet_pass(services: Services, row: PassRow) -> WalletPass:
-    """The value every wrapping is built from."""
+    """The value every wrapping is built from (services build it; web and cli get it)."""
     pass_type = services.pass_type(row.pass_type)
     return WalletPass.from_holder(
         pass_type,
@@ -57,23 +57,23 @@ def wallet_pass(services: Services, row: PassRow) -> WalletPass:
     )
 
 
-def pkpass_for(services: Services, row: PassRow, *, now: datetime) -> bytes:
+def pkpass_for(services: Services, value: WalletPass, *, now: datetime) -> bytes:
     apple = services.formats.apple
     return build_pkpass(
-        wallet_pass(services, row),
-        design=apple.designs[row.pass_type],
+        value,
+        design=apple.designs[value.pass_type.id],
         signer=apple.signer,
         web_service_url=apple_web_service_url(services.settings),
         now=now,
     )
 
 
-def google_object(services: Services, row: PassRow) -> dict[str, Any]:
+def google_object(services: Services, value: WalletPass) -> dict[str, Any]:
     settings = services.settings
     return google.generic_object(
-        wallet_pass(services, row),
+        value,
         issuer_id=settings.google_issuer_id,
-        design=services.formats.google_designs[row.pass_type],
+        design=services.formats.google_designs[value.pass_type.id],
         public_base_url=settings.public_url,
     )
 
@@ -88,15 +88,15 @@ def google_class(services: Services, type_id: str) -> dict[str, Any]:
     )
 
 
-def google_state_patch(services: Services, row: PassRow) -> tuple[str, dict[str, Any]]:
+def google_state_patch(services: Services, value: WalletPass) -> tuple[str, dict[str, Any]]:
     """Object id and PATCH body carrying the pass's current state (for the outbox)."""
-    object_id = google.object_id(services.settings.google_issuer_id, row.serial)
-    return object_id, google.state_patch(wallet_pass(services, row))
+    object_id = google.object_id(services.settings.google_issuer_id, value.serial)
+    return object_id, google.state_patch(value)
 
 
 def google_save_link(
     services: Services,
-    row: PassRow,
+    value: WalletPass,
     *,
     now: datetime,
     client: Callable[[], GoogleWalletClient],
@@ -110,17 +110,18 @@ def google_save_link(
     """
     account = services.formats.google_account
     origins = [services.settings.public_url]
-    body = google_object(services, row)
-    classes = [google_class(services, row.pass_type)]
+    type_id = value.pass_type.id
+    body = google_object(services, value)
+    classes = [google_class(services, type_id)]
     link = google.save_url(account, objects=[body], classes=classes, origins=origins, now=now)
     if link is not None:
         return link
     with client() as api:
         # Once per process and type: the class carries the design, which changes
         # only with a deployment (and then the process restarts).
-        if row.pass_type not in services.formats.google_classes_ensured:
-            api.ensure_class(google_class(services, row.pass_type))
-            services.formats.google_classes_ensured.add(row.pass_type)
+        if type_id not in services.formats.google_classes_ensured:
+            api.ensure_class(google_class(services, type_id))
+            services.formats.google_classes_ensured.add(type_id)
         api.insert_object(body)
     short = google.save_url(account, object_ids=[body["id"]], origins=origins, now=now)
     if short is None:  # an id alone is far below the limit
@@ -128,12 +129,11 @@ def google_save_link(
     return short
 
 
-def card(services: Services, row: PassRow, *, kind: str, lang: str, now: datetime) -> bytes:
+def card(services: Services, value: WalletPass, *, kind: str, lang: str, now: datetime) -> bytes:
     """The printable card: kind is "pdf" (ID-1), "sheet" (A4 with cut marks) or "png"."""
     from wallet.formats import printable  # reportlab and Pillow: loaded by the first card only
 
-    design = services.formats.print_designs[row.pass_type]
-    value = wallet_pass(services, row)
+    design = services.formats.print_designs[value.pass_type.id]
     if kind == "pdf":
         return printable.card_pdf(value, design=design, lang=lang, now=now)
     if kind == "sheet":

@@ -25,10 +25,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError, WalletError
-from wallet.qrtext import encode_qr_text
 from wallet.services import accounts, credentials, idempotency, passes
 from wallet.services.idempotency import StoredResponse
-from wallet.store.models import PassRow
 from wallet.web import openapi, public
 from wallet.web.httperrors import error_body
 from wallet.web.webcontext import context, now
@@ -326,35 +324,11 @@ def _timestamp(body: Mapping[str, Any], name: str) -> datetime | None:
 # -- writing responses -------------------------------------------------------------
 
 
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _pass_json(row: PassRow) -> dict[str, Any]:
-    """A pass as the API shows it: everything to reprint it, never its claim secret."""
-    return {
-        "serial": row.serial,
-        "type": row.pass_type,
-        "state": row.state,
-        "holder": dict(row.holder),
-        "valid_from": _time(row.valid_from),
-        "valid_until": _time(row.valid_until),
-        "reason": row.reason,
-        "replaces": row.replaces,
-        "replaced_by": row.replaced_by,
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
-        "token": row.token,
-        "qr_text": encode_qr_text(row.token),
-    }
-
-
 def _created(issued: passes.IssuedPass) -> StoredResponse:
     """201 for a new pass, with the claim link that is shown this once (and on retries)."""
-    body = _pass_json(issued.row)
     settings = context().settings
-    claim_url = f"{settings.public_url}/p/{issued.claim_secret}"
-    body["claim_url"] = claim_url
+    body = issued.to_json(settings.public_url)
+    claim_url = issued.claim_url(settings.public_url)
     # Direct links for a city system's e-mail or letter; the same secret guards them.
     downloads = {
         "card_pdf": f"{claim_url}/card.pdf",
@@ -366,7 +340,7 @@ def _created(issued: passes.IssuedPass) -> StoredResponse:
     if settings.google_enabled:
         downloads["google_wallet"] = f"{claim_url}/google-wallet"
     body["downloads"] = downloads
-    location = url_for("api.get_pass", serial=issued.row.serial)
+    location = url_for("api.get_pass", serial=issued.record.serial)
     return StoredResponse(status_code=201, body=body, headers={"Location": location})
 
 
@@ -485,7 +459,7 @@ def list_passes(caller: Caller) -> Response:
             limit=limit,
             offset=offset,
         )
-        items = [_pass_json(row) for row in page.rows]
+        items = [record.to_json() for record in page.items]
     return jsonify({"items": items, "total": page.total, "limit": limit, "offset": offset})
 
 
@@ -521,7 +495,7 @@ def _whole_number(
 @_route("/passes/<serial>", method="GET", roles=ISSUERS)
 def get_pass(caller: Caller, serial: str) -> Response:
     with context().db.transaction(write=False) as session:
-        body = _pass_json(passes.get_pass(session, serial))
+        body = passes.get_pass(session, serial).to_json()
     return jsonify(body)
 
 
@@ -533,7 +507,7 @@ def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) 
         raise InputError(f"say why the pass is {Action(action).done}", field="reason")
     ctx = context()
     with ctx.db.transaction(write=True) as session:
-        row = passes.change_state(
+        answer = passes.change_state(
             session,
             ctx.services,
             serial,
@@ -541,8 +515,7 @@ def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) 
             reason=reason,
             actor=caller.actor,
             now=now(),
-        )
-        answer = _pass_json(row)
+        ).to_json()
     return jsonify(answer)
 
 

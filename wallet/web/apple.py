@@ -97,20 +97,20 @@ def updated(device: str, pass_type_id: str) -> Response | tuple[str, int]:
 def latest_pass(pass_type_id: str, serial: str) -> Response | tuple[str, int]:
     ctx = context()
     with ctx.db.transaction(write=False) as session:
-        row = apple.authenticate(
+        value = apple.latest_pass(
             session,
             ctx.services,
             pass_type_id=pass_type_id,
             serial=serial,
             authorization=request.headers.get("Authorization"),
         )
-        modified = row.updated_at.astimezone(UTC).replace(microsecond=0)
+        modified = value.updated_at.astimezone(UTC).replace(microsecond=0)
         since = parse_date(request.headers.get("If-Modified-Since"))
         if since is not None and modified <= since.astimezone(UTC):
             response = Response(status=304)
             response.headers["Last-Modified"] = http_date(modified)
             return response
-        data = wallets.pkpass_for(ctx.services, row, now=now())
+        data = wallets.pkpass_for(ctx.services, value, now=now())
     response = Response(data, mimetype=PKPASS_TYPE)
     response.headers["Last-Modified"] = http_date(modified)
     response.headers["Cache-Control"] = "no-cache"

@@ -23,12 +23,11 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from wallet.domain import PassRecord, PassState, WalletPass
 from wallet.errors import ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
-from wallet.qrtext import encode_qr_text
 from wallet.services import credentials, passes, wallets
-from wallet.store.models import PassRow
 from wallet.web import i18n, security
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
@@ -84,31 +83,32 @@ class Card:
     qr_text: str
 
 
-def _card(row: PassRow, pass_type: PassType | None, lang: str, moment: datetime) -> Card:
-    state = row.state
-    if state == "valid" and row.valid_until <= moment:
+def _card(record: PassRecord, pass_type: PassType | None, lang: str, moment: datetime) -> Card:
+    state: str = record.state
+    if record.state is PassState.VALID and record.valid_until <= moment:
         state = "expired"
-    elif state == "valid" and row.valid_from > moment:
+    elif record.state is PassState.VALID and record.valid_from > moment:
         state = "not_yet_valid"
     if pass_type is None:  # the type was retired from the configuration
-        fields = tuple(CardField(name, str(value)) for name, value in row.holder.items())
-        label, issuer = row.pass_type, ""
+        fields = tuple(CardField(name, str(value)) for name, value in record.holder.items())
+        label, issuer = record.pass_type, ""
     else:
         fields = tuple(
-            CardField(f.label.get(lang), str(row.holder.get(f.name, ""))) for f in pass_type.fields
+            CardField(f.label.get(lang), str(record.holder.get(f.name, "")))
+            for f in pass_type.fields
         )
         label, issuer = pass_type.label.get(lang), pass_type.issuer_name.get(lang)
     return Card(
-        serial=row.serial,
-        type_id=row.pass_type,
+        serial=record.serial,
+        type_id=record.pass_type,
         label=label,
         issuer_name=issuer,
         fields=fields,
         state=state,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-        replaced=row.replaced_by is not None,
-        qr_text=encode_qr_text(row.token),
+        valid_from=record.valid_from,
+        valid_until=record.valid_until,
+        replaced=record.replaced_by is not None,
+        qr_text=record.qr_text,
     )
 
 
@@ -116,8 +116,8 @@ def _load(secret: str) -> Card:
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=False) as session:
-        row = passes.pass_by_claim_secret(session, secret, now=moment)
-        return _card(row, ctx.services.pass_types.get(row.pass_type), i18n.language(), moment)
+        record = passes.pass_by_claim_secret(session, secret, now=moment)
+        return _card(record, ctx.services.pass_types.get(record.pass_type), i18n.language(), moment)
 
 
 @blueprint.errorhandler(NotFoundError)
@@ -148,7 +148,7 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
 def pass_page(secret: str) -> str:
     card = _load(secret)
     qr_svg = None
-    if card.state != "revoked":
+    if card.state != PassState.REVOKED:
         title = _(
             "QR code: %(label)s, serial number %(serial)s", label=card.label, serial=card.serial
         )
@@ -165,7 +165,7 @@ def pass_page(secret: str) -> str:
 
 def _offers_downloads(card: Card) -> bool:
     """Revoked and suspended passes are not handed out (see the module's docstring)."""
-    return card.state not in ("revoked", "suspended")
+    return card.state not in (PassState.REVOKED, PassState.SUSPENDED)
 
 
 # Browsers that are not Safari although they say "Safari" in their user agent.
@@ -241,22 +241,22 @@ def _refused_download(exc: _RefusedDownload) -> tuple[str, int]:
 
 def _refused_download_page(card: Card) -> tuple[str, int]:
     """410 for a revoked pass (for good), 409 for a suspended one (for now)."""
-    if card.state == "revoked":
+    if card.state == PassState.REVOKED:
         return render_template("citizen/revoked_download.html", card=card), 410
     return render_template("citizen/suspended_download.html", card=card), 409
 
 
-def _downloadable(secret: str) -> tuple[Card, PassRow]:
+def _downloadable(secret: str) -> tuple[Card, WalletPass]:
     """The pass behind a link; a revoked or suspended pass is not handed out."""
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=False) as session:
-        row = passes.pass_by_claim_secret(session, secret, now=moment)
-        session.expunge(row)
-    card = _card(row, ctx.services.pass_types.get(row.pass_type), i18n.language(), moment)
-    if not _offers_downloads(card):
-        raise _RefusedDownload(card)
-    return card, row
+        record = passes.pass_by_claim_secret(session, secret, now=moment)
+        card = _card(record, ctx.services.pass_types.get(record.pass_type), i18n.language(), moment)
+        if not _offers_downloads(card):
+            raise _RefusedDownload(card)
+        value = passes.wallet_pass_by_claim_secret(session, ctx.services, secret, now=moment)
+    return card, value
 
 
 def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
@@ -268,19 +268,19 @@ def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
 
 @blueprint.get("/p/<secret>/pass.pkpass")
 def apple_pass(secret: str) -> Response:
-    card, row = _downloadable(secret)
-    data = wallets.pkpass_for(context().services, row, now=now())
+    card, value = _downloadable(secret)
+    data = wallets.pkpass_for(context().services, value, now=now())
     return _attachment(data, "application/vnd.apple.pkpass", f"{card.type_id}.pkpass")
 
 
 @blueprint.get("/p/<secret>/google-wallet")
 def google_wallet(secret: str) -> WerkzeugResponse:
-    _, row = _downloadable(secret)
+    _, value = _downloadable(secret)
     services = context().services
     if not services.settings.google_enabled:
         raise ConfigError("Google Wallet is not set up on this service")
     link = wallets.google_save_link(
-        services, row, now=now(), client=lambda: wallets.google_client(services)
+        services, value, now=now(), client=lambda: wallets.google_client(services)
     )
     return redirect(link, code=303)
 
@@ -288,15 +288,15 @@ def google_wallet(secret: str) -> WerkzeugResponse:
 @blueprint.get("/p/<secret>/card.pdf")
 def card_pdf(secret: str) -> Response:
     """The card at ID-1 size, or with ?layout=sheet on an A4 page with cut marks."""
-    card, row = _downloadable(secret)
+    card, value = _downloadable(secret)
     kind = "sheet" if request.args.get("layout") == "sheet" else "pdf"
-    data = wallets.card(context().services, row, kind=kind, lang=i18n.language(), now=now())
+    data = wallets.card(context().services, value, kind=kind, lang=i18n.language(), now=now())
     name = f"{card.type_id}-{'a4' if kind == 'sheet' else 'card'}.pdf"
     return _attachment(data, "application/pdf", name)
 
 
 @blueprint.get("/p/<secret>/card.png")
 def card_png(secret: str) -> Response:
-    card, row = _downloadable(secret)
-    data = wallets.card(context().services, row, kind="png", lang=i18n.language(), now=now())
+    card, value = _downloadable(secret)
+    data = wallets.card(context().services, value, kind="png", lang=i18n.language(), now=now())
     return _attachment(data, "image/png", f"{card.type_id}-card.png")

@@ -38,12 +38,19 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from wallet.domain import MAX_REASON_LENGTH, AuditEntry, PassState, allowed_actions
+from wallet.domain import (
+    MAX_REASON_LENGTH,
+    PASS_STATES,
+    AuditEntry,
+    PassRecord,
+    PassState,
+    allowed_actions,
+)
+from wallet.domain import claim_url as domain_claim_url
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, outbox, passes
-from wallet.store.models import PassRow
 from wallet.verifier import VerificationResult
 from wallet.web import i18n, public, security
 from wallet.web.httperrors import status_for
@@ -329,9 +336,9 @@ def search() -> ResponseReturnValue:
     errors: dict[str, str] = {}
     if type_id and type_id not in ctx.services.pass_types:
         errors["type"] = _("Choose one of the listed pass types.")
-    if state and state not in passes.STATES:
+    if state and state not in PASS_STATES:
         errors["state"] = _("Choose one of the listed states.")
-    rows: list[PassRow] = []
+    rows: list[PassRecord] = []
     total = 0
     if not errors:
         with ctx.db.transaction(write=False) as db_session:
@@ -343,7 +350,7 @@ def search() -> ResponseReturnValue:
                 limit=PAGE_SIZE,
                 offset=(page - 1) * PAGE_SIZE,
             )
-            rows, total = list(found.rows), found.total
+            rows, total = list(found.items), found.total
     pages = max(1, -(-total // PAGE_SIZE))
     filters = {k: v for k, v in (("q", text), ("type", type_id), ("state", state)) if v}
     page_html = render_template(
@@ -358,13 +365,13 @@ def search() -> ResponseReturnValue:
         state=state,
         errors=errors,
         pass_types=ctx.services.pass_types,
-        states=passes.STATES,
+        states=PASS_STATES,
         summary=_holder_summary,
     )
     return page_html, 400 if errors else 200
 
 
-def _holder_summary(row: PassRow) -> str:
+def _holder_summary(row: PassRecord) -> str:
     return " · ".join(str(v) for v in row.holder.values())
 
 
@@ -526,18 +533,18 @@ def issue(type_id: str) -> ResponseReturnValue:
                 actor=staff.actor,
                 now=moment,
             )
-            row = issued.row
+            record = issued.record
     except InputError as exc:
         errors = {exc.field: _field_error(pass_type, exc, values)}
         return _issue_page(pass_type, values=values, errors=errors, form_id=form_id, status=422)
-    _remember_issued(form_id, row.serial)
-    return _issued_page(row, issued.claim_secret, pass_type=pass_type)
+    _remember_issued(form_id, record.serial)
+    return _issued_page(record, issued.claim_secret, pass_type=pass_type)
 
 
 def _issued_page(
-    row: PassRow, secret: str, *, pass_type: PassType, replaces: str | None = None
+    row: PassRecord, secret: str, *, pass_type: PassType, replaces: str | None = None
 ) -> tuple[str, int]:
-    claim_url = f"{context().settings.public_url}/p/{secret}"
+    claim_url = domain_claim_url(context().settings.public_url, secret)
     page = render_template(
         "console/issued.html",
         row=row,
@@ -617,7 +624,7 @@ def _detail_page(
         row = passes.get_pass(db_session, serial)
         entries = audit.trail(db_session, row.serial)
         trail = [_trail_entry(e, ctx.services.pass_types) for e in entries]
-        deliveries = outbox.deliveries_of(db_session, row.id)
+        deliveries = outbox.deliveries_of(db_session, row.serial)
     pass_type = ctx.services.pass_types.get(row.pass_type)
     moment = now()
     page = render_template(
@@ -646,7 +653,7 @@ def _labelled_holder(
     return [(labels.get(name, name), str(value)) for name, value in holder.items()]
 
 
-def _available_actions(row: PassRow, pass_type: PassType | None) -> list[str]:
+def _available_actions(row: PassRecord, pass_type: PassType | None) -> list[str]:
     suspendable = pass_type is not None and pass_type.suspendable
     found = [a.value for a in allowed_actions(row.state, suspendable=suspendable)]
     if row.state != PassState.REVOKED:
@@ -684,7 +691,7 @@ def change(serial: str, action: str) -> ResponseReturnValue:
                 issued = passes.reissue_pass(
                     db_session, ctx.services, serial, reason=reason, actor=staff.actor, now=moment
                 )
-                new_row, secret = issued.row, issued.claim_secret
+                new_row, secret = issued.record, issued.claim_secret
             else:
                 passes.change_state(
                     db_session,

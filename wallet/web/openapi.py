@@ -13,13 +13,13 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from wallet.domain import MAX_REASON_LENGTH, PASS_STATES
 from wallet.passtypes import INVISIBLE_CATEGORIES, PassType
 from wallet.services.idempotency import HEADER as IDEMPOTENCY_HEADER
 from wallet.verifier import REASONS
 from wallet.verifier import STATES as VERDICTS
 
 API_VERSION = "1.0.0"
-PASS_STATES = ["valid", "suspended", "revoked"]
 
 
 def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
@@ -133,14 +133,14 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
     )
     reason: dict[str, Any] = {
         "type": ["string", "null"],
-        "maxLength": 500,
+        "maxLength": MAX_REASON_LENGTH,
         "pattern": no_controls,
         "description": plain,
     }
     pass_properties: dict[str, Any] = {
         "serial": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
         "type": {"type": "string", "enum": sorted(pass_types)},
-        "state": {"type": "string", "enum": PASS_STATES},
+        "state": {"type": "string", "enum": list(PASS_STATES)},
         "holder": {"type": "object", "additionalProperties": {"type": "string"}},
         "valid_from": _ref("Timestamp"),
         "valid_until": _ref("Timestamp"),
@@ -149,6 +149,7 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
         "replaced_by": {"type": ["string", "null"], "description": "The serial of its reissue."},
         "created_at": _ref("Timestamp"),
         "updated_at": _ref("Timestamp"),
+        "kid": {"type": "string", "description": "The id of the key that signed its token."},
         "token": {"type": "string", "description": "The signed pass token (compact JWS)."},
         "qr_text": {"type": "string", "description": "What the QR code holds (WP1...)."},
     }
