@@ -20,11 +20,13 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "PASS_STATES",
     "Action",
+    "ApiToken",
     "AuditEntry",
     "HolderField",
     "PassRecord",
     "PassState",
     "Role",
+    "StaffUser",
     "WalletPass",
     "allowed_actions",
     "claim_url",
@@ -167,6 +169,28 @@ class AuditEntry:
             "seq": self.seq,
             "hash": self.hash,
         }
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    """A console account as staff and admins see it (never its password hash)."""
+
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token as admins see it: its name, role and prefix, never its secret."""
+
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ def test_server_never_serves_a_status_list_stale_by_its_own_lifetime(
         row = publishing.cached_status_list(session, services, name, now=later) or (
             publishing.publish_status_list(session, services, name, now=later)
         )
-        token = row.published_token
+        token = row.token
     assert token is not None
     claims = parse_json_object(b64url_decode(token.split(".")[1], what="p"), what="p")
     assert claims["exp"] - later.timestamp() >= services.settings.status_list_lifetime / 2

@@ -63,3 +63,47 @@ def test_the_import_graph_has_no_circle() -> None:
     graph = grimp.build_graph("wallet")
     edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
     assert import_cycles(edges) == []
+
+
+def service_calls_from_the_edges() -> set[tuple[str, str]]:
+    """(services module, function) for every ``module.function`` web and cli call."""
+    import ast
+    from pathlib import Path
+
+    import wallet
+
+    root = Path(wallet.__file__).parent
+    found: set[tuple[str, str]] = set()
+    for path in [*root.joinpath("web").glob("*.py"), *root.joinpath("cli").glob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "wallet.services":
+                aliases.update({a.asname or a.name: a.name for a in node.names})
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in aliases
+            ):
+                found.add((aliases[node.func.value.id], node.func.attr))
+    return found
+
+
+def test_web_and_cli_get_domain_values_from_services_never_orm_rows() -> None:
+    """A newcomer once could not tell who owns a pass rule: views read ORM rows directly."""
+    import importlib
+    import inspect
+
+    calls = service_calls_from_the_edges()
+    assert ("passes", "issue_pass") in calls and ("accounts", "list_users") in calls
+    leaking = []
+    for module_name, function_name in sorted(calls):
+        function = getattr(importlib.import_module(f"wallet.services.{module_name}"), function_name)
+        if not inspect.isfunction(function):
+            continue
+        returned = str(inspect.signature(function).return_annotation)
+        if "Row" in returned:
+            leaking.append(f"{module_name}.{function_name} -> {returned}")
+    assert leaking == []

@@ -30,11 +30,11 @@ def create(obj: Context, role: str, name: str) -> None:
             audit_key=obj.services.audit_key,
             now=obj.now(),
         )
-    click.echo(f"created API token {token.row.name} (role {token.row.role})", err=True)
+    click.echo(f"created API token {token.token.name} (role {token.token.role})", err=True)
     click.echo(token.secret)
     click.echo(
         "Store it now: it cannot be shown again (only its hash is kept). "
-        f"If it is lost, revoke it with `wallet api-tokens revoke {token.row.name}`.",
+        f"If it is lost, revoke it with `wallet api-tokens revoke {token.token.name}`.",
         err=True,
     )
 

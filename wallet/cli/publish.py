@@ -32,7 +32,7 @@ def publish(obj: Context, force: bool) -> None:
         names = publishing.list_names(session)
         results = []
         for name in names:
-            before = publishing.status_list_row(session, name)
+            before = publishing.published_list(session, name)
             # A new list starts at version 1 with nothing published (0).
             changed = before.version - max(before.published_version, 1)
             signed_before = before.published_at

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey
-from wallet.domain import Role
+from wallet.domain import ApiToken, Role, StaffUser
 from wallet.errors import InputError, NotFoundError, StateConflictError
 from wallet.services import audit
 from wallet.store.models import ApiTokenRow, AuditEntryRow, StaffSessionRow, StaffUserRow
@@ -60,6 +60,26 @@ def _check_password(password: object) -> str:
     return password
 
 
+def _user(row: StaffUserRow) -> StaffUser:
+    return StaffUser(
+        username=row.username,
+        role=Role(row.role),
+        disabled=row.disabled,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+def _token(row: ApiTokenRow) -> ApiToken:
+    return ApiToken(
+        name=row.name,
+        role=Role(row.role),
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
 def add_user(
     session: Session,
     *,
@@ -69,7 +89,7 @@ def add_user(
     actor: str,
     audit_key: AuditKey,
     now: datetime,
-) -> StaffUserRow:
+) -> StaffUser:
     name = _check_name(username, "username")
     row = StaffUserRow(
         username=name,
@@ -85,10 +105,14 @@ def add_user(
         raise StateConflictError(f"a user {name} exists already") from exc
     audit.record(session, key=audit_key, actor=actor, action="user.add", target=f"user:{name}",
                  details={"role": row.role}, now=now)  # fmt: skip
-    return row
+    return _user(row)
 
 
-def get_user(session: Session, username: str) -> StaffUserRow:
+def get_user(session: Session, username: str) -> StaffUser:
+    return _user(_user_row(session, username))
+
+
+def _user_row(session: Session, username: str) -> StaffUserRow:
     if not _NAME_RE.fullmatch(username):  # never send NUL or other junk to the database
         raise NotFoundError(f"no user {username[:64]!r}")
     row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
@@ -97,7 +121,11 @@ def get_user(session: Session, username: str) -> StaffUserRow:
     return row
 
 
-def list_users(session: Session) -> list[StaffUserRow]:
+def list_users(session: Session) -> list[StaffUser]:
+    return [_user(row) for row in _user_rows(session)]
+
+
+def _user_rows(session: Session) -> list[StaffUserRow]:
     return list(session.scalars(select(StaffUserRow).order_by(StaffUserRow.username)))
 
 
@@ -109,20 +137,20 @@ def set_password(
     actor: str,
     audit_key: AuditKey,
     now: datetime,
-) -> StaffUserRow:
-    row = get_user(session, username)
+) -> StaffUser:
+    row = _user_row(session, username)
     row.password_hash = argon2.hash(_check_password(password))
     end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.passwd",
                  target=f"user:{username}", now=now)  # fmt: skip
-    return row
+    return _user(row)
 
 
 def _refuse_last_admin(session: Session, row: StaffUserRow) -> None:
     """The last active admin can be neither disabled nor demoted: nobody could undo it."""
     if row.role != Role.ADMIN or row.disabled:
         return
-    admins = [u for u in list_users(session) if u.role == Role.ADMIN and not u.disabled]
+    admins = [u for u in _user_rows(session) if u.role == Role.ADMIN and not u.disabled]
     if len(admins) == 1:
         raise StateConflictError(
             f"{row.username} is the last active admin; add another admin first "
@@ -138,36 +166,36 @@ def set_role(
     actor: str,
     audit_key: AuditKey,
     now: datetime,
-) -> StaffUserRow:
+) -> StaffUser:
     """A new role; open sessions end, so the user signs in again under it."""
-    row = get_user(session, username)
+    row = _user_row(session, username)
     new_role = _check_role(role)
     if new_role == row.role:
-        return row
+        return _user(row)
     _refuse_last_admin(session, row)
     old_role, row.role = row.role, new_role
     end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.role",
                  target=f"user:{username}", details={"role": new_role, "was": old_role},
                  now=now)  # fmt: skip
-    return row
+    return _user(row)
 
 
 def disable_user(
     session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime
-) -> StaffUserRow:
-    row = get_user(session, username)
+) -> StaffUser:
+    row = _user_row(session, username)
     _refuse_last_admin(session, row)
     row.disabled = True
     end_all_sessions(session, user_id=row.id)
     audit.record(session, key=audit_key, actor=actor, action="user.disable",
                  target=f"user:{username}", now=now)  # fmt: skip
-    return row
+    return _user(row)
 
 
 def authenticate_user(
     session: Session, *, username: object, password: object, now: datetime
-) -> StaffUserRow | None:
+) -> StaffUser | None:
     """The user if the password is right and the account enabled; None otherwise.
 
     Read-only, so the slow password hash never holds a write lock; the edge
@@ -183,7 +211,7 @@ def authenticate_user(
         return None
     if not argon2.verify(password, row.password_hash) or row.disabled:
         return None
-    return row
+    return _user(row)
 
 
 def record_login(session: Session, *, username: str, now: datetime) -> None:
@@ -239,7 +267,7 @@ def start_session(session: Session, *, username: str, lifetime: timedelta, now: 
 
     The user's expired sessions are swept here, so the table stays small.
     """
-    row = get_user(session, username)
+    row = _user_row(session, username)
     session.execute(
         delete(StaffSessionRow).where(
             StaffSessionRow.user_id == row.id, StaffSessionRow.expires_at <= now
@@ -254,7 +282,7 @@ def start_session(session: Session, *, username: str, lifetime: timedelta, now: 
     return secret
 
 
-def session_user(session: Session, secret: object, *, now: datetime) -> StaffUserRow | None:
+def session_user(session: Session, secret: object, *, now: datetime) -> StaffUser | None:
     """The enabled user of a live console session, or None (ended, expired, unknown)."""
     if not isinstance(secret, str) or not 20 <= len(secret) <= 100:
         return None
@@ -268,7 +296,7 @@ def session_user(session: Session, secret: object, *, now: datetime) -> StaffUse
     user, expires_at = found
     if expires_at <= now or user.disabled:
         return None
-    return user
+    return _user(user)
 
 
 def end_session(session: Session, secret: object) -> None:
@@ -285,7 +313,7 @@ def end_all_sessions(session: Session, *, user_id: int) -> None:
 
 @dataclass(frozen=True)
 class NewApiToken:
-    row: ApiTokenRow
+    token: ApiToken
     secret: str  # shown once, never stored
 
 
@@ -312,16 +340,16 @@ def create_api_token(
         raise StateConflictError(f"an API token named {label} exists already") from exc
     audit.record(session, key=audit_key, actor=actor, action="api_token.create",
                  target=f"token:{label}", details={"role": row.role}, now=now)  # fmt: skip
-    return NewApiToken(row=row, secret=secret)
+    return NewApiToken(token=_token(row), secret=secret)
 
 
-def list_api_tokens(session: Session) -> list[ApiTokenRow]:
-    return list(session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name)))
+def list_api_tokens(session: Session) -> list[ApiToken]:
+    return [_token(row) for row in session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name))]
 
 
 def revoke_api_token(
     session: Session, *, name: str, actor: str, audit_key: AuditKey, now: datetime
-) -> ApiTokenRow:
+) -> ApiToken:
     row = None
     if _NAME_RE.fullmatch(name):
         row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
@@ -331,11 +359,11 @@ def revoke_api_token(
         row.revoked_at = now
         audit.record(session, key=audit_key, actor=actor, action="api_token.revoke",
                      target=f"token:{name}", now=now)  # fmt: skip
-    return row
+    return _token(row)
 
 
-def authenticate_token(session: Session, secret: object) -> ApiTokenRow | None:
-    """The live token row for a bearer secret, or None."""
+def authenticate_token(session: Session, secret: object) -> ApiToken | None:
+    """The live token for a bearer secret, or None."""
     if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     row = session.scalars(
@@ -343,4 +371,4 @@ def authenticate_token(session: Session, secret: object) -> ApiTokenRow | None:
     ).first()
     if row is None or row.revoked_at is not None:
         return None
-    return row
+    return _token(row)

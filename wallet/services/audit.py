@@ -116,7 +116,7 @@ def record(
     target: str | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime,
-) -> AuditEntryRow:
+) -> None:
     """Write one entry in the caller's transaction: it commits or vanishes with it.
 
     No lock and no read: concurrent transactions append without waiting for
@@ -126,8 +126,7 @@ def record(
     values = entry_values(
         key=key, actor=actor, action=action, target=target, details=details, now=now
     )
-    entry_id = session.connection().execute(INSERT_ENTRY, values).scalar_one()
-    return AuditEntryRow(id=entry_id, seq=None, prev_hash=None, hash=None, **values)
+    session.connection().execute(INSERT_ENTRY, values)
 
 
 def entry_values(

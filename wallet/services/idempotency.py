@@ -154,9 +154,27 @@ def replay(
     return unseal(row, secret=secret, actor=actor, key=key)
 
 
-def claim(
-    session: Session, *, actor: str, key: str, digest: str, now: datetime
-) -> IdempotencyKeyRow:
+def answer_for(
+    session: Session, *, actor: str, key: str, digest: str, secret: str
+) -> StoredResponse | None:
+    """The stored answer to an earlier request with this key, or None if there was none.
+
+    :raises IdempotencyKeyReusedError: the key came with a different request before.
+    """
+    row = find(session, actor=actor, key=key)
+    if row is None:
+        return None
+    return replay(row, digest=digest, secret=secret, actor=actor, key=key)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key taken by this transaction; :func:`complete` stores the answer under it."""
+
+    id: int
+
+
+def claim(session: Session, *, actor: str, key: str, digest: str, now: datetime) -> Claim:
     """Take the key for this transaction, before the work it protects.
 
     Claiming first means a concurrent duplicate waits on (PostgreSQL) or is
@@ -175,17 +193,19 @@ def claim(
         raise KeyTakenError(
             f"a request with this {HEADER} is being processed; retry shortly"
         ) from exc
-    return row
+    return Claim(id=row.id)
 
 
 def complete(
     session: Session,
-    row: IdempotencyKeyRow,
+    claimed: Claim,
     response: StoredResponse,
     *,
     secret: str,
 ) -> None:
     """Store the answer on the claimed row, in the same transaction as the work."""
+    row = session.get(IdempotencyKeyRow, claimed.id)  # in the session already: no query
+    assert row is not None, "complete() runs in the transaction that claimed the key"
     row.status_code = response.status_code
     row.response = seal(
         response, secret=secret, actor=row.actor, key=row.key, digest=row.request_hash

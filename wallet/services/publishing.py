@@ -171,13 +171,46 @@ def status_list_row(session: Session, name: str) -> StatusListRow:
     return row
 
 
+@dataclass(frozen=True)
+class PublishedList:
+    """A status list as the edges serve and report it: its signed token and versions."""
+
+    name: str
+    version: int  # of its content: bumped by every state change
+    published_version: int  # the content version its token carries
+    published_at: datetime | None
+    token: str | None
+
+    @classmethod
+    def of(cls, row: StatusListRow) -> PublishedList:
+        return cls(
+            name=row.name,
+            version=row.version,
+            published_version=row.published_version,
+            published_at=row.published_at,
+            token=row.published_token,
+        )
+
+
+@dataclass(frozen=True)
+class PublishedBundle:
+    token: str
+    version: int
+    expires_at: datetime
+
+
+def published_list(session: Session, name: str) -> PublishedList:
+    """A status list's current state; :raises NotFoundError: no such list."""
+    return PublishedList.of(status_list_row(session, name))
+
+
 def cached_status_list(
     session: Session, services: Services, name: str, *, now: datetime
-) -> StatusListRow | None:
-    """The list row if its published token is current (read-only), else None."""
+) -> PublishedList | None:
+    """The list if its published token is current (read-only), else None."""
     row = status_list_row(session, name)
     lifetime = timedelta(seconds=services.settings.status_list_lifetime)
-    return row if _fresh(row, now=now, lifetime=lifetime) else None
+    return PublishedList.of(row) if _fresh(row, now=now, lifetime=lifetime) else None
 
 
 @dataclass(frozen=True)
@@ -246,8 +279,14 @@ def store_status_list(session: Session, signed: SignedStatusList) -> StatusListR
 
 def publish_status_list(
     session: Session, services: Services, name: str, *, now: datetime, force: bool = False
-) -> StatusListRow:
+) -> PublishedList:
     """Sign the list anew if it changed or ages, in the caller's (write) transaction."""
+    return PublishedList.of(_publish_status_list(session, services, name, now=now, force=force))
+
+
+def _publish_status_list(
+    session: Session, services: Services, name: str, *, now: datetime, force: bool
+) -> StatusListRow:
     signed = prepare_status_list(session, services, name, now=now, force=force)
     if signed is None:
         return status_list_row(session, name)
@@ -279,7 +318,7 @@ def publish_all(
     session: Session, services: Services, *, now: datetime, force: bool = False
 ) -> list[StatusListRow]:
     names = list_names(session)
-    return [publish_status_list(session, services, n, now=now, force=force) for n in names]
+    return [_publish_status_list(session, services, n, now=now, force=force) for n in names]
 
 
 def _bundle_fingerprint(services: Services, lists: Iterable[StatusListRow]) -> str:
@@ -340,8 +379,15 @@ def next_counter(session: Session, name: str) -> int:
 
 def publish_bundle(
     session: Session, services: Services, *, now: datetime, force: bool = False
-) -> PublishedBundleRow:
+) -> PublishedBundle:
     """Refresh every status list, then sign a new bundle if anything changed."""
+    row = _publish_bundle(session, services, now=now, force=force)
+    return PublishedBundle(token=row.token, version=row.version, expires_at=row.expires_at)
+
+
+def _publish_bundle(
+    session: Session, services: Services, *, now: datetime, force: bool
+) -> PublishedBundleRow:
     lists = publish_all(session, services, now=now)
     fingerprint = _bundle_fingerprint(services, lists)
     cached = session.get(PublishedBundleRow, 1, with_for_update=True)

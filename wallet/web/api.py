@@ -365,11 +365,11 @@ def _create_once(
         return _send(stored)
     key = idempotency.check_key(header)
     digest = idempotency.request_hash(method=request.method, path=request.path, body=body)
-    seal = {"secret": caller.secret, "actor": caller.actor, "key": key}
+    earlier = {"actor": caller.actor, "key": key, "digest": digest, "secret": caller.secret}
     with ctx.db.transaction(write=False) as session:
-        row = idempotency.find(session, actor=caller.actor, key=key)
-        if row is not None:
-            return _send(idempotency.replay(row, digest=digest, **seal), replayed=True)
+        answer = idempotency.answer_for(session, **earlier)
+    if answer is not None:
+        return _send(answer, replayed=True)
     try:
         with ctx.db.transaction(write=True) as session:
             claimed = idempotency.claim(
@@ -381,10 +381,10 @@ def _create_once(
     except idempotency.KeyTakenError as taken:
         # A concurrent twin committed first; everything of ours was rolled back.
         with ctx.db.transaction(write=False) as session:
-            row = idempotency.find(session, actor=caller.actor, key=key)
-            if row is None:
-                raise taken
-            return _send(idempotency.replay(row, digest=digest, **seal), replayed=True)
+            answer = idempotency.answer_for(session, **earlier)
+        if answer is None:
+            raise taken
+        return _send(answer, replayed=True)
 
 
 # -- routes ----------------------------------------------------------------------

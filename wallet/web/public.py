@@ -64,18 +64,15 @@ def status_list(name: str) -> Response:
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=False) as session:
-        row = publishing.cached_status_list(session, ctx.services, name, now=moment)
-        if row is not None:
-            token, version, at = row.published_token, row.published_version, row.published_at
-    if row is None:  # rebuilt from a read transaction, stored by a short write
+        found = publishing.cached_status_list(session, ctx.services, name, now=moment)
+    if found is None:  # rebuilt from a read transaction, stored by a short write
         publishing.refresh_status_lists(_transaction, ctx.services, [name], now=moment)
         with ctx.db.transaction(write=False) as session:
-            row = publishing.status_list_row(session, name)
-            token, version, at = row.published_token, row.published_version, row.published_at
-    assert token is not None and at is not None
-    etag = f"{name}-{version}-{int(at.timestamp())}"
+            found = publishing.published_list(session, name)
+    assert found.token is not None and found.published_at is not None
+    etag = f"{name}-{found.published_version}-{int(found.published_at.timestamp())}"
     return _cacheable(
-        token,
+        found.token,
         media_type="application/statuslist+jwt",
         etag=etag,
         max_age=ctx.settings.status_list_ttl,
