@@ -272,3 +272,20 @@ def test_a_well_formed_save_link_without_google_set_up_is_a_warning(set_up: Wall
     result = set_up("doctor", google.SAVE_URL_PREFIX + jwt.encode(claims, key, algorithm="RS256"))
     assert "[save-link-signature-unchecked]" in result.output
     assert "[save-link-unreadable]" not in result.output
+
+
+def test_stand_in_wallet_buttons_are_named_until_the_official_artwork_is_in_place(
+    set_up: Wallet, tmp_path: Path
+) -> None:
+    """A city once went live with look-alike badges: the doctor says what to put where."""
+    before = doctor(set_up, tmp_path)
+    assert "[wallet-buttons-stand-in]" in before.output
+    assert "apple-wallet-de.svg" in before.output and "google-wallet-en.svg" in before.output
+    folder = tmp_path / "instance" / "wallet-buttons"
+    folder.mkdir()
+    for name in ("apple-wallet-de.svg", "apple-wallet-en.svg", "google-wallet-de.svg"):
+        (folder / name).write_text("<svg/>")
+    partly = doctor(set_up, tmp_path)
+    assert "google-wallet-en.svg" in partly.output and "apple-wallet-de.svg" not in partly.output
+    (folder / "google-wallet-en.svg").write_text("<svg/>")
+    assert "[wallet-buttons-stand-in]" not in doctor(set_up, tmp_path).output

@@ -436,7 +436,7 @@ def test_wallet_buttons_are_the_platforms_artwork_in_the_pages_language(
     ):
         page = wallet_client.get(f"/p/{secret}?lang={lang}").get_data(as_text=True)
         for name, alt in (("apple", apple), ("google", google_name)):
-            src = f"/static/wallet-buttons/{name}-wallet-{lang}.svg"
+            src = f"/wallet-buttons/{name}-wallet-{lang}.svg"
             assert f'<img src="{src}" alt="{alt}"' in page
             artwork = wallet_client.get(src)
             assert artwork.status_code == 200 and artwork.mimetype == "image/svg+xml"

@@ -139,7 +139,7 @@ def test_the_page_offers_apple_wallet_and_print_but_no_google_when_it_is_not_set
     )
     assert badges["Zu Apple Wallet hinzufügen"] == (
         f"/p/{secret}/pass.pkpass",
-        "/static/wallet-buttons/apple-wallet-de.svg",
+        "/wallet-buttons/apple-wallet-de.svg",
     )
     assert client.get(badges["Zu Apple Wallet hinzufügen"][1]).status_code == 200
     assert links["Ausweis drucken (PDF, A4)"] == f"/p/{secret}/card.pdf?layout=sheet"
@@ -405,3 +405,32 @@ def test_german_catalog_is_complete_and_in_step_with_the_sources() -> None:
 
 def test_catalogs_are_read_from_po_files_without_mo_files() -> None:
     assert not list(Path(CATALOGS).rglob("*.mo"))
+
+
+def test_official_wallet_artwork_put_into_the_instance_replaces_the_stand_in(
+    client: FlaskClient, services: Services
+) -> None:
+    """Apple's and Google's artwork is licensed to the city, not shipped: the admin adds it."""
+    stand_in = client.get("/wallet-buttons/apple-wallet-de.svg")
+    assert stand_in.status_code == 200 and stand_in.mimetype == "image/svg+xml"
+    folder = services.settings.instance_dir / "wallet-buttons"
+    folder.mkdir(parents=True, exist_ok=True)
+    official = b'<svg xmlns="http://www.w3.org/2000/svg"><title>official badge</title></svg>'
+    (folder / "apple-wallet-de.svg").write_bytes(official)
+    served = client.get("/wallet-buttons/apple-wallet-de.svg")
+    assert served.status_code == 200 and served.data == official != stand_in.data
+    assert served.mimetype == "image/svg+xml"
+    assert "script-src" not in served.headers["Content-Security-Policy"]
+    assert served.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize(
+    "name", ["../wallet.sqlite3", "evil.svg", "apple-wallet-de.svg/..", "%2e%2e"]
+)
+def test_button_names_outside_the_four_known_files_are_not_served(
+    client: FlaskClient, services: Services, name: str
+) -> None:
+    """Path traversal: a name from the URL never becomes a path into the instance."""
+    (services.settings.instance_dir / "wallet-buttons").mkdir(parents=True, exist_ok=True)
+    (services.settings.instance_dir / "wallet-buttons" / "evil.svg").write_text("<svg/>")
+    assert client.get(f"/wallet-buttons/{name}").status_code == 404

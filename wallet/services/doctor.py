@@ -18,11 +18,12 @@ import jwt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wallet.config import Settings
 from wallet.errors import ConfigError, PassTypeError, WalletError
 from wallet.formats import google
 from wallet.formats.doctor import Finding, check_apple_design, check_apple_signer, check_pkpass
 from wallet.push.apns import load_token_auth
-from wallet.services import credentials, wallets
+from wallet.services import brand, credentials, wallets
 from wallet.services.context import Services
 from wallet.store.models import OutboxRow
 
@@ -95,7 +96,25 @@ def check_configuration(services: Services, *, now: datetime) -> list[Finding]:
             return []
 
         findings += _guard(google_setup, "google-setup-unusable")
-    return findings
+    return findings + _button_findings(settings)
+
+
+def _button_findings(settings: Settings) -> list[Finding]:
+    """Stand-in wallet buttons are fine to try the service, not for citizens."""
+    missing = brand.stand_ins_in_use(settings)
+    if not missing:
+        return []
+    folder = settings.instance_dir / brand.INSTANCE_FOLDER
+    wanted = "; ".join(f"{name}: {brand.BUTTON_FILES[name]}" for name in missing)
+    return [
+        Finding(
+            "wallet-buttons-stand-in",
+            f"the citizen page shows stand-in wallet buttons. Download the official artwork "
+            f"(Apple's Add to Apple Wallet guidelines, Google Wallet's brand guidelines) and "
+            f"put it into {folder} as: {wanted}",
+            "warning",
+        )
+    ]
 
 
 def check_pkpass_file(data: bytes, services: Services, *, now: datetime) -> list[Finding]:

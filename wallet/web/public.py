@@ -7,17 +7,29 @@ import gzip
 import hashlib
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 
-from flask import Blueprint, Response, abort, jsonify, redirect, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    redirect,
+    request,
+    send_file,
+    send_from_directory,
+)
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.keys import KeyRole, KeyState
-from wallet.services import audit, publishing
+from wallet.services import audit, brand, publishing
 from wallet.web.webcontext import context, now
 
 blueprint = Blueprint("public", __name__)
 GZIP_MIN_BYTES = 256  # below this gzip saves nothing worth the work
+STAND_IN_BUTTONS = Path(__file__).parent / "static" / "wallet-buttons"
+BUTTON_MAX_AGE = 3600  # an admin's swap to the official artwork shows within the hour
 
 
 def _cacheable(body: str, *, media_type: str, etag: str, max_age: int) -> Response:
@@ -142,4 +154,23 @@ def pass_logo(type_id: str) -> Response:
     response.cache_control.public = True
     response.cache_control.max_age = 86400
     response.make_conditional(request)
+    return response
+
+
+@blueprint.get("/wallet-buttons/<name>")
+def wallet_button(name: str) -> Response:
+    """A platform's button artwork: the official file from the instance, else the stand-in.
+
+    SVG can carry script: these files get a CSP that runs none, opened directly
+    or not, and are never sniffed as anything else.
+    """
+    if name not in brand.BUTTON_FILES:
+        abort(404)
+    official = brand.official_button(context().settings, name)
+    if official is not None:
+        response = send_file(official, mimetype="image/svg+xml", max_age=BUTTON_MAX_AGE)
+    else:
+        response = send_from_directory(STAND_IN_BUTTONS, name, max_age=BUTTON_MAX_AGE)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
