@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import wallet
-from tests.factories import City
+from tests.factories import ISSUER, City
 from wallet.cli.verify import EXIT_CODES, EXIT_NO_QR_CODE, EXIT_OPERATIONAL, MAX_SCAN_LINE, cli
 from wallet.formats.qr import render_png
 from wallet.status import INVALID, SUSPENDED
@@ -207,7 +207,13 @@ def test_info_describes_the_held_bundle(
 ) -> None:
     bundle, root = publish(live_city, tmp_path / "b", version=7)
     code, out = verify(runner, env, "--bundle", str(bundle), "--root-key", str(root), "info")
-    assert code == 0 and "version:  7" in out and live_city.key.kid in out
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    assert code == 0 and lines["Version"].strip() == "7" and live_city.key.kid in lines["Schlüssel"]
+    assert lines["Aussteller"].strip() == ISSUER
+    opts = ["--lang", "en", "--bundle", str(bundle), "--root-key", str(root), "info"]
+    code, out = verify(runner, env, *opts)
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    assert code == 0 and lines["version"].strip() == "7" and "Schlüssel" not in out
 
 
 # -- amber verdicts, exit codes, languages, scanner input ---------------------------------

@@ -457,15 +457,42 @@ def info(device: Device) -> None:
     """Show the held bundle: issuer, version, validity, keys and status lists."""
     verifier = device.verifier()
     bundle = verifier.bundle
-    click.echo(f"issuer:   {bundle.issuer}")
-    click.echo(f"version:  {bundle.version}")
-    click.echo(f"issued:   {bundle.issued_at:%Y-%m-%d %H:%M} UTC")
-    click.echo(f"expires:  {bundle.expires_at:%Y-%m-%d %H:%M} UTC")
+    labels = _INFO_LABELS["en" if device.lang == "en" else "de"]
+    width = max(len(label) for label in labels.values()) + 2
+    for name, value in (
+        ("issuer", bundle.issuer),
+        ("version", str(bundle.version)),
+        ("issued", f"{bundle.issued_at:%Y-%m-%d %H:%M} UTC"),
+        ("expires", f"{bundle.expires_at:%Y-%m-%d %H:%M} UTC"),
+    ):
+        click.echo(f"{labels[name] + ':':{width}}{value}")
     for key in bundle.keys:
         types = ",".join(sorted(key.info.pass_types))
-        click.echo(f"key:      {key.kid} {key.info.alg} {key.info.state.value} ({types})")
+        value = f"{key.kid} {key.info.alg} {key.info.state.value} ({types})"
+        click.echo(f"{labels['key'] + ':':{width}}{value}")
     for uri in bundle.status_lists:
-        click.echo(f"status:   {uri}")
+        click.echo(f"{labels['status'] + ':':{width}}{uri}")
+
+
+# Labels of `info` in the device's language (--lang); the values stay as they are.
+_INFO_LABELS = {
+    "de": {
+        "issuer": "Aussteller",
+        "version": "Version",
+        "issued": "erstellt",
+        "expires": "gültig bis",
+        "key": "Schlüssel",
+        "status": "Sperrliste",
+    },
+    "en": {
+        "issuer": "issuer",
+        "version": "version",
+        "issued": "issued",
+        "expires": "expires",
+        "key": "key",
+        "status": "status",
+    },
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
