@@ -83,9 +83,17 @@ def create_app(
         clock=clock or _utc_now,
     )
 
-    from wallet.web import api, apple, citizen, console, public
+    from wallet.web import (
+        api,
+        apple,
+        citizen,
+        console,
+        console_devices,  # noqa: F401 - adds its pages to the console
+        device_api,
+        public,
+    )
 
-    for module in (public, api, citizen, console, apple):
+    for module in (public, api, citizen, console, apple, device_api):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:
