@@ -42,6 +42,7 @@ from wallet.tokens import (
 
 __all__ = [
     "ADMITTING_REASONS",
+    "FORGED",
     "MAX_INPUT_LENGTH",
     "MESSAGES",
     "REASONS",
@@ -189,7 +190,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
 }
 _NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
-_FORGED = (
+# The message of every reason that has none of its own.
+FORGED = (
     "Ausweis ist ungültig oder gefälscht.",
     "Pass is invalid or forged.",
 )
@@ -247,7 +249,7 @@ class VerificationResult(NamedTuple):
         warnings: tuple[str, ...] = (),
         detail: str = "",
     ) -> VerificationResult:
-        de, en = MESSAGES.get(reason, _FORGED)
+        de, en = MESSAGES.get(reason, FORGED)
         admit = reason in ADMITTING_REASONS and REASONS[reason] == state
         return cls(
             state=state,
