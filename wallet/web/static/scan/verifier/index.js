@@ -1,11 +1,11 @@
 // The scanner's offline verifier: the JavaScript twin of wallet/verifier.py.
 //
-//   const root = await rootKeyFromPem(pem);                  // pinned at install
-//   const bundle = await verifyBundle(jws, root, { now, highestVersion });
+//   const bundle = await verifyBundle(jws, pinnedRootPem, { now, highestVersion });
 //   const verifier = await Verifier.create(bundle);
 //   const result = await verifier.check(scannedText, { now }); // never throws
 //
-// `now` is Unix seconds. A result is {state, reason, admit, tone, message: {de, en},
+// `now` is a Date or Unix seconds (default: the device clock); the root key is the
+// pinned PEM text or what rootKeyFromPem made of it. A result is {state, reason, admit, tone, message: {de, en},
 // claims, warnings, detail}: the Python VerificationResult.to_json() plus its tone.
 // Both verifiers pass the same corpus (tests/corpus/verifier.json).
 
@@ -16,10 +16,26 @@ import { codePoints } from "./jws.js";
 import { INVALID, SUSPENDED, VALID } from "./statuslist.js";
 import { PassTokenVerifier, display, verifyStatusListToken } from "./tokens.js";
 import { ADMITTING_REASONS, FORGED, LIMITS, MESSAGES, REASONS, TONES } from "./rules.js";
-import { verifyBundle } from "./bundle.js";
+import { verifyBundle as verifySignedBundle } from "./bundle.js";
+import { rootKeyFromPem } from "./keys.js";
 
-export { BundleError, verifyBundle };
-export { rootKeyFromPem } from "./keys.js";
+export { BundleError, rootKeyFromPem };
+
+const seconds = (now) =>
+  Math.floor(now instanceof Date ? now.getTime() / 1000 : (now ?? Date.now() / 1000));
+
+/** The verified bundle, or a BundleError (bundle_invalid, bundle_expired, bundle_rollback). */
+export async function verifyBundle(token, root, { now, highestVersion = null } = {}) {
+  let pinned = root;
+  if (typeof root === "string") {
+    try {
+      pinned = await rootKeyFromPem(root);
+    } catch (error) {
+      throw new BundleError("bundle_invalid", `the pinned trust-root key is unusable: ${error.message}`);
+    }
+  }
+  return verifySignedBundle(token, pinned, { now: seconds(now), highestVersion });
+}
 
 /** A verdict, shaped as VerificationResult.to_json() plus `tone`. */
 export function verdict(state, reason, { claims = {}, detail = "" } = {}) {
@@ -59,9 +75,9 @@ export class Verifier {
   }
 
   /** Judge a scanned QR text or bare JWS. Never throws. */
-  async check(text, { now = Date.now() / 1000 } = {}) {
+  async check(text, { now } = {}) {
     try {
-      return await this.judge(text, Math.floor(now));
+      return await this.judge(text, seconds(now));
     } catch (error) {
       if (error instanceof VerifyError) {
         return verdict(REASONS[error.code] ?? "invalid", error.code, {
