@@ -29,10 +29,10 @@ certificates, keys and instance into temporary folders, removed afterwards).
 
 8. Status list publication in a database of 1,000,000 passes, and the database round trips
    of one issuance, on SQLite and PostgreSQL (scripts/bench_db.py). Skip with ``--no-db``.
-10. The scanner's JavaScript verifier in headless Chromium (scripts/bench_js_verify.py):
-   its check of the JWS and of the QR text against a bare WebCrypto ECDSA verify.
 9. HTTP issuance with 1, 4, 8 and 16 clients, each worker's CPU time beside it
    (scripts/bench_service.py). Skip with ``--no-http``.
+10. The scanner's JavaScript verifier in headless Chromium (scripts/bench_js_verify.py):
+   its check of the JWS and of the QR text against a bare WebCrypto ECDSA verify.
 
 Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
 test: a missed target shows as "no" in the table and never fails the run.
