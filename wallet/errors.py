@@ -60,6 +60,12 @@ class NotFoundError(WalletError):
     code = "not_found"
 
 
+class ClaimLinkReplacedError(NotFoundError):
+    """A claim link staff replaced with a new one: its page says so, instead of "unknown"."""
+
+    code = "claim_link_replaced"
+
+
 class StateConflictError(WalletError):
     """The action does not fit the current state (revoking a revoked pass …)."""
 

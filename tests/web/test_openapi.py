@@ -108,7 +108,7 @@ def test_path_parameters_and_idempotency_keys_are_declared(document: dict[str, A
         names = {resolve(document, p["$ref"])["name"] if "$ref" in p else p["name"]
                  for p in op.get("parameters", [])}  # fmt: skip
         assert set(re.findall(r"{(\w+)}", path)) <= names, f"{method} {path}"
-        creates = op["operationId"] in ("create_pass", "reissue_pass")
+        creates = op["operationId"] in ("create_pass", "reissue_pass", "replace_claim_link")
         assert ("Idempotency-Key" in names) == creates, f"{method} {path}"
 
 
@@ -211,6 +211,7 @@ def test_real_traffic_matches_the_document(
     changes = [("suspend", {"reason": None}), ("reinstate", {}), ("revoke", {"reason": "moved"})]
     for action, body in changes:
         exchange("post", f"/passes/{{serial}}/{action}", serial=permit["serial"], body=body)
+    exchange("post", "/passes/{serial}/claim-link", serial=card["serial"], body={})
     exchange("post", "/passes/{serial}/reissue", serial=card["serial"], body={"reason": "lost"})
     for text in (card["qr_text"], permit["token"], "garbage"):
         exchange("post", "/verify", body={"token": text})

@@ -467,3 +467,24 @@ def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> Non
     click.echo(f"  claim URL: {issued.claim_url(public_url)}")
     click.echo("             (shown only now: the link's secret is stored hashed)")
     click.echo(f"  QR text:   {issued.record.qr_text}")
+
+
+@passes.command(name="new-link", context_settings=SERIAL_COMMAND)
+@click.argument("serial")
+@reason_option
+@click.option("--json", "as_json", is_flag=True, help="Print the pass and its new link as JSON.")
+@actor_option
+@pass_context
+def new_link(obj: Context, serial: str, reason: str | None, as_json: bool) -> None:
+    """The holder lost their link: make a new one; every older link then says "replaced"."""
+    public_url = obj.settings.public_url
+    with obj.transaction(write=True) as session:
+        issued = service.replace_claim_link(
+            session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()
+        )
+    if as_json:
+        click.echo(json.dumps(issued_json(issued, public_url=public_url), indent=2))
+        return
+    click.echo(f"new claim link for {serial}; older links now show that they were replaced")
+    click.echo(f"  claim URL: {issued.claim_url(public_url)}")
+    click.echo("             (shown only now: the link's secret is stored hashed)")

@@ -29,7 +29,7 @@ from wallet.domain import (
     claim_url,
     transition,
 )
-from wallet.errors import InputError, NotFoundError, StateConflictError
+from wallet.errors import ClaimLinkReplacedError, InputError, NotFoundError, StateConflictError
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox, wallets
@@ -305,12 +305,7 @@ def issue_pass(
         "created_at": now,
         "updated_at": now,
     }
-    secret = secrets.token_urlsafe(24)  # 192 bits
-    claim_link = {
-        "token_hash": hash_secret(secret),
-        "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
-        "created_at": now,
-    }
+    secret, claim_link = _new_claim_link(services, now=now)
     entry = audit.entry_values(
         key=services.audit_key,
         actor=actor,
@@ -348,6 +343,57 @@ def issue_pass(
     return IssuedPass(record=pass_record(row), claim_secret=secret)
 
 
+def _new_claim_link(services: Services, *, now: datetime) -> tuple[str, dict[str, object]]:
+    """A claim secret (192 bits, shown once) and the values of its stored row (its hash)."""
+    secret = secrets.token_urlsafe(24)
+    return secret, {
+        "token_hash": hash_secret(secret),
+        "expires_at": now + timedelta(seconds=services.settings.claim_link_lifetime),
+        "created_at": now,
+    }
+
+
+def replace_claim_link(
+    session: Session,
+    services: Services,
+    serial: object,
+    *,
+    reason: str | None = None,
+    actor: str,
+    now: datetime,
+) -> IssuedPass:
+    """A new claim link for a holder who lost theirs; every older link now says "replaced".
+
+    For a link that got lost or reached the wrong person: the pass, its token and
+    its wallet copies stay as they are (a lost phone is a reissue instead).
+    """
+    _check_reason(reason)
+    row = stored_pass(session, serial, for_update=True)
+    if row.state == PassState.REVOKED:
+        raise StateConflictError(f"pass {row.serial} is revoked; its links stay closed")
+    live = session.scalars(
+        select(ClaimLinkRow).where(
+            ClaimLinkRow.pass_id == row.id, ClaimLinkRow.replaced_at.is_(None)
+        )
+    ).all()
+    for link in live:
+        link.replaced_at = now
+    replaced = len(live)
+    secret, values = _new_claim_link(services, now=now)
+    session.add(ClaimLinkRow(pass_id=row.id, **values))
+    audit.record(
+        session,
+        key=services.audit_key,
+        actor=actor,
+        action="pass.claim_link_replaced",
+        target=row.serial,
+        details={"reason": reason, "links_replaced": replaced},
+        now=now,
+    )
+    session.flush()
+    return IssuedPass(record=pass_record(row), claim_secret=secret)
+
+
 def get_pass(session: Session, serial: object) -> PassRecord:
     """One pass by its serial.
 
@@ -369,6 +415,17 @@ def stored_pass(session: Session, serial: object, *, for_update: bool = False) -
     return row
 
 
+def _check_reason(reason: object) -> None:
+    if reason is not None and (
+        not isinstance(reason, str)
+        or len(reason) > MAX_REASON_LENGTH
+        or has_control_characters(reason)
+    ):
+        raise InputError(
+            f"reason must be plain text of at most {MAX_REASON_LENGTH} characters", field="reason"
+        )
+
+
 def change_state(
     session: Session,
     services: Services,
@@ -380,14 +437,7 @@ def change_state(
     now: datetime,
 ) -> PassRecord:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
-    if reason is not None and (
-        not isinstance(reason, str)
-        or len(reason) > MAX_REASON_LENGTH
-        or has_control_characters(reason)
-    ):
-        raise InputError(
-            f"reason must be plain text of at most {MAX_REASON_LENGTH} characters", field="reason"
-        )
+    _check_reason(reason)
     if action not in Action.__members__.values():
         raise InputError(f"action must be one of {', '.join(Action)}", field="action")
     act = Action(action)
@@ -538,6 +588,8 @@ def _claimed(session: Session, secret: str, *, now: datetime) -> PassRow:
     link = session.scalars(
         select(ClaimLinkRow).where(ClaimLinkRow.token_hash == hash_secret(secret))
     ).first()
+    if link is not None and link.replaced_at is not None:
+        raise ClaimLinkReplacedError("this link was replaced by a newer one")
     if link is None or link.expires_at <= now:
         raise NotFoundError("this link is not valid or has expired")
     return link.pass_

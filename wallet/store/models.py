@@ -130,6 +130,8 @@ class ClaimLinkRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime]
+    # Set when staff made a new link for the holder: this one then says "replaced".
+    replaced_at: Mapped[datetime | None] = mapped_column(default=None)
 
     pass_: Mapped[PassRow] = relationship()
 

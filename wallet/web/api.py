@@ -461,6 +461,22 @@ def reissue_pass(caller: Caller, serial: str) -> Response:
     return _create_once(caller, body, reissue)
 
 
+@_route("/passes/<serial>/claim-link", method="POST", roles=ISSUERS)
+def replace_claim_link(caller: Caller, serial: str) -> Response:
+    """A new claim link for the holder (the old one lost); older links say "replaced"."""
+    body = read_json_object(MAX_BODY_BYTES)
+    _check_members(body, allowed=("reason",))
+    reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
+    moment = now()
+
+    def replace(session: Session) -> passes.IssuedPass:
+        return passes.replace_claim_link(
+            session, context().services, serial, reason=reason, actor=caller.actor, now=moment
+        )
+
+    return _create_once(caller, body, replace)
+
+
 @_route("/verify", method="POST", roles=ANY_ROLE)
 def verify(caller: Caller) -> Response:
     body = read_json_object(MAX_BODY_BYTES)

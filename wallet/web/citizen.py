@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from wallet.domain import PassRecord, PassState, WalletPass
-from wallet.errors import ConfigError, DeliveryError, NotFoundError
+from wallet.errors import ClaimLinkReplacedError, ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.services import credentials, passes, wallets
@@ -122,6 +122,8 @@ def _load(secret: str) -> Card:
 
 @blueprint.errorhandler(NotFoundError)
 def _unknown_link(exc: NotFoundError) -> tuple[str, int]:
+    if isinstance(exc, ClaimLinkReplacedError):
+        return render_template("citizen/replaced.html"), 410
     return render_template("citizen/not_found.html"), 404
 
 

@@ -76,7 +76,7 @@ VERIFIER_ENDPOINTS = frozenset(
         "console.revoke_device",
     }
 )
-ACTIONS = ("revoke", "suspend", "reinstate", "reissue")
+ACTIONS = ("revoke", "suspend", "reinstate", "reissue", "new-link")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
 _THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
 
@@ -550,7 +550,12 @@ def issue(type_id: str) -> ResponseReturnValue:
 
 
 def _issued_page(
-    row: PassRecord, secret: str, *, pass_type: PassType, replaces: str | None = None
+    row: PassRecord,
+    secret: str,
+    *,
+    pass_type: PassType,
+    replaces: str | None = None,
+    new_link: bool = False,
 ) -> tuple[str, int]:
     claim_url = domain_claim_url(context().settings.public_url, secret)
     page = render_template(
@@ -561,6 +566,7 @@ def _issued_page(
         claim_qr=link_qr(claim_url, title=_("QR code of the link for the holder")),
         claim_path=url_for("citizen.pass_page", secret=secret),
         replaces=replaces,
+        new_link=new_link,
     )
     return page, 201
 
@@ -666,6 +672,7 @@ def _available_actions(row: PassRecord, pass_type: PassType | None) -> list[str]
     found = [a.value for a in allowed_actions(row.state, suspendable=suspendable)]
     if row.state != PassState.REVOKED:
         found.append("reissue")  # a lost phone: revoke and issue anew
+        found.append("new-link")  # a lost message: the same pass, a new link
     return found
 
 
@@ -695,8 +702,9 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     moment = now()
     try:
         with ctx.db.transaction(write=True) as db_session:
-            if action == "reissue":
-                issued = passes.reissue_pass(
+            if action in ("reissue", "new-link"):
+                renew = passes.reissue_pass if action == "reissue" else passes.replace_claim_link
+                issued = renew(
                     db_session, ctx.services, serial, reason=reason, actor=staff.actor, now=moment
                 )
                 new_row, secret = issued.record, issued.claim_secret
@@ -713,8 +721,10 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     except StateConflictError:
         errors = {"state": _("This is not possible in the pass's current state.")}
         return _detail_page(serial, errors=errors, action=action, values=values, status=409)
-    if action == "reissue":
+    if action in ("reissue", "new-link"):
         pass_type = ctx.services.pass_type(new_row.pass_type)
+        if action == "new-link":
+            return _issued_page(new_row, secret, pass_type=pass_type, new_link=True)
         return _issued_page(new_row, secret, pass_type=pass_type, replaces=serial)
     done = {
         "revoke": _("The pass has been revoked."),

@@ -7,12 +7,20 @@ from typing import Any
 
 from flask import request
 
-from wallet.errors import InputError, NotFoundError, PassTypeError, StateConflictError, WalletError
+from wallet.errors import (
+    ClaimLinkReplacedError,
+    InputError,
+    NotFoundError,
+    PassTypeError,
+    StateConflictError,
+    WalletError,
+)
 
 __all__ = ["HTTP_STATUS", "error_body", "status_for", "wants_json"]
 
-# WalletError subclass -> HTTP status. Everything else that is a WalletError is a 400.
+# WalletError subclass -> HTTP status, most specific first. Every other WalletError is a 400.
 HTTP_STATUS: Mapping[type[WalletError], int] = {
+    ClaimLinkReplacedError: 410,
     NotFoundError: 404,
     StateConflictError: 409,
     InputError: 422,

@@ -564,6 +564,20 @@ def build_document(
                 responses={"201": created, **_errors(400, 404, 409, 413, 422)},
             )
         },
+        "/passes/{serial}/claim-link": {
+            "post": _operation(
+                "replace_claim_link",
+                roles,
+                summary="Make a new claim link for the holder (the message was lost)",
+                description="The pass, its token and its wallet copies stay as they are; every "
+                "older claim link of the pass answers 410 from now on, its page saying it was "
+                "replaced. The new link is shown this once. Send an Idempotency-Key to make "
+                "retries safe.",
+                parameters=[serial, idempotency_key],
+                body=reason_body("Reason", required=False),
+                responses={"201": created, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
         "/verify": {
             "post": _operation(
                 "verify",
