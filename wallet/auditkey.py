@@ -33,6 +33,7 @@ CHECKPOINT_TYPE = "wallet-audit-checkpoint"
 AUDIT_CHECKPOINT_FILE = "audit-checkpoint.json"
 _MAC_CONTEXT = b"wallet audit entry mac v1"
 _LINK_CONTEXT = b"wallet audit chain link v1"
+_SEAL_CONTEXT = b"wallet outbox seal v1"
 
 
 class CheckpointError(WalletError):
@@ -145,6 +146,9 @@ class AuditKey:
         # Two independent HMAC keys derived from the one secret, one per purpose.
         self._mac = hmac.new(hmac.digest(raw, _MAC_CONTEXT, "sha256"), digestmod="sha256")
         self._link = hmac.new(hmac.digest(raw, _LINK_CONTEXT, "sha256"), digestmod="sha256")
+        # The instance secret every process holds also seals queued e-mails (they carry
+        # claim links) at rest, under a key of their own.
+        self.seal_key = hmac.digest(raw, _SEAL_CONTEXT, "sha256")
         self.public = AuditPublicKey(private.public_key())
 
     @classmethod

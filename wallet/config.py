@@ -99,6 +99,20 @@ class Settings:
     google_api_url: str = "https://walletobjects.googleapis.com/walletobjects/v1"
     google_token_url: str = ""  # default: the token_uri in the key file
     google_ca_file: Path | None = None
+    # E-mail to holders (claim links) over SMTP. The password is read from a file,
+    # never from the environment or a command line.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls (implicit, port 465) | none (loopback only)
+    smtp_username: str = ""
+    smtp_password_file: Path | None = None
+    smtp_from: str = ""
+    smtp_per_minute: int = 60  # what the city's mail server allows this sender
+    smtp_ca_file: Path | None = None
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @property
     def google_enabled(self) -> bool:
@@ -153,6 +167,7 @@ class Settings:
             api_token_cache=_count(env, "WALLET_API_TOKEN_CACHE", default=2, most=60),
             **_apple(env),
             **_google(env),
+            **_smtp(env),
         )
 
 
@@ -235,4 +250,48 @@ def _google(env: Mapping[str, str]) -> dict[str, Any]:
         ),
         "google_token_url": _https(env, "WALLET_GOOGLE_TOKEN_URL", token_url) if token_url else "",
         "google_ca_file": _path(env, "WALLET_GOOGLE_CA_FILE"),
+    }
+
+
+_SMTP_SECURITY = ("starttls", "tls", "none")
+_ADDRESS_RE = re.compile(r"[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+")
+
+
+def _smtp(env: Mapping[str, str]) -> dict[str, Any]:
+    host = env.get("WALLET_SMTP_HOST", "").strip()
+    if not host:
+        return {}
+    security = env.get("WALLET_SMTP_SECURITY", "starttls").strip().lower()
+    if security not in _SMTP_SECURITY:
+        raise ConfigError(f"WALLET_SMTP_SECURITY must be starttls, tls or none (got {security!r})")
+    if security == "none" and host not in ("127.0.0.1", "::1", "localhost"):
+        raise ConfigError(
+            "WALLET_SMTP_SECURITY=none sends claim links in clear: only for a mail relay "
+            "on this machine (127.0.0.1); use starttls or tls for another host"
+        )
+    port_raw = env.get("WALLET_SMTP_PORT", "").strip() or ("465" if security == "tls" else "587")
+    if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+        raise ConfigError(f"WALLET_SMTP_PORT must be a port number (got {port_raw!r})")
+    sender = env.get("WALLET_SMTP_FROM", "").strip()
+    if not _ADDRESS_RE.search(sender):
+        raise ConfigError(
+            "WALLET_SMTP_FROM must name the sender, e.g. "
+            "'Stadt Musterstadt <ausweise@musterstadt.de>'"
+        )
+    username = env.get("WALLET_SMTP_USERNAME", "").strip()
+    password_file = _path(env, "WALLET_SMTP_PASSWORD_FILE")
+    if bool(username) != (password_file is not None):
+        raise ConfigError(
+            "set both WALLET_SMTP_USERNAME and WALLET_SMTP_PASSWORD_FILE (a file holding the "
+            "password), or neither"
+        )
+    return {
+        "smtp_host": host,
+        "smtp_port": int(port_raw),
+        "smtp_security": security,
+        "smtp_username": username,
+        "smtp_password_file": password_file,
+        "smtp_from": sender,
+        "smtp_per_minute": _count(env, "WALLET_SMTP_PER_MINUTE", default=60, most=100_000) or 60,
+        "smtp_ca_file": _path(env, "WALLET_SMTP_CA_FILE"),
     }

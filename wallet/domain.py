@@ -7,16 +7,20 @@ No layer above spells a state as a bare string or writes its own limit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from wallet.errors import InputError
 from wallet.passtypes import PassType, Text
 
 __all__ = [
+    "LANGUAGES",
     "MAX_DEVICE_NAME_LENGTH",
+    "MAX_EMAIL_LENGTH",
     "MAX_LIST_LIMIT",
     "MAX_REASON_LENGTH",
     "PAIRING_LIFETIME",
@@ -33,6 +37,8 @@ __all__ = [
     "StaffUser",
     "WalletPass",
     "allowed_actions",
+    "check_email_address",
+    "check_language",
     "claim_url",
     "transition",
 ]
@@ -301,3 +307,25 @@ class Device:
             "last_sync_at": _iso(self.last_sync_at),
             "revoked_at": _iso(self.revoked_at),
         }
+
+
+# -- reaching holders -----------------------------------------------------------------
+
+LANGUAGES = ("de", "en")  # a holder's language: German first
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+# One address, no display name, no comments, no spaces: what a holder types into a form.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}")
+
+
+def check_email_address(value: object, *, field: str = "email") -> str:
+    """A holder's e-mail address, trimmed; refused with an example when it is not one."""
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) > MAX_EMAIL_LENGTH or not _EMAIL_RE.fullmatch(text) or ".." in text:
+        raise InputError("give one e-mail address like erika.mustermann@example.de", field=field)
+    return text
+
+
+def check_language(value: object, *, field: str = "lang") -> str:
+    if value not in LANGUAGES:
+        raise InputError(f"{field} must be one of {', '.join(LANGUAGES)}", field=field)
+    return str(value)

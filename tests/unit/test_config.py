@@ -53,3 +53,38 @@ def test_trusted_proxies_is_a_small_count() -> None:
     assert Settings.from_env({"WALLET_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
     with pytest.raises(ConfigError, match="WALLET_TRUSTED_PROXIES"):
         Settings.from_env({"WALLET_TRUSTED_PROXIES": "many"})
+
+
+SMTP = {
+    "WALLET_SMTP_HOST": "mail.stadt.example",
+    "WALLET_SMTP_FROM": "Stadt <ausweise@stadt.example>",
+}
+
+
+def test_smtp_settings_default_to_starttls_on_the_submission_port() -> None:
+    settings = Settings.from_env(SMTP)
+    assert settings.smtp_enabled
+    assert (settings.smtp_security, settings.smtp_port, settings.smtp_per_minute) == (
+        "starttls",
+        587,
+        60,
+    )
+    assert Settings.from_env({**SMTP, "WALLET_SMTP_SECURITY": "tls"}).smtp_port == 465
+    assert not Settings.from_env({}).smtp_enabled
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"WALLET_SMTP_SECURITY": "ssl3"}, "WALLET_SMTP_SECURITY"),
+        ({"WALLET_SMTP_SECURITY": "none"}, "in clear"),  # a remote host without TLS
+        ({"WALLET_SMTP_FROM": "nobody"}, "WALLET_SMTP_FROM"),
+        ({"WALLET_SMTP_USERNAME": "wallet"}, "WALLET_SMTP_PASSWORD_FILE"),
+        ({"WALLET_SMTP_PORT": "99999"}, "WALLET_SMTP_PORT"),
+    ],
+)
+def test_unusable_smtp_settings_are_refused_saying_what_to_set(
+    extra: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env({**SMTP, **extra})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -11,12 +12,16 @@ from flask.testing import FlaskClient
 
 from tests.cli.admin import Wallet, wallet_fixture  # noqa: F401 - the `wallet` fixture
 from tests.factories import NOW
+from tests.push.test_claim_email import ADDRESS, drain, mail_services
+from tests.push.test_claim_email import issue as issue_library
+from tests.standins.smtp import smtp_server
 from tests.web.test_citizen import change, issue, page_text
 from tests.web.test_console import csrf_token, login
 from wallet.errors import ClaimLinkReplacedError, StateConflictError
 from wallet.services import accounts, audit, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.web import create_app
 
 ORIGIN = "https://pass.stadt-musterstadt.de"
 
@@ -146,3 +151,52 @@ def test_the_cli_prints_the_new_link_and_closes_the_old(
     assert "claim URL:" in result.stdout
     with db.transaction(write=False) as session, pytest.raises(ClaimLinkReplacedError):
         passes.pass_by_claim_secret(session, first.claim_secret, now=NOW)
+
+
+def test_staff_send_a_new_link_by_e_mail_from_the_pass_page_and_see_it_arrive(
+    db: Database, services: Services, tmp_path: Path, make_user: Callable[..., str]
+) -> None:
+    first = issue_library(db, services)
+    with smtp_server(tmp_path) as server:
+        mailing = mail_services(services, server)
+        app = create_app(mailing.settings, services=mailing, db=db, clock=lambda: NOW,
+                         config={"TESTING": True, "RATELIMIT_ENABLED": False})  # fmt: skip
+        staff = app.test_client()
+        make_user("anna", "issuer")
+        assert login(staff, "anna").status_code == 302
+        page_url = f"/console/passes/{first.record.serial}"
+        form = {
+            "csrf_token": csrf_token(staff.get(page_url).get_data(as_text=True)),
+            "reason": "E-Mail verloren",
+            "confirm": "yes",
+            "email": ADDRESS,
+            "lang": "en",
+        }
+        sent = staff.post(f"{page_url}/new-link", data=form)
+        assert sent.status_code == 302
+        assert drain(db, mailing).delivered == 1
+        [message] = server.messages()
+        text = page_text(staff.get(page_url).get_data(as_text=True))
+    assert str(message["Subject"]).strip().startswith("Your digital pass")
+    assert "Per E-Mail gesendete Links 1" in text
+    assert ADDRESS not in text  # the address was for this message only
+
+
+def test_staff_typing_a_wrong_address_see_the_field_explained(
+    db: Database, services: Services, client: FlaskClient, make_user: Callable[..., str]
+) -> None:
+    first = issue_library(db, services)
+    make_user("anna", "issuer")
+    assert login(client, "anna").status_code == 302
+    page_url = f"/console/passes/{first.record.serial}"
+    form = {
+        "csrf_token": csrf_token(client.get(page_url).get_data(as_text=True)),
+        "reason": "E-Mail verloren",
+        "confirm": "yes",
+        "email": "erika at example",
+    }
+    answer = client.post(f"{page_url}/new-link", data=form)
+    assert answer.status_code == 422
+    assert "zum Beispiel erika.mustermann@example.de" in page_text(answer.get_data(as_text=True))
+    with db.transaction(write=False) as session:  # nothing changed
+        assert passes.pass_by_claim_secret(session, first.claim_secret, now=NOW)

@@ -27,7 +27,7 @@ from wallet.errors import (
     WalletError,
 )
 from wallet.formats.qr import render_png, render_svg
-from wallet.services import audit, outbox
+from wallet.services import audit, claim_mail, outbox
 from wallet.services import passes as service
 
 # Serials are random base64url, so one in 64 starts with "-": these commands have
@@ -472,12 +472,31 @@ def reissue(obj: Context, serial: str, reason: str | None, as_json: bool) -> Non
 @passes.command(name="new-link", context_settings=SERIAL_COMMAND)
 @click.argument("serial")
 @reason_option
+@click.option(
+    "--email",
+    metavar="ADDRESS",
+    help="Send the new link to this address (through the outbox) instead of printing it.",
+)
+@click.option(
+    "--lang", type=click.Choice(["de", "en"]), default="de", show_default=True,
+    help="The holder's language: it comes first in the e-mail.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the pass and its new link as JSON.")
 @actor_option
 @pass_context
-def new_link(obj: Context, serial: str, reason: str | None, as_json: bool) -> None:
+def new_link(
+    obj: Context, serial: str, reason: str | None, email: str | None, lang: str, as_json: bool
+) -> None:
     """The holder lost their link: make a new one; every older link then says "replaced"."""
     public_url = obj.settings.public_url
+    if email is not None:
+        with obj.transaction(write=True) as session:
+            claim_mail.email_claim_link(
+                session, obj.services, serial, email=email, lang=lang, reason=reason,
+                actor=obj.actor, now=obj.now(),
+            )  # fmt: skip
+        click.echo(f"a new claim link for {serial} is queued for e-mail; `wallet worker` sends it")
+        return
     with obj.transaction(write=True) as session:
         issued = service.replace_claim_link(
             session, obj.services, serial, reason=reason, actor=obj.actor, now=obj.now()

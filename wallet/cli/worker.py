@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
-from wallet.services import apple, audit, outbox, wallets
+from wallet.services import apple, audit, claim_mail, outbox, wallets
 from wallet.services.context import Services
 
 log = logging.getLogger("wallet.worker")
@@ -41,11 +41,17 @@ def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
         google = stack.enter_context(wallets.google_client(services))
     else:
         click.echo("Google Wallet updates are off: WALLET_GOOGLE_* is not set", err=True)
+    mail = None
+    try:
+        mail = claim_mail.mail_sender(services)
+    except ConfigError as exc:
+        click.echo(f"E-mail to holders is off: {exc.message}", err=True)
     return outbox.Deliverers(
         apns=apns,
         apple_topic=settings.apple_pass_type_id,
         google=google,
         services=services,
+        mail=mail,
     )
 
 

@@ -1,4 +1,4 @@
-"""The durable outbox: pushes to Apple devices and Google Wallet state changes.
+"""The durable outbox: pushes to Apple devices, Google Wallet state changes, e-mails.
 
 A change that wallets must learn about (revoke, suspend, reinstate, reissue)
 writes its outbox rows in its own transaction, so a committed revocation
@@ -11,19 +11,29 @@ failed for good. On PostgreSQL several workers claim rows with
 A claim is a lease: the row's next attempt is pushed ``LEASE`` into the
 future, so a worker that dies mid-delivery leaves the row to be retried by
 another one. A delivery may therefore happen twice; both kinds are
-idempotent (an empty push, a state PATCH).
+idempotent (an empty push, a state PATCH); an e-mail may arrive twice.
+
+An e-mail carries a claim link, a secret: its row holds the message sealed
+(AES-GCM, a key derived from the instance's audit key) and loses it once the
+message is delivered or given up, keeping only the outcome for staff.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -44,6 +54,7 @@ __all__ = [
     "drain",
     "pass_changed",
     "prune",
+    "queue_email",
     "retry_failed",
     "rows_in_state",
 ]
@@ -58,6 +69,8 @@ _LONGEST_WAIT = 1800.0
 
 APNS = "apns"
 GOOGLE_STATE = "google_state"
+EMAIL = "email"
+_SEAL_AAD = b"wallet outbox email v1"
 
 _outbox = Base.metadata.tables["outbox"]
 _INSERT = insert(_outbox)
@@ -82,6 +95,28 @@ def pass_changed(session: Session, services: Services, row: PassRow, *, now: dat
         rows.append(_row(GOOGLE_STATE, row.id, {}, now))
     if rows:
         session.connection().execute(_INSERT, rows)
+
+
+def queue_email(
+    session: Session, services: Services, *, pass_id: int, message: EmailMessage, now: datetime
+) -> None:
+    """Queue one e-mail about a pass, sealed, in the caller's transaction."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(services.audit_key.seal_key).encrypt(nonce, message.as_bytes(), _SEAL_AAD)
+    payload = {"sealed": base64.b64encode(nonce + sealed).decode("ascii")}
+    session.connection().execute(_INSERT, [_row(EMAIL, pass_id, payload, now)])
+
+
+def _unseal(services: Services, payload: dict[str, Any]) -> EmailMessage:
+    try:
+        raw = base64.b64decode(str(payload["sealed"]), validate=True)
+        data = AESGCM(services.audit_key.seal_key).decrypt(raw[:12], raw[12:], _SEAL_AAD)
+    except (KeyError, ValueError, InvalidTag) as exc:
+        raise WalletError("the queued e-mail cannot be opened (another instance's key?)") from exc
+    message = message_from_bytes(data, policy=policy.default)
+    if not isinstance(message, EmailMessage):  # policy.default always makes one
+        raise WalletError("the queued e-mail is not a message")
+    return message
 
 
 def _row(kind: str, pass_id: int, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -111,6 +146,10 @@ class GooglePatcher(Protocol):
     def patch_object(self, object_id: str, body: dict[str, Any]) -> bool: ...
 
 
+class MailSender(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
 @dataclass(frozen=True)
 class Deliverers:
     """The clients the worker delivers through; None where a platform is not set up.
@@ -123,6 +162,7 @@ class Deliverers:
     apple_topic: str = ""
     google: GooglePatcher | None = None
     services: Services | None = None
+    mail: MailSender | None = None
 
 
 @dataclass
@@ -194,6 +234,10 @@ class PassDeliveries:
     delivered: int
     failed: int
     last_error: str | None
+    emails_sent: int = 0
+    emails_waiting: int = 0
+    emails_failed: int = 0
+    email_error: str | None = None  # the mail server's last refusal, for staff
 
 
 def deliveries_of(session: Session, serial: str) -> PassDeliveries:
@@ -204,25 +248,41 @@ def deliveries_of(session: Session, serial: str) -> PassDeliveries:
         .select_from(AppleRegistrationRow)
         .where(AppleRegistrationRow.pass_id == pass_id)
     )
-    counts = dict(
-        session.execute(
-            select(OutboxRow.state, func.count())
+    counts: dict[tuple[bool, str], int] = {
+        (kind == EMAIL, state): int(n)
+        for kind, state, n in session.execute(
+            select(OutboxRow.kind, OutboxRow.state, func.count())
             .where(OutboxRow.pass_id == pass_id)
-            .group_by(OutboxRow.state)
+            .group_by(OutboxRow.kind, OutboxRow.state)
         ).all()
-    )
-    last_error = session.scalar(
-        select(OutboxRow.last_error)
-        .where(OutboxRow.pass_id == pass_id, OutboxRow.last_error.is_not(None))
-        .order_by(OutboxRow.id.desc())
-        .limit(1)
-    )
+    }
+
+    def last_error(email: bool) -> str | None:
+        kinds = [EMAIL] if email else [APNS, GOOGLE_STATE]
+        return session.scalar(
+            select(OutboxRow.last_error)
+            .where(
+                OutboxRow.pass_id == pass_id,
+                OutboxRow.kind.in_(kinds),
+                OutboxRow.last_error.is_not(None),
+            )
+            .order_by(OutboxRow.id.desc())
+            .limit(1)
+        )
+
+    def count(email: bool, state: str) -> int:
+        return sum(n for (is_email, s), n in counts.items() if is_email == email and s == state)
+
     return PassDeliveries(
         apple_devices=int(devices or 0),
-        pending=int(counts.get("pending", 0)),
-        delivered=int(counts.get("done", 0)),
-        failed=int(counts.get("failed", 0)),
-        last_error=last_error,
+        pending=count(False, "pending"),
+        delivered=count(False, "done"),
+        failed=count(False, "failed"),
+        last_error=last_error(False),
+        emails_sent=count(True, "done"),
+        emails_waiting=count(True, "pending"),
+        emails_failed=count(True, "failed"),
+        email_error=last_error(True),
     )
 
 
@@ -291,6 +351,8 @@ def _deliver(transaction: Transaction, deliverers: Deliverers, item: _Claimed) -
             return _push_apple(deliverers, item)
         if item.kind == GOOGLE_STATE:
             return _patch_google(transaction, deliverers, item)
+        if item.kind == EMAIL:
+            return _send_email(deliverers, item)
         return _Outcome(ok=False, error=f"unknown outbox kind {item.kind!r}")
     except DeliveryError as exc:
         return _Outcome(ok=False, retry=exc.retry, error=exc.message)
@@ -325,6 +387,13 @@ def _patch_google(transaction: Transaction, deliverers: Deliverers, item: _Claim
     return _Outcome(ok=True)
 
 
+def _send_email(deliverers: Deliverers, item: _Claimed) -> _Outcome:
+    if deliverers.mail is None or deliverers.services is None:
+        return _Outcome(ok=False, retry=True, error="e-mail is not configured on this worker")
+    deliverers.mail.send(_unseal(deliverers.services, item.payload))
+    return _Outcome(ok=True)
+
+
 def _record(
     session: Session, item: _Claimed, outcome: _Outcome, *, now: datetime, report: DrainReport
 ) -> None:
@@ -348,4 +417,6 @@ def _record(
         report.failed += 1
         report.errors.append(f"#{item.id} {item.kind}: {outcome.error}")
         log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, outcome.error)
+    if item.kind == EMAIL and "state" in values:
+        values["payload"] = {}  # delivered or given up: the claim link goes with it
     session.execute(update(OutboxRow).where(OutboxRow.id == item.id).values(**values))

@@ -47,10 +47,10 @@ from wallet.domain import (
     allowed_actions,
 )
 from wallet.domain import claim_url as domain_claim_url
-from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
+from wallet.errors import ConfigError, InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
-from wallet.services import accounts, audit, outbox, passes
+from wallet.services import accounts, audit, claim_mail, outbox, passes
 from wallet.verifier import VerificationResult
 from wallet.web import i18n, public, security
 from wallet.web.httperrors import status_for
@@ -696,10 +696,13 @@ def change(serial: str, action: str) -> ResponseReturnValue:
         errors["reason"] = _("Please use at most %(count)d characters.", count=MAX_REASON_LENGTH)
     if request.form.get("confirm") != "yes":
         errors["confirm"] = _("Please tick the box to confirm.")
+    email = request.form.get("email", "").strip() if action == "new-link" else ""
     if errors:
         return _detail_page(serial, errors=errors, action=action, values=values, status=422)
     staff: Staff = g.staff
     moment = now()
+    if email:
+        return _email_new_link(serial, email, request.form.get("lang", "de"), reason, staff)
     try:
         with ctx.db.transaction(write=True) as db_session:
             if action in ("reissue", "new-link"):
@@ -732,6 +735,34 @@ def change(serial: str, action: str) -> ResponseReturnValue:
         "reinstate": _("The pass has been reinstated."),
     }
     flash(done[action], "success")
+    return redirect(url_for("console.detail", serial=serial))
+
+
+def _email_new_link(
+    serial: str, email: str, lang: str, reason: str, staff: Staff
+) -> ResponseReturnValue:
+    """A new link, queued for the holder's address: staff need not see the link at all."""
+    ctx = context()
+    values = {"reason": reason[:2000], "email": email[:300], "lang": lang}
+    try:
+        with ctx.db.transaction(write=True) as db_session:
+            claim_mail.email_claim_link(
+                db_session, ctx.services, serial, email=email, lang=lang, reason=reason,
+                actor=staff.actor, now=now(),
+            )  # fmt: skip
+    except InputError as exc:
+        field = exc.field if exc.field in ("email", "lang") else "email"
+        errors = {field: _("Please give one e-mail address, like erika.mustermann@example.de.")}
+        return _detail_page(serial, errors=errors, action="new-link", values=values, status=422)
+    except ConfigError:
+        errors = {"email": _("E-mail is not set up for this service. Give the holder the link "
+                             "another way, or ask IT to set up WALLET_SMTP_*.")}  # fmt: skip
+        return _detail_page(serial, errors=errors, action="new-link", values=values, status=409)
+    except StateConflictError:
+        errors = {"state": _("This is not possible in the pass's current state.")}
+        return _detail_page(serial, errors=errors, action="new-link", values=values, status=409)
+    flash(_("A new link is on its way to the holder by e-mail; older links now say they were "
+            "replaced."), "success")  # fmt: skip
     return redirect(url_for("console.detail", serial=serial))
 
 
