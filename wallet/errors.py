@@ -49,9 +49,17 @@ class InputError(WalletError):
 
 
 class HolderDataError(InputError):
-    """Holder data does not satisfy the pass type's field rules."""
+    """Holder data does not satisfy the pass type's field rules.
+
+    ``kind`` says which rule, for reports that explain it in their own words:
+    missing, empty, too_long, format, invisible, not_text or unknown_field.
+    """
 
     code = "holder_data_invalid"
+
+    def __init__(self, message: str, *, field: str, kind: str = "invalid") -> None:
+        super().__init__(message, field=field)
+        self.kind = kind
 
 
 class NotFoundError(WalletError):

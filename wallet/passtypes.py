@@ -12,7 +12,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -92,28 +92,35 @@ class Field:
         of them issue through here.
         """
         if not isinstance(value, str):
-            raise HolderDataError(f"{self.name} must be a text value", field=self.name)
+            raise HolderDataError(
+                f"{self.name} must be a text value", field=self.name, kind="not_text"
+            )
         bad = invisible_character(value)
         if bad is not None:
             raise HolderDataError(
                 f"{self.name} contains an invisible or control character "
                 f"(U+{ord(bad):04X}); type it as plain text",
                 field=self.name,
+                kind="invisible",
             )
         # One spelling for one name: "é" typed as e + U+0301 is stored and signed as U+00E9.
         text = " ".join(unicodedata.normalize("NFC", value).split())
         if self.pattern is not None:
             text = text.upper()
         if not text:
-            raise HolderDataError(f"{self.name} must not be empty", field=self.name)
+            raise HolderDataError(f"{self.name} must not be empty", field=self.name, kind="empty")
         if len(text) > self.max_length:
             raise HolderDataError(
-                f"{self.name} is longer than {self.max_length} characters", field=self.name
+                f"{self.name} is longer than {self.max_length} characters",
+                field=self.name,
+                kind="too_long",
             )
         if self.pattern is not None and not self.pattern.fullmatch(text):
             like = f" (for example {self.example})" if self.example else ""
             raise HolderDataError(
-                f"{self.name} {value!r} does not have the expected format{like}", field=self.name
+                f"{self.name} {value!r} does not have the expected format{like}",
+                field=self.name,
+                kind="format",
             )
         return text
 
@@ -133,6 +140,22 @@ class PassType:
     revocable: bool
     suspendable: bool
     stale_status: StalePolicy
+    # Import from the city's own system: the fields that identify a holder there
+    # (the external key), and export column headers -> field names (normalised).
+    import_key: tuple[str, ...] = ()
+    import_columns: Mapping[str, str] = field(default_factory=dict)
+
+    def column_field(self, header: str) -> str | None:
+        """The field a column of an export fills: by the declared headers or its own name."""
+        key = header_key(header)
+        if key in self.import_columns:
+            return self.import_columns[key]
+        names = (
+            {f.name: f.name for f in self.fields}
+            | {header_key(f.label.de): f.name for f in self.fields}
+            | {header_key(f.label.en): f.name for f in self.fields}
+        )
+        return names.get(key)
 
     def clean_holder(self, holder: Mapping[str, object]) -> dict[str, str]:
         """Validate holder data: every field present, no unknown field."""
@@ -140,13 +163,15 @@ class PassType:
         for name in holder:
             if name not in known:
                 raise HolderDataError(
-                    f"{name} is not a field of pass type {self.id}", field=str(name)
+                    f"{name} is not a field of pass type {self.id}",
+                    field=str(name),
+                    kind="unknown_field",
                 )
         cleaned: dict[str, str] = {}
-        for field in self.fields:
-            if field.name not in holder:
-                raise HolderDataError(f"{field.name} is required", field=field.name)
-            cleaned[field.name] = field.clean(holder[field.name])
+        for one in self.fields:
+            if one.name not in holder:
+                raise HolderDataError(f"{one.name} is required", field=one.name, kind="missing")
+            cleaned[one.name] = one.clean(holder[one.name])
         return cleaned
 
     def token_fields(self, holder: Mapping[str, str]) -> dict[str, str]:
@@ -177,6 +202,31 @@ class PassType:
             "status_bits": self.status_bits,
             "stale_status": self.stale_status,
         }
+
+
+def header_key(header: str) -> str:
+    """A column header as compared: case, spacing and a trailing colon or dot do not matter."""
+    return " ".join(header.casefold().replace("\ufeff", "").split()).rstrip(":.").strip()
+
+
+def _import(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, Any]:
+    if raw is None:
+        return {"import_key": (fields[0].name,), "import_columns": {}}
+    if not isinstance(raw, dict) or not set(raw) <= {"key", "columns"}:
+        raise PassTypeError(f"{source}: [import] may hold key and columns only")
+    names = {f.name for f in fields}
+    key = raw.get("key", [fields[0].name])
+    if not isinstance(key, list) or not key or not all(k in names for k in key):
+        raise PassTypeError(f"{source}: [import] key must list field names")
+    columns = raw.get("columns", {})
+    if not isinstance(columns, dict) or not all(
+        isinstance(h, str) and v in names for h, v in columns.items()
+    ):
+        raise PassTypeError(f"{source}: [import.columns] must map column headers to field names")
+    return {
+        "import_key": tuple(key),
+        "import_columns": {header_key(h): v for h, v in columns.items()},
+    }
 
 
 def _text(raw: object, where: str) -> Text:
@@ -234,7 +284,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
     """Build a pass type from its parsed definition, refusing anything odd."""
     known = {
         "id", "label", "issuer_name", "validity", "status_bits", "revocable",
-        "suspendable", "stale_status", "fields",
+        "suspendable", "stale_status", "fields", "import",
     }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
@@ -280,6 +330,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
         revocable=revocable,
         suspendable=suspendable,
         stale_status=stale,
+        **_import(raw.get("import"), fields, source),
     )
 
 

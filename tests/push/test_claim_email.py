@@ -232,3 +232,32 @@ def test_without_a_mail_server_configured_sending_says_what_to_set(
     first = issue(db, services)
     with pytest.raises(ConfigError, match="WALLET_SMTP_HOST"):
         send(db, services, first.record.serial)
+
+
+def test_an_import_sends_holders_with_an_address_their_link_by_e_mail(
+    db: Database, services: Services, tmp_path: Path
+) -> None:
+    from wallet.formats.csvtable import read_table
+    from wallet.services import imports
+
+    export = (
+        b"Ausweisnummer;Name;E-Mail;Sprache\r\n"
+        b"100200300401;Erika Mustermann;erika@example.de;de\r\n"
+        b"100200300402;John Doe;;en\r\n"
+    )
+    with smtp_server(tmp_path) as server:
+        mailing = mail_services(services, server)
+        with db.transaction(write=False) as session:
+            report = imports.check(session, mailing, "library", read_table(export, max_rows=10))
+        batches = imports.run(
+            lambda: db.transaction(write=True), mailing, report, skip_invalid=False,
+            send_email=True, actor="cli:admin", clock=lambda: NOW,
+        )  # fmt: skip
+        outcomes = [o for batch in batches for o in batch]
+        assert drain(db, mailing).delivered == 1
+        [message] = server.messages()
+    assert [(o.row, o.channel, bool(o.claim_url)) for o in outcomes] == [
+        (2, "email", False),  # sent: the link is in the e-mail only
+        (3, "link", True),  # no address: the link goes into the result file
+    ]
+    assert message["To"] == "erika@example.de"

@@ -27,6 +27,7 @@ COMMANDS = {
     "users": "wallet.cli.users:users",
     "worker": "wallet.cli.worker:worker",
     "doctor": "wallet.cli.doctor:doctor",
+    "import": "wallet.cli.imports:import_command",
 }
 
 

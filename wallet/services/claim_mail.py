@@ -46,17 +46,7 @@ def email_claim_link(
         session, services, serial, reason=reason, actor=actor, now=now
     )
     record = issued.record
-    message = claim_email(
-        sender=settings.smtp_from,
-        recipient=address,
-        lang=language,
-        label=services.pass_type(record.pass_type).label,
-        claim_url=issued.claim_url(settings.public_url),
-        link_valid_until=now + timedelta(seconds=settings.claim_link_lifetime),
-        now=now,
-    )
-    row = passes.stored_pass(session, record.serial)
-    outbox.queue_email(session, services, pass_id=row.id, message=message, now=now)
+    queue_claim_email(session, services, issued, address=address, lang=language, now=now)
     audit.record(
         session,
         key=services.audit_key,
@@ -67,6 +57,30 @@ def email_claim_link(
         now=now,
     )
     return record
+
+
+def queue_claim_email(
+    session: Session,
+    services: Services,
+    issued: passes.IssuedPass,
+    *,
+    address: str,
+    lang: str,
+    now: datetime,
+) -> None:
+    """Queue the message that brings ``issued``'s claim link to a checked address."""
+    settings = services.settings
+    message = claim_email(
+        sender=settings.smtp_from,
+        recipient=address,
+        lang=lang,
+        label=services.pass_type(issued.record.pass_type).label,
+        claim_url=issued.claim_url(settings.public_url),
+        link_valid_until=now + timedelta(seconds=settings.claim_link_lifetime),
+        now=now,
+    )
+    row = passes.stored_pass(session, issued.record.serial)
+    outbox.queue_email(session, services, pass_id=row.id, message=message, now=now)
 
 
 def mail_sender(services: Services) -> SmtpSender:

@@ -115,7 +115,7 @@ _INSERT_CLAIM_LINK = insert(_claims)
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
     "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
-    "replaces", "created_at", "updated_at",
+    "replaces", "external_key", "created_at", "updated_at",
 )  # fmt: skip
 _CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
 # Every column audit.entry_values fills (the sealer fills the rest): a column
@@ -278,8 +278,13 @@ def issue_pass(
     actor: str,
     now: datetime,
     replaces: str | None = None,
+    external_key: str | None = None,
 ) -> IssuedPass:
-    """Sign and store a new pass with a random status slot and a claim link."""
+    """Sign and store a new pass with a random status slot and a claim link.
+
+    ``external_key`` is the holder's key in the city's own system (an import
+    sets it): unique per pass type, so a second pass for it is refused.
+    """
     pass_type = services.pass_type(type_id)
     if not isinstance(holder, Mapping):
         raise InputError("holder must be an object of the pass type's fields", field="holder")
@@ -302,6 +307,7 @@ def issue_pass(
         "update_tag": 0,
         "apple_auth_token": secrets.token_urlsafe(24),
         "replaces": replaces,
+        "external_key": external_key,
         "created_at": now,
         "updated_at": now,
     }

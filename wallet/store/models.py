@@ -89,6 +89,16 @@ class PassRow(Base):
             postgresql_where=text("status_version IS NOT NULL"),
             sqlite_where=text("status_version IS NOT NULL"),
         ),
+        # An imported holder's key in the city's own system (card number, plate + zone):
+        # one pass per key and type, so running an import again issues nothing twice.
+        Index(
+            "uq_passes_external_key",
+            "pass_type",
+            "external_key",
+            unique=True,
+            postgresql_where=text("external_key IS NOT NULL"),
+            sqlite_where=text("external_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -114,6 +124,7 @@ class PassRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
     replaces: Mapped[str | None] = mapped_column(String(64), default=None)
+    external_key: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -134,6 +145,24 @@ class ClaimLinkRow(Base):
     replaced_at: Mapped[datetime | None] = mapped_column(default=None)
 
     pass_: Mapped[PassRow] = relationship()
+
+
+class HolderContactRow(Base):
+    """How to reach the holder of an imported pass: their address and language.
+
+    Kept apart from the pass (never in its token or wallet copies) and only as far
+    as the city's export gave it; used to send the claim link and reminders.
+    """
+
+    __tablename__ = "holder_contacts"
+
+    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id"), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    street: Mapped[str | None] = mapped_column(String(200), default=None)
+    postcode: Mapped[str | None] = mapped_column(String(16), default=None)
+    city: Mapped[str | None] = mapped_column(String(100), default=None)
+    lang: Mapped[str] = mapped_column(String(2), default="de")
+    created_at: Mapped[datetime]
 
 
 class StaffUserRow(Base):

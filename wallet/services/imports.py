@@ -1,0 +1,334 @@
+"""Moving existing card holders over: a CSV export in, a pass per holder out.
+
+First every row is checked, and nothing is issued from a file whose check
+fails unless the admin says to skip the invalid rows. Then passes are issued
+in batches, each batch one transaction with its audit entries; a run killed at
+any moment leaves whole batches or nothing. Each row has an external key (the
+card number, or plate and zone, as the pass type declares), stored unique on
+the pass: running the same file again issues nothing twice and continues where
+a killed run stopped. The library's card number stays the holder's number.
+
+Claim links exist in clear only in the run's result (the caller writes it out);
+with ``send_email`` a row that has an e-mail address gets its link by e-mail
+instead, through the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from wallet.domain import check_email_address
+from wallet.errors import HolderDataError, InputError
+from wallet.formats.csvtable import Table
+from wallet.passtypes import PassType, Text, header_key
+from wallet.services import audit, claim_mail, passes
+from wallet.services.context import Services
+from wallet.store.models import HolderContactRow, PassRow
+
+__all__ = ["BATCH_SIZE", "MAX_ROWS", "ImportCheck", "Outcome", "Problem", "check", "run"]
+
+MAX_ROWS = 200_000
+BATCH_SIZE = 200
+_CONTACT_HEADERS = {
+    "email": ("E-Mail", "Email", "E-Mail-Adresse", "Mail", "E-mail address"),
+    "lang": ("Sprache", "Language", "Bevorzugte Sprache", "Korrespondenzsprache"),
+    "street": ("Straße", "Strasse", "Anschrift", "Straße und Hausnummer", "Street"),
+    "postcode": ("PLZ", "Postleitzahl", "Postcode", "Postal code"),
+    "city": ("Ort", "Wohnort", "Stadt", "City"),
+}
+CONTACT_COLUMNS = {header_key(h): name for name, hs in _CONTACT_HEADERS.items() for h in hs}
+_LANGUAGES = {"": "de", "de": "de", "deutsch": "de", "german": "de", "en": "en",
+              "englisch": "en", "english": "en"}  # fmt: skip
+_CONTACT_LIMITS = {"street": 200, "postcode": 16, "city": 100}
+
+# What a report says for each holder-field rule (wallet.errors.HolderDataError.kind).
+_FIELD_PROBLEMS = {
+    "empty": Text(de="ist leer", en="is empty"),
+    "too_long": Text(de="ist zu lang (höchstens {n} Zeichen)", en="is too long (at most {n})"),
+    "format": Text(
+        de="hat nicht das erwartete Format (z. B. {example})",
+        en="does not have the expected format (e.g. {example})",
+    ),
+    "invisible": Text(
+        de="enthält ein unsichtbares Steuerzeichen", en="contains an invisible control character"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file, where Excel shows it: row, column, what, in de and en."""
+
+    row: int
+    column: str
+    code: str
+    message: Text
+
+    def to_json(self) -> dict[str, object]:
+        return {"row": self.row, "column": self.column, "code": self.code,
+                "message": self.message.to_json()}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Plan:
+    row: int
+    key: str
+    holder: dict[str, str]
+    contacts: dict[str, str]
+    existing: str | None  # serial of the pass an earlier run issued
+
+
+@dataclass
+class ImportCheck:
+    """What a file would do: rows to issue, rows issued before, and every problem."""
+
+    pass_type: PassType
+    rows: int
+    plans: list[_Plan] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def invalid_rows(self) -> set[int]:
+        return {p.row for p in self.problems}
+
+    @property
+    def to_issue(self) -> int:
+        bad = self.invalid_rows
+        return sum(1 for p in self.plans if p.existing is None and p.row not in bad)
+
+    @property
+    def issued_before(self) -> int:
+        return sum(1 for p in self.plans if p.existing is not None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": self.pass_type.id,
+            "rows": self.rows,
+            "to_issue": self.to_issue,
+            "issued_before": self.issued_before,
+            "invalid_rows": len(self.invalid_rows),
+            "ignored_columns": self.ignored_columns,
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input row after a run: what became of it (a line of the result file)."""
+
+    row: int
+    key: str
+    status: str  # issued | issued_before | skipped
+    serial: str = ""
+    claim_url: str = ""  # a secret: only in the result file
+    channel: str = ""  # link (in the result file) | email (queued) | "" (none)
+    error: str = ""
+
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+
+
+def _columns(pass_type: PassType, table: Table, report: ImportCheck) -> dict[int, str]:
+    """Column index -> field or contact name; a field without a column is a problem."""
+    mapping: dict[int, str] = {}
+    for index, header in enumerate(table.header):
+        name = pass_type.column_field(header) or CONTACT_COLUMNS.get(header_key(header))
+        if name is None or name in mapping.values():
+            report.ignored_columns.append(header)
+        else:
+            mapping[index] = name
+    for one in pass_type.fields:
+        if one.name not in mapping.values():
+            report.problems.append(Problem(1, one.label.de, "missing_column", Text(
+                de=f"Spalte für „{one.label.de}“ fehlt",
+                en=f"there is no column for “{one.label.en}”")))  # fmt: skip
+    return mapping
+
+
+def _field_problem(pass_type: PassType, row: int, exc: HolderDataError) -> Problem:
+    one = next((f for f in pass_type.fields if f.name == exc.field), None)
+    label = one.label if one else Text(exc.field, exc.field)
+    words = _FIELD_PROBLEMS.get(exc.kind, Text(de="ist ungültig", en="is not valid"))
+    values = {"n": one.max_length if one else 0, "example": (one.example if one else "") or "—"}
+    message = Text(de=f"{label.de} " + words.de.format(**values),
+                   en=f"{label.en} " + words.en.format(**values))  # fmt: skip
+    return Problem(row, label.de, exc.kind, message)
+
+
+def _contacts(row: int, cells: dict[str, str], report: ImportCheck) -> dict[str, str]:
+    contacts: dict[str, str] = {}
+    email = cells.get("email", "").strip()
+    if email:
+        try:
+            contacts["email"] = check_email_address(email)
+        except InputError:
+            report.problems.append(Problem(row, "E-Mail", "email", Text(
+                de="E-Mail-Adresse ist keine (z. B. erika.mustermann@example.de)",
+                en="e-mail address is not one (e.g. erika.mustermann@example.de)")))  # fmt: skip
+    lang = _LANGUAGES.get(cells.get("lang", "").strip().casefold())
+    if lang is None:
+        report.problems.append(Problem(row, "Sprache", "lang", Text(
+            de="Sprache unbekannt: de oder en", en="unknown language: de or en")))  # fmt: skip
+    contacts["lang"] = lang or "de"
+    for name, limit in _CONTACT_LIMITS.items():
+        value = " ".join(cells.get(name, "").split())
+        if len(value) > limit:
+            report.problems.append(Problem(row, name, "too_long", Text(
+                de=f"{name} ist zu lang", en=f"{name} is too long")))  # fmt: skip
+        elif value:
+            contacts[name] = value
+    return contacts
+
+
+def check(session: Session, services: Services, type_id: object, table: Table) -> ImportCheck:
+    """Check every row of ``table`` for pass type ``type_id``; nothing is written."""
+    pass_type = services.pass_type(type_id)
+    report = ImportCheck(pass_type=pass_type, rows=len(table.rows))
+    mapping = _columns(pass_type, table, report)
+    if report.problems:
+        return report  # without a column for a field, every row would say the same
+    seen: dict[str, int] = {}
+    for number, raw in table.rows:
+        cells = {name: raw[i] if i < len(raw) else "" for i, name in mapping.items()}
+        holder_cells = {f.name: cells.get(f.name, "") for f in pass_type.fields}
+        try:
+            holder = pass_type.clean_holder(holder_cells)
+        except HolderDataError as exc:
+            report.problems.append(_field_problem(pass_type, number, exc))
+            continue
+        contacts = _contacts(number, cells, report)
+        key = "|".join(holder[name] for name in pass_type.import_key)
+        if key in seen:
+            report.problems.append(Problem(number, "—", "duplicate", Text(
+                de=f"doppelt in der Datei (wie Zeile {seen[key]})",
+                en=f"twice in the file (like row {seen[key]})")))  # fmt: skip
+            continue
+        seen[key] = number
+        report.plans.append(_Plan(number, key, holder, contacts, None))
+    _mark_issued_before(session, pass_type, report)
+    return report
+
+
+def _mark_issued_before(session: Session, pass_type: PassType, report: ImportCheck) -> None:
+    found: dict[str, str] = {}
+    keys = [p.key for p in report.plans]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        query = select(PassRow.external_key, PassRow.serial).where(
+            PassRow.pass_type == pass_type.id, PassRow.external_key.in_(chunk)
+        )
+        for key, serial in session.execute(query).all():
+            if key is not None:
+                found[key] = serial
+    report.plans = [
+        _Plan(p.row, p.key, p.holder, p.contacts, found.get(p.key)) for p in report.plans
+    ]
+
+
+def run(
+    transaction: Transaction,
+    services: Services,
+    report: ImportCheck,
+    *,
+    skip_invalid: bool,
+    send_email: bool,
+    actor: str,
+    clock: Callable[[], datetime],
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[list[Outcome]]:
+    """Issue what ``report`` planned, batch by batch; yields each batch's outcomes once
+    it is committed (the caller writes them out before asking for the next batch).
+
+    :raises InputError: the check found problems and ``skip_invalid`` is not set.
+    """
+    if report.problems and not skip_invalid:
+        raise InputError(
+            f"the file has {len(report.invalid_rows) or 1} invalid rows and nothing was issued; "
+            "fix them, or skip them with --skip-invalid",
+            field="file",
+        )
+    if send_email and not services.settings.smtp_enabled:
+        raise InputError("e-mail is not set up (WALLET_SMTP_*): import without sending e-mail",
+                         field="send_email")  # fmt: skip
+    problems = {p.row: p for p in report.problems}
+    plans = {p.row: p for p in report.plans}
+    rows = sorted(set(problems) | set(plans))
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        yield _batch(transaction, services, report.pass_type, batch, plans, problems,
+                     send_email=send_email, actor=actor, now=clock())  # fmt: skip
+
+
+def _batch(
+    transaction: Transaction,
+    services: Services,
+    pass_type: PassType,
+    rows: list[int],
+    plans: dict[int, _Plan],
+    problems: dict[int, Problem],
+    *,
+    send_email: bool,
+    actor: str,
+    now: datetime,
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    with transaction() as session:
+        # Another run (or this one, killed after a commit) may have issued some since.
+        pending = [plans[r] for r in rows if r in plans and r not in problems]
+        _recheck = ImportCheck(pass_type=pass_type, rows=len(pending), plans=pending)
+        _mark_issued_before(session, pass_type, _recheck)
+        fresh = {p.row: p for p in _recheck.plans}
+        issued = 0
+        for number in rows:
+            if number in problems:
+                outcomes.append(Outcome(number, "", "skipped", error=problems[number].message.en))
+                continue
+            plan = fresh[number]
+            if plan.existing is not None:
+                outcomes.append(Outcome(number, plan.key, "issued_before", serial=plan.existing))
+                continue
+            outcomes.append(
+                _issue(
+                    session, services, pass_type, plan, send_email=send_email, actor=actor, now=now
+                )
+            )
+            issued += 1
+        if issued:
+            audit.record(session, key=services.audit_key, actor=actor, action="import.batch",
+                         target=f"type:{pass_type.id}",
+                         details={"rows": f"{rows[0]}-{rows[-1]}", "issued": issued},
+                         now=now)  # fmt: skip
+    return outcomes
+
+
+def _issue(
+    session: Session,
+    services: Services,
+    pass_type: PassType,
+    plan: _Plan,
+    *,
+    send_email: bool,
+    actor: str,
+    now: datetime,
+) -> Outcome:
+    issued = passes.issue_pass(
+        session, services, type_id=pass_type.id, holder=plan.holder, actor=actor, now=now,
+        external_key=plan.key,
+    )  # fmt: skip
+    row_id = passes.stored_pass(session, issued.record.serial).id
+    session.add(HolderContactRow(pass_id=row_id, created_at=now, **plan.contacts))
+    email = plan.contacts.get("email")
+    if send_email and email:
+        claim_mail.queue_claim_email(
+            session, services, issued, address=email, lang=plan.contacts["lang"], now=now
+        )
+        return Outcome(plan.row, plan.key, "issued", serial=issued.record.serial, channel="email")
+    claim_url = issued.claim_url(services.settings.public_url)
+    return Outcome(plan.row, plan.key, "issued", issued.record.serial, claim_url, channel="link")
