@@ -33,6 +33,8 @@ certificates, keys and instance into temporary folders, removed afterwards).
    (scripts/bench_service.py). Skip with ``--no-http``.
 10. The scanner's JavaScript verifier in headless Chromium (scripts/bench_js_verify.py):
    its check of the JWS and of the QR text against a bare WebCrypto ECDSA verify.
+11. Importing 100,000 library-card rows from a German Excel export on SQLite and
+   PostgreSQL (scripts/bench_import.py): rows/s and peak memory. Skip with ``--no-db``.
 
 Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
 test: a missed target shows as "no" in the table and never fails the run.
@@ -417,6 +419,33 @@ def bench_verification(city: City, plan: Plan) -> list[Row]:
             )
         )
     return rows
+
+
+IMPORT_TARGET = 1000.0  # rows/s (issue 10)
+
+
+def bench_import_rows(*, rows: int) -> list[Row]:
+    """Import throughput and peak memory per database (issue 10, section 5)."""
+    from bench_import import bench_imports
+
+    result = []
+    for run in bench_imports(rows):
+        rate = run.rows_per_second
+        result.append(
+            Row(
+                measurement=f"Import of {run.rows:,} library-card rows (German Excel CSV), "
+                f"{run.kind}: rows/s (peak memory +{run.peak_mib:.0f} MiB)",
+                result=rate,
+                baseline=None,
+                unit="rows/s",
+                result_text=f"{rate:,.0f} rows/s in {run.seconds:.1f} s",
+                baseline_text="—",
+                target_text=f"≥ {IMPORT_TARGET:,.0f} rows/s",
+                met=rate >= IMPORT_TARGET,
+                details={"peak_mib": run.peak_mib},
+            )
+        )
+    return result
 
 
 def bench_js_verification(city: City, *, quick: bool) -> list[Row]:
@@ -912,6 +941,7 @@ def main(argv: list[str] | None = None) -> int:
         *bench_wallet_formats(city, rng, calls=20 if args.quick else 300),
         *([] if args.no_push else bench_push(rng, passes=3 if args.quick else 10)),
         *([] if args.no_db else bench_database()),
+        *([] if args.no_db else bench_import_rows(rows=2_000 if args.quick else 100_000)),
         *([] if args.no_http else bench_http(seconds=3 if args.quick else 10)),
     ]
     elapsed = time.perf_counter() - started

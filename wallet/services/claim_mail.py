@@ -79,8 +79,8 @@ def queue_claim_email(
         link_valid_until=now + timedelta(seconds=settings.claim_link_lifetime),
         now=now,
     )
-    row = passes.stored_pass(session, issued.record.serial)
-    outbox.queue_email(session, services, pass_id=row.id, message=message, now=now)
+    pass_id = issued.pass_id or passes.stored_pass(session, issued.record.serial).id
+    outbox.queue_email(session, services, pass_id=pass_id, message=message, now=now)
 
 
 def mail_sender(services: Services) -> SmtpSender:

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from wallet.domain import check_email_address
@@ -133,6 +133,8 @@ class Outcome:
 
 
 Transaction = Callable[[], AbstractContextManager[Session]]
+_INSERT_CONTACT = insert(HolderContactRow)
+_NO_CONTACT = {"email": None, "street": None, "postcode": None, "city": None}
 
 
 def _columns(pass_type: PassType, table: Table, report: ImportCheck) -> dict[int, str]:
@@ -322,8 +324,10 @@ def _issue(
         session, services, type_id=pass_type.id, holder=plan.holder, actor=actor, now=now,
         external_key=plan.key,
     )  # fmt: skip
-    row_id = passes.stored_pass(session, issued.record.serial).id
-    session.add(HolderContactRow(pass_id=row_id, created_at=now, **plan.contacts))
+    session.execute(
+        _INSERT_CONTACT, {**_NO_CONTACT, **plan.contacts, "pass_id": issued.pass_id,
+                          "created_at": now},
+    )  # fmt: skip
     email = plan.contacts.get("email")
     if send_email and email:
         claim_mail.queue_claim_email(
