@@ -11,9 +11,9 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -241,6 +241,63 @@ def list_passes(
         )
     shown = f"{offset + 1}-{offset + len(found)}"
     click.echo(f"{shown} of {page.total} passes", err=True)
+
+
+_DAYS_PER_UNIT = {"d": 1, "w": 7}
+if TYPE_CHECKING:  # click's ParamType is generic only in newer releases
+    _ParamType = click.ParamType[timedelta]
+else:
+    _ParamType = click.ParamType
+
+
+class Duration(_ParamType):
+    """A span like 30d, 4w or 90 (days)."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: Any, ctx: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = _DAYS_PER_UNIT.get(text[-1:], 0)
+        number = text[:-1] if unit else text
+        if not number.isdigit() or not 1 <= int(number) * (unit or 1) <= 366:
+            self.fail(f"{value!r} is not a span like 30d, 4w or 90 (1 to 366 days)", param, ctx)
+        return timedelta(days=int(number) * (unit or 1))
+
+
+@passes.command()
+@click.option(
+    "--within",
+    type=Duration(),
+    default="30d",
+    show_default=True,
+    help="How soon: 30d, 4w, or a number of days.",
+)
+@click.option("--type", "type_id", metavar="TYPE", help="Only this pass type.")
+@click.option("--limit", type=click.IntRange(1, 500), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def expiring(
+    obj: Context, within: timedelta, type_id: str | None, limit: int, as_json: bool
+) -> None:  # fmt: skip
+    """Passes that run out soon (not revoked), soonest first: what to renew."""
+    if type_id is not None:
+        obj.services.pass_type(type_id)
+    with obj.transaction(write=False) as session:
+        page = service.list_passes(session, type_id=type_id, limit=limit,
+                                   expiring_within=within, now=obj.now())  # fmt: skip
+    found = [record.to_json() for record in page.items]
+    if as_json:
+        click.echo(json.dumps({"total": page.total, "passes": found}, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo(f"no pass runs out within {within.days} days")
+        return
+    click.echo(f"{'SERIAL':18} {'TYPE':8} {'STATE':9} {'VALID UNTIL':11}")
+    for p in found:
+        click.echo(f"{p['serial']:18} {p['type']:8} {p['state']:9} {p['valid_until'][:10]:11}")
+    click.echo(f"{len(found)} of {page.total} passes run out within {within.days} days", err=True)
 
 
 @passes.command(context_settings=SERIAL_COMMAND)

@@ -248,14 +248,13 @@ def deliveries_of(session: Session, serial: str) -> PassDeliveries:
         .select_from(AppleRegistrationRow)
         .where(AppleRegistrationRow.pass_id == pass_id)
     )
-    counts: dict[tuple[bool, str], int] = {
-        (kind == EMAIL, state): int(n)
-        for kind, state, n in session.execute(
-            select(OutboxRow.kind, OutboxRow.state, func.count())
-            .where(OutboxRow.pass_id == pass_id)
-            .group_by(OutboxRow.kind, OutboxRow.state)
-        ).all()
-    }
+    counts: dict[tuple[bool, str], int] = {}
+    for kind, state, n in session.execute(
+        select(OutboxRow.kind, OutboxRow.state, func.count())
+        .where(OutboxRow.pass_id == pass_id)
+        .group_by(OutboxRow.kind, OutboxRow.state)
+    ).all():
+        counts[kind == EMAIL, state] = counts.get((kind == EMAIL, state), 0) + int(n)
 
     def last_error(email: bool) -> str | None:
         kinds = [EMAIL] if email else [APNS, GOOGLE_STATE]
@@ -271,7 +270,7 @@ def deliveries_of(session: Session, serial: str) -> PassDeliveries:
         )
 
     def count(email: bool, state: str) -> int:
-        return sum(n for (is_email, s), n in counts.items() if is_email == email and s == state)
+        return counts.get((email, state), 0)
 
     return PassDeliveries(
         apple_devices=int(devices or 0),

@@ -13,7 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Table,
+    UnaryExpression,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,6 +64,7 @@ FILL_LIMIT = 0.75
 MAX_SLOT_ATTEMPTS = 64
 BACKDATE_LIMIT = timedelta(days=1)
 FORWARD_LIMIT = timedelta(days=366)
+MAX_EXPIRING_WINDOW = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -550,8 +562,14 @@ def list_passes(
     text: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    expiring_within: timedelta | None = None,
+    now: datetime | None = None,
 ) -> PassPage:
-    """Passes newest first, filtered by type, state and holder text."""
+    """Passes newest first, filtered by type, state and holder text.
+
+    With ``expiring_within`` (and ``now``): only passes that are not revoked and
+    run out in that time from now, soonest first, for renewals.
+    """
     if state is not None and state not in PASS_STATES:
         raise InputError(f"state must be one of {', '.join(PASS_STATES)}", field="state")
     if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -574,8 +592,18 @@ def list_passes(
                 PassRow.serial == text.strip(),
             )
         )
+    order: UnaryExpression[Any] = PassRow.id.desc()
+    if expiring_within is not None:
+        if now is None or not timedelta(0) < expiring_within <= MAX_EXPIRING_WINDOW:
+            raise InputError("expiring within must be 1 to 366 days", field="within")
+        query = query.where(
+            PassRow.state != PassState.REVOKED.value,
+            PassRow.valid_until >= now,
+            PassRow.valid_until <= now + expiring_within,
+        )
+        order = PassRow.valid_until.asc()
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(PassRow.id.desc()).limit(limit).offset(offset)).all()
+    rows = session.scalars(query.order_by(order, PassRow.id).limit(limit).offset(offset)).all()
     return PassPage(items=[pass_record(row) for row in rows], total=total)
 
 

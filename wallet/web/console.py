@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 
 PAGE_SIZE = 25
+EXPIRING_CHOICES = ("7", "30", "90")  # days: "runs out within", for renewals
 MAX_PAGE = 100_000
 MAX_QUERY_LENGTH = 200
 MAX_VERIFY_INPUT = 16_384
@@ -340,8 +341,11 @@ def search() -> ResponseReturnValue:
     text = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
     type_id = request.args.get("type", "").strip()
     state = request.args.get("state", "").strip()
+    expiring = request.args.get("expiring", "").strip()
     page = _page_number(request.args.get("page"))
     errors: dict[str, str] = {}
+    if expiring and expiring not in EXPIRING_CHOICES:
+        errors["expiring"] = _("Choose one of the listed periods.")
     if type_id and type_id not in ctx.services.pass_types:
         errors["type"] = _("Choose one of the listed pass types.")
     if state and state not in PASS_STATES:
@@ -357,10 +361,13 @@ def search() -> ResponseReturnValue:
                 text=text or None,
                 limit=PAGE_SIZE,
                 offset=(page - 1) * PAGE_SIZE,
+                expiring_within=timedelta(days=int(expiring)) if expiring else None,
+                now=now(),
             )
             rows, total = list(found.items), found.total
     pages = max(1, -(-total // PAGE_SIZE))
-    filters = {k: v for k, v in (("q", text), ("type", type_id), ("state", state)) if v}
+    chosen = (("q", text), ("type", type_id), ("state", state), ("expiring", expiring))
+    filters = {k: v for k, v in chosen if v}
     page_html = render_template(
         "console/search.html",
         rows=rows,
@@ -371,6 +378,8 @@ def search() -> ResponseReturnValue:
         query=text,
         type_id=type_id,
         state=state,
+        expiring=expiring,
+        expiring_choices=EXPIRING_CHOICES,
         errors=errors,
         pass_types=ctx.services.pass_types,
         states=PASS_STATES,
