@@ -194,3 +194,15 @@ def test_a_run_killed_with_sigkill_continues_where_it_stopped(
     assert len(issued) == 1500  # no pass without its audit entry, none twice
     with db.transaction(write=False) as session:
         assert audit.verify_chain(session, key=services.audit_key).intact
+
+
+def test_the_purge_command_reports_what_it_would_remove_and_changes_nothing_on_a_dry_run(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    wallet.ok("import", str(SAMPLE), "--type", "library", "--result", str(tmp_path / "r.csv"))
+    dry = wallet.ok("holders", "purge", "--dry-run")
+    assert "would delete the contacts of 0" in dry.stdout and "would clear 0" in dry.stdout
+    with db.transaction(write=False) as session:
+        kept = session.scalar(select(func.count()).select_from(HolderContactRow))
+    assert kept == 4
+    assert wallet("holders", "purge", "--older-than", "soon").exit_code == 2

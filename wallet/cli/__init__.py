@@ -28,6 +28,7 @@ COMMANDS = {
     "worker": "wallet.cli.worker:worker",
     "doctor": "wallet.cli.doctor:doctor",
     "import": "wallet.cli.imports:import_command",
+    "holders": "wallet.cli.holders:holders",
 }
 
 

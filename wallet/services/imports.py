@@ -41,11 +41,14 @@ _CONTACT_HEADERS = {
     "street": ("Straße", "Strasse", "Anschrift", "Straße und Hausnummer", "Street"),
     "postcode": ("PLZ", "Postleitzahl", "Postcode", "Postal code"),
     "city": ("Ort", "Wohnort", "Stadt", "City"),
+    "reminders": ("Erinnerungen", "Einwilligung Erinnerung", "Erinnerung erwünscht", "Reminders"),
 }
 CONTACT_COLUMNS = {header_key(h): name for name, hs in _CONTACT_HEADERS.items() for h in hs}
 _LANGUAGES = {"": "de", "de": "de", "deutsch": "de", "german": "de", "en": "en",
               "englisch": "en", "english": "en"}  # fmt: skip
 _CONTACT_LIMITS = {"street": 200, "postcode": 16, "city": 100}
+_CONSENT = {"": False, "nein": False, "no": False, "0": False, "ja": True, "yes": True,
+            "1": True, "x": True}  # fmt: skip
 
 # What a report says for each holder-field rule (wallet.errors.HolderDataError.kind).
 _FIELD_PROBLEMS = {
@@ -80,7 +83,7 @@ class _Plan:
     row: int
     key: str
     holder: dict[str, str]
-    contacts: dict[str, str]
+    contacts: dict[str, object]
     existing: str | None  # serial of the pass an earlier run issued
 
 
@@ -164,8 +167,14 @@ def _field_problem(pass_type: PassType, row: int, exc: HolderDataError) -> Probl
     return Problem(row, label.de, exc.kind, message)
 
 
-def _contacts(row: int, cells: dict[str, str], report: ImportCheck) -> dict[str, str]:
-    contacts: dict[str, str] = {}
+def _contacts(row: int, cells: dict[str, str], report: ImportCheck) -> dict[str, object]:
+    contacts: dict[str, object] = {}
+    consent = _CONSENT.get(cells.get("reminders", "").strip().casefold())
+    if consent is None:
+        report.problems.append(Problem(row, "Erinnerungen", "reminders", Text(
+            de="Einwilligung in Erinnerungen: ja oder nein",
+            en="reminders consent: yes or no")))  # fmt: skip
+    contacts["reminders"] = bool(consent)
     email = cells.get("email", "").strip()
     if email:
         try:
@@ -329,9 +338,9 @@ def _issue(
                           "created_at": now},
     )  # fmt: skip
     email = plan.contacts.get("email")
-    if send_email and email:
+    if send_email and isinstance(email, str):
         claim_mail.queue_claim_email(
-            session, services, issued, address=email, lang=plan.contacts["lang"], now=now
+            session, services, issued, address=email, lang=str(plan.contacts["lang"]), now=now
         )
         return Outcome(plan.row, plan.key, "issued", serial=issued.record.serial, channel="email")
     claim_url = issued.claim_url(services.settings.public_url)

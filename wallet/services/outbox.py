@@ -38,7 +38,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wallet.errors import DeliveryError, WalletError
-from wallet.services import wallets
+from wallet.services import contacts, wallets
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
 from wallet.store.models import AppleRegistrationRow, Base, OutboxRow, PassRow
@@ -418,4 +418,6 @@ def _record(
         log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, outcome.error)
     if item.kind == EMAIL and "state" in values:
         values["payload"] = {}  # delivered or given up: the claim link goes with it
+        if outcome.ok and item.pass_id is not None:
+            contacts.forget_after_delivery(session, item.pass_id)
     session.execute(update(OutboxRow).where(OutboxRow.id == item.id).values(**values))

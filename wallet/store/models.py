@@ -162,6 +162,9 @@ class HolderContactRow(Base):
     postcode: Mapped[str | None] = mapped_column(String(16), default=None)
     city: Mapped[str | None] = mapped_column(String(100), default=None)
     lang: Mapped[str] = mapped_column(String(2), default="de")
+    # The holder agreed to reminders before expiry: only then is the address kept
+    # after the claim link went out (see wallet.services.contacts).
+    reminders: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 

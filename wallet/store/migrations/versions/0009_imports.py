@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("postcode", sa.String(length=16), nullable=True),
         sa.Column("city", sa.String(length=100), nullable=True),
         sa.Column("lang", sa.String(length=2), nullable=False),
+        sa.Column("reminders", sa.Boolean(), nullable=False),
         sa.Column("created_at", _when, nullable=False),
         sa.ForeignKeyConstraint(["pass_id"], ["passes.id"]),
         sa.PrimaryKeyConstraint("pass_id"),
