@@ -206,3 +206,48 @@ def test_the_purge_command_reports_what_it_would_remove_and_changes_nothing_on_a
         kept = session.scalar(select(func.count()).select_from(HolderContactRow))
     assert kept == 4
     assert wallet("holders", "purge", "--older-than", "soon").exit_code == 2
+
+
+def test_letters_for_holders_without_e_mail_are_sorted_by_postcode_and_carry_their_link(
+    wallet: Wallet, db: Database, tmp_path: Path
+) -> None:
+    import pypdfium2 as pdfium
+
+    from wallet.formats.qrimage import read_qr_image
+
+    result = tmp_path / "r.csv"
+    wallet.ok("import", str(SAMPLE), "--type", "library", "--result", str(result))
+    links = {r[4] for r in result_rows(result)[1:]}
+    out = tmp_path / "letters"
+    made = wallet.ok("letters", str(result), "--out", str(out), "--per-file", "2")
+    assert "3 letters, sorted by postcode" in made.stdout  # row 4 has no postal address
+    assert "no postal address" in made.stderr
+    files = sorted(out.glob("letters-*.pdf"))
+    assert [f.name for f in files] == ["letters-0001.pdf", "letters-0002.pdf"]  # 2 + 1
+    assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    pages = [page for f in files for page in pdfium.PdfDocument(f.read_bytes())]
+    texts = [page.get_textpage().get_text_range() for page in pages]
+    assert "40212 Düsseldorf" in texts[0]  # Königsallee's postcode comes first
+    assert all("Ihr digitaler Ausweis" in t and "Your digital pass" in t for t in texts)
+    assert all("Stadtbüchereien" in t for t in texts)  # the sender line
+    first = texts[0]
+    printed = next(link for link in links if link in first.replace("\r\n", "").replace("\n", ""))
+    image = pages[0].render(scale=200 / 72).to_pil()
+    upper_right = image.crop((image.width // 2, 0, image.width, image.height // 2))
+    buffer = io.BytesIO()
+    upper_right.save(buffer, format="PNG")
+    assert read_qr_image(buffer.getvalue()) == printed  # the link's QR code, for the camera
+
+
+def test_no_letter_for_a_link_replaced_since(wallet: Wallet, db: Database, tmp_path: Path) -> None:
+    result = tmp_path / "r.csv"
+    wallet.ok("import", str(SAMPLE), "--type", "library", "--result", str(result))
+    serial = result_rows(result)[1][3]
+    wallet.ok("passes", "new-link", serial)
+    made = wallet.ok("letters", str(result), "--out", str(tmp_path / "l"))
+    assert f"no letter for {serial}: the link was replaced" in made.stderr
+    assert "2 letters" in made.stdout
+    not_a_result = tmp_path / "x.csv"
+    not_a_result.write_text("a;b\n1;2\n")
+    refused = wallet("letters", str(not_a_result), "--out", str(tmp_path / "m"))
+    assert refused.exit_code != 0 and "not a result of `wallet import`" in refused.output

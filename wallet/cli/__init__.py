@@ -29,6 +29,7 @@ COMMANDS = {
     "doctor": "wallet.cli.doctor:doctor",
     "import": "wallet.cli.imports:import_command",
     "holders": "wallet.cli.holders:holders",
+    "letters": "wallet.cli.letters:letters_command",
 }
 
 

@@ -745,6 +745,16 @@ def _pdf(layout: _Layout, wallet_pass: WalletPass, design: PrintDesign, lang: st
     # Ask viewers not to "fit to page": the card must come out at its real size.
     pdf.setViewerPreference("PrintScaling", "None")
 
+    _paint(pdf, layout)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _paint(pdf: Any, layout: _Layout) -> None:
+    """Draw one layout on the canvas's current page (the letters share this painter)."""
+    page_height = layout.height * _PT_PER_MM
+
     def x(mm: float) -> float:
         return mm * _PT_PER_MM
 
@@ -790,9 +800,6 @@ def _pdf(layout: _Layout, wallet_pass: WalletPass, design: PrintDesign, lang: st
                     )
             pdf.setFillColorRGB(0, 0, 0)
             pdf.drawPath(path, stroke=0, fill=1)
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
 
 
 def _png(layout: _Layout, *, dpi: int) -> bytes:
