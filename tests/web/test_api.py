@@ -40,6 +40,7 @@ MATRIX: dict[str, set[str]] = {
     "reinstate_pass": ISSUERS,
     "reissue_pass": ISSUERS,
     "replace_claim_link": ISSUERS,
+    "create_import": ISSUERS,
     "verify": EVERYONE,
 }
 
@@ -99,7 +100,7 @@ def issue_direct(
 
 # -- authentication and roles --------------------------------------------------
 
-ROUTES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+ROUTES: list[tuple[str, str, str, dict[str, Any] | bytes | None, int]] = [
     # endpoint, method, path ({serial} filled in), body, status on success
     ("create_pass", "POST", "/api/v1/passes", LIBRARY, 201),
     ("list_passes", "GET", "/api/v1/passes", None, 200),
@@ -110,6 +111,13 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("reissue_pass", "POST", "/api/v1/passes/{serial}/reissue", {}, 201),
     ("replace_claim_link", "POST", "/api/v1/passes/{serial}/claim-link", {}, 201),
     ("verify", "POST", "/api/v1/verify", {"token": "{qr}"}, 200),
+    (
+        "create_import",
+        "POST",
+        "/api/v1/imports?type=library&dry_run=true",
+        b"Ausweisnummer;Name\r\n100200300401;Erika Mustermann\r\n",
+        200,
+    ),
 ]
 
 
@@ -122,11 +130,14 @@ def call(
     client: FlaskClient,
     method: str,
     path: str,
-    body: dict[str, Any] | None,
+    body: dict[str, Any] | bytes | None,
     headers: dict[str, str],
     issued: passes.IssuedPass,
 ) -> TestResponse:
     path = path.format(serial=issued.record.serial)
+    if isinstance(body, bytes):  # a CSV file
+        return client.open(path, method=method, data=body, content_type="text/csv",
+                           headers=headers)  # fmt: skip
     if body is not None and body.get("token") == "{qr}":
         body = {"token": issued.qr_text}
     return client.open(path, method=method, json=body, headers=headers)

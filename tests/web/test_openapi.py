@@ -139,6 +139,7 @@ class Exchange:
         serial: str = "",
         body: Any = None,
         raw: bytes | None = None,
+        content_type: str = "application/json",
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         request_valid: bool = True,
@@ -156,8 +157,9 @@ class Exchange:
         sent = self.headers if headers is None else headers
         if raw is not None:
             response = self.client.open(
-                path, method=method, data=raw, content_type="application/json", headers=sent
-            )
+                path, method=method, data=raw, content_type=content_type, query_string=query,
+                headers=sent,
+            )  # fmt: skip
         else:
             response = self.client.open(
                 path, method=method, json=body, query_string=query, headers=sent
@@ -215,6 +217,11 @@ def test_real_traffic_matches_the_document(
     exchange("post", "/passes/{serial}/reissue", serial=card["serial"], body={"reason": "lost"})
     for text in (card["qr_text"], permit["token"], "garbage"):
         exchange("post", "/verify", body={"token": text})
+    csv_file = b"Ausweisnummer;Name\r\n100200300401;Erika Mustermann\r\n"
+    for query in ({"type": "library", "dry_run": "true"}, {"type": "library"}):
+        exchange("post", "/imports", raw=csv_file, content_type="text/csv", query=query)
+    bad_file = b"Ausweisnummer;Name\r\n12;Erika\r\n"
+    exchange("post", "/imports", raw=bad_file, content_type="text/csv", query={"type": "library"})
 
     # And the errors, each with its documented status and the Error schema.
     exchange("post", "/passes", body={**LIBRARY, "colour": "red"}, request_valid=False)

@@ -19,7 +19,7 @@ from wallet.errors import ConfigError, InputError, WalletError
 from wallet.files import write_atomically
 from wallet.services.context import Services
 from wallet.store.db import Database
-from wallet.web.bodies import BufferedBodies
+from wallet.web.bodies import IMPORT_BODY_BYTES, IMPORT_PATH, BufferedBodies
 from wallet.web.httperrors import error_body, status_for, wants_json
 from wallet.web.webcontext import WebContext, _utc_now
 
@@ -66,9 +66,13 @@ def create_app(
     )
     if config:
         app.config.update(config)
-    app.wsgi_app = BufferedBodies(  # type: ignore[method-assign]
-        app.wsgi_app, max_bytes=lambda: int(app.config["MAX_CONTENT_LENGTH"])
-    )
+
+    def body_limit(environ: dict[str, Any]) -> int:
+        if environ.get("PATH_INFO") == IMPORT_PATH:
+            return IMPORT_BODY_BYTES
+        return int(app.config["MAX_CONTENT_LENGTH"])
+
+    app.wsgi_app = BufferedBodies(app.wsgi_app, max_bytes=body_limit)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

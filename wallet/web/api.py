@@ -19,12 +19,15 @@ from typing import Any, Concatenate, ParamSpec
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError
-from wallet.services import accounts, credentials, idempotency, passes
+from wallet.formats.csvtable import read_table
+from wallet.services import accounts, credentials, idempotency, imports, passes
 from wallet.services.idempotency import StoredResponse
 from wallet.web import openapi, public
+from wallet.web.bodies import IMPORT_BODY_BYTES
 from wallet.web.httperrors import error_body
 from wallet.web.jsonbody import ApiError, read_json_object
 from wallet.web.webcontext import context, now
@@ -304,7 +307,8 @@ def _create_once(
 
 @blueprint.before_request
 def _limit_body() -> None:
-    request.max_content_length = MAX_BODY_BYTES
+    large = request.endpoint == "api.create_import"
+    request.max_content_length = IMPORT_BODY_BYTES if large else MAX_BODY_BYTES
 
 
 @blueprint.after_request
@@ -475,6 +479,62 @@ def replace_claim_link(caller: Caller, serial: str) -> Response:
         )
 
     return _create_once(caller, body, replace)
+
+
+MAX_IMPORT_ROWS = 10_000
+IMPORT_FLAGS = ("dry_run", "skip_invalid", "send_email")
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name, "false")
+    if raw not in ("true", "false"):
+        raise InputError(f"{name} must be true or false", field=name)
+    return raw == "true"
+
+
+@_route("/imports", method="POST", roles=ISSUERS)
+def create_import(caller: Caller) -> Response:
+    """A CSV export in, passes out: the check report, then each row's result."""
+    params = _query(("type", *IMPORT_FLAGS), may_be_empty=())
+    if "type" not in params:
+        raise InputError("type is required (the pass type of every row)", field="type")
+    dry_run, skip_invalid, send_email = (_flag(params, name) for name in IMPORT_FLAGS)
+    if request.mimetype != "text/csv":
+        raise ApiError("send the file as Content-Type: text/csv", code="unsupported_media_type",
+                       status=400, field="Content-Type")  # fmt: skip
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge as exc:
+        raise ApiError(f"the file is larger than {IMPORT_BODY_BYTES} bytes; import larger files "
+                       "with `wallet import`", code="payload_too_large", status=413,
+                       field="body") from exc  # fmt: skip
+    table = read_table(data, max_rows=MAX_IMPORT_ROWS)
+    ctx = context()
+    with ctx.db.transaction(write=False) as session:
+        report = imports.check(session, ctx.services, params["type"], table)
+    if dry_run:
+        return jsonify({"report": report.to_json()})
+    if report.problems and not skip_invalid:
+        body = error_body("import_invalid", "the file has invalid rows and nothing was issued; "
+                          "fix them, or send skip_invalid=true", field="body",
+                          report=report.to_json())  # fmt: skip
+        return _answer(body, 422)
+    results = [
+        {"row": o.row, "key": o.key, "status": o.status, "serial": o.serial,
+         "claim_url": o.claim_url, "channel": o.channel, "error": o.error}
+        for batch in imports.run(
+            lambda: ctx.db.transaction(write=True), ctx.services, report,
+            skip_invalid=skip_invalid, send_email=send_email, actor=caller.actor, clock=now,
+        )
+        for o in batch
+    ]  # fmt: skip
+    return _answer({"report": report.to_json(), "results": results}, 201)
+
+
+def _answer(body: Mapping[str, Any], status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 @_route("/verify", method="POST", roles=ANY_ROLE)

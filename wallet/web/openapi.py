@@ -174,8 +174,98 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
                             "description": "The field, query parameter or header at fault "
                             "(holder fields as holder.<name>).",
                         },
+                        "report": {
+                            "$ref": "#/components/schemas/ImportReport",
+                            "description": "An import refused for invalid rows: what is wrong.",
+                        },
                     },
                 }
+            },
+        },
+        "ImportReport": {
+            "type": "object",
+            "description": "The check of every row of an import, before anything is issued.",
+            "additionalProperties": False,
+            "required": [
+                "type",
+                "rows",
+                "to_issue",
+                "issued_before",
+                "invalid_rows",
+                "ignored_columns",
+                "problems",
+            ],
+            "properties": {
+                "type": {"type": "string"},
+                "rows": {"type": "integer", "minimum": 0},
+                "to_issue": {"type": "integer", "minimum": 0},
+                "issued_before": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Rows whose key an earlier import issued.",
+                },
+                "invalid_rows": {"type": "integer", "minimum": 0},
+                "ignored_columns": {"type": "array", "items": {"type": "string"}},
+                "problems": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["row", "column", "code", "message"],
+                        "properties": {
+                            "row": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "As Excel numbers it (the header is 1).",
+                            },
+                            "column": {"type": "string"},
+                            "code": {"type": "string"},
+                            "message": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["de", "en"],
+                                "properties": {"de": {"type": "string"}, "en": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "ImportResult": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["report", "results"],
+            "properties": {
+                "report": {"$ref": "#/components/schemas/ImportReport"},
+                "results": {
+                    "type": "array",
+                    "description": "One entry per input row; claim links are shown only here.",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": [
+                            "row",
+                            "key",
+                            "status",
+                            "serial",
+                            "claim_url",
+                            "channel",
+                            "error",
+                        ],
+                        "properties": {
+                            "row": {"type": "integer"},
+                            "key": {"type": "string"},
+                            "status": {
+                                "type": "string",
+                                "enum": ["issued", "issued_before", "skipped"],
+                            },
+                            "serial": {"type": "string"},
+                            "claim_url": {"type": "string"},
+                            "channel": {"type": "string", "enum": ["link", "email", ""]},
+                            "error": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
         "Pass": {
@@ -576,6 +666,65 @@ def build_document(
                 parameters=[serial, idempotency_key],
                 body=reason_body("Reason", required=False),
                 responses={"201": created, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/imports": {
+            "post": _operation(
+                "create_import",
+                roles,
+                summary="Import holders from a CSV export (German Excel works as it is)",
+                description="Checks every row first; issues nothing from a file with invalid "
+                "rows unless skip_invalid=true (422 with the report). Issues in batches, each "
+                "one transaction; rows whose external key (card number; plate and zone) was "
+                "issued before are not issued again, so sending the same file twice is safe. "
+                "At most 10,000 rows and 4 MiB: larger files go through `wallet import`. The "
+                "body: a header row naming the pass type's fields (by its [import] columns, "
+                "labels or names, e.g. Ausweisnummer;Name), then one row per holder; ';', ',' "
+                "or tab, UTF-8 or Windows-1252. send_email=true needs a mail server "
+                "(WALLET_SMTP_*), else 422.",
+                parameters=[
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": True,
+                        "description": "The pass type of every row.",
+                        "schema": {"type": "string", "enum": sorted(pass_types)},
+                    },
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "description": text,
+                            "schema": {"type": "string", "enum": ["true", "false"]},
+                        }
+                        for name, text in (
+                            ("dry_run", "Only check and report; issue nothing."),
+                            ("skip_invalid", "Issue the valid rows of a file with invalid ones."),
+                            (
+                                "send_email",
+                                "Send rows with an e-mail address their link by "
+                                "e-mail (needs WALLET_SMTP_*).",
+                            ),
+                        )
+                    ),
+                ],
+                body={
+                    "required": True,
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                responses={
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["report"],
+                            "properties": {"report": _ref("ImportReport")},
+                        },
+                        "dry_run=true: the check report.",
+                    ),
+                    "201": _json(_ref("ImportResult"), "Issued: the report and each row's result."),
+                    **_errors(400, 413, 422),
+                },
             )
         },
         "/verify": {
