@@ -454,3 +454,19 @@ def test_devices_and_pairing_pages_meet_wcag_21_aa_and_reflow_at_320px(
     phone.open(f"{site.url}/console/devices")
     assert_reflows(phone, "console-devices-320px")
     phone.check("console-devices-320px")
+
+
+def test_import_page_with_its_report_meets_wcag_21_aa_and_reflows(
+    site: Site, staff: Tab, phone: Tab, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_bytes(b"Ausweisnummer;Name;Notiz\r\n12;Erika;x\r\n100200300999;Max;y\r\n")
+    staff.open(f"{site.url}/console/import")
+    staff.page.set_input_files("#file", str(export))
+    with staff.page.expect_navigation():
+        staff.page.click("button[value=check]")
+    assert staff.page.locator("table tbody tr").count() == 1
+    staff.check("console-import-report")
+    phone.sign_in(site.url)
+    phone.open(f"{site.url}/console/import")
+    assert_reflows(phone, "console-import-320px")

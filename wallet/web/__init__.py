@@ -19,7 +19,7 @@ from wallet.errors import ConfigError, InputError, WalletError
 from wallet.files import write_atomically
 from wallet.services.context import Services
 from wallet.store.db import Database
-from wallet.web.bodies import IMPORT_BODY_BYTES, IMPORT_PATH, BufferedBodies
+from wallet.web.bodies import IMPORT_BODY_BYTES, IMPORT_PATHS, BufferedBodies
 from wallet.web.httperrors import error_body, status_for, wants_json
 from wallet.web.webcontext import WebContext, _utc_now
 
@@ -68,7 +68,7 @@ def create_app(
         app.config.update(config)
 
     def body_limit(environ: dict[str, Any]) -> int:
-        if environ.get("PATH_INFO") == IMPORT_PATH:
+        if environ.get("PATH_INFO") in IMPORT_PATHS:
             return IMPORT_BODY_BYTES
         return int(app.config["MAX_CONTENT_LENGTH"])
 
@@ -93,6 +93,7 @@ def create_app(
         citizen,
         console,
         console_devices,  # noqa: F401 - adds its pages to the console
+        console_imports,  # noqa: F401 - adds its pages to the console
         device_api,
         public,
     )

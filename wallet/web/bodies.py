@@ -33,7 +33,7 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 # The API's CSV import takes a larger body than anything else (10,000 rows at most;
 # bigger files go through `wallet import`, which shows progress and resumes).
-IMPORT_PATH = "/api/v1/imports"
+IMPORT_PATHS = ("/api/v1/imports", "/console/import")
 IMPORT_BODY_BYTES = 4 * 1024 * 1024
 
 
