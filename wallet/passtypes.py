@@ -144,6 +144,11 @@ class PassType:
     # (the external key), and export column headers -> field names (normalised).
     import_key: tuple[str, ...] = ()
     import_columns: Mapping[str, str] = field(default_factory=dict)
+    # Renewal: where a holder renews (a city portal, or the desk, in words), and how many
+    # days before expiry a consenting holder is reminded (each at most once).
+    renewal_url: str = ""
+    renewal_desk: Text | None = None
+    reminder_days: tuple[int, ...] = ()
 
     def column_field(self, header: str) -> str | None:
         """The field a column of an export fills: by the declared headers or its own name."""
@@ -229,6 +234,29 @@ def _import(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, An
     }
 
 
+def _renewal(raw: object, source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not set(raw) <= {"url", "desk", "reminder_days"}:
+        raise PassTypeError(f"{source}: [renewal] may hold url, desk and reminder_days only")
+    url = raw.get("url", "")
+    if not isinstance(url, str) or (url and not url.startswith("https://")):
+        raise PassTypeError(f"{source}: [renewal] url must be an https:// address")
+    days = raw.get("reminder_days", [])
+    if not isinstance(days, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 365 for d in days
+    ):
+        raise PassTypeError(f"{source}: [renewal] reminder_days must be days from 1 to 365")
+    desk = _text(raw["desk"], f"{source}: [renewal] desk") if "desk" in raw else None
+    if days and not url and desk is None:
+        raise PassTypeError(f"{source}: reminders need a renewal url or desk to point to")
+    return {
+        "renewal_url": url,
+        "renewal_desk": desk,
+        "reminder_days": tuple(sorted(set(days), reverse=True)),
+    }
+
+
 def _text(raw: object, where: str) -> Text:
     if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
         raise PassTypeError(f"{where} needs exactly the languages de and en")
@@ -284,7 +312,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
     """Build a pass type from its parsed definition, refusing anything odd."""
     known = {
         "id", "label", "issuer_name", "validity", "status_bits", "revocable",
-        "suspendable", "stale_status", "fields", "import",
+        "suspendable", "stale_status", "fields", "import", "renewal",
     }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
@@ -331,6 +359,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
         suspendable=suspendable,
         stale_status=stale,
         **_import(raw.get("import"), fields, source),
+        **_renewal(raw.get("renewal"), source),
     )
 
 

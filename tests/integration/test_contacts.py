@@ -11,10 +11,10 @@ from tests.factories import NOW
 from tests.push.test_claim_email import drain, mail_services
 from tests.standins.smtp import smtp_server
 from wallet.formats.csvtable import read_table
-from wallet.services import audit, contacts, imports, passes
+from wallet.services import audit, contacts, imports, passes, reminders
 from wallet.services.context import Services
 from wallet.store.db import Database
-from wallet.store.models import HolderContactRow
+from wallet.store.models import HolderContactRow, PassRow
 
 EXPORT = (
     "Ausweisnummer;Name;E-Mail;Straße;PLZ;Ort;Erinnerungen\r\n"
@@ -97,3 +97,57 @@ def test_a_consent_value_that_is_neither_yes_nor_no_is_a_problem_in_the_check(
     with db.transaction(write=False) as session:
         report = imports.check(session, services, "library", read_table(export, max_rows=10))
     assert [(p.row, p.code) for p in report.problems] == [(2, "reminders")]
+
+
+def _expiring_in(db: Database, days: int) -> None:
+    with db.transaction(write=True) as session:
+        for row in session.scalars(select(PassRow)):
+            row.valid_until = NOW + timedelta(days=days)
+
+
+def test_a_consenting_holder_gets_one_renewal_reminder_with_the_renewal_path(
+    db: Database, services: Services, tmp_path: Path
+) -> None:
+    with smtp_server(tmp_path) as server:
+        mailing = mail_services(services, server)
+        import_rows(db, mailing, send_email=False)
+        _expiring_in(db, 20)  # inside the library's 30-day lead, outside its 7-day one
+        with db.transaction(write=True) as session:
+            assert reminders.queue_due(session, mailing, now=NOW) == 1  # Erika agreed; Max not
+        with db.transaction(write=True) as session:
+            assert reminders.queue_due(session, mailing, now=NOW) == 0  # once
+        assert drain(db, mailing).delivered == 1
+        [message] = server.messages()
+        _expiring_in(db, 5)
+        with db.transaction(write=True) as session:
+            assert reminders.queue_due(session, mailing, now=NOW) == 1  # the 7-day one
+            assert reminders.queue_due(session, mailing, now=NOW) == 0
+    assert message["To"] == "erika@example.de"
+    assert str(message["Subject"]).strip().startswith("Ihr Ausweis läuft bald ab")
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "https://www.musterstadt.example/buecherei/verlaengern" in text
+
+
+def test_a_pass_found_late_gets_one_reminder_not_one_per_lead_time(
+    db: Database, services: Services, tmp_path: Path
+) -> None:
+    with smtp_server(tmp_path) as server:
+        mailing = mail_services(services, server)
+        import_rows(db, mailing, send_email=False)
+        _expiring_in(db, 3)  # within both leads at once
+        with db.transaction(write=True) as session:
+            assert reminders.queue_due(session, mailing, now=NOW) == 1
+            assert reminders.queue_due(session, mailing, now=NOW) == 0
+
+
+def test_no_reminder_for_a_revoked_pass_or_without_a_mail_server(
+    db: Database, services: Services, tmp_path: Path
+) -> None:
+    outcomes = import_rows(db, services, send_email=False)
+    _expiring_in(db, 5)
+    with db.transaction(write=True) as session:
+        assert reminders.queue_due(session, services, now=NOW) == 0  # no WALLET_SMTP_*
+        passes.change_state(session, services, outcomes[0].serial, action="revoke",
+                            reason="moved", actor="t", now=NOW)  # fmt: skip
+    with smtp_server(tmp_path) as server, db.transaction(write=True) as session:
+        assert reminders.queue_due(session, mail_services(services, server), now=NOW) == 0

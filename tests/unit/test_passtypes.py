@@ -202,3 +202,41 @@ def test_visible_letters_of_other_scripts_stay_allowed() -> None:
     for name in ("Zoë Ødegaard", "Ğülşen Çelik", "Łukasz Żółć", "Αλέξης", "Надежда"):
         cleaned = PASS_TYPES["library"].clean_holder({"card_number": "100200300400", "name": name})
         assert cleaned["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("renewal", "words"),
+    [
+        ({"url": "http://portal.example"}, "https://"),
+        ({"reminder_days": [30]}, "renewal url or desk"),
+        ({"url": "https://portal.example", "reminder_days": [0]}, "1 to 365"),
+        ({"url": "https://portal.example", "when": 3}, "url, desk and reminder_days"),
+    ],
+)
+def test_a_renewal_section_that_cannot_work_is_refused(renewal: dict[str, Any], words: str) -> None:
+    with pytest.raises(PassTypeError, match=words):
+        parse_pass_type({**base_definition(), "renewal": renewal}, source="pool")
+
+
+@pytest.mark.parametrize(
+    ("imported", "words"),
+    [
+        ({"key": ["nonsense"]}, "key must list field names"),
+        ({"columns": {"Nummer": "nonsense"}}, "column headers to field names"),
+        ({"other": 1}, "key and columns only"),
+    ],
+)
+def test_an_import_mapping_to_unknown_fields_is_refused(
+    imported: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(PassTypeError, match=words):
+        parse_pass_type({**base_definition(), "import": imported}, source="pool")
+
+
+def test_export_headers_map_by_declared_name_label_or_field_name() -> None:
+    library = PASS_TYPES["library"]
+    assert library.column_field(" ausweis-nr: ") == "card_number"
+    assert library.column_field("Name, Vorname") == "name"
+    assert library.column_field("card_number") == "card_number"
+    assert library.column_field("Card number") == "card_number"  # the English label
+    assert library.column_field("Bemerkung") is None

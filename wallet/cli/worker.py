@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
-from wallet.services import apple, audit, claim_mail, outbox, wallets
+from wallet.services import apple, audit, claim_mail, outbox, reminders, wallets
 from wallet.services.context import Services
 
 log = logging.getLogger("wallet.worker")
@@ -81,9 +81,12 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
-        next_prune = obj.now()
+        next_prune = next_reminders = obj.now()
         alarms = _Alarms()
         while not stop.is_set():
+            if obj.now() >= next_reminders:
+                _remind(obj)
+                next_reminders = obj.now() + REMIND_EVERY
             busy = _round(obj, deliverers, alarms)
             if obj.now() >= next_prune:
                 _prune(obj)
@@ -95,6 +98,19 @@ def worker(obj: Context, once: bool, interval: float) -> None:
 
 
 PRUNE_EVERY = timedelta(hours=1)
+REMIND_EVERY = timedelta(minutes=15)  # a reminder is at most this late
+
+
+def _remind(obj: Context) -> None:
+    """Queue the renewal reminders that are due (the outbox then sends them)."""
+    try:
+        with obj.transaction(write=True) as session:
+            queued = reminders.queue_due(session, obj.services, now=obj.now())
+    except SQLAlchemyError as exc:
+        log.error("reminders failed, retrying later: %s", type(exc).__name__)
+        return
+    if queued:
+        log.info("queued %d renewal reminders", queued)
 
 
 def _prune(obj: Context) -> None:

@@ -15,7 +15,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from wallet.passtypes import Text
 
-__all__ = ["claim_email"]
+__all__ = ["claim_email", "reminder_email"]
 
 _SUBJECT = Text(de="Ihr digitaler Ausweis: %(label)s", en="Your digital pass: %(label)s")
 _PARAGRAPHS = {
@@ -96,3 +96,63 @@ def _html(values: dict[str, dict[str, str]], first: str, second: str, url: str) 
         + "<hr>".join(sections)
         + "</body></html>\n"
     )
+
+
+_REMINDER_SUBJECT = Text(de="Ihr Ausweis läuft bald ab: %(label)s",
+                         en="Your pass runs out soon: %(label)s")  # fmt: skip
+_REMINDER = {
+    "de": (
+        "Guten Tag,",
+        "Ihr Ausweis „%(label)s“ gilt noch bis %(until)s. So verlängern Sie ihn:",
+        "Sie erhalten diese Erinnerung, weil Sie ihr zugestimmt haben.",
+    ),
+    "en": (
+        "Hello,",
+        "Your pass “%(label)s” is valid until %(until)s. This is how to renew it:",
+        "You get this reminder because you agreed to it.",
+    ),
+}
+
+
+def reminder_email(
+    *,
+    sender: str,
+    recipient: str,
+    lang: str,
+    label: Text,
+    valid_until: datetime,
+    renewal_url: str,
+    renewal_desk: Text | None,
+    now: datetime,
+) -> EmailMessage:
+    """A renewal reminder, holder's language first: where to renew, and nothing else."""
+    first, second = _order(lang)
+    dates = {"de": f"{valid_until:%d.%m.%Y}", "en": f"{valid_until:%Y-%m-%d}"}
+    message = EmailMessage()
+    message["Subject"] = " / ".join(
+        _REMINDER_SUBJECT.get(code) % {"label": label.get(code)} for code in (first, second)
+    )
+    message["From"], message["To"] = sender, recipient
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    message["Content-Language"] = f"{first}, {second}"
+    texts, pages = [], []
+    for code in (first, second):
+        values = {"label": label.get(code), "until": dates[code]}
+        greeting, body, note = (p % values for p in _REMINDER[code])
+        where = renewal_url or (renewal_desk.get(code) if renewal_desk else "")
+        texts.append(f"{greeting}\n\n{body}\n\n{where}\n\n{note}\n")
+        link = (f'<a href="{html.escape(where, quote=True)}">{html.escape(where)}</a>'
+                if renewal_url else html.escape(where))  # fmt: skip
+        pages.append(f'<section lang="{code}"><p>{html.escape(greeting)}</p>'
+                     f"<p>{html.escape(body)}</p><p>{link}</p><p>{html.escape(note)}</p>"
+                     "</section>")  # fmt: skip
+    message.set_content("\n----------------------------------------\n\n".join(texts))
+    message.add_alternative(
+        f'<!doctype html><html lang="{first}"><head><meta charset="utf-8"><title>'
+        f"{html.escape(str(message['Subject']))}</title></head><body>"
+        + "<hr>".join(pages)
+        + "</body></html>\n",
+        subtype="html",
+    )
+    return message

@@ -168,6 +168,16 @@ class HolderContactRow(Base):
     created_at: Mapped[datetime]
 
 
+class ReminderRow(Base):
+    """A renewal reminder queued for a pass: one per pass and lead time, never two."""
+
+    __tablename__ = "reminders_sent"
+
+    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id"), primary_key=True)
+    days_before: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sent_at: Mapped[datetime]
+
+
 class StaffUserRow(Base):
     __tablename__ = "staff_users"
 
