@@ -83,9 +83,9 @@ def create_app(
         clock=clock or _utc_now,
     )
 
-    from wallet.web import api, apple, citizen, console, public
+    from wallet.web import api, apple, citizen, console, public, scanner
 
-    for module in (public, api, citizen, console, apple):
+    for module in (public, api, citizen, console, apple, scanner):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:
