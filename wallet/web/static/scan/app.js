@@ -149,7 +149,6 @@ function onCameraText(text, frameAt) {
 }
 
 async function startCamera() {
-  unlockSound();
   if (state.camera) {
     return;
   }
@@ -220,6 +219,9 @@ function wire() {
     ui.showTorch(Boolean(state.camera?.hasTorch), Boolean(state.camera?.torchOn));
   });
   $("camera-start").addEventListener("click", startCamera);
+  // Browsers let a page make sound only after the person touched it.
+  document.addEventListener("pointerdown", unlockSound);
+  document.addEventListener("keydown", unlockSound);
   $("torch").addEventListener("click", async () => {
     try {
       ui.showTorch(true, await state.camera.toggleTorch());

@@ -1,0 +1,482 @@
+"""The staff scanner in real headless Chromium, with a fake camera showing real passes.
+
+The service runs on 127.0.0.1 with its clock at NOW; every browser context gets
+the same time (Playwright's clock) and the city's time zone, so these tests do not
+depend on the day they run. The camera is a Y4M video made from the card PNG the
+service prints for a pass, or from a phone screen showing a wallet app's QR code
+(the compact JWS); each video needs a browser of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+from PIL import Image, ImageDraw
+
+from tests.factories import HOLDERS, NOW, PASS_TYPES, City
+from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
+from tests.web.fakecamera import chromium_with_camera, video_of
+from wallet.config import Settings
+from wallet.formats.qr import render_png
+from wallet.keys import KeyRole
+from wallet.keystore import KeyStore
+from wallet.services import passes
+from wallet.services.context import Services
+from wallet.store.db import Database
+from wallet.web import create_app
+from wallet.web.scanner import ZXING_DIST
+
+pytestmark = [
+    requires_chromium,
+    pytest.mark.skipif(
+        not (ZXING_DIST / "reader" / "zxing_reader.wasm").is_file(),
+        reason="the scanner's decoder comes from npm: run `npm ci` (scripts/test does)",
+    ),
+]
+
+PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 320, "height": 640}
+TIMEZONE = "Europe/Berlin"
+VERDICT = "#verdict:not([hidden])"
+WAIT_MS = 30_000
+
+
+@dataclass
+class Clock:
+    """The service's clock, which a test may move."""
+
+    moment: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@dataclass
+class Site:
+    url: str
+    db: Database
+    services: Services
+    clock: Clock
+    library: passes.IssuedPass
+    parking: passes.IssuedPass
+    to_revoke: passes.IssuedPass
+    root_pem: bytes
+    cards: dict[str, bytes] = field(default_factory=dict)  # card.png per pass name
+
+    def revoke(self, serial: str) -> None:
+        with self.db.transaction(write=True) as session:
+            passes.change_state(
+                session, self.services, serial, action="revoke", reason="stolen",
+                actor="test", now=self.clock(),
+            )  # fmt: skip
+
+
+def _issue(db: Database, services: Services, type_id: str) -> passes.IssuedPass:
+    with db.transaction(write=True) as session:
+        return passes.issue_pass(
+            session, services, type_id=type_id, holder=dict(HOLDERS[type_id]), actor="test", now=NOW
+        )
+
+
+@pytest.fixture(scope="module")
+def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("scanner")
+    settings = Settings(
+        public_url="http://127.0.0.1",
+        issuer="https://pass.stadt-musterstadt.de",
+        signing_keys_dir=folder / "keys",
+        instance_dir=folder / "instance",
+        dev_mode=True,
+        secret_key="scanner-test-secret-key-0123456789",
+    )
+    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
+    start = NOW.replace(year=NOW.year - 1)
+    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
+    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
+    services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+    shutil.copy(sqlite_template, folder / "wallet.sqlite3")
+    db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+    clock = Clock()
+    app = create_app(
+        settings, services=services, db=db, clock=clock,
+        config={"TESTING": True, "RATELIMIT_ENABLED": False},
+    )  # fmt: skip
+    library, parking = _issue(db, services, "library"), _issue(db, services, "parking")
+    to_revoke = _issue(db, services, "library")
+    client = app.test_client()
+    cards = {
+        name: client.get(f"/p/{issued.claim_secret}/card.png").data
+        for name, issued in (("library", library), ("to_revoke", to_revoke))
+    }
+    with live_server(app) as url:
+        yield Site(
+            url=url, db=db, services=services, clock=clock, library=library, parking=parking,
+            to_revoke=to_revoke, root_pem=keys.root_public_key(now=NOW).pem(), cards=cards,
+        )  # fmt: skip
+    db.dispose()
+
+
+def phone_screen(text: str) -> bytes:
+    """A phone showing a wallet app's pass: the QR code of ``text`` on a white screen."""
+    code = Image.open(io.BytesIO(render_png(text, box_size=4))).convert("RGB")
+    phone = Image.new("RGB", (420, 860), (20, 20, 24))
+    draw = ImageDraw.Draw(phone)
+    draw.rounded_rectangle((14, 14, 406, 846), radius=36, fill=(250, 250, 250))
+    draw.rectangle((14, 80, 406, 200), fill=(11, 58, 117))  # the pass's coloured header
+    side = 360
+    phone.paste(code.resize((side, side), Image.Resampling.NEAREST), ((420 - side) // 2, 260))
+    out = io.BytesIO()
+    phone.save(out, format="PNG")
+    return out.getvalue()
+
+
+def spki_fingerprint(pem: bytes) -> str:
+    der = load_pem_public_key(pem).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+
+
+class Scanner:
+    """The scanner in a fresh browser context (its own IndexedDB and service worker)."""
+
+    def __init__(self, browser: Any, site: Site, *, locale: str = "de-DE") -> None:
+        self.site = site
+        self.context = browser.new_context(
+            locale=locale, timezone_id=TIMEZONE, viewport=PHONE, service_workers="allow"
+        )
+        self.context.clock.install(time=site.clock())
+        self.page = self.context.new_page()
+        self.complaints: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.complaints.append(f"page error: {error}"))
+
+    def _console(self, message: Any) -> None:
+        text = message.text
+        if "Content Security Policy" in text or "Content-Security-Policy" in text:
+            self.complaints.append(text)
+
+    def open(self) -> None:
+        self.page.goto(f"{self.site.url}/scan/")
+        self.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+
+    def open_and_sync(self) -> None:
+        """The first, online visit: the key pinned, the bundle kept, the app cached."""
+        self.open()
+        self.wait_synced(1)
+        self.page.wait_for_function(
+            "() => navigator.serviceWorker.controller !== null", timeout=WAIT_MS
+        )
+
+    def synced(self) -> int:
+        return int(self.page.get_attribute("body", "data-synced") or 0)
+
+    def wait_synced(self, count: int) -> None:
+        self.page.wait_for_function(
+            f"() => Number(document.body.dataset.synced || 0) >= {count}", timeout=WAIT_MS
+        )
+
+    def sync_now(self) -> None:
+        before = self.synced()
+        self.page.click("#sync-now")
+        self.wait_synced(before + 1)
+
+    def go_offline_and_reload(self) -> None:
+        self.context.set_offline(True)
+        self.page.reload()
+        self.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+
+    def start_camera(self) -> None:
+        """Started by itself when the camera was allowed before; else by a tap."""
+        if self.page.is_visible("#camera-start"):
+            self.page.click("#camera-start")
+
+    def enter_and_read(self, text: str) -> dict[str, Any]:
+        self.page.fill("#manual-text", text)
+        self.page.click("#manual-form button[type=submit]")
+        return self.verdict()
+
+    def verdict(self) -> dict[str, Any]:
+        self.page.wait_for_selector(VERDICT, timeout=WAIT_MS)
+        verdict: dict[str, Any] = self.page.evaluate(
+            """() => ({
+                classes: document.getElementById("verdict").className,
+                title: document.getElementById("verdict-title").textContent,
+                type: document.getElementById("verdict-type").textContent,
+                fields: [...document.querySelectorAll("#verdict-fields div")].map((row) =>
+                    [row.querySelector("dt").textContent, row.querySelector("dd").textContent]),
+                message: document.getElementById("verdict-message").textContent,
+                admit: document.getElementById("verdict-admit").hidden
+                    ? null : document.getElementById("verdict-admit").textContent,
+                reason: document.getElementById("verdict-reason").textContent,
+                focused: document.activeElement.id,
+            })"""
+        )
+        verdict["tone"] = next(
+            (t for t in ("green", "red", "amber") if f"verdict--{t}" in verdict["classes"]), None
+        )
+        return verdict
+
+    def back(self) -> None:
+        self.page.click("#verdict-back")
+        self.page.wait_for_selector("#verdict", state="hidden")
+
+    def check_page(self, name: str) -> None:
+        assert axe_violations(self.page) == [], name
+        assert self.complaints == [], name
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A Chromium without a camera: manual entry, the hand scanner, sync."""
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def scanner(browser: Any, site: Site) -> Iterator[Scanner]:
+    opened = Scanner(browser, site)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def card_camera(site: Site, tmp_path: Path) -> Iterator[Any]:
+    """A browser whose camera sees the printed card of a valid library pass."""
+    with chromium_with_camera(video_of(site.cards["library"], tmp_path / "card.y4m")) as running:
+        yield running
+
+
+# -- offline, with the camera ----------------------------------------------------------------------
+
+
+def test_after_one_online_visit_the_camera_reads_a_printed_card_offline_and_shows_green(
+    card_camera: Any, site: Site
+) -> None:
+    scanner = Scanner(card_camera, site)
+    try:
+        scanner.open_and_sync()
+        scanner.go_offline_and_reload()
+        assert "Kein Netz" in scanner.page.inner_text("#data-problem")
+        scanner.start_camera()
+        verdict = scanner.verdict()
+        assert verdict["tone"] == "green"
+        assert verdict["title"] == "GÜLTIG"
+        assert verdict["type"] == "Bibliotheksausweis"
+        fields = dict(verdict["fields"])
+        assert fields["Ausweisnummer"] == HOLDERS["library"]["card_number"]
+        assert fields["Name"] == HOLDERS["library"]["name"]
+        assert verdict["reason"] == "Grund: ok"
+        assert verdict["focused"] == "verdict-title"  # read out first, reached first
+        scanner.check_page("scanner-verdict-green-offline")
+    finally:
+        scanner.close()
+
+
+def test_a_pass_revoked_after_the_first_sync_is_red_once_the_app_synced_the_new_list(
+    site: Site, tmp_path: Path
+) -> None:
+    video = video_of(site.cards["to_revoke"], tmp_path / "revoked.y4m")
+    with chromium_with_camera(video) as camera:
+        scanner = Scanner(camera, site)
+        try:
+            scanner.open_and_sync()
+            scanner.start_camera()
+            assert scanner.verdict()["tone"] == "green"
+            site.revoke(site.to_revoke.record.serial)
+            scanner.back()
+            scanner.sync_now()
+            verdict = scanner.verdict()  # the same card, still in front of the camera
+            assert verdict["tone"] == "red"
+            assert verdict["title"] == "WIDERRUFEN"
+            assert "widerrufen" in verdict["message"].lower()
+            scanner.check_page("scanner-verdict-red")
+        finally:
+            scanner.close()
+
+
+def test_a_wallet_apps_qr_code_on_a_phone_screen_is_read_offline(
+    site: Site, tmp_path: Path
+) -> None:
+    screen = phone_screen(site.parking.record.token)  # wallet apps carry the compact JWS
+    with chromium_with_camera(video_of(screen, tmp_path / "phone.y4m")) as camera:
+        scanner = Scanner(camera, site)
+        try:
+            scanner.open_and_sync()
+            scanner.go_offline_and_reload()
+            scanner.start_camera()
+            verdict = scanner.verdict()
+            assert verdict["tone"] == "green"
+            assert verdict["type"] == "Bewohnerparkausweis"
+            fields = dict(verdict["fields"])
+            assert fields["Kennzeichen"] == HOLDERS["parking"]["plate"]
+            assert fields["Zone"] == HOLDERS["parking"]["zone"]
+        finally:
+            scanner.close()
+
+
+# -- trust -----------------------------------------------------------------------------------------
+
+
+def test_the_root_key_fingerprint_shown_is_the_services_root_key(
+    scanner: Scanner, site: Site
+) -> None:
+    scanner.open_and_sync()
+    assert scanner.page.inner_text("#fingerprint") == spki_fingerprint(site.root_pem)
+
+
+def test_a_bundle_signed_by_another_root_is_refused_and_the_pinned_key_kept(
+    scanner: Scanner, site: Site
+) -> None:
+    """A man in the middle (or a changed server) offers another root and its bundle."""
+    scanner.open_and_sync()
+    stranger = City(now=NOW)
+    foreign = stranger.signed_bundle(version=10_000)
+    scanner.context.route(
+        "**/verifier/bundle",
+        lambda route: route.fulfill(status=200, content_type="application/jwt", body=foreign),
+    )
+    scanner.context.route(
+        "**/verifier/root-key.pem",
+        lambda route: route.fulfill(status=200, body=stranger.root.public().pem()),
+    )
+    scanner.sync_now()
+    problem = scanner.page.inner_text("#data-problem")
+    assert "abgelehnt" in problem and "nicht mit dem Schlüssel dieses Scanners signiert" in problem
+    scanner.open()  # a reload does not re-pin the offered key either
+    scanner.wait_synced(1)
+    assert "abgelehnt" in scanner.page.inner_text("#data-problem")
+    assert scanner.page.inner_text("#fingerprint") == spki_fingerprint(site.root_pem)
+    # the held bundle still verifies genuine passes; the stranger's passes are not trusted
+    assert scanner.enter_and_read(site.library.record.qr_text)["tone"] == "green"
+    scanner.back()
+    assert scanner.enter_and_read(stranger.issue_qr("library"))["tone"] == "red"
+
+
+def test_stale_status_data_is_amber_and_the_type_policy_decides_admission(
+    scanner: Scanner, site: Site
+) -> None:
+    """Offline for three days: the status lists (two days) are stale, the bundle (7) is not."""
+    scanner.open_and_sync()
+    scanner.context.set_offline(True)
+    scanner.context.clock.set_system_time(NOW + timedelta(days=3))
+    library = scanner.enter_and_read(site.library.record.qr_text)
+    assert library["tone"] == "amber"
+    assert library["title"] == "STATUS NICHT PRÜFBAR"
+    assert library["admit"] == "Für diese Ausweisart trotzdem anerkennen."
+    scanner.check_page("scanner-verdict-amber")
+    scanner.back()
+    parking = scanner.enter_and_read(site.parking.record.token)
+    assert parking["tone"] == "amber"
+    assert parking["admit"] == "Nicht anerkennen."  # parking fails closed
+    scanner.back()
+    assert "heute" not in scanner.page.inner_text("#stand")  # the data's age says so
+
+
+# -- entry without the camera ----------------------------------------------------------------------
+
+
+def test_manual_entry_of_the_compact_jws_shows_the_pass(scanner: Scanner, site: Site) -> None:
+    scanner.open_and_sync()
+    verdict = scanner.enter_and_read(site.parking.record.token)
+    assert verdict["tone"] == "green"
+    assert dict(verdict["fields"])["Kennzeichen"] == HOLDERS["parking"]["plate"]
+
+
+def test_a_hand_scanner_typing_the_qr_text_and_enter_is_checked(
+    scanner: Scanner, site: Site
+) -> None:
+    scanner.open_and_sync()
+    scanner.page.evaluate("() => document.activeElement.blur()")
+    scanner.page.keyboard.type(site.library.record.qr_text)
+    scanner.page.keyboard.press("Enter")
+    assert scanner.verdict()["tone"] == "green"
+
+
+def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_tap(
+    scanner: Scanner, site: Site
+) -> None:
+    scanner.open_and_sync()
+    scanner.enter_and_read(site.library.record.qr_text)
+    scanner.back()
+    scanner.enter_and_read("WP1" + "12345" * 20)
+    scanner.back()
+    rows = scanner.page.locator("#log-rows tr")
+    assert rows.count() == 2
+    log = scanner.page.inner_text("#log-table")
+    assert "Bibliotheksausweis" in log and "GÜLTIG" in log and "UNGÜLTIG" in log
+    for secret in (HOLDERS["library"]["name"], HOLDERS["library"]["card_number"],
+                   site.library.record.serial):  # fmt: skip
+        assert secret not in log
+    scanner.check_page("scanner-scanning-with-log")
+    scanner.page.click("#log-clear")
+    assert rows.count() == 0
+    scanner.open()
+    assert scanner.page.locator("#log-rows tr").count() == 0
+
+
+# -- language, WCAG, narrow screens ----------------------------------------------------------------
+
+
+def test_english_is_one_tap_away_and_kept(scanner: Scanner, site: Site) -> None:
+    scanner.open_and_sync()
+    assert scanner.page.get_attribute("html", "lang") == "de"
+    scanner.page.click("#lang-switch")
+    assert scanner.page.get_attribute("html", "lang") == "en"
+    assert scanner.page.inner_text("#sync-now") == "Update now"
+    assert scanner.page.inner_text("#stand").startswith("Updated: today")
+    verdict = scanner.enter_and_read(site.library.record.qr_text)
+    assert verdict["title"] == "VALID" and verdict["type"] == "Library card"
+    scanner.check_page("scanner-verdict-green-en")
+    scanner.back()
+    scanner.open()
+    assert scanner.page.get_attribute("html", "lang") == "en"
+
+
+_OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")].filter(e => {
+        const box = e.getBoundingClientRect();
+        return box.width > 0 && (box.right > width + 0.5 || box.left < -0.5)
+            && !e.closest(".visually-hidden");
+    }).map(e => e.tagName + "#" + e.id + "." + e.className);
+    return {scroll: document.documentElement.scrollWidth, width, wide};
+}"""
+
+
+def assert_reflows(scanner: Scanner, name: str) -> None:
+    found = scanner.page.evaluate(_OVERFLOW)
+    assert found["width"] == NARROW["width"], name
+    assert found["scroll"] <= NARROW["width"], f"{name} scrolls sideways: {found}"
+    assert found["wide"] == [], f"{name}: wider than the screen: {found['wide']}"
+
+
+def test_scanning_and_verdict_views_reflow_at_320px(scanner: Scanner, site: Site) -> None:
+    scanner.page.set_viewport_size(NARROW)
+    scanner.open_and_sync()
+    scanner.enter_and_read(site.library.record.qr_text)
+    scanner.back()
+    assert_reflows(scanner, "scanning")
+    scanner.check_page("scanner-scanning-320px")
+    for text in (site.parking.record.token, "WP1" + "12345" * 20):
+        scanner.enter_and_read(text)
+        assert_reflows(scanner, "verdict")
+        button = scanner.page.locator("#verdict-back").bounding_box()
+        assert button is not None and button["height"] >= 48  # a large touch target
+        scanner.check_page("scanner-verdict-320px")
+        scanner.back()
