@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 from PIL import Image, ImageDraw
+from playwright.sync_api import expect
 
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
 from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
@@ -388,6 +389,24 @@ def test_stale_status_data_is_amber_and_the_type_policy_decides_admission(
     assert "heute" not in scanner.page.inner_text("#stand")  # the data's age says so
 
 
+def test_an_expired_bundle_stops_being_used_even_while_the_app_stays_open(
+    scanner: Scanner, site: Site
+) -> None:
+    """Offline for eight days: the bundle (seven) has expired; nothing is judged with it."""
+    scanner.open_and_sync()
+    scanner.context.set_offline(True)
+    scanner.context.clock.set_system_time(NOW + timedelta(days=8))
+    verdict = scanner.enter_and_read(site.library.record.qr_text)
+    assert verdict["tone"] == "amber"
+    assert verdict["title"] == "Prüfung nicht möglich"
+    assert "abgelaufen" in verdict["message"]
+    assert verdict["admit"] == "Nicht anerkennen."
+    scanner.back()
+    assert "abgelaufen" in scanner.page.inner_text("#data-problem")
+    scanner.open()  # and not after a restart either
+    assert "abgelaufen" in scanner.page.inner_text("#data-problem")
+
+
 # -- entry without the camera ----------------------------------------------------------------------
 
 
@@ -425,9 +444,11 @@ def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_t
         assert secret not in log
     scanner.check_page("scanner-scanning-with-log")
     scanner.page.click("#log-clear")
+    expect(rows).to_have_count(0)
+    expect(scanner.page.locator("#log-empty")).to_be_visible()
+    scanner.open()  # cleared on the device, not only on the screen
+    expect(scanner.page.locator("#log-empty")).to_be_visible()
     assert rows.count() == 0
-    scanner.open()
-    assert scanner.page.locator("#log-rows tr").count() == 0
 
 
 # -- language, WCAG, narrow screens ----------------------------------------------------------------

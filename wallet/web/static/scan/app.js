@@ -14,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const WEDGE_GAP_MS = 80; // a hand scanner types faster than this between keys
 const WEDGE_MIN_LENGTH = 20; // shorter bursts are a person typing, not a scanner
 const MAX_TEXT = 16384; // as the console: a pass text is far shorter
+const RECHECK_BUNDLE_MS = 60 * 1000; // the held bundle's expiry is looked at again this often
 export const REPEAT_PAUSE = { ms: 2000 }; // the same code again right after "Scan next" is ignored this long
 
 const state = {
@@ -26,6 +27,7 @@ const state = {
   camera: null,
   lastText: null,
   lastShownAt: 0,
+  bundleCheckedAt: 0, // clock time (ms) of the last check of the held bundle
 };
 
 /** Frame-to-verdict times in ms (camera frame taken -> verdict painted), newest last. */
@@ -45,6 +47,27 @@ async function useBundle(jws, { now }) {
   });
   state.verifier = await state.verifierModule.Verifier.create(bundle);
   state.passTypes = passTypesOf(bundle);
+  state.bundleCheckedAt = clock().getTime();
+}
+
+/**
+ * A phone may stay open and offline for days: the held bundle passes its expiry
+ * while in use. Verified again now and then, an expired one stops being used.
+ */
+async function stillTrusted() {
+  // The wall clock, not a timer: a phone's clock can jump (and tests move it).
+  if (!state.verifier || Math.abs(clock().getTime() - state.bundleCheckedAt) < RECHECK_BUNDLE_MS) {
+    return;
+  }
+  const held = await store.bundle();
+  try {
+    await state.verifierModule.verifyBundle(held.jws, state.rootKey.pem, { now: clock() });
+    state.bundleCheckedAt = clock().getTime();
+  } catch (error) {
+    state.verifier = null;
+    state.problem = error?.code === "bundle_expired" ? t("dataExpired") : t("noData");
+    showData();
+  }
 }
 
 async function loadHeldBundle() {
@@ -85,7 +108,8 @@ async function onSyncOutcome(outcome, held) {
   } else if (outcome.kind === "refused") {
     state.problem = refusalText(outcome.code);
   } else {
-    state.problem = state.verifier ? t("offline") : t("noData");
+    // without usable data, the reason it is unusable (expired, …) says more than "offline"
+    state.problem = state.verifier ? t("offline") : state.problem || t("noData");
   }
   showData();
 }
@@ -93,6 +117,7 @@ async function onSyncOutcome(outcome, held) {
 async function onNewBundle(bundle) {
   state.verifier = await state.verifierModule.Verifier.create(bundle);
   state.passTypes = passTypesOf(bundle);
+  state.bundleCheckedAt = clock().getTime();
 }
 
 /** Check one QR text (camera, hand scanner or typed) and show the verdict. */
@@ -102,11 +127,13 @@ export async function check(text, { frameAt = performance.now() } = {}) {
     return null;
   }
   state.camera?.pause();
+  await stillTrusted();
   let result;
   if (!state.verifier) {
     const why = state.verifierModule ? (state.rootKey ? state.problem || t("noData") : t("rootMissing")) : t("verifierMissing");
+    // Not a verdict of the verifier: this device has nothing to judge with.
     result = {
-      state: "status_unchecked",
+      state: "no_data",
       reason: "no_bundle",
       admit: false,
       tone: "amber",
@@ -132,6 +159,7 @@ export async function check(text, { frameAt = performance.now() } = {}) {
 
 function backToScanning() {
   ui.hideVerdict();
+  showData(); // "heute" may have become "gestern" meanwhile
   state.lastShownAt = performance.now();
   state.camera?.resume();
   $("camera-start").focus();
@@ -297,6 +325,7 @@ async function main() {
     state.sync.start();
   }
   showData();
+  setInterval(showData, 60 * 1000);
   await startCameraIfAllowed();
   document.body.dataset.ready = "true";
 }

@@ -148,7 +148,7 @@ export function renderLog(entries, passTypes) {
     const cells = [
       when(new Date(entry.at)),
       entry.passType ? pick(passTypes?.[entry.passType]?.label) || entry.passType : "–",
-      pick(HEADLINES[entry.state]) || entry.state,
+      pick(HEADLINES[entry.state]) || t("unknownVerdict"),
     ];
     for (const text of cells) {
       const cell = document.createElement("td");
