@@ -137,7 +137,8 @@ def populate(db: Any, *, passes: int, lists: int, now: datetime) -> list[str]:
                     f"SELECT 'bench-' || :list_id || '-' || x, 'library', {holder}, '', "
                     "CASE WHEN x % 100 = 7 THEN 'revoked' ELSE 'valid' END, :now, :until, "
                     ":list_id, (CAST(x AS BIGINT) * 48271 + 12345) % 131072, "
-                    "'k', 'x', 0, 'a', :now, :now"
+                    # a well-formed stand-in token ({}.{}.0x00): services show a pass's QR text
+                    "'k', 'e30.e30.AA', 0, 'a', :now, :now"
                     f"{', CASE WHEN x % 100 = 7 THEN 0 END' if changed_column else ''} "
                     f"FROM {series}"
                 ),

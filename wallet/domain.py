@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from wallet.passtypes import PassType, Text
 
 __all__ = [
+    "MAX_DEVICE_NAME_LENGTH",
     "MAX_LIST_LIMIT",
     "MAX_REASON_LENGTH",
+    "PAIRING_LIFETIME",
     "PASS_STATES",
     "Action",
     "ApiToken",
     "AuditEntry",
+    "Device",
+    "DeviceState",
     "HolderField",
     "PassRecord",
     "PassState",
@@ -103,6 +107,10 @@ def claim_url(public_url: str, secret: str) -> str:
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else _time(moment)
 
 
 @dataclass(frozen=True)
@@ -241,3 +249,55 @@ class WalletPass:
     def alt_text(self) -> str:
         """Short human-readable text under a wallet's QR code."""
         return self.serial[:12]
+
+
+# -- staff devices (the scanner app on a phone) -------------------------------------
+
+# A pairing QR is shown on a screen where others may see it: it works once, briefly.
+PAIRING_LIFETIME = timedelta(minutes=10)
+MAX_DEVICE_NAME_LENGTH = 64
+
+
+class DeviceState(StrEnum):
+    """pending (pairing QR shown, not scanned yet) -> active -> revoked."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A paired staff phone as the console lists it: never its credential or pairing code."""
+
+    device_id: str
+    name: str
+    role: Role
+    state: DeviceState
+    created_by: str
+    created_at: datetime
+    pairing_expires_at: datetime | None
+    paired_at: datetime | None
+    last_sync_at: datetime | None
+    revoked_at: datetime | None
+
+    def pairing_expired(self, now: datetime) -> bool:
+        """A pending device whose pairing QR can no longer be used."""
+        return (
+            self.state is DeviceState.PENDING
+            and self.pairing_expires_at is not None
+            and now >= self.pairing_expires_at
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "name": self.name,
+            "role": self.role.value,
+            "state": self.state.value,
+            "created_by": self.created_by,
+            "created_at": _iso(self.created_at),
+            "paired_at": _iso(self.paired_at),
+            "last_sync_at": _iso(self.last_sync_at),
+            "revoked_at": _iso(self.revoked_at),
+        }

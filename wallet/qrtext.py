@@ -22,6 +22,7 @@ Pure: stdlib and :mod:`wallet.errors` only, so the offline verifier can use it.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
@@ -187,20 +188,27 @@ def _blob_to_digits(blob: bytes) -> str:
     return "".join(pieces)
 
 
+@functools.lru_cache(maxsize=32)
+def _group_layout(full: int) -> tuple[tuple[slice, ...], struct.Struct]:
+    """The slices of ``full`` digit groups and the struct packing them: one per QR length."""
+    groups = tuple(
+        slice(i, i + _CHUNK_DIGITS) for i in range(0, full * _CHUNK_DIGITS, _CHUNK_DIGITS)
+    )
+    return groups, struct.Struct(f">{full}Q")
+
+
 def _digits_to_blob(digits: str) -> bytes:
     if not _DIGITS.fullmatch(digits):  # a literal range: no Unicode digits such as '٣'
         raise QRTextError("the QR text has characters other than the digits 0-9 after the prefix")
     full, rest = divmod(len(digits), _CHUNK_DIGITS)
     if rest and rest not in _PARTIAL_BYTES:
         raise QRTextError(f"the QR text has an impossible number of digits ({len(digits)})")
-    values = [
-        int(digits[i : i + _CHUNK_DIGITS]) for i in range(0, full * _CHUNK_DIGITS, _CHUNK_DIGITS)
-    ]
     # Packed as 8-byte big-endian words (17 digits always fit), a group is in range
     # exactly when its word's top byte is zero; dropping those bytes leaves the blob.
-    # One pack instead of a to_bytes call per group: this runs on every scan.
-    packed = bytearray(struct.pack(f">{full}Q", *values))
-    if any(packed[::8]):
+    # One pack over C-level maps instead of a Python loop: this runs on every scan.
+    groups, words = _group_layout(full)
+    packed = bytearray(words.pack(*map(int, map(digits.__getitem__, groups))))
+    if packed[::8].count(0) != full:
         raise QRTextError("the QR text has a digit group out of range")
     del packed[::8]
     blob = bytes(packed)

@@ -432,3 +432,25 @@ def test_amber_verdict_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
         staff.page.click("main button[type=submit]")
     assert staff.page.locator(".verdict--amber .verdict__admit").is_visible()
     staff.check("console-verify-amber")
+
+
+def test_devices_and_pairing_pages_meet_wcag_21_aa_and_reflow_at_320px(
+    site: Site, staff: Tab, phone: Tab
+) -> None:
+    """Staff pair their phone from the console; a phone is what they may use to open it."""
+    staff.open(f"{site.url}/console/devices")
+    staff.page.fill("#name", "Handy Außendienst 3")
+    with staff.page.expect_navigation():
+        staff.page.click("main form button[type=submit]")
+    link = staff.page.locator("#pair-url").input_value()
+    assert "/scan/#pair=wpp_" in link
+    image = staff.page.locator(".claim__qr svg").screenshot()
+    assert read_qr_image(image) == link
+    staff.check("console-device-pairing")
+    staff.open(f"{site.url}/console/devices")
+    assert staff.page.locator("table tbody tr").count() >= 1
+    staff.check("console-devices")
+    phone.sign_in(site.url)
+    phone.open(f"{site.url}/console/devices")
+    assert_reflows(phone, "console-devices-320px")
+    phone.check("console-devices-320px")

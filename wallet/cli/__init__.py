@@ -18,6 +18,7 @@ COMMANDS = {
     "db": "wallet.cli.db:db",
     "demo": "wallet.cli.demo:demo",
     "dev-certs": "wallet.cli.dev_certs:dev_certs",
+    "devices": "wallet.cli.devices:devices",
     "keys": "wallet.cli.keys:keys",
     "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",

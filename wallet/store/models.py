@@ -176,6 +176,27 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class DeviceRow(Base):
+    """A staff phone running the scanner. Only SHA-256 hashes of its one-time pairing
+    code and of its credential are kept; both are shown once, to the device."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    pairing_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    pairing_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    paired_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class IdempotencyKeyRow(Base):
     """The first answer to a request with an Idempotency-Key, replayed on retries."""
 

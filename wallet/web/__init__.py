@@ -83,9 +83,18 @@ def create_app(
         clock=clock or _utc_now,
     )
 
-    from wallet.web import api, apple, citizen, console, public, scanner
+    from wallet.web import (
+        api,
+        apple,
+        citizen,
+        console,
+        console_devices,  # noqa: F401 - adds its pages to the console
+        device_api,
+        public,
+        scanner,
+    )
 
-    for module in (public, api, citizen, console, apple, scanner):
+    for module in (public, api, citizen, console, apple, device_api, scanner):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

@@ -10,25 +10,23 @@ and a failure inside a use case rolls its whole transaction back.
 from __future__ import annotations
 
 import functools
-import json
-import math
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, NoReturn, ParamSpec
+from typing import Any, Concatenate, ParamSpec
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from wallet.domain import MAX_REASON_LENGTH, Action
-from wallet.errors import HolderDataError, InputError, WalletError
+from wallet.errors import HolderDataError, InputError
 from wallet.services import accounts, credentials, idempotency, passes
 from wallet.services.idempotency import StoredResponse
 from wallet.web import openapi, public
 from wallet.web.httperrors import error_body
+from wallet.web.jsonbody import ApiError, read_json_object
 from wallet.web.webcontext import context, now
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -64,24 +62,6 @@ P = ParamSpec("P")
 # -- errors only HTTP knows ---------------------------------------------------
 
 
-class ApiError(WalletError):
-    """An error of the request itself (credentials, body syntax): it carries its HTTP status."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        status: int,
-        field: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message, code=code)
-        self.status = status
-        self.field = field
-        self.headers = dict(headers or {})
-
-
 @blueprint.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     extra = {"field": exc.field} if exc.field is not None else {}
@@ -89,10 +69,6 @@ def _api_error(exc: ApiError) -> Response:
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
-
-
-def _malformed(message: str) -> NoReturn:
-    raise ApiError(message, code="malformed_json", status=400, field="body")
 
 
 # -- who is calling ------------------------------------------------------------
@@ -205,70 +181,6 @@ def _route(
 
 
 # -- reading requests ------------------------------------------------------------
-
-
-class _DuplicateMember(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Duplicate members mean different things to different parsers: refuse them."""
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _DuplicateMember(f"the member {name!r} appears twice")
-        result[name] = value
-    return result
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return value
-
-
-def _refuse_constant(text: str) -> NoReturn:
-    raise ValueError(f"{text} is not JSON")
-
-
-def _json_body() -> dict[str, Any]:
-    """The body as a JSON object; an empty body counts as an object without members."""
-    try:
-        data = request.get_data(cache=True)
-    except RequestEntityTooLarge as exc:
-        raise ApiError(
-            f"the request body is larger than {MAX_BODY_BYTES} bytes",
-            code="payload_too_large",
-            status=413,
-            field="body",
-        ) from exc
-    if not data:
-        return {}
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
-        raise ApiError(
-            "send the body as Content-Type: application/json (UTF-8)",
-            code="unsupported_media_type",
-            status=400,
-            field="Content-Type",
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        _malformed("the body is not UTF-8")
-    try:
-        body = json.loads(
-            text,
-            object_pairs_hook=_object_without_duplicates,
-            parse_float=_finite_float,
-            parse_constant=_refuse_constant,
-        )
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        _malformed(f"the body is not valid JSON: {str(exc)[:200]}")
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object", field="body")
-    return body
 
 
 def _check_members(
@@ -404,7 +316,7 @@ def _no_store(response: Response) -> Response:
 
 @_route("/passes", method="POST", roles=ISSUERS)
 def create_pass(caller: Caller) -> Response:
-    body = _json_body()
+    body = read_json_object(MAX_BODY_BYTES)
     _check_members(
         body, allowed=("type", "holder", "valid_from", "valid_until"), required=("type", "holder")
     )
@@ -500,7 +412,7 @@ def get_pass(caller: Caller, serial: str) -> Response:
 
 
 def _change(caller: Caller, serial: str, action: str, *, reason_required: bool) -> Response:
-    body = _json_body()
+    body = read_json_object(MAX_BODY_BYTES)
     _check_members(body, allowed=("reason",), required=("reason",) if reason_required else ())
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
     if reason_required and (reason is None or not reason.strip()):
@@ -536,7 +448,7 @@ def reinstate_pass(caller: Caller, serial: str) -> Response:
 
 @_route("/passes/<serial>/reissue", method="POST", roles=ISSUERS)
 def reissue_pass(caller: Caller, serial: str) -> Response:
-    body = _json_body()
+    body = read_json_object(MAX_BODY_BYTES)
     _check_members(body, allowed=("reason",))
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
     moment = now()
@@ -551,7 +463,7 @@ def reissue_pass(caller: Caller, serial: str) -> Response:
 
 @_route("/verify", method="POST", roles=ANY_ROLE)
 def verify(caller: Caller) -> Response:
-    body = _json_body()
+    body = read_json_object(MAX_BODY_BYTES)
     _check_members(body, allowed=("token",), required=("token",))
     text = body["token"]
     if not isinstance(text, str):

@@ -67,7 +67,15 @@ MAX_VERIFY_INPUT = 16_384
 ISSUERS = frozenset({"admin", "issuer"})
 OPEN_ENDPOINTS = frozenset({"console.login"})
 # A verifier may use these and nothing else; every other endpoint needs an issuer.
-VERIFIER_ENDPOINTS = frozenset({"console.verify", "console.logout"})
+VERIFIER_ENDPOINTS = frozenset(
+    {
+        "console.verify",
+        "console.logout",
+        "console.devices",
+        "console.pair_device",
+        "console.revoke_device",
+    }
+)
 ACTIONS = ("revoke", "suspend", "reinstate", "reissue")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
 _THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
@@ -550,25 +558,25 @@ def _issued_page(
         row=row,
         pass_type=pass_type,
         claim_url=claim_url,
-        claim_qr=_claim_qr(claim_url),
+        claim_qr=link_qr(claim_url, title=_("QR code of the link for the holder")),
         claim_path=url_for("citizen.pass_page", secret=secret),
         replaces=replaces,
     )
     return page, 201
 
 
-CLAIM_QR_MODULE_PX = 5  # a short link is a version 4-6 code: about 200 px, easy for a phone
+LINK_QR_MODULE_PX = 5  # a short link is a version 4-6 code: about 200 px, easy for a phone
 
 
-def _claim_qr(claim_url: str) -> Markup:
-    """The claim link as a QR code, for a holder at the desk to open with their phone.
+def link_qr(url: str, *, title: str) -> Markup:
+    """A secret link as a QR code for a phone to open: a claim link, a pairing code.
 
     Built afresh and never cached (wallet.formats.qr keeps only pass texts): the
     link is a secret. render_svg escapes the title; no style attribute (CSP).
     """
-    svg = render_svg(claim_url, title=_("QR code of the link for the holder"))
-    modules = qr_info(claim_url).modules + 8  # with the quiet zone render_svg draws
-    size = modules * CLAIM_QR_MODULE_PX
+    svg = render_svg(url, title=title)
+    modules = qr_info(url).modules + 8  # with the quiet zone render_svg draws
+    size = modules * LINK_QR_MODULE_PX
     return Markup(  # noqa: S704 - our own SVG, its only text escaped by render_svg
         svg.replace("<svg ", f'<svg width="{size}" height="{size}" ', 1)
     )

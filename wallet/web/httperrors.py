@@ -33,4 +33,6 @@ def status_for(exc: WalletError) -> int:
 
 def wants_json() -> bool:
     """API-like paths answer errors in JSON; pages answer them as pages."""
-    return request.path.startswith(("/api/", "/status/", "/verifier/", "/.well-known/", "/apple/"))
+    return request.path.startswith(
+        ("/api/", "/device/", "/status/", "/verifier/", "/.well-known/", "/apple/")
+    )

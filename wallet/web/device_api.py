@@ -1,0 +1,104 @@
+"""The scanner app's own API under /device/v1: pair once, then sync with the device credential.
+
+Separate from /api/v1 (whose bearer tokens belong to city systems), as Apple's
+web service is: a phone holds a device credential (``wpd_…``), never an API
+token. The bundle a paired device syncs is the public one; what the credential
+adds is that staff see each device's last sync, and that a revoked device is
+told so and gets nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, jsonify, request
+
+from wallet.domain import DeviceState
+from wallet.errors import InputError
+from wallet.services import devices
+from wallet.web import public
+from wallet.web.httperrors import error_body
+from wallet.web.jsonbody import ApiError, read_json_object
+from wallet.web.webcontext import context, now
+
+blueprint = Blueprint("device_api", __name__, url_prefix="/device/v1")
+
+MAX_BODY_BYTES = 1024  # {"code": "wpp_…"}
+_CHALLENGE = 'Bearer realm="wallet-device"'
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    extra = {"field": exc.field} if exc.field is not None else {}
+    response = jsonify(error_body(exc.code, exc.message, **extra))
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
+@blueprint.before_request
+def _limit_body() -> None:
+    request.max_content_length = MAX_BODY_BYTES
+
+
+@blueprint.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/pair")
+def pair() -> tuple[Response, int]:
+    """Exchange the one-time code of a pairing QR for this device's credential."""
+    body = read_json_object(MAX_BODY_BYTES)
+    unknown = sorted(set(body) - {"code"})
+    if unknown:
+        raise InputError(f"unknown field {unknown[0][:64]!r}; expected code", field=unknown[0])
+    ctx = context()
+    with ctx.db.transaction(write=True) as session:
+        paired = devices.complete_pairing(
+            session, code=body.get("code"), audit_key=ctx.services.audit_key, now=now()
+        )
+    answer = {"device": paired.device.to_json(), "credential": paired.credential}
+    return jsonify(answer), 201
+
+
+@blueprint.get("/bundle")
+def bundle() -> Response:
+    """The current signed bundle, for a paired device that is not revoked."""
+    credential = _credential()
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=True) as session:
+        device = devices.authenticate_device(session, credential, now=moment)
+        state = None if device else devices.device_state_for(session, credential)
+    if device is None:
+        if state is DeviceState.REVOKED:
+            raise ApiError(
+                "this device was revoked in the console; pair it again to use it",
+                code="device_revoked",
+                status=401,
+                headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+            )
+        raise ApiError(
+            "the device credential is unknown; pair the device in the console",
+            code="unauthorized",
+            status=401,
+            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    token = public.current_bundle(moment)
+    response = Response(token, mimetype="application/jwt")
+    response.headers["ETag"] = '"' + hashlib.sha256(token.encode("ascii")).hexdigest()[:32] + '"'
+    return response
+
+
+def _credential() -> str:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(
+            "send the device credential: Authorization: Bearer wpd_...",
+            code="unauthorized",
+            status=401,
+            headers={"WWW-Authenticate": _CHALLENGE},
+        )
+    return secret.strip()
