@@ -41,14 +41,17 @@ WAIT_MS = 60_000
 _LOOP = """async (count) => {
     const app = await import("/scan/app.js");
     app.REPEAT_PAUSE.ms = 0;  // the same card stays in view: read it again at once
+    const verdict = document.getElementById("verdict");
     const start = app.timings.length;
     const deadline = performance.now() + 10 * 60 * 1000;
     while (app.timings.length - start < count && performance.now() < deadline) {
         const seen = app.timings.length;
+        if (!verdict.hidden) {
+            document.getElementById("verdict-back").click();  // the camera scans again
+        }
         while (app.timings.length === seen && performance.now() < deadline) {
             await new Promise((resolve) => setTimeout(resolve, 2));
         }
-        document.getElementById("verdict-back").click();
     }
     return app.timings.slice(start, start + count);
 }"""

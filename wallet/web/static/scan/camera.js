@@ -123,11 +123,10 @@ export class Camera {
 
   async loop() {
     while (this.stream) {
-      await nextFrame(this.video);
+      const frameAt = await nextFrame(this.video); // when this frame was put on screen
       if (this.paused || this.video.readyState < 2) {
         continue;
       }
-      const frameAt = performance.now();
       let text = null;
       try {
         text = await this.decoder.decode(this.video, this.video.videoWidth, this.video.videoHeight);
@@ -146,12 +145,13 @@ export class Camera {
   }
 }
 
+/** The next camera frame; resolves with when it was presented (performance.now() time). */
 function nextFrame(video) {
   return new Promise((resolve) => {
     if (video.requestVideoFrameCallback) {
-      video.requestVideoFrameCallback(() => resolve());
+      video.requestVideoFrameCallback((now) => resolve(now));
     } else {
-      setTimeout(resolve, 50);
+      setTimeout(() => resolve(performance.now()), 50);
     }
   });
 }
