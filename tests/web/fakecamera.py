@@ -64,19 +64,28 @@ def video_of(png: bytes, path: Path) -> Path:
 
 
 @contextmanager
-def chromium_with_camera(video: Path) -> Iterator[Any]:
-    """A headless Chromium whose camera shows ``video`` and that may use it without asking."""
-    from playwright.sync_api import sync_playwright
+def camera_browser(playwright: Any, video: Path) -> Iterator[Any]:
+    """A headless Chromium whose camera shows ``video`` and that may use it without asking.
 
+    ``playwright`` is the running (sync) Playwright: one per process at a time.
+    """
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@contextmanager
+def chromium_with_camera(video: Path) -> Iterator[Any]:
+    """The same, with a Playwright of its own (for scripts)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, camera_browser(playwright, video) as browser:
+        yield browser

@@ -28,8 +28,14 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
 from tests.factories import HOLDERS, NOW, PASS_TYPES, City
-from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
-from tests.web.fakecamera import chromium_with_camera, video_of
+from tests.web.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    axe_violations,
+    live_server,
+    requires_chromium,
+)
+from tests.web.fakecamera import camera_browser, video_of
 from wallet.config import Settings
 from wallet.formats.qr import render_png
 from wallet.keys import KeyRole
@@ -243,10 +249,20 @@ class Scanner:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A Chromium without a camera: manual entry, the hand scanner, sync."""
-    with chromium() as running:
+def playwright() -> Iterator[Any]:
+    """One Playwright for the module: the browser without a camera and each camera browser."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    """A Chromium without a camera: manual entry, the hand scanner, sync."""
+    running = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield running
+    running.close()
 
 
 @pytest.fixture
@@ -257,9 +273,10 @@ def scanner(browser: Any, site: Site) -> Iterator[Scanner]:
 
 
 @pytest.fixture
-def card_camera(site: Site, tmp_path: Path) -> Iterator[Any]:
+def card_camera(playwright: Any, site: Site, tmp_path: Path) -> Iterator[Any]:
     """A browser whose camera sees the printed card of a valid library pass."""
-    with chromium_with_camera(video_of(site.cards["library"], tmp_path / "card.y4m")) as running:
+    video = video_of(site.cards["library"], tmp_path / "card.y4m")
+    with camera_browser(playwright, video) as running:
         yield running
 
 
@@ -290,10 +307,10 @@ def test_after_one_online_visit_the_camera_reads_a_printed_card_offline_and_show
 
 
 def test_a_pass_revoked_after_the_first_sync_is_red_once_the_app_synced_the_new_list(
-    site: Site, tmp_path: Path
+    playwright: Any, site: Site, tmp_path: Path
 ) -> None:
     video = video_of(site.cards["to_revoke"], tmp_path / "revoked.y4m")
-    with chromium_with_camera(video) as camera:
+    with camera_browser(playwright, video) as camera:
         scanner = Scanner(camera, site)
         try:
             scanner.open_and_sync()
@@ -312,10 +329,10 @@ def test_a_pass_revoked_after_the_first_sync_is_red_once_the_app_synced_the_new_
 
 
 def test_a_wallet_apps_qr_code_on_a_phone_screen_is_read_offline(
-    site: Site, tmp_path: Path
+    playwright: Any, site: Site, tmp_path: Path
 ) -> None:
     screen = phone_screen(site.parking.record.token)  # wallet apps carry the compact JWS
-    with chromium_with_camera(video_of(screen, tmp_path / "phone.y4m")) as camera:
+    with camera_browser(playwright, video_of(screen, tmp_path / "phone.y4m")) as camera:
         scanner = Scanner(camera, site)
         try:
             scanner.open_and_sync()
@@ -485,6 +502,39 @@ def assert_reflows(scanner: Scanner, name: str) -> None:
     assert found["width"] == NARROW["width"], name
     assert found["scroll"] <= NARROW["width"], f"{name} scrolls sideways: {found}"
     assert found["wide"] == [], f"{name}: wider than the screen: {found['wide']}"
+
+
+def test_the_scanner_page_itself_may_not_compile_webassembly(scanner: Scanner) -> None:
+    """Only the decoder's worker may: a script slipped into the page gets no wasm."""
+    scanner.open()
+    outcome = scanner.page.evaluate(
+        """async () => {
+            const empty = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);  // a valid, empty module
+            try { await WebAssembly.compile(empty); return "compiled"; }
+            catch (error) { return error.name; }
+        }"""
+    )
+    assert outcome == "CompileError"
+    scanner.complaints.clear()  # the refusal is reported as a CSP complaint, as it should be
+
+
+def test_scanning_view_with_the_camera_running_meets_wcag_21_aa(
+    playwright: Any, site: Site, tmp_path: Path
+) -> None:
+    blank = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 200, 200)).save(blank, format="PNG")
+    with camera_browser(playwright, video_of(blank.getvalue(), tmp_path / "blank.y4m")) as camera:
+        scanner = Scanner(camera, site)
+        try:
+            scanner.open_and_sync()
+            scanner.start_camera()
+            expect(scanner.page.locator("#camera-state")).to_have_text(
+                "Halten Sie den QR-Code des Ausweises vor die Kamera."
+            )
+            assert scanner.page.evaluate("() => document.getElementById('video').videoWidth") > 0
+            scanner.check_page("scanner-scanning-camera")
+        finally:
+            scanner.close()
 
 
 def test_scanning_and_verdict_views_reflow_at_320px(scanner: Scanner, site: Site) -> None:

@@ -53,7 +53,8 @@ function workerDecoder() {
       error ? pending.reject(new Error(error)) : pending.resolve(text);
     }
   });
-  const canvas = new OffscreenCanvas(1, 1);
+  // Older Safari has no OffscreenCanvas: a detached canvas element does the same here.
+  const canvas = typeof OffscreenCanvas === "function" ? new OffscreenCanvas(1, 1) : document.createElement("canvas");
   const context = canvas.getContext("2d", { willReadFrequently: true });
   return ready.then(() => ({
     kind: "zxing",
