@@ -4,13 +4,15 @@ The service runs on 127.0.0.1 with its clock at NOW; every browser context gets
 the same time (Playwright's clock) and the city's time zone, so these tests do not
 depend on the day they run. The camera is a Y4M video made from the card PNG the
 service prints for a pass, or from a phone screen showing a wallet app's QR code
-(the compact JWS); each video needs a browser of its own.
+(the compact JWS); each video needs a browser of its own. Set
+WALLET_TEST_SCREENSHOTS to a folder to keep a screenshot of every view checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ NARROW = {"width": 320, "height": 640}
 TIMEZONE = "Europe/Berlin"
 VERDICT = "#verdict:not([hidden])"
 WAIT_MS = 30_000
+SCREENSHOTS = os.environ.get("WALLET_TEST_SCREENSHOTS", "")
 
 
 @dataclass
@@ -241,6 +244,10 @@ class Scanner:
         self.page.wait_for_selector("#verdict", state="hidden")
 
     def check_page(self, name: str) -> None:
+        """No WCAG 2.1 A/AA violation, no CSP complaint or script error; a screenshot if asked."""
+        if SCREENSHOTS:
+            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
         assert axe_violations(self.page) == [], name
         assert self.complaints == [], name
 
