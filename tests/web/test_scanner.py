@@ -393,6 +393,26 @@ def test_a_bundle_signed_by_another_root_is_refused_and_the_pinned_key_kept(
     assert scanner.enter_and_read(stranger.issue_qr("library"))["tone"] == "red"
 
 
+def test_a_captive_portal_page_is_never_pinned_as_the_root_key(
+    scanner: Scanner, site: Site
+) -> None:
+    """The first visit on a network that answers everything with its sign-in page."""
+    portal = "<!doctype html><title>WLAN-Anmeldung</title><p>Bitte anmelden</p>"
+    scanner.context.route(
+        "**/verifier/root-key.pem",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=portal),
+    )
+    scanner.open()
+    assert "Schlüssel des Dienstes ist noch nicht gespeichert" in scanner.page.inner_text(
+        "#data-problem"
+    )
+    assert scanner.page.inner_text("#fingerprint") == "–"
+    scanner.context.unroute("**/verifier/root-key.pem")
+    scanner.open_and_sync()  # the real network: now the service's key is pinned
+    assert scanner.page.inner_text("#fingerprint") == spki_fingerprint(site.root_pem)
+    assert scanner.page.inner_text("#stand").startswith("Stand: heute")
+
+
 def test_stale_status_data_is_amber_and_the_type_policy_decides_admission(
     scanner: Scanner, site: Site
 ) -> None:

@@ -302,7 +302,15 @@ async function main() {
   } catch {
     state.problem = t("verifierMissing");
   }
-  state.rootKey = await pinnedRootKey({ now: clock() });
+  state.rootKey = await pinnedRootKey({
+    now: clock(),
+    usable: async (pem) => {
+      if (!state.verifierModule) {
+        throw new Error("no verifier to judge the key with: pin it later");
+      }
+      await state.verifierModule.rootKeyFromPem(pem);
+    },
+  });
   ui.showFingerprint(state.rootKey?.fingerprint);
   if (state.verifierModule && !state.rootKey) {
     state.problem = t("rootMissing");

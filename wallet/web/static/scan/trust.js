@@ -27,9 +27,11 @@ export async function fingerprint(der) {
 
 /**
  * The pinned root key {pem, fingerprint, pinnedAt}; on the very first run, fetched
- * and pinned. Undefined when it was never pinned and the network is off.
+ * and pinned. Undefined when it was never pinned and the network is off, or what
+ * came is no usable key (a hotel's sign-in page, say): that is never pinned.
+ * `usable(pem)` resolves when the verifier can use the key and rejects when not.
  */
-export async function pinnedRootKey({ now = new Date() } = {}) {
+export async function pinnedRootKey({ now = new Date(), usable = async () => {} } = {}) {
   const held = await store.rootKey();
   if (held) {
     return held;
@@ -44,7 +46,14 @@ export async function pinnedRootKey({ now = new Date() } = {}) {
   } catch {
     return undefined; // offline before the first visit: nothing to pin yet
   }
-  const pinned = { pem, fingerprint: await fingerprint(pemToDer(pem)), pinnedAt: now.toISOString() };
+  let der;
+  try {
+    der = pemToDer(pem);
+    await usable(pem);
+  } catch {
+    return undefined;
+  }
+  const pinned = { pem, fingerprint: await fingerprint(der), pinnedAt: now.toISOString() };
   await store.pinRootKey(pinned);
   return pinned;
 }
