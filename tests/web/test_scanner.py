@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -44,7 +45,9 @@ from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
 from wallet.services import passes
 from wallet.services.context import Services
+from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
+from wallet.tokens import sign_pass_token
 from wallet.web import create_app
 from wallet.web.scanner import ZXING_DIST
 
@@ -85,6 +88,7 @@ class Site:
     to_revoke: passes.IssuedPass
     root_pem: bytes
     cards: dict[str, bytes] = field(default_factory=dict)  # card.png per pass name
+    texts: dict[str, str] = field(default_factory=dict)  # more QR texts, by what they are
 
     def revoke(self, serial: str) -> None:
         with self.db.transaction(write=True) as session:
@@ -99,6 +103,42 @@ def _issue(db: Database, services: Services, type_id: str) -> passes.IssuedPass:
         return passes.issue_pass(
             session, services, type_id=type_id, holder=dict(HOLDERS[type_id]), actor="test", now=NOW
         )
+
+
+def _signed(
+    keys: KeyStore,
+    settings: Settings,
+    *,
+    uri: str,
+    expires_at: datetime = NOW + timedelta(days=30),
+    not_before: datetime | None = None,
+) -> str:
+    """A genuine parking token of this service's key, with the dates or list given."""
+    return sign_pass_token(
+        key=keys.current_signing_key("parking", now=NOW),
+        issuer=settings.issuer,
+        serial="SERIAL0123456789",
+        pass_type="parking",
+        holder=dict(HOLDERS["parking"]),
+        issued_at=NOW - timedelta(days=40),
+        expires_at=expires_at,
+        not_before=not_before,
+        status_idx=5,
+        status_uri=uri,
+    )
+
+
+def _list_uri(token: str) -> str:
+    """The status list a token points at (read without checking: the service made it)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return str(claims["status"]["status_list"]["uri"])
+
+
+def _forged(token: str) -> str:
+    """The token with one character of its signature changed."""
+    head, _, signature = token.rpartition(".")
+    swapped = "A" if signature[10] != "A" else "B"
+    return f"{head}.{signature[:10]}{swapped}{signature[11:]}"
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +166,23 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )  # fmt: skip
     library, parking = _issue(db, services, "library"), _issue(db, services, "parking")
     to_revoke = _issue(db, services, "library")
+    suspended = _issue(db, services, "parking")
+    with db.transaction(write=True) as session:
+        passes.change_state(
+            session, services, suspended.record.serial, action="suspend", reason="unpaid",
+            actor="test", now=NOW,
+        )  # fmt: skip
+    listed = _list_uri(parking.record.token)
+    unlisted = status_list_uri(settings.public_url, "parking-999")
+    texts = {
+        "suspended": suspended.record.qr_text,
+        "expired": _signed(keys, settings, uri=listed, expires_at=NOW - timedelta(days=1)),
+        "not_yet_valid": _signed(keys, settings, uri=listed, not_before=NOW + timedelta(days=1)),
+        "unlisted": _signed(
+            keys, settings, uri=status_list_uri(settings.public_url, "parking-999")
+        ),
+        "forged": _forged(parking.record.token),
+    }
     client = app.test_client()
     cards = {
         name: client.get(f"/p/{issued.claim_secret}/card.png").data
@@ -135,6 +192,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield Site(
             url=url, db=db, services=services, clock=clock, library=library, parking=parking,
             to_revoke=to_revoke, root_pem=keys.root_public_key(now=NOW).pem(), cards=cards,
+            texts=texts,
         )  # fmt: skip
     db.dispose()
 
@@ -406,7 +464,7 @@ def test_a_captive_portal_page_is_never_pinned_as_the_root_key(
     assert "Schlüssel des Dienstes ist noch nicht gespeichert" in scanner.page.inner_text(
         "#data-problem"
     )
-    assert scanner.page.inner_text("#fingerprint") == "–"
+    assert scanner.page.inner_text("#fingerprint") == "\N{EN DASH}"  # nothing pinned
     scanner.context.unroute("**/verifier/root-key.pem")
     scanner.open_and_sync()  # the real network: now the service's key is pinned
     assert scanner.page.inner_text("#fingerprint") == spki_fingerprint(site.root_pem)
@@ -452,6 +510,24 @@ def test_an_expired_bundle_stops_being_used_even_while_the_app_stays_open(
 
 
 # -- entry without the camera ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "tone", "title"),
+    [
+        ("suspended", "red", "GESPERRT"),
+        ("expired", "red", "ABGELAUFEN"),
+        ("not_yet_valid", "red", "NOCH NICHT GÜLTIG"),
+        ("forged", "red", "UNGÜLTIG"),
+        ("unlisted", "amber", "STATUS NICHT PRÜFBAR"),  # its status list is in no bundle
+    ],
+)
+def test_each_kind_of_pass_gets_the_verdict_of_the_verifier(
+    scanner: Scanner, site: Site, which: str, tone: str, title: str
+) -> None:
+    scanner.open_and_sync()
+    verdict = scanner.enter_and_read(site.texts[which])
+    assert (verdict["tone"], verdict["title"]) == (tone, title), verdict
 
 
 def test_manual_entry_of_the_compact_jws_shows_the_pass(scanner: Scanner, site: Site) -> None:
