@@ -178,9 +178,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "suspended": suspended.record.qr_text,
         "expired": _signed(keys, settings, uri=listed, expires_at=NOW - timedelta(days=1)),
         "not_yet_valid": _signed(keys, settings, uri=listed, not_before=NOW + timedelta(days=1)),
-        "unlisted": _signed(
-            keys, settings, uri=status_list_uri(settings.public_url, "parking-999")
-        ),
+        "unlisted": _signed(keys, settings, uri=unlisted),
         "forged": _forged(parking.record.token),
     }
     client = app.test_client()
