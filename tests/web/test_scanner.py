@@ -414,6 +414,18 @@ def test_a_wallet_apps_qr_code_on_a_phone_screen_is_read_offline(
 # -- trust -----------------------------------------------------------------------------------------
 
 
+def test_chromium_finds_the_app_installable(scanner: Scanner) -> None:
+    """Manifest, icons, scope and an offline-capable service worker, as the browser judges."""
+    scanner.open_and_sync()
+    session = scanner.context.new_cdp_session(scanner.page)
+    found = session.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    # Playwright's contexts are incognito profiles, where nothing installs: the only
+    # complaint allowed is that one, about the browser rather than the app.
+    assert [e["errorId"] for e in found if e["errorId"] != "in-incognito"] == [], found
+    manifest = session.send("Page.getAppManifest")
+    assert manifest["errors"] == [], manifest["errors"]
+
+
 def test_the_root_key_fingerprint_shown_is_the_services_root_key(
     scanner: Scanner, site: Site
 ) -> None:

@@ -295,7 +295,8 @@ async function main() {
   chooseLanguage();
   ui.applyLanguage();
   wire();
-  navigator.serviceWorker?.register("/scan/sw.js", { scope: "/scan/" }).catch(() => {});
+  // updateViaCache none: a new sw.js (a changed app) is seen on the next online start
+  navigator.serviceWorker?.register("/scan/sw.js", { scope: "/scan/", updateViaCache: "none" }).catch(() => {});
   await renderLog();
   try {
     state.verifierModule = await import("./verifier/index.js");
