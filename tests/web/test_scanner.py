@@ -595,6 +595,13 @@ def test_english_is_one_tap_away_and_kept(scanner: Scanner, site: Site) -> None:
     assert verdict["title"] == "VALID" and verdict["type"] == "Library card"
     scanner.check_page("scanner-verdict-green-en")
     scanner.back()
+    scanner.context.set_offline(True)
+    scanner.sync_now()
+    assert scanner.page.inner_text("#data-problem").startswith("No network")
+    scanner.page.click("#lang-switch")  # what is on screen changes language too
+    assert scanner.page.inner_text("#data-problem").startswith("Kein Netz")
+    scanner.page.click("#lang-switch")
+    scanner.context.set_offline(False)
     scanner.open()
     assert scanner.page.get_attribute("html", "lang") == "en"
 

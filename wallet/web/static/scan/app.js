@@ -5,7 +5,7 @@
 import { Camera, makeDecoder } from "./camera.js";
 import { signal, unlockSound } from "./feedback.js";
 import * as store from "./store.js";
-import { chooseLanguage, switchLanguage, t } from "./strings.js";
+import { chooseLanguage, language, switchLanguage, t, textIn } from "./strings.js";
 import { Sync } from "./sync.js";
 import { pinnedRootKey } from "./trust.js";
 import * as ui from "./ui.js";
@@ -23,7 +23,7 @@ const state = {
   verifier: null, // a Verifier for the held bundle
   passTypes: {},
   syncedAt: null,
-  problem: null, // the last sync problem, as text
+  problem: null, // what is wrong with the data: {key, why?} of strings.js, or null
   camera: null,
   lastText: null,
   lastShownAt: 0,
@@ -65,7 +65,7 @@ async function stillTrusted() {
     state.bundleCheckedAt = clock().getTime();
   } catch (error) {
     state.verifier = null;
-    state.problem = error?.code === "bundle_expired" ? t("dataExpired") : t("noData");
+    state.problem = unusable(error);
     showData();
   }
 }
@@ -81,21 +81,34 @@ async function loadHeldBundle() {
     await useBundle(held.jws, { now: clock() });
   } catch (error) {
     state.verifier = null;
-    state.problem = error?.code === "bundle_expired" ? t("dataExpired") : t("noData");
+    state.problem = unusable(error);
   }
 }
 
-function refusalText(code) {
+function unusable(error) {
+  return { key: error?.code === "bundle_expired" ? "dataExpired" : "noData" };
+}
+
+/** A problem in words, in `lang` (the screen's language unless asked). */
+function say(problem, lang = language()) {
+  if (!problem) {
+    return null;
+  }
+  const values = problem.why ? { why: textIn(lang, problem.why) } : {};
+  return textIn(lang, problem.key, values);
+}
+
+function refusal(code) {
   const why = {
     bundle_rollback: "bundleRollback",
     bundle_expired: "bundleExpired",
     bundle_invalid: "bundleForeign",
   }[code];
-  return t("bundleRefused", { why: t(why ?? "bundleBroken") });
+  return { key: "bundleRefused", why: why ?? "bundleBroken" };
 }
 
 function showData() {
-  ui.showData({ syncedAt: state.syncedAt, problem: state.problem, now: clock() });
+  ui.showData({ syncedAt: state.syncedAt, problem: say(state.problem), now: clock() });
 }
 
 async function onSyncOutcome(outcome, held) {
@@ -106,18 +119,34 @@ async function onSyncOutcome(outcome, held) {
       await loadHeldBundle();
     }
   } else if (outcome.kind === "refused") {
-    state.problem = refusalText(outcome.code);
+    state.problem = refusal(outcome.code);
   } else {
     // without usable data, the reason it is unusable (expired, …) says more than "offline"
-    state.problem = state.verifier ? t("offline") : state.problem || t("noData");
+    state.problem = state.verifier ? { key: "offline" } : state.problem || { key: "noData" };
   }
   showData();
 }
 
 async function onNewBundle(bundle) {
-  state.verifier = await state.verifierModule.Verifier.create(bundle);
+  try {
+    state.verifier = await state.verifierModule.Verifier.create(bundle);
+  } catch {
+    state.verifier = null; // the verifier refuses what it was given: judge nothing with it
+    state.problem = { key: "noData" };
+    return;
+  }
   state.passTypes = passTypesOf(bundle);
   state.bundleCheckedAt = clock().getTime();
+}
+
+function noVerdictReason() {
+  if (!state.verifierModule) {
+    return { key: "verifierMissing" };
+  }
+  if (!state.rootKey) {
+    return { key: "rootMissing" };
+  }
+  return state.problem && state.problem.key !== "offline" ? state.problem : { key: "noData" };
 }
 
 /** Check one QR text (camera, hand scanner or typed) and show the verdict. */
@@ -130,14 +159,14 @@ export async function check(text, { frameAt = performance.now() } = {}) {
   await stillTrusted();
   let result;
   if (!state.verifier) {
-    const why = state.verifierModule ? (state.rootKey ? state.problem || t("noData") : t("rootMissing")) : t("verifierMissing");
     // Not a verdict of the verifier: this device has nothing to judge with.
+    const why = noVerdictReason();
     result = {
       state: "no_data",
       reason: "no_bundle",
       admit: false,
       tone: "amber",
-      message: { de: why, en: why },
+      message: { de: say(why, "de"), en: say(why, "en") },
       claims: {},
     };
   } else {
@@ -301,7 +330,7 @@ async function main() {
   try {
     state.verifierModule = await import("./verifier/index.js");
   } catch {
-    state.problem = t("verifierMissing");
+    state.problem = { key: "verifierMissing" };
   }
   state.rootKey = await pinnedRootKey({
     now: clock(),
@@ -314,7 +343,7 @@ async function main() {
   });
   ui.showFingerprint(state.rootKey?.fingerprint);
   if (state.verifierModule && !state.rootKey) {
-    state.problem = t("rootMissing");
+    state.problem = { key: "rootMissing" };
   }
   if (state.verifierModule && state.rootKey) {
     await loadHeldBundle();

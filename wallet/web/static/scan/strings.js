@@ -165,7 +165,12 @@ export function switchLanguage() {
 
 /** The text for `key` in the current language, `{name}` placeholders filled. */
 export function t(key, values = {}) {
-  const text = STRINGS[current][key] ?? STRINGS.de[key] ?? key;
+  return textIn(current, key, values);
+}
+
+/** The same in a given language. */
+export function textIn(lang, key, values = {}) {
+  const text = STRINGS[lang]?.[key] ?? STRINGS.de[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 }
 

@@ -54,7 +54,9 @@ export function showData({ syncedAt, problem, now }) {
 }
 
 export function showCameraState(key) {
-  $("camera-state").textContent = t(key);
+  const line = $("camera-state");
+  line.dataset.t = key; // a language switch keeps what it says
+  line.textContent = t(key);
 }
 
 export function showTorch(available, on) {
