@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -161,3 +162,31 @@ def test_app_files_revalidate_and_answer_304_when_unchanged(client: FlaskClient)
     assert first.headers["Cache-Control"] == "no-cache"
     again = client.get("/scan/app.js", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
+
+
+@requires_decoder
+def test_app_and_decoder_are_sent_gzipped_to_browsers_that_take_it(client: FlaskClient) -> None:
+    """A first visit on mobile data: the decoder is most of it, and compresses well."""
+    plain = client.get("/scan/vendor/zxing-wasm/reader/zxing_reader.wasm")
+    packed = client.get(
+        "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm", headers={"Accept-Encoding": "gzip"}
+    )
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data) * 0.6
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    again = client.get(
+        "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]},
+    )
+    assert again.status_code == 304
+
+
+@requires_decoder
+def test_first_visit_transfer_stays_under_one_and_a_half_megabytes(client: FlaskClient) -> None:
+    """Issue 9's budget for everything the service worker keeps, as sent (gzip)."""
+    urls = [*scanner.app_urls(), "/scan/sw.js"]
+    sent = sum(len(client.get(url, headers={"Accept-Encoding": "gzip"}).data) for url in urls)
+    assert sent <= 1_500_000, sent
