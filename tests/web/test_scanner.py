@@ -519,6 +519,24 @@ def test_an_expired_bundle_stops_being_used_even_while_the_app_stays_open(
     assert "abgelaufen" in scanner.page.inner_text("#data-problem")
 
 
+_RECORD_VIBRATIONS = """
+    window.vibrations = [];
+    navigator.vibrate = (pattern) => { window.vibrations.push(pattern); return true; };
+"""
+
+
+def test_each_colour_vibrates_in_its_own_pattern(scanner: Scanner, site: Site) -> None:
+    """Felt without looking: green, red and amber never buzz alike."""
+    scanner.context.add_init_script(_RECORD_VIBRATIONS)
+    scanner.open_and_sync()
+    for text in (site.library.record.qr_text, site.texts["forged"], site.texts["unlisted"]):
+        scanner.enter_and_read(text)
+        scanner.back()
+    patterns = scanner.page.evaluate("() => window.vibrations")
+    assert len(patterns) == 3
+    assert len({tuple(p) for p in patterns}) == 3, patterns
+
+
 # -- entry without the camera ----------------------------------------------------------------------
 
 
