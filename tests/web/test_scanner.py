@@ -519,6 +519,20 @@ def test_an_expired_bundle_stops_being_used_even_while_the_app_stays_open(
     assert "abgelaufen" in scanner.page.inner_text("#data-problem")
 
 
+def test_the_keyboard_goes_from_the_verdict_back_to_scanning(scanner: Scanner, site: Site) -> None:
+    scanner.open_and_sync()
+    assert scanner.enter_and_read(site.library.record.qr_text)["focused"] == "verdict-title"
+    scanner.page.keyboard.press("Tab")
+    assert scanner.page.evaluate("() => document.activeElement.id") == "verdict-back"
+    scanner.page.keyboard.press("Enter")
+    scanner.page.wait_for_selector("#verdict", state="hidden")
+    assert scanner.page.evaluate("() => document.activeElement.id") == "camera-state"
+    # a hand scanner's next code reaches the page from there
+    scanner.page.keyboard.type(site.parking.record.qr_text)
+    scanner.page.keyboard.press("Enter")
+    assert scanner.verdict()["type"] == "Bewohnerparkausweis"
+
+
 _RECORD_VIBRATIONS = """
     window.vibrations = [];
     navigator.vibrate = (pattern) => { window.vibrations.push(pattern); return true; };

@@ -191,7 +191,9 @@ function backToScanning() {
   showData(); // "heute" may have become "gestern" meanwhile
   state.lastShownAt = performance.now();
   state.camera?.resume();
-  $("camera-start").focus();
+  // Back where scanning happens, its state read out; no field, so no phone keyboard pops up
+  // and a hand scanner's keys reach the page.
+  $("camera-state").focus();
 }
 
 function onCameraText(text, frameAt) {
