@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -352,10 +353,14 @@ def test_after_one_online_visit_the_camera_reads_a_printed_card_offline_and_show
     scanner = Scanner(card_camera, site)
     try:
         scanner.open_and_sync()
+        workers: list[str] = []
+        scanner.page.on("worker", lambda worker: workers.append(worker.url))
         scanner.go_offline_and_reload()
         assert "Kein Netz" in scanner.page.inner_text("#data-problem")
         scanner.start_camera()
         verdict = scanner.verdict()
+        # headless Chromium on Linux has no BarcodeDetector: ZXing read it, in its worker
+        assert [url.rsplit("/", 1)[-1] for url in workers] == ["decoder-worker.js"]
         assert verdict["tone"] == "green"
         assert verdict["title"] == "GÜLTIG"
         assert verdict["type"] == "Bibliotheksausweis"
@@ -365,6 +370,34 @@ def test_after_one_online_visit_the_camera_reads_a_printed_card_offline_and_show
         assert verdict["reason"] == "Grund: ok"
         assert verdict["focused"] == "verdict-title"  # read out first, reached first
         scanner.check_page("scanner-verdict-green-offline")
+    finally:
+        scanner.close()
+
+
+_NATIVE_DETECTOR = """
+    window.BarcodeDetector = class {
+        static async getSupportedFormats() { return ["qr_code", "ean_13"]; }
+        constructor(options) { window.detectorFormats = options.formats; }
+        async detect(source) { return [{ rawValue: %s, format: "qr_code" }]; }
+    };
+"""
+
+
+def test_a_browser_with_its_own_barcode_detector_uses_it_and_starts_no_decoder_worker(
+    card_camera: Any, site: Site
+) -> None:
+    """Android's Chrome reads QR codes itself: no WebAssembly to start there."""
+    scanner = Scanner(card_camera, site)
+    try:
+        scanner.context.add_init_script(_NATIVE_DETECTOR % json.dumps(site.parking.record.qr_text))
+        workers: list[str] = []
+        scanner.page.on("worker", lambda worker: workers.append(worker.url))
+        scanner.open_and_sync()
+        scanner.start_camera()
+        verdict = scanner.verdict()
+        assert verdict["type"] == "Bewohnerparkausweis"  # what the detector said, not the card
+        assert scanner.page.evaluate("() => window.detectorFormats") == ["qr_code"]
+        assert workers == []
     finally:
         scanner.close()
 
