@@ -11,7 +11,9 @@ import { pinnedRootKey } from "./trust.js";
 import * as ui from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
-const WEDGE_GAP_MS = 80; // a hand scanner types faster than this between keys
+// A hand scanner types a whole code in a burst; a pause this long starts a new one. Generous:
+// a busy phone (or test machine) delivers keys late, and a stray burst only gives "UNGÜLTIG".
+const WEDGE_GAP_MS = 500;
 const WEDGE_MIN_LENGTH = 20; // shorter bursts are a person typing, not a scanner
 const MAX_TEXT = 16384; // as the console: a pass text is far shorter
 const RECHECK_BUNDLE_MS = 60 * 1000; // the held bundle's expiry is looked at again this often
