@@ -98,7 +98,7 @@ def frame_to_verdict(*, frames: int = 50) -> dict[str, Any]:
             if page.is_visible("#camera-start"):
                 page.click("#camera-start")
             times: list[float] = page.evaluate(_LOOP, frames)
-            tones = page.locator("#log-rows tr.log__row--green").count()
+            tones = page.locator("#log-rows li.log__row--green").count()
             context.close()
         db.dispose()
     finally:

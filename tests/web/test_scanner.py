@@ -304,7 +304,7 @@ class Scanner:
         """No WCAG 2.1 A/AA violation, no CSP complaint or script error; a screenshot if asked."""
         if SCREENSHOTS:
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
         assert axe_violations(self.page) == [], name
         assert self.complaints == [], name
 
@@ -634,9 +634,9 @@ def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_t
     scanner.back()
     scanner.enter_and_read("WP1" + "12345" * 20)
     scanner.back()
-    rows = scanner.page.locator("#log-rows tr")
+    rows = scanner.page.locator("#log-rows li")
     assert rows.count() == 2
-    log = scanner.page.inner_text("#log-table")
+    log = scanner.page.inner_text("#log-rows")
     assert "Bibliotheksausweis" in log and "GÜLTIG" in log and "UNGÜLTIG" in log
     for secret in (HOLDERS["library"]["name"], HOLDERS["library"]["card_number"],
                    site.library.record.serial):  # fmt: skip

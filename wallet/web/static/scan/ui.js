@@ -142,25 +142,25 @@ export function hideVerdict() {
   $("scan-view").hidden = false;
 }
 
+/** The log, newest first: one line per scan, "heute 07:42 · Bibliotheksausweis · GÜLTIG". */
 export function renderLog(entries, passTypes) {
-  const rows = $("log-rows");
-  rows.replaceChildren();
+  const list = $("log-rows");
+  list.replaceChildren();
   for (const entry of entries) {
-    const row = document.createElement("tr");
-    const cells = [
-      when(new Date(entry.at)),
-      entry.passType ? pick(passTypes?.[entry.passType]?.label) || entry.passType : "–",
-      pick(HEADLINES[entry.state]) || t("unknownVerdict"),
-    ];
-    for (const text of cells) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      row.append(cell);
-    }
-    row.className = `log__row log__row--${entry.tone}`;
-    rows.append(row);
+    const item = document.createElement("li");
+    item.className = `log__row log__row--${entry.tone}`;
+    const moment = document.createElement("time");
+    moment.dateTime = entry.at;
+    moment.textContent = when(new Date(entry.at));
+    const type = document.createElement("span");
+    type.textContent = entry.passType ? pick(passTypes?.[entry.passType]?.label) || entry.passType : "–";
+    const result = document.createElement("strong");
+    result.className = "log__verdict";
+    result.textContent = pick(HEADLINES[entry.state]) || t("unknownVerdict");
+    item.append(moment, type, result);
+    list.append(item);
   }
-  $("log-table").hidden = entries.length === 0;
+  list.hidden = entries.length === 0;
   $("log-empty").hidden = entries.length > 0;
 }
 
