@@ -451,6 +451,28 @@ def test_a_wallet_apps_qr_code_on_a_phone_screen_is_read_offline(
 # -- trust -----------------------------------------------------------------------------------------
 
 
+def test_a_sync_that_brings_nothing_new_costs_a_304_not_the_bundle(
+    scanner: Scanner, site: Site
+) -> None:
+    asked: list[dict[str, str]] = []  # each bundle request's headers
+    scanner.page.on(
+        "request",
+        lambda r: asked.append(r.all_headers()) if r.url.endswith("/verifier/bundle") else None,
+    )
+    scanner.open_and_sync()
+    scanner.sync_now()
+    assert len(asked) == 2
+    assert "if-none-match" not in asked[0]
+    # the second asks "changed since?" (Chromium then reports the 304 as the cached 200)
+    assert asked[1]["if-none-match"].strip('"') == _bundle_etag(scanner)
+    assert scanner.page.inner_text("#stand").startswith("Stand: heute")
+
+
+def _bundle_etag(scanner: Scanner) -> str:
+    response = scanner.context.request.get(f"{scanner.site.url}/verifier/bundle")
+    return response.headers["etag"].strip('"')
+
+
 def test_chromium_finds_the_app_installable(scanner: Scanner) -> None:
     """Manifest, icons, scope and an offline-capable service worker, as the browser judges."""
     scanner.open_and_sync()
