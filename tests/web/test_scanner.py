@@ -50,6 +50,7 @@ from wallet.services.publishing import status_list_uri
 from wallet.store.db import Database
 from wallet.tokens import sign_pass_token
 from wallet.web import create_app
+from wallet.web import scanner as scanner_routes
 from wallet.web.scanner import ZXING_DIST
 
 pytestmark = [
@@ -471,6 +472,32 @@ def test_a_sync_that_brings_nothing_new_costs_a_304_not_the_bundle(
 def _bundle_etag(scanner: Scanner) -> str:
     response = scanner.context.request.get(f"{scanner.site.url}/verifier/bundle")
     return response.headers["etag"].strip('"')
+
+
+def test_a_new_version_of_the_app_takes_over_between_two_scans(
+    scanner: Scanner, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a page of the old version running modules of the new one: reload after a verdict."""
+    scanner.open_and_sync()
+    # the first visit (installed meanwhile), then a start of the installed app
+    for version in ("second", "third"):
+        scanner.enter_and_read(site.library.record.qr_text)
+        monkeypatch.setattr(scanner_routes, "app_version", lambda version=version: version)
+        scanner.page.evaluate(_UPDATE_APP)
+        assert scanner.page.is_visible(VERDICT)  # the officer still reads the verdict
+        with scanner.page.expect_navigation():
+            scanner.page.click("#verdict-back")
+        scanner.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+        assert scanner.page.is_hidden(VERDICT)
+
+
+_UPDATE_APP = """async () => {
+    const workers = navigator.serviceWorker;
+    const changed = new Promise((resolve) =>
+        workers.addEventListener("controllerchange", resolve, {once: true}));
+    await (await workers.getRegistration()).update();
+    await changed;
+}"""
 
 
 def test_chromium_finds_the_app_installable(scanner: Scanner) -> None:

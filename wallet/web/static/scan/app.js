@@ -30,6 +30,7 @@ const state = {
   lastText: null,
   lastShownAt: 0,
   bundleCheckedAt: 0, // clock time (ms) of the last check of the held bundle
+  updated: false, // a new version of the app took over: reload before the next scan
 };
 
 /** Frame-to-verdict times in ms (camera frame taken -> verdict painted), newest last. */
@@ -189,6 +190,10 @@ export async function check(text, { frameAt = performance.now() } = {}) {
 }
 
 function backToScanning() {
+  if (state.updated) {
+    location.reload(); // a new version of the app arrived meanwhile
+    return;
+  }
   ui.hideVerdict();
   showData(); // "heute" may have become "gestern" meanwhile
   state.lastShownAt = performance.now();
@@ -313,6 +318,26 @@ function wire() {
   listenForWedge();
 }
 
+/**
+ * The service worker keeps the app for offline use. A new version of the app takes
+ * over at once; this page then reloads, between two scans, so its modules never mix
+ * with the new version's.
+ */
+function registerWorker() {
+  const workers = navigator.serviceWorker;
+  if (!workers) {
+    return;
+  }
+  // The first worker taking over this page is no update: the page is that version.
+  let controlled = Boolean(workers.controller);
+  workers.addEventListener("controllerchange", () => {
+    state.updated ||= controlled;
+    controlled = true;
+  });
+  // updateViaCache none: a new sw.js (a changed app) is seen on the next online start
+  workers.register("/scan/sw.js", { scope: "/scan/", updateViaCache: "none" }).catch(() => {});
+}
+
 async function startCameraIfAllowed() {
   try {
     const permission = await navigator.permissions.query({ name: "camera" });
@@ -328,8 +353,7 @@ async function main() {
   chooseLanguage();
   ui.applyLanguage();
   wire();
-  // updateViaCache none: a new sw.js (a changed app) is seen on the next online start
-  navigator.serviceWorker?.register("/scan/sw.js", { scope: "/scan/", updateViaCache: "none" }).catch(() => {});
+  registerWorker();
   await renderLog();
   try {
     state.verifierModule = await import("./verifier/index.js");
