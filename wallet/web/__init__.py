@@ -96,9 +96,10 @@ def create_app(
         console_imports,  # noqa: F401 - adds its pages to the console
         device_api,
         public,
+        scanner,
     )
 
-    for module in (public, api, citizen, console, apple, device_api):
+    for module in (public, api, citizen, console, apple, device_api, scanner):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

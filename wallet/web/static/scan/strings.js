@@ -1,0 +1,193 @@
+// The app's words, German first, English second. The language is chosen here, not
+// by the server, because one cached page serves both with the network off; the
+// order follows the console: an explicit choice (?lang= or the switch, remembered),
+// then the browser's languages, then German.
+
+const CHOICE = "scan.lang";
+export const LANGUAGES = ["de", "en"];
+
+export const STRINGS = {
+  de: {
+    title: "Ausweis-Scanner",
+    otherLanguage: "English",
+    camera: "Kamera",
+    cameraStart: "Kamera starten",
+    cameraOff: "Kamera aus. Tippen Sie auf „Kamera starten“.",
+    cameraStarting: "Kamera wird gestartet …",
+    cameraScanning: "Halten Sie den QR-Code des Ausweises vor die Kamera.",
+    cameraDenied: "Kein Zugriff auf die Kamera. Erlauben Sie ihn in den Einstellungen oder geben Sie den Code unten ein.",
+    cameraMissing: "Dieses Gerät hat keine nutzbare Kamera. Geben Sie den Code unten ein.",
+    decoderFailed: "Der QR-Leser konnte nicht geladen werden. Geben Sie den Code unten ein.",
+    torchOn: "Licht an",
+    torchOff: "Licht aus",
+    data: "Prüfdaten",
+    syncNow: "Jetzt aktualisieren",
+    standNever: "Noch keine Prüfdaten. Bitte einmal mit Netz öffnen.",
+    stand: "Stand: {when}",
+    today: "heute",
+    yesterday: "gestern",
+    syncing: "Prüfdaten werden aktualisiert …",
+    offline: "Kein Netz: es gelten die gespeicherten Prüfdaten.",
+    bundleRefused: "Neue Prüfdaten abgelehnt: {why} Es gelten die gespeicherten.",
+    bundleForeign: "sie sind nicht mit dem Schlüssel dieses Scanners signiert oder beschädigt.",
+    bundleRollback: "sie sind älter als die bereits gespeicherten.",
+    bundleExpired: "sie sind abgelaufen.",
+    bundleBroken: "sie sind beschädigt oder von unbekannter Art.",
+    noData: "Keine gültigen Prüfdaten. Bitte mit Netz aktualisieren.",
+    dataExpired: "Die gespeicherten Prüfdaten sind abgelaufen. Bitte mit Netz aktualisieren.",
+    verifierMissing: "Die Prüfsoftware fehlt auf diesem Gerät. Bitte mit Netz neu laden.",
+    rootMissing: "Der Schlüssel des Dienstes ist noch nicht gespeichert. Bitte einmal mit Netz öffnen.",
+    manual: "Code eingeben",
+    manualLabel: "Text des QR-Codes oder Ausweis-Token",
+    manualHint: "Ein Handscanner (USB oder Bluetooth) tippt hier von selbst; Sie können auch einfügen.",
+    check: "Prüfen",
+    log: "Prüfprotokoll",
+    logNote: "Nur auf diesem Gerät, ohne Namen und Nummern. Nichts davon wird gesendet.",
+    logEmpty: "Noch keine Prüfungen.",
+    logClear: "Protokoll löschen",
+    logCleared: "Das Protokoll ist gelöscht.",
+    trust: "Vertrauensanker",
+    trustText: "Dieser Scanner nimmt nur Prüfdaten an, die mit diesem Schlüssel signiert sind. Fingerabdruck (SHA-256):",
+    trustCompare: "Vergleichen Sie ihn mit dem Fingerabdruck, den die Verwaltung angibt.",
+    back: "Weiter scannen",
+    reason: "Grund: {code}",
+    admitYes: "Für diese Ausweisart trotzdem anerkennen.",
+    admitNo: "Nicht anerkennen.",
+    unknownType: "Unbekannte Ausweisart",
+    validUntil: "Gültig bis",
+    unknownVerdict: "Prüfung nicht möglich",
+  },
+  en: {
+    title: "Pass scanner",
+    otherLanguage: "Deutsch",
+    camera: "Camera",
+    cameraStart: "Start camera",
+    cameraOff: "Camera off. Tap “Start camera”.",
+    cameraStarting: "Starting the camera …",
+    cameraScanning: "Hold the pass's QR code in front of the camera.",
+    cameraDenied: "No access to the camera. Allow it in the settings, or enter the code below.",
+    cameraMissing: "This device has no usable camera. Enter the code below.",
+    decoderFailed: "The QR reader could not be loaded. Enter the code below.",
+    torchOn: "Light on",
+    torchOff: "Light off",
+    data: "Checking data",
+    syncNow: "Update now",
+    standNever: "No checking data yet. Please open once with a network.",
+    stand: "Updated: {when}",
+    today: "today",
+    yesterday: "yesterday",
+    syncing: "Updating the checking data …",
+    offline: "No network: the stored checking data is used.",
+    bundleRefused: "New checking data refused: {why} The stored data is used.",
+    bundleForeign: "it is not signed with this scanner's key, or damaged.",
+    bundleRollback: "it is older than the data already stored.",
+    bundleExpired: "it has expired.",
+    bundleBroken: "it is damaged or of an unknown kind.",
+    noData: "No valid checking data. Please update with a network.",
+    dataExpired: "The stored checking data has expired. Please update with a network.",
+    verifierMissing: "The checking software is missing on this device. Please reload with a network.",
+    rootMissing: "The service's key is not stored yet. Please open once with a network.",
+    manual: "Enter a code",
+    manualLabel: "QR code text or pass token",
+    manualHint: "A hand scanner (USB or Bluetooth) types here by itself; you can also paste.",
+    check: "Check",
+    log: "Scan log",
+    logNote: "On this device only, without names or numbers. None of it is sent.",
+    logEmpty: "No checks yet.",
+    logClear: "Clear log",
+    logCleared: "The log is cleared.",
+    trust: "Trust anchor",
+    trustText: "This scanner accepts only checking data signed with this key. Fingerprint (SHA-256):",
+    trustCompare: "Compare it with the fingerprint the city administration gives you.",
+    back: "Scan next",
+    reason: "Reason: {code}",
+    admitYes: "This pass type may still be accepted.",
+    admitNo: "Do not accept.",
+    unknownType: "Unknown pass type",
+    validUntil: "Valid until",
+    unknownVerdict: "Cannot check",
+  },
+};
+
+// The verdict's headline per state: short, capitals, readable at arm's length.
+export const HEADLINES = {
+  valid: { de: "GÜLTIG", en: "VALID" },
+  invalid: { de: "UNGÜLTIG", en: "INVALID" },
+  revoked: { de: "WIDERRUFEN", en: "REVOKED" },
+  suspended: { de: "GESPERRT", en: "SUSPENDED" },
+  expired: { de: "ABGELAUFEN", en: "EXPIRED" },
+  not_yet_valid: { de: "NOCH NICHT GÜLTIG", en: "NOT YET VALID" },
+  unknown_key: { de: "UNGÜLTIG", en: "INVALID" },
+  stale_status: { de: "STATUS NICHT PRÜFBAR", en: "STATUS NOT CHECKABLE" },
+  status_unchecked: { de: "STATUS NICHT PRÜFBAR", en: "STATUS NOT CHECKABLE" },
+};
+
+let current = "de";
+
+export function chooseLanguage(search = globalThis.location?.search ?? "") {
+  const asked = new URLSearchParams(search).get("lang");
+  if (LANGUAGES.includes(asked)) {
+    remember(asked);
+    current = asked;
+    return current;
+  }
+  const remembered = recall();
+  if (LANGUAGES.includes(remembered)) {
+    current = remembered;
+    return current;
+  }
+  for (const tag of globalThis.navigator?.languages ?? []) {
+    const primary = tag.split("-")[0].toLowerCase();
+    if (LANGUAGES.includes(primary)) {
+      current = primary;
+      return current;
+    }
+  }
+  current = "de";
+  return current;
+}
+
+export function language() {
+  return current;
+}
+
+export function switchLanguage() {
+  current = current === "de" ? "en" : "de";
+  remember(current);
+  return current;
+}
+
+/** The text for `key` in the current language, `{name}` placeholders filled. */
+export function t(key, values = {}) {
+  return textIn(current, key, values);
+}
+
+/** The same in a given language. */
+export function textIn(lang, key, values = {}) {
+  const text = STRINGS[lang]?.[key] ?? STRINGS.de[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+/** A {de, en} pair (the bundle's labels, the verifier's messages) in the current language. */
+export function pick(pair) {
+  if (!pair || typeof pair !== "object") {
+    return "";
+  }
+  return pair[current] ?? pair.de ?? "";
+}
+
+function remember(lang) {
+  try {
+    globalThis.localStorage?.setItem(CHOICE, lang);
+  } catch {
+    // private mode: the choice lasts for this visit only
+  }
+}
+
+function recall() {
+  try {
+    return globalThis.localStorage?.getItem(CHOICE);
+  } catch {
+    return null;
+  }
+}
