@@ -789,3 +789,98 @@ def test_scanning_and_verdict_views_reflow_at_320px(scanner: Scanner, site: Site
         assert button is not None and button["height"] >= 48  # a large touch target
         scanner.check_page("scanner-verdict-320px")
         scanner.back()
+
+
+def _pairing_code(site: Site, name: str = "Handy Außendienst 3") -> tuple[str, str]:
+    from wallet.domain import Role
+    from wallet.services import devices
+
+    with site.db.transaction(write=True) as session:
+        pairing = devices.start_pairing(
+            session, name=name, role="verifier", actor="user:vera", actor_role=Role.VERIFIER,
+            audit_key=site.services.audit_key, now=site.clock(),
+        )  # fmt: skip
+    return pairing.code, pairing.device.device_id
+
+
+def _device(site: Site, device_id: str) -> Any:
+    from wallet.services import devices
+
+    with site.db.transaction(write=False) as session:
+        return devices.get_device(session, device_id)
+
+
+def test_opening_the_consoles_pairing_link_pairs_the_phone_and_syncs_as_that_device(
+    scanner: Scanner, site: Site
+) -> None:
+    code, device_id = _pairing_code(site)
+    scanner.page.goto(f"{site.url}/scan/#pair={code}")
+    scanner.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    assert "#pair" not in scanner.page.url  # the one-time code left the address bar at once
+    scanner.page.wait_for_function(
+        "() => document.getElementById('device').textContent.includes('Handy Außendienst 3')",
+        timeout=WAIT_MS,
+    )
+    assert "gekoppelt" in scanner.page.inner_text("#pairing-state").lower()
+    scanner.wait_synced(1)
+    held = scanner.page.evaluate(
+        """() => new Promise((resolve) => {
+            const open = indexedDB.open("wallet-scanner");
+            open.onsuccess = () => {
+              const get = open.result.transaction("state").objectStore("state").get("device");
+              get.onsuccess = () => resolve(get.result);
+            };
+        })"""
+    )
+    assert held["credential"].startswith("wpd_") and held["id"] == device_id
+    assert _device(site, device_id).last_sync_at is not None  # it synced with its credential
+    assert scanner.complaints == []
+
+
+def test_a_pairing_qr_scanned_in_the_app_pairs_instead_of_giving_a_verdict(
+    scanner: Scanner, site: Site
+) -> None:
+    scanner.open_and_sync()
+    code, device_id = _pairing_code(site, "Handy Kasse")
+    scanner.page.fill("#manual-text", f"{site.url}/scan/#pair={code}")
+    scanner.page.press("#manual-text", "Enter")
+    scanner.page.wait_for_function(
+        "() => document.getElementById('device').textContent.includes('Handy Kasse')",
+        timeout=WAIT_MS,
+    )
+    assert scanner.page.is_hidden("#verdict")
+    assert _device(site, device_id).state.value == "active"
+
+
+def test_a_used_pairing_code_is_refused_with_what_to_do(scanner: Scanner, site: Site) -> None:
+    code, _ = _pairing_code(site)
+    first = Scanner(scanner.page.context.browser, site)
+    try:
+        first.page.goto(f"{site.url}/scan/#pair={code}")
+        first.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+        first.page.wait_for_function(
+            "() => !document.getElementById('pairing-state').hidden", timeout=WAIT_MS
+        )
+    finally:
+        first.close()
+    scanner.page.goto(f"{site.url}/scan/#pair={code}")
+    scanner.page.wait_for_function(
+        "() => !document.getElementById('pairing-state').hidden", timeout=WAIT_MS
+    )
+    assert "einen neuen anzeigen" in scanner.page.inner_text("#pairing-state")
+
+
+def test_a_device_revoked_in_the_console_is_told_so_at_its_next_sync(
+    scanner: Scanner, site: Site
+) -> None:
+    from wallet.services import devices
+
+    code, device_id = _pairing_code(site)
+    scanner.page.goto(f"{site.url}/scan/#pair={code}")
+    scanner.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    scanner.wait_synced(1)
+    with site.db.transaction(write=True) as session:
+        devices.revoke_device(session, device_id=device_id, actor="user:admin",
+                              audit_key=site.services.audit_key, now=site.clock())  # fmt: skip
+    scanner.sync_now()
+    assert "gesperrt" in scanner.page.inner_text("#data-problem")

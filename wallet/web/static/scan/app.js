@@ -3,6 +3,7 @@
 // wallet.verifier and is used as it is: this file never judges a pass.
 
 import { Camera, makeDecoder } from "./camera.js";
+import { device, pair, pairingCode } from "./pairing.js";
 import { signal, unlockSound } from "./feedback.js";
 import * as store from "./store.js";
 import { chooseLanguage, language, switchLanguage, t, textIn } from "./strings.js";
@@ -123,6 +124,8 @@ async function onSyncOutcome(outcome, held) {
     }
   } else if (outcome.kind === "refused") {
     state.problem = refusal(outcome.code);
+  } else if (outcome.kind === "revoked") {
+    state.problem = { key: "deviceRevoked" };
   } else {
     // without usable data, the reason it is unusable (expired, …) says more than "offline"
     state.problem = state.verifier ? { key: "offline" } : state.problem || { key: "noData" };
@@ -152,10 +155,33 @@ function noVerdictReason() {
   return state.problem && state.problem.key !== "offline" ? state.problem : { key: "noData" };
 }
 
+/** Pair this device with the code of a console's pairing QR, and say how it went. */
+async function pairWith(code) {
+  ui.showDevice(t("pairing"));
+  const outcome = await pair(code, { now: clock() });
+  if (outcome.kind === "paired") {
+    ui.announcePairing(t("pairDone", { name: outcome.name }));
+    await state.sync?.now();
+  } else {
+    ui.announcePairing(t(outcome.kind === "offline" ? "pairOffline" : "pairRefused"));
+  }
+  await showDevice();
+}
+
+async function showDevice() {
+  const held = await device();
+  ui.showDevice(held ? t("devicePaired", { name: held.name }) : t("deviceNotPaired"));
+}
+
 /** Check one QR text (camera, hand scanner or typed) and show the verdict. */
 export async function check(text, { frameAt = performance.now() } = {}) {
   const clean = String(text).replace(/\s+/g, "").slice(0, MAX_TEXT + 1);
   if (!clean) {
+    return null;
+  }
+  const code = pairingCode(clean);
+  if (code) {
+    await pairWith(code); // the console's pairing QR, scanned in the app: no verdict
     return null;
   }
   state.camera?.pause();
@@ -281,6 +307,7 @@ function wire() {
     switchLanguage();
     ui.applyLanguage();
     showData();
+    showDevice();
     renderLog();
     ui.showTorch(Boolean(state.camera?.hasTorch), Boolean(state.camera?.torchOn));
   });
@@ -354,7 +381,14 @@ async function main() {
   ui.applyLanguage();
   wire();
   registerWorker();
+  // A pairing link opened the app: the one-time code leaves the address bar (and the
+  // history) at once, and is used after the app has what it needs to sync.
+  const code = pairingCode(location.hash);
+  if (location.hash) {
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   await renderLog();
+  await showDevice();
   try {
     state.verifierModule = await import("./verifier/index.js");
   } catch {
@@ -392,6 +426,9 @@ async function main() {
   }
   showData();
   setInterval(showData, 60 * 1000);
+  if (code) {
+    await pairWith(code);
+  }
   await startCameraIfAllowed();
   document.body.dataset.ready = "true";
 }

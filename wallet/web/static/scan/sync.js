@@ -2,9 +2,10 @@
 // start, when the app comes back to the front, every few minutes), verified against
 // the pinned root key before anything is kept, and never replaced by an older one.
 
+import { bundleRequest } from "./pairing.js";
 import * as store from "./store.js";
 
-export const BUNDLE_URL = "/verifier/bundle";
+export { PUBLIC_BUNDLE_URL as BUNDLE_URL } from "./pairing.js";
 export const SYNC_EVERY_MS = 3 * 60 * 1000;
 
 /**
@@ -12,6 +13,7 @@ export const SYNC_EVERY_MS = 3 * 60 * 1000;
  *   {kind: "updated" | "current", version}
  *   {kind: "offline"}                      no answer from the service
  *   {kind: "refused", code}                a bundle came but failed verification
+ *   {kind: "revoked"}                      this device was revoked in the console
  */
 export class Sync {
   constructor({ verifyBundle, rootKey, clock = () => new Date(), onBundle, onOutcome }) {
@@ -56,7 +58,11 @@ export class Sync {
     let jws;
     try {
       // no-cache: always asked, but an unchanged bundle comes back as a small 304
-      const response = await fetch(BUNDLE_URL, { cache: "no-cache", credentials: "omit" });
+      const { url, headers } = await bundleRequest();
+      const response = await fetch(url, { cache: "no-cache", credentials: "omit", headers });
+      if (response.status === 401 && (await errorCode(response)) === "device_revoked") {
+        return { kind: "revoked" };
+      }
       if (!response.ok) {
         return { kind: "offline", status: response.status };
       }
@@ -82,5 +88,13 @@ export class Sync {
     await store.keepBundle({ jws, version: bundle.version, syncedAt: now.toISOString() });
     this.onBundle?.(bundle, await store.bundle());
     return { kind: "updated", version: bundle.version };
+  }
+}
+
+async function errorCode(response) {
+  try {
+    return (await response.json())?.error?.code ?? null;
+  } catch {
+    return null;
   }
 }

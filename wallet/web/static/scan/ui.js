@@ -67,6 +67,17 @@ export function showTorch(available, on) {
   button.textContent = t(button.dataset.t);
 }
 
+export function showDevice(text) {
+  $("device").textContent = text;
+}
+
+/** Pairing's outcome, read out once and left on the screen. */
+export function announcePairing(text) {
+  const line = $("pairing-state");
+  line.textContent = text;
+  line.hidden = false;
+}
+
 export function showFingerprint(text) {
   $("fingerprint").textContent = text || "–";
 }
