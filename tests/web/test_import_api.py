@@ -93,3 +93,13 @@ def test_a_verifier_token_cannot_import(
 ) -> None:
     headers = {"Authorization": f"Bearer {make_token('verifier')}", "Content-Type": "text/csv"}
     assert post(client, headers, SAMPLE).status_code == 403
+
+
+@pytest.mark.parametrize("body", [b"302575680856069295735209721856", b"a;b;c\r\n1;2;3\r\n"])
+def test_a_body_without_the_types_columns_is_refused_even_for_a_dry_run(
+    client: FlaskClient, headers: dict[str, str], body: bytes
+) -> None:
+    answer = post(client, headers, body, dry_run="true")
+    assert answer.status_code == 422
+    codes = {p["code"] for p in answer.get_json()["error"]["report"]["problems"]}
+    assert codes == {"missing_column"}

@@ -512,9 +512,10 @@ def create_import(caller: Caller) -> Response:
     ctx = context()
     with ctx.db.transaction(write=False) as session:
         report = imports.check(session, ctx.services, params["type"], table)
-    if dry_run:
+    unusable = any(p.code == "missing_column" for p in report.problems)
+    if dry_run and not unusable:  # a file without the type's columns is no export at all
         return jsonify({"report": report.to_json()})
-    if report.problems and not skip_invalid:
+    if unusable or (report.problems and not skip_invalid):
         body = error_body("import_invalid", "the file has invalid rows and nothing was issued; "
                           "fix them, or send skip_invalid=true", field="body",
                           report=report.to_json())  # fmt: skip
