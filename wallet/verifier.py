@@ -48,6 +48,7 @@ __all__ = [
     "REASONS",
     "STATES",
     "TONES",
+    "UNCHECKED_STATES",
     "VerificationResult",
     "Verifier",
     "load_root_key",
@@ -67,20 +68,23 @@ STATES = (
     "stale_status",
     "status_unchecked",
 )
-# How a screen shows each state. Amber: a genuine pass in date whose revocation
-# status could not be checked against a fresh list; `admit` on the result says
-# whether the pass type's policy lets the holder through anyway.
+# How a screen shows each state. Amber: a genuine pass that is not refused for
+# good but must not simply pass either: suspended for now (GESPERRT), or in date
+# with a revocation status that could not be checked against a fresh list (then
+# `admit` says whether the pass type's policy lets the holder through anyway).
 TONES: dict[str, str] = {
     "valid": "green",
     "invalid": "red",
     "revoked": "red",
-    "suspended": "red",
+    "suspended": "amber",
     "expired": "red",
     "not_yet_valid": "red",
     "unknown_key": "red",
     "stale_status": "amber",
     "status_unchecked": "amber",
 }
+# The amber states in which the revocation status went unchecked (the policy speaks).
+UNCHECKED_STATES = frozenset({"stale_status", "status_unchecked"})
 # Every reason code and the one state it comes with.
 REASONS: dict[str, str] = {
     "ok": "valid",
@@ -224,6 +228,11 @@ class VerificationResult(NamedTuple):
     def tone(self) -> str:
         """``green``, ``amber`` or ``red``: how a screen shows this verdict."""
         return TONES.get(self.state, "red")
+
+    @property
+    def unchecked(self) -> bool:
+        """The revocation status went unchecked: the pass type's policy decided ``admit``."""
+        return self.state in UNCHECKED_STATES
 
     def message(self, lang: str = "de") -> str:
         return self.message_en if lang == "en" else self.message_de

@@ -643,7 +643,7 @@ def test_each_colour_vibrates_in_its_own_pattern(scanner: Scanner, site: Site) -
 @pytest.mark.parametrize(
     ("which", "tone", "title"),
     [
-        ("suspended", "red", "GESPERRT"),
+        ("suspended", "amber", "GESPERRT"),
         ("expired", "red", "ABGELAUFEN"),
         ("not_yet_valid", "red", "NOCH NICHT GÜLTIG"),
         ("forged", "red", "UNGÜLTIG"),

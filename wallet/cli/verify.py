@@ -218,8 +218,8 @@ def _print_result(
     line = click.style(f"{symbol} {word}", fg=colour, bold=True)
     reason = "" if result.reason == "ok" else click.style(f"  [{result.reason}]", dim=True)
     click.echo(f"{line}  {result.message(device.lang)}{reason}")
-    if result.tone == "amber":
-        # Amber is never "valid": say plainly whether this pass type admits it anyway.
+    if result.unchecked:
+        # Status unchecked is never "valid": say plainly whether this pass type admits it.
         de = "Annehmen: ja (Regel dieser Ausweisart)" if result.admit else "Annehmen: nein"
         en = "Accept: yes (this pass type's rule)" if result.admit else "Accept: no"
         click.echo(f"   {en if device.lang == 'en' else de}")

@@ -791,8 +791,9 @@ class Verdict:
     expires_at: datetime | None
     warnings: tuple[str, ...]
     reason: str
-    tone: str  # green, amber or red: amber is a genuine pass whose status went unchecked
+    tone: str  # green, amber (suspended, or status unchecked) or red
     admit: bool
+    unchecked: bool  # the status went unchecked: the pass type's policy decided `admit`
 
 
 def _verdict(result: VerificationResult, ctx: WebContext) -> Verdict:
@@ -814,6 +815,7 @@ def _verdict(result: VerificationResult, ctx: WebContext) -> Verdict:
         reason=result.reason,
         tone=result.tone,
         admit=result.admit,
+        unchecked=result.unchecked,
     )
 
 

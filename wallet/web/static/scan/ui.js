@@ -134,7 +134,8 @@ export function showVerdict(result, passTypes) {
   }
   $("verdict-message").textContent = pick(result.message);
   const admit = $("verdict-admit");
-  admit.hidden = tone !== "amber";
+  // Only when the status went unchecked does the pass type's policy speak.
+  admit.hidden = !["stale_status", "status_unchecked"].includes(result.state);
   admit.textContent = result.admit ? t("admitYes") : t("admitNo");
   $("verdict-reason").textContent = t("reason", { code: result.reason });
   $("bar").hidden = true;

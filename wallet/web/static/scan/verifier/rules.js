@@ -17,7 +17,7 @@ export const TONES = Object.freeze({
   "valid": "green",
   "invalid": "red",
   "revoked": "red",
-  "suspended": "red",
+  "suspended": "amber",
   "expired": "red",
   "not_yet_valid": "red",
   "unknown_key": "red",
