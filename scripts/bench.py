@@ -36,6 +36,8 @@ certificates, keys and instance into temporary folders, removed afterwards).
 11. Importing 100,000 library-card rows from a German Excel export on SQLite and
    PostgreSQL (scripts/bench_import.py): rows/s and peak memory; from that import, letter
    pages/s and claim e-mails/s to the local SMTP server. Skip with ``--no-db``.
+12. The scanner app (scripts/bench_scanner.py): camera frame to verdict, and the bytes
+   of a first visit and of a later sync.
 
 Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
 test: a missed target shows as "no" in the table and never fails the run.
@@ -423,6 +425,54 @@ def bench_verification(city: City, plan: Plan) -> list[Row]:
 
 
 IMPORT_TARGET = 1000.0  # rows/s (issue 10)
+SCANNER_TARGET_MS = 250.0  # camera frame -> verdict on screen (issue 9)
+FIRST_VISIT_TARGET = 1.5e6  # bytes, the app with its decoder (issue 9)
+
+
+def bench_scanner_rows(*, quick: bool) -> list[Row]:
+    """The scanner app in headless Chromium with a fake camera (issue 9, section 4)."""
+    from bench_js_verify import CHROMIUM
+    from bench_scanner import frame_to_verdict
+
+    if not CHROMIUM.exists():
+        return []
+    result = frame_to_verdict(frames=50)
+    median, p95 = result["median_ms"], result["p95_ms"]
+    return [
+        Row(
+            measurement=f"Scanner app, headless Chromium, fake camera showing a printed card: "
+            f"camera frame to verdict on screen, {result['frames']} frames: median / p95",
+            result=p95 * 1e6,
+            baseline=None,
+            unit="ns",
+            result_text=f"{median:.1f} / {p95:.1f} ms",
+            baseline_text="—",
+            target_text=f"≤ {SCANNER_TARGET_MS:.0f} ms",
+            met=p95 <= SCANNER_TARGET_MS,
+        ),
+        Row(
+            measurement="Scanner app: bytes of a first visit (app, verifier, ZXing wasm, bundle), "
+            "as served / gzipped",
+            result=float(result["first_visit_bytes"]),
+            baseline=None,
+            unit="bytes",
+            result_text=f"{result['first_visit_bytes']:,} / {result['first_visit_gzip']:,} B",
+            baseline_text="—",
+            target_text="≤ 1.5 MB",
+            met=result["first_visit_bytes"] <= FIRST_VISIT_TARGET,
+        ),
+        Row(
+            measurement="Scanner app: bytes of a later sync (the bundle after a revocation), "
+            "as served / gzipped",
+            result=float(result["sync_bytes"]),
+            baseline=None,
+            unit="bytes",
+            result_text=f"{result['sync_bytes']:,} / {result['sync_gzip']:,} B",
+            baseline_text="—",
+            target_text="—",
+            met=None,
+        ),
+    ]
 
 
 def bench_import_rows(*, rows: int) -> list[Row]:
@@ -964,6 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         *bench_verification(city, plan),
         *bench_js_verification(city, quick=args.quick),
+        *bench_scanner_rows(quick=args.quick),
         *bench_issuance(city, plan),
         *bench_status_list(plan, rng),
         *bench_qr_sizes(city),

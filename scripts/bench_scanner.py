@@ -5,13 +5,16 @@ of a valid library pass (the service's own card PNG), served by the real service
 127.0.0.1 over SQLite in a temporary instance. The app keeps, per verdict, the time
 from taking the frame that held the code (``performance.now()`` before decoding) to
 the first animation frame after the verdict was put on screen; a loop in the page
-taps "Scan next" after each verdict until it has enough. Not wired into
-``scripts/bench`` yet: ``python scripts/bench_scanner.py [--frames N]``.
+taps "Scan next" after each verdict until it has enough. Also the bytes the service
+sends: for a first visit (the app, its decoder and the bundle, all that is kept for
+offline use) and for a later sync after a revocation (a changed bundle), as served
+and as gzip would send them. ``python scripts/bench_scanner.py [--frames N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import shutil
 import statistics
 import sys
@@ -88,6 +91,15 @@ def frame_to_verdict(*, frames: int = 50) -> dict[str, Any]:
             )  # fmt: skip
         app = create_app(settings, services=services, db=db, config={"RATELIMIT_ENABLED": False})
         card = app.test_client().get(f"/p/{issued.claim_secret}/card.png").data
+        served: list[tuple[int, int]] = []  # (bytes, gzipped bytes) per response
+        inner = app.wsgi_app
+
+        def counting(environ: Any, start_response: Any) -> Any:
+            data = b"".join(inner(environ, start_response))
+            served.append((len(data), len(gzip.compress(data)) if data else 0))
+            return [data]
+
+        app.wsgi_app = counting  # type: ignore[method-assign]
         video = video_of(card, folder / "card.y4m")
         with live_server(app) as url, chromium_with_camera(video) as browser:
             context = browser.new_context(viewport={"width": 390, "height": 844}, locale="de-DE")
@@ -95,6 +107,21 @@ def frame_to_verdict(*, frames: int = 50) -> dict[str, Any]:
             page.goto(f"{url}/scan/")
             page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
             page.wait_for_function("() => Number(document.body.dataset.synced || 0) >= 1")
+            page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                   timeout=WAIT_MS)  # fmt: skip
+            first_visit = (sum(b for b, _ in served), sum(z for _, z in served))
+            served.clear()
+            with db.transaction(write=True) as session:  # the next sync brings a changed bundle
+                other = passes.issue_pass(session, services, type_id="library",
+                                          holder=dict(HOLDERS["library"]), actor="bench",
+                                          now=now)  # fmt: skip
+                passes.change_state(session, services, other.record.serial, action="revoke",
+                                    reason="bench", actor="bench", now=now)  # fmt: skip
+            # The app syncs when it comes back to the front (the camera may already show a
+            # verdict over the "update now" button).
+            page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+            page.wait_for_function("() => Number(document.body.dataset.synced || 0) >= 2")
+            later_sync = (sum(b for b, _ in served), sum(z for _, z in served))
             if page.is_visible("#camera-start"):
                 page.click("#camera-start")
             times: list[float] = page.evaluate(_LOOP, frames)
@@ -111,6 +138,10 @@ def frame_to_verdict(*, frames: int = 50) -> dict[str, Any]:
         "p95_ms": _percentile(times, 0.95),
         "target_ms": TARGET_MS,
         "green_in_log": tones,
+        "first_visit_bytes": first_visit[0],
+        "first_visit_gzip": first_visit[1],
+        "sync_bytes": later_sync[0],
+        "sync_gzip": later_sync[1],
     }
 
 
@@ -122,7 +153,9 @@ def main() -> None:
     print(
         f"camera frame -> verdict on screen, {result['frames']} frames: "
         f"median {result['median_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
-        f"(target <= {result['target_ms']:.0f} ms)"
+        f"(target <= {result['target_ms']:.0f} ms); first visit {result['first_visit_bytes']:,} "
+        f"bytes ({result['first_visit_gzip']:,} gzipped); a later sync {result['sync_bytes']:,} "
+        f"bytes ({result['sync_gzip']:,} gzipped)"
     )
 
 
