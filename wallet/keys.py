@@ -219,6 +219,17 @@ class PublicKey:
     def pem(self) -> bytes:
         return public_key_pem(self.key)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the key's SubjectPublicKeyInfo, as staff compare it: "3F2A 9C01 …".
+
+        The scanner app shows the same for the root key it pinned.
+        """
+        der = self.key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        digest = hashlib.sha256(der).hexdigest().upper()
+        return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+
     def jwk(self) -> dict[str, Any]:
         """The JWK as published in the JWKS (RFC 7517 members only)."""
         return {**public_jwk(self.key), "kid": self.kid, "alg": self.info.alg, "use": "sig"}

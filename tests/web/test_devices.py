@@ -275,3 +275,14 @@ def test_the_devices_page_is_in_english_on_request(
     staff = signed_in(app, make_user, "vera", "verifier")
     text = page_text(staff.get("/console/devices?lang=en").get_data(as_text=True))
     assert "Pair a phone" in text and "Scanner devices" in text
+
+
+def test_the_devices_page_shows_the_root_fingerprint_the_scanner_app_shows(
+    app: Flask, services: Services, make_user: Callable[..., str]
+) -> None:
+    from tests.web.test_scanner import spki_fingerprint
+
+    staff = signed_in(app, make_user, "vera", "verifier")
+    text = page_text(staff.get("/console/devices").get_data(as_text=True))
+    expected = spki_fingerprint(services.keys.root_public_key(now=NOW).pem())
+    assert expected in text and len(expected) == 79  # 16 groups of 4 hex digits

@@ -44,6 +44,7 @@ def _list_page(*, error: str = "", name: str = "", status: int = 200) -> tuple[s
         name=name,
         max_name=MAX_DEVICE_NAME_LENGTH,
         moment=now(),
+        root_fingerprint=ctx.services.keys.root_public_key(now=now()).fingerprint(),
     )
     return page, status
 
