@@ -699,6 +699,26 @@ def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_t
     assert rows.count() == 0
 
 
+def test_serial_numbers_go_into_the_log_only_when_the_officer_switches_it_on(
+    scanner: Scanner, site: Site
+) -> None:
+    scanner.open_and_sync()
+    assert not scanner.page.is_checked("#log-serials")  # off unless chosen
+    scanner.enter_and_read(site.library.record.qr_text)
+    scanner.back()
+    assert site.library.record.serial not in scanner.page.inner_text("#log-rows")
+    scanner.page.check("#log-serials")
+    scanner.enter_and_read(site.library.record.qr_text)
+    scanner.back()
+    assert site.library.record.serial in scanner.page.inner_text("#log-rows")
+    scanner.open()  # the choice is kept on the device
+    assert scanner.page.is_checked("#log-serials")
+    scanner.page.uncheck("#log-serials")
+    scanner.enter_and_read(site.library.record.qr_text)
+    scanner.back()
+    assert scanner.page.locator("#log-rows .log__serial").count() == 1  # only the one opted in
+
+
 # -- language, WCAG, narrow screens ----------------------------------------------------------------
 
 

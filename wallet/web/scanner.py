@@ -113,7 +113,7 @@ def shell() -> Response:
 @blueprint.get("/manifest.webmanifest")
 def manifest() -> Response:
     body = {
-        "name": "Ausweis-Scanner der Stadt",
+        "name": "Ausweis-Scanner der Stadt · City pass scanner",
         "short_name": "Ausweis-Scanner",
         "description": "Prüft digitale Ausweise der Stadt offline. "
         "Checks the city's digital passes offline.",

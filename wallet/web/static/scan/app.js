@@ -210,7 +210,13 @@ export async function check(text, { frameAt = performance.now() } = {}) {
       timings.shift();
     }
   });
-  await store.addLog({ at: clock().toISOString(), passType: result.claims?.pass_type ?? null, state: result.state, tone: result.tone });
+  await store.addLog({
+    at: clock().toISOString(),
+    passType: result.claims?.pass_type ?? null,
+    state: result.state,
+    tone: result.tone,
+    serial: result.claims?.serial ?? null, // kept only if the officer opted in (store.js)
+  });
   await renderLog();
   return result;
 }
@@ -337,6 +343,9 @@ function wire() {
       backToScanning(); // a tap anywhere on the verdict goes back
     }
   });
+  $("log-serials").addEventListener("change", async (event) => {
+    await store.setLogSerials(event.target.checked);
+  });
   $("log-clear").addEventListener("click", async () => {
     await store.clearLog();
     await renderLog();
@@ -389,6 +398,7 @@ async function main() {
   }
   await renderLog();
   await showDevice();
+  $("log-serials").checked = await store.logSerials();
   try {
     state.verifierModule = await import("./verifier/index.js");
   } catch {

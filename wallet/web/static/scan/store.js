@@ -74,10 +74,18 @@ export async function touchBundle(syncedAt) {
   }
 }
 
-/** Add {at, passType, state, tone} to the log; no names, no serials. */
+/** Whether the officer chose to keep serial numbers in the log (off unless chosen). */
+export const logSerials = async () => Boolean(await get("logSerials"));
+export const setLogSerials = (on) => put("logSerials", Boolean(on));
+
+/** Add {at, passType, state, tone} to the log, and the serial only if the officer opted in. */
 export async function addLog(entry) {
+  const row = { at: entry.at, passType: entry.passType, state: entry.state, tone: entry.tone };
+  if (entry.serial && (await logSerials())) {
+    row.serial = entry.serial;
+  }
   const log = await store(LOG, "readwrite");
-  await request(log.add({ at: entry.at, passType: entry.passType, state: entry.state, tone: entry.tone }));
+  await request(log.add(row));
   const keys = await request(log.getAllKeys());
   for (const key of keys.slice(0, Math.max(0, keys.length - LOG_LIMIT))) {
     await request(log.delete(key));

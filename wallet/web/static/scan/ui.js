@@ -170,6 +170,12 @@ export function renderLog(entries, passTypes) {
     result.className = "log__verdict";
     result.textContent = pick(HEADLINES[entry.state]) || t("unknownVerdict");
     item.append(moment, type, result);
+    if (entry.serial) {
+      const serial = document.createElement("span");
+      serial.className = "mono log__serial";
+      serial.textContent = entry.serial;
+      item.append(serial);
+    }
     list.append(item);
   }
   list.hidden = entries.length === 0;
