@@ -449,6 +449,32 @@ def test_a_wallet_apps_qr_code_on_a_phone_screen_is_read_offline(
             scanner.close()
 
 
+@pytest.mark.parametrize(
+    ("which", "tone", "title"),
+    [
+        ("suspended", "amber", "GESPERRT"),
+        ("expired", "red", "ABGELAUFEN"),
+        ("forged", "red", "UNGÜLTIG"),
+        ("unlisted", "amber", "STATUS NICHT PRÜFBAR"),
+    ],
+)
+def test_the_camera_offline_gives_each_kind_of_pass_its_verdict(
+    playwright: Any, site: Site, tmp_path: Path, which: str, tone: str, title: str
+) -> None:
+    """The camera path, not only typed entry: a phone screen showing each kind of QR code."""
+    video = video_of(phone_screen(site.texts[which]), tmp_path / f"{which}.y4m")
+    with camera_browser(playwright, video) as camera:
+        scanner = Scanner(camera, site)
+        try:
+            scanner.open_and_sync()
+            scanner.go_offline_and_reload()
+            scanner.start_camera()
+            verdict = scanner.verdict()
+            assert (verdict["tone"], verdict["title"]) == (tone, title), verdict
+        finally:
+            scanner.close()
+
+
 # -- trust -----------------------------------------------------------------------------------------
 
 
