@@ -134,8 +134,9 @@ export function showVerdict(result, passTypes) {
   }
   $("verdict-message").textContent = pick(result.message);
   const admit = $("verdict-admit");
-  // Only when the status went unchecked does the pass type's policy speak.
-  admit.hidden = !["stale_status", "status_unchecked"].includes(result.state);
+  // Whether to accept is said when the status went unchecked (the pass type's policy
+  // speaks) and when this device has no data to judge with (then: no).
+  admit.hidden = !["stale_status", "status_unchecked", "no_data"].includes(result.state);
   admit.textContent = result.admit ? t("admitYes") : t("admitNo");
   $("verdict-reason").textContent = t("reason", { code: result.reason });
   $("bar").hidden = true;
