@@ -25,15 +25,6 @@ from wallet.services import imports
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 SHOWN_PROBLEMS = 50
-_RESULT_HEADER = {
-    "de": ("Zeile", "Schlüssel", "Status", "Seriennummer", "Link zum Ausweis", "Kanal", "Fehler"),
-    "en": ("Row", "Key", "Status", "Serial", "Claim link", "Channel", "Error"),
-}
-_STATUS = {
-    "de": {"issued": "ausgestellt", "issued_before": "bereits ausgestellt",
-           "skipped": "übersprungen"},
-    "en": {"issued": "issued", "issued_before": "issued before", "skipped": "skipped"},
-}  # fmt: skip
 
 
 def _read(path: Path) -> bytes:
@@ -173,13 +164,10 @@ def _issue(
         skip_invalid=skip_invalid, send_email=send_email, actor=obj.actor, clock=obj.now,
     )  # fmt: skip
     progress = _Progress(report.rows, lang)
-    statuses = _STATUS[lang]
     with _open_result(path) as out:
-        out.write(write_table(_RESULT_HEADER[lang], []))
+        out.write(write_table(imports.RESULT_HEADER[lang], []))
         for outcomes in batches:
-            rows = [(str(o.row), o.key, statuses[o.status], o.serial, o.claim_url, o.channel,
-                     o.error) for o in outcomes]  # fmt: skip
-            out.write(csv_rows(rows))
+            out.write(csv_rows(o.cells(lang) for o in outcomes))
             out.flush()
             os.fsync(out.fileno())
             progress.advance(len(outcomes))

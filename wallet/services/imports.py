@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -31,7 +31,9 @@ from wallet.services import audit, claim_mail, passes
 from wallet.services.context import Services
 from wallet.store.models import HolderContactRow, PassRow
 
-__all__ = ["BATCH_SIZE", "MAX_ROWS", "ImportCheck", "Outcome", "Problem", "check", "run"]
+__all__ = [
+    "BATCH_SIZE", "MAX_ROWS", "RESULT_HEADER", "ImportCheck", "Outcome", "Problem", "check", "run",
+]  # fmt: skip
 
 MAX_ROWS = 200_000
 BATCH_SIZE = 200
@@ -122,6 +124,17 @@ class ImportCheck:
         }
 
 
+RESULT_HEADER = {
+    "de": ("Zeile", "Schlüssel", "Status", "Seriennummer", "Link zum Ausweis", "Kanal", "Fehler"),
+    "en": ("Row", "Key", "Status", "Serial", "Claim link", "Channel", "Error"),
+}
+_STATUS_WORDS = {
+    "issued": Text(de="ausgestellt", en="issued"),
+    "issued_before": Text(de="bereits ausgestellt", en="issued before"),
+    "skipped": Text(de="übersprungen", en="skipped"),
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One input row after a run: what became of it (a line of the result file)."""
@@ -133,6 +146,15 @@ class Outcome:
     claim_url: str = ""  # a secret: only in the result file
     channel: str = ""  # link (in the result file) | email (queued) | "" (none)
     error: str = ""
+
+    def cells(self, lang: str) -> tuple[str, ...]:
+        """Its line of the result file, under ``RESULT_HEADER[lang]``."""
+        status = _STATUS_WORDS[self.status].get(lang)
+        return (str(self.row), self.key, status, self.serial, self.claim_url, self.channel,
+                self.error)  # fmt: skip
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
 
 
 Transaction = Callable[[], AbstractContextManager[Session]]
@@ -223,13 +245,16 @@ def check(session: Session, services: Services, type_id: object, table: Table) -
             continue
         seen[key] = number
         report.plans.append(_Plan(number, key, holder, contacts, None))
-    _mark_issued_before(session, pass_type, report)
+    found = _issued_before(session, pass_type, [p.key for p in report.plans])
+    report.plans = [
+        _Plan(p.row, p.key, p.holder, p.contacts, found.get(p.key)) for p in report.plans
+    ]
     return report
 
 
-def _mark_issued_before(session: Session, pass_type: PassType, report: ImportCheck) -> None:
+def _issued_before(session: Session, pass_type: PassType, keys: list[str]) -> dict[str, str]:
+    """External key -> serial, for the keys an earlier import already issued."""
     found: dict[str, str] = {}
-    keys = [p.key for p in report.plans]
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         query = select(PassRow.external_key, PassRow.serial).where(
@@ -238,9 +263,7 @@ def _mark_issued_before(session: Session, pass_type: PassType, report: ImportChe
         for key, serial in session.execute(query).all():
             if key is not None:
                 found[key] = serial
-    report.plans = [
-        _Plan(p.row, p.key, p.holder, p.contacts, found.get(p.key)) for p in report.plans
-    ]
+    return found
 
 
 def run(
@@ -292,18 +315,17 @@ def _batch(
     outcomes: list[Outcome] = []
     with transaction() as session:
         # Another run (or this one, killed after a commit) may have issued some since.
-        pending = [plans[r] for r in rows if r in plans and r not in problems]
-        _recheck = ImportCheck(pass_type=pass_type, rows=len(pending), plans=pending)
-        _mark_issued_before(session, pass_type, _recheck)
-        fresh = {p.row: p for p in _recheck.plans}
+        pending = [plans[r].key for r in rows if r in plans and r not in problems]
+        found = _issued_before(session, pass_type, pending)
         issued = 0
         for number in rows:
             if number in problems:
                 outcomes.append(Outcome(number, "", "skipped", error=problems[number].message.en))
                 continue
-            plan = fresh[number]
-            if plan.existing is not None:
-                outcomes.append(Outcome(number, plan.key, "issued_before", serial=plan.existing))
+            plan = plans[number]
+            existing = plan.existing or found.get(plan.key)
+            if existing is not None:
+                outcomes.append(Outcome(number, plan.key, "issued_before", serial=existing))
                 continue
             outcomes.append(
                 _issue(

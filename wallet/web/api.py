@@ -521,8 +521,7 @@ def create_import(caller: Caller) -> Response:
                           report=report.to_json())  # fmt: skip
         return _answer(body, 422)
     results = [
-        {"row": o.row, "key": o.key, "status": o.status, "serial": o.serial,
-         "claim_url": o.claim_url, "channel": o.channel, "error": o.error}
+        o.to_json()
         for batch in imports.run(
             lambda: ctx.db.transaction(write=True), ctx.services, report,
             skip_invalid=skip_invalid, send_email=send_email, actor=caller.actor, clock=now,

@@ -22,10 +22,6 @@ from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
 
 MAX_ROWS = 10_000  # larger files: `wallet import`, which shows progress and resumes
-_HEADER = {
-    "de": ("Zeile", "Schlüssel", "Status", "Seriennummer", "Link zum Ausweis", "Kanal", "Fehler"),
-    "en": ("Row", "Key", "Status", "Serial", "Claim link", "Channel", "Error"),
-}
 
 
 def _page(*, report: imports.ImportCheck | None = None, error: str = "",
@@ -68,18 +64,15 @@ def import_file() -> ResponseReturnValue:
     if request.form.get("action") != "issue" or (report.problems and not skip_invalid):
         return _page(report=report, status=200 if not report.problems else 422)
     lang = i18n.language()
-    statuses = {
-        "issued": _("issued"), "issued_before": _("issued before"), "skipped": _("skipped"),
-    }  # fmt: skip
     rows = [
-        (str(o.row), o.key, statuses[o.status], o.serial, o.claim_url, o.channel, o.error)
+        o.cells(lang)
         for batch in imports.run(
             lambda: ctx.db.transaction(write=True), ctx.services, report,
             skip_invalid=skip_invalid, send_email=False, actor=staff.actor, clock=now,
         )
         for o in batch
     ]  # fmt: skip
-    data = write_table(_HEADER[lang], []) + csv_rows(rows)
+    data = write_table(imports.RESULT_HEADER[lang], []) + csv_rows(rows)
     name = f"import-{type_id}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     response = Response(data, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
