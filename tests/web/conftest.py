@@ -67,3 +67,11 @@ def make_user(db: Database, services: Services) -> Callable[..., str]:
         return username
 
     return make
+
+
+@pytest.fixture
+def quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2, cheap parameters: hashes carry their parameters, so logins stay real."""
+    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
+    monkeypatch.setattr(accounts, "argon2", quick)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))

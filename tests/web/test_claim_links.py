@@ -18,19 +18,14 @@ from tests.standins.smtp import smtp_server
 from tests.web.test_citizen import change, issue, page_text
 from tests.web.test_console import csrf_token, login
 from wallet.errors import ClaimLinkReplacedError, StateConflictError
-from wallet.services import accounts, audit, passes
+from wallet.services import audit, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.web import create_app
 
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")
+
 ORIGIN = "https://pass.stadt-musterstadt.de"
-
-
-@pytest.fixture(autouse=True)
-def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
-    monkeypatch.setattr(accounts, "argon2", quick)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))
 
 
 def path_of(url: str) -> str:

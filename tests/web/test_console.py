@@ -24,6 +24,8 @@ from wallet.store.db import Database
 from wallet.web import create_app
 from wallet.web.console import html_pattern
 
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")
+
 PASSWORD = "correct horse battery"
 ORIGIN = "https://pass.stadt-musterstadt.de"
 REDIS_URL = os.environ.get("WALLET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -69,14 +71,6 @@ def issue(db: Database, services: Services, type_id: str = "parking", **holder: 
 def state_of(db: Database, serial: str) -> str:
     with db.transaction(write=False) as session:
         return passes.get_pass(session, serial).state
-
-
-@pytest.fixture(autouse=True)
-def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real argon2, cheap parameters: hashes carry their parameters, so logins stay real."""
-    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
-    monkeypatch.setattr(accounts, "argon2", quick)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))
 
 
 @pytest.fixture

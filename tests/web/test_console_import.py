@@ -12,16 +12,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.web.test_console import csrf_token, login, page_text
-from wallet.services import accounts
+
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "data" / "library_export_excel.csv").read_bytes()
-
-
-@pytest.fixture(autouse=True)
-def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
-    monkeypatch.setattr(accounts, "argon2", quick)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))
 
 
 @pytest.fixture

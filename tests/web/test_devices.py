@@ -16,17 +16,12 @@ from tests.factories import NOW
 from tests.web.test_console import csrf_token, login, page_text
 from wallet.domain import PAIRING_LIFETIME, DeviceState, Role
 from wallet.errors import InputError
-from wallet.services import accounts, audit, devices
+from wallet.services import audit, devices
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.store.models import DeviceRow
 
-
-@pytest.fixture(autouse=True)
-def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
-    monkeypatch.setattr(accounts, "argon2", quick)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")
 
 
 def start(

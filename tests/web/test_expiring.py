@@ -13,16 +13,11 @@ from tests.cli.admin import Wallet, wallet_fixture  # noqa: F401 - the `wallet` 
 from tests.factories import NOW
 from tests.web.test_console import login, page_text
 from wallet.errors import InputError
-from wallet.services import accounts, passes
+from wallet.services import passes
 from wallet.services.context import Services
 from wallet.store.db import Database
 
-
-@pytest.fixture(autouse=True)
-def _quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
-    monkeypatch.setattr(accounts, "argon2", quick)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("unknown user"))
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")
 
 
 def issue_until(db: Database, services: Services, days: int, plate: str) -> str:
