@@ -51,51 +51,11 @@ def claim_email(
     now: datetime,
 ) -> EmailMessage:
     """A multipart (text and HTML) message with the claim link, holder's language first."""
-    first, second = _order(lang)
-    values = {
-        code: {"label": label.get(code), "until": f"{link_valid_until:%d.%m.%Y}"}
-        if code == "de"
-        else {"label": label.get(code), "until": f"{link_valid_until:%Y-%m-%d}"}
-        for code in (first, second)
-    }
-    message = EmailMessage()
-    message["Subject"] = " / ".join(
-        _SUBJECT.get(code) % {"label": label.get(code)} for code in (first, second)
-    )
-    message["From"] = sender
-    message["To"] = recipient
-    message["Date"] = format_datetime(now)
-    domain = parseaddr(sender)[1].rpartition("@")[2] or None
-    message["Message-ID"] = make_msgid(domain=domain)
-    message["Content-Language"] = f"{first}, {second}"
-    message.set_content(_text(values, first, second, claim_url))
-    message.add_alternative(_html(values, first, second, claim_url), subtype="html")
-    return message
-
-
-def _text(values: dict[str, dict[str, str]], first: str, second: str, url: str) -> str:
-    parts = []
-    for code in (first, second):
-        greeting, body, note = (p % values[code] for p in _PARAGRAPHS[code])
-        parts.append(f"{greeting}\n\n{body}\n\n{url}\n\n{note}\n")
-    return "\n----------------------------------------\n\n".join(parts)
-
-
-def _html(values: dict[str, dict[str, str]], first: str, second: str, url: str) -> str:
-    link = html.escape(url, quote=True)
-    sections = []
-    for code in (first, second):
-        greeting, body, note = (html.escape(p % values[code]) for p in _PARAGRAPHS[code])
-        sections.append(
-            f'<section lang="{code}"><p>{greeting}</p><p>{body}</p>'
-            f'<p><a href="{link}">{link}</a></p><p>{note}</p></section>'
-        )
-    return (
-        f'<!doctype html><html lang="{first}"><head><meta charset="utf-8">'
-        f"<title>{html.escape(_SUBJECT.get(first) % values[first])}</title></head><body>"
-        + "<hr>".join(sections)
-        + "</body></html>\n"
-    )
+    return _compose(
+        sender=sender, recipient=recipient, lang=lang, subject=_SUBJECT, paragraphs=_PARAGRAPHS,
+        label=label, until=link_valid_until, middle=Text(claim_url, claim_url), link=True,
+        now=now,
+    )  # fmt: skip
 
 
 _REMINDER_SUBJECT = Text(de="Ihr Ausweis läuft bald ab: %(label)s",
@@ -126,11 +86,33 @@ def reminder_email(
     now: datetime,
 ) -> EmailMessage:
     """A renewal reminder, holder's language first: where to renew, and nothing else."""
+    where = Text(renewal_url, renewal_url) if renewal_url else (renewal_desk or Text("", ""))
+    return _compose(
+        sender=sender, recipient=recipient, lang=lang, subject=_REMINDER_SUBJECT,
+        paragraphs=_REMINDER, label=label, until=valid_until, middle=where,
+        link=bool(renewal_url), now=now,
+    )  # fmt: skip
+
+
+def _compose(
+    *,
+    sender: str,
+    recipient: str,
+    lang: str,
+    subject: Text,
+    paragraphs: dict[str, tuple[str, str, str]],
+    label: Text,
+    until: datetime,
+    middle: Text,
+    link: bool,
+    now: datetime,
+) -> EmailMessage:
+    """Greeting, text, the link (or place) and a note, in both languages, as text and HTML."""
     first, second = _order(lang)
-    dates = {"de": f"{valid_until:%d.%m.%Y}", "en": f"{valid_until:%Y-%m-%d}"}
+    dates = {"de": f"{until:%d.%m.%Y}", "en": f"{until:%Y-%m-%d}"}
     message = EmailMessage()
     message["Subject"] = " / ".join(
-        _REMINDER_SUBJECT.get(code) % {"label": label.get(code)} for code in (first, second)
+        subject.get(code) % {"label": label.get(code)} for code in (first, second)
     )
     message["From"], message["To"] = sender, recipient
     message["Date"] = format_datetime(now)
@@ -139,20 +121,19 @@ def reminder_email(
     texts, pages = [], []
     for code in (first, second):
         values = {"label": label.get(code), "until": dates[code]}
-        greeting, body, note = (p % values for p in _REMINDER[code])
-        where = renewal_url or (renewal_desk.get(code) if renewal_desk else "")
+        greeting, body, note = (p % values for p in paragraphs[code])
+        where = middle.get(code)
         texts.append(f"{greeting}\n\n{body}\n\n{where}\n\n{note}\n")
-        link = (f'<a href="{html.escape(where, quote=True)}">{html.escape(where)}</a>'
-                if renewal_url else html.escape(where))  # fmt: skip
+        shown = html.escape(where)
+        anchor = f'<a href="{html.escape(where, quote=True)}">{shown}</a>' if link else shown
         pages.append(f'<section lang="{code}"><p>{html.escape(greeting)}</p>'
-                     f"<p>{html.escape(body)}</p><p>{link}</p><p>{html.escape(note)}</p>"
+                     f"<p>{html.escape(body)}</p><p>{anchor}</p><p>{html.escape(note)}</p>"
                      "</section>")  # fmt: skip
     message.set_content("\n----------------------------------------\n\n".join(texts))
+    title = html.escape(subject.get(first) % {"label": label.get(first)})
     message.add_alternative(
-        f'<!doctype html><html lang="{first}"><head><meta charset="utf-8"><title>'
-        f"{html.escape(str(message['Subject']))}</title></head><body>"
-        + "<hr>".join(pages)
-        + "</body></html>\n",
+        f'<!doctype html><html lang="{first}"><head><meta charset="utf-8"><title>{title}'
+        "</title></head><body>" + "<hr>".join(pages) + "</body></html>\n",
         subtype="html",
     )
     return message
