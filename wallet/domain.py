@@ -238,6 +238,13 @@ class WalletPass:
     updated_at: datetime
     # Apple's per-pass secret for its web service (>= 16 characters).
     authentication_token: str
+    # The serial the wallets know this pass by: a renewal keeps its predecessor's,
+    # so Apple and Google update the holder's pass in place ("": its own serial).
+    wallet_serial: str = ""
+
+    @property
+    def wallet_id(self) -> str:
+        return self.wallet_serial or self.serial
 
     @classmethod
     def from_holder(

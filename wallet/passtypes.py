@@ -29,6 +29,9 @@ _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # A letter range or class in a field's pattern: [A-Z], a-z, Ä, \w, \p, or "." (any).
 _LETTERS_IN_PATTERN = re.compile(r"[A-Za-z]-[A-Za-z]|[ÄÖÜäöü]|\\w|\\p|(?<!\\)\.")
 MAX_YEAR = 9000  # far beyond any pass; keeps date arithmetic away from year 9999
+# A renewed pass's old token, unless the pass type says otherwise: long enough for a
+# letter with the new claim link to arrive and be acted on.
+DEFAULT_GRACE_DAYS = 28
 
 
 def has_control_characters(text: str) -> bool:
@@ -149,6 +152,9 @@ class PassType:
     renewal_url: str = ""
     renewal_desk: Text | None = None
     reminder_days: tuple[int, ...] = ()
+    # How long a renewed pass's old token stays valid when the holder has not yet
+    # claimed the successor (a printed card, a phone left at home).
+    renewal_grace_days: int = DEFAULT_GRACE_DAYS
 
     def column_field(self, header: str) -> str | None:
         """The field a column of an export fills: by the declared headers or its own name."""
@@ -237,8 +243,13 @@ def _import(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, An
 def _renewal(raw: object, source: str) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not set(raw) <= {"url", "desk", "reminder_days"}:
-        raise PassTypeError(f"{source}: [renewal] may hold url, desk and reminder_days only")
+    if not isinstance(raw, dict) or not set(raw) <= {"url", "desk", "reminder_days", "grace_days"}:
+        raise PassTypeError(
+            f"{source}: [renewal] may hold url, desk, reminder_days and grace_days only"
+        )
+    grace = raw.get("grace_days", DEFAULT_GRACE_DAYS)
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 365:
+        raise PassTypeError(f"{source}: [renewal] grace_days must be days from 0 to 365")
     url = raw.get("url", "")
     if not isinstance(url, str) or (url and not url.startswith("https://")):
         raise PassTypeError(f"{source}: [renewal] url must be an https:// address")
@@ -254,6 +265,7 @@ def _renewal(raw: object, source: str) -> dict[str, Any]:
         "renewal_url": url,
         "renewal_desk": desk,
         "reminder_days": tuple(sorted(set(days), reverse=True)),
+        "renewal_grace_days": grace,
     }
 
 

@@ -231,15 +231,28 @@ def test_state_maps_to_googles_state_and_a_text(state: Any, google_state: str, t
     assert patch["textModulesData"] == google_object["textModulesData"]
 
 
-def test_state_patch_touches_only_state_and_texts() -> None:
-    """A PATCH replaces whole arrays: the holder modules must travel with the state."""
-    patch = state_patch(wallet_pass("library", state="revoked"))
-    assert set(patch) == {"state", "textModulesData"}
+def test_the_update_patch_carries_state_texts_code_and_validity_and_nothing_else() -> None:
+    """A PATCH replaces whole arrays: the holder modules travel with the state, and the
+    code and validity too, so a renewal (new token, same object) updates in place."""
+    value = wallet_pass("library", state="revoked")
+    patch = state_patch(value)
+    assert set(patch) == {"state", "textModulesData", "barcode", "validTimeInterval"}
     assert [m["id"] for m in patch["textModulesData"]] == [
         "holder_card_number",
         "holder_name",
         "state",
     ]
+    whole = generic_object(value, issuer_id=ISSUER_ID, design=design("library"),
+                           public_base_url=PUBLIC)  # fmt: skip
+    assert {k: whole[k] for k in patch} == patch  # the same values the saved object has
+
+
+def test_a_renewal_lives_under_its_predecessors_object_id() -> None:
+    value = replace(wallet_pass("library"), wallet_serial="FIRSTSERIAL00001")
+    whole = generic_object(value, issuer_id=ISSUER_ID, design=design("library"),
+                           public_base_url=PUBLIC)  # fmt: skip
+    assert whole["id"] == f"{ISSUER_ID}.FIRSTSERIAL00001"
+    assert whole["barcode"]["value"] == value.token
 
 
 def test_reason_for_a_state_never_reaches_the_pass() -> None:

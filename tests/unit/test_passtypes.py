@@ -210,12 +210,25 @@ def test_visible_letters_of_other_scripts_stay_allowed() -> None:
         ({"url": "http://portal.example"}, "https://"),
         ({"reminder_days": [30]}, "renewal url or desk"),
         ({"url": "https://portal.example", "reminder_days": [0]}, "1 to 365"),
-        ({"url": "https://portal.example", "when": 3}, "url, desk and reminder_days"),
+        ({"url": "https://portal.example", "when": 3}, "url, desk, reminder_days and grace"),
+        ({"url": "https://portal.example", "grace_days": -1}, "grace_days must be days from 0"),
+        ({"url": "https://portal.example", "grace_days": True}, "grace_days must be days from 0"),
+        ({"url": "https://portal.example", "grace_days": 400}, "grace_days must be days from 0"),
     ],
 )
 def test_a_renewal_section_that_cannot_work_is_refused(renewal: dict[str, Any], words: str) -> None:
     with pytest.raises(PassTypeError, match=words):
         parse_pass_type({**base_definition(), "renewal": renewal}, source="pool")
+
+
+def test_the_grace_period_of_a_renewal_is_read_and_defaults_to_four_weeks() -> None:
+    plain = parse_pass_type(base_definition(), source="pool")
+    assert plain.renewal_grace_days == 28
+    short = parse_pass_type(
+        {**base_definition(), "renewal": {"desk": {"de": "Kasse", "en": "Desk"}, "grace_days": 3}},
+        source="pool",
+    )
+    assert short.renewal_grace_days == 3
 
 
 @pytest.mark.parametrize(

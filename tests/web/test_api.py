@@ -39,6 +39,7 @@ MATRIX: dict[str, set[str]] = {
     "suspend_pass": ISSUERS,
     "reinstate_pass": ISSUERS,
     "reissue_pass": ISSUERS,
+    "renew_pass": ISSUERS,
     "replace_claim_link": ISSUERS,
     "create_import": ISSUERS,
     "verify": EVERYONE,
@@ -109,6 +110,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | bytes | None, int]] = [
     ("suspend_pass", "POST", "/api/v1/passes/{serial}/suspend", {}, 200),
     ("reinstate_pass", "POST", "/api/v1/passes/{serial}/reinstate", {}, 200),
     ("reissue_pass", "POST", "/api/v1/passes/{serial}/reissue", {}, 201),
+    ("renew_pass", "POST", "/api/v1/passes/{serial}/renew", {}, 201),
     ("replace_claim_link", "POST", "/api/v1/passes/{serial}/claim-link", {}, 201),
     ("verify", "POST", "/api/v1/verify", {"token": "{qr}"}, 200),
     (

@@ -810,6 +810,34 @@ def test_actions_that_do_not_fit_the_state_are_refused(
     assert act(issuer, "no-such-serial", "revoke", reason="x", confirm="yes").status_code == 404
 
 
+def test_renew_via_form_issues_the_successor_and_keeps_the_old_pass_until_claimed(
+    issuer: FlaskClient, db: Database, services: Services
+) -> None:
+    serial = issue(db, services, "library")
+    page = page_text(issuer.get(f"/console/passes/{serial}").get_data(as_text=True))
+    assert "höchstens 28 Tage" in page  # the pass type's grace period, said before acting
+    response = act(issuer, serial, "renew", reason="annual renewal", confirm="yes")
+    assert response.status_code == 201
+    html = response.get_data(as_text=True)
+    assert "Verlängerter Ausweis ausgestellt" in html
+    assert f"Der alte Ausweis {serial} bleibt gültig, bis der neue abgerufen wird" in page_text(
+        html
+    )
+    assert re.search(rf'id="claim-url"[^>]*>{re.escape(ORIGIN)}/p/[A-Za-z0-9_-]+<', html)
+    with db.transaction(write=False) as session:
+        old = passes.get_pass(session, serial)
+        assert old.state == "valid" and old.replaced_by is not None
+        assert passes.get_pass(session, old.replaced_by).replaces == serial
+        assert audit.trail(session, serial)[0].action == "pass.renew"
+    # Renewed once: the page no longer offers it, and a forged form is refused.
+    detail = issuer.get(f"/console/passes/{serial}").get_data(as_text=True)
+    assert f'action="/console/passes/{serial}/renew"' not in detail
+    assert f'action="/console/passes/{serial}/reissue"' not in detail  # the successor's now
+    assert f'action="/console/passes/{serial}/new-link"' in detail
+    again = act(issuer, serial, "renew", reason="twice", confirm="yes")
+    assert again.status_code == 409
+
+
 def test_reissue_via_form_revokes_the_old_pass_and_shows_the_new_link(
     issuer: FlaskClient, db: Database, services: Services
 ) -> None:

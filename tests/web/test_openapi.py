@@ -108,7 +108,12 @@ def test_path_parameters_and_idempotency_keys_are_declared(document: dict[str, A
         names = {resolve(document, p["$ref"])["name"] if "$ref" in p else p["name"]
                  for p in op.get("parameters", [])}  # fmt: skip
         assert set(re.findall(r"{(\w+)}", path)) <= names, f"{method} {path}"
-        creates = op["operationId"] in ("create_pass", "reissue_pass", "replace_claim_link")
+        creates = op["operationId"] in (
+            "create_pass",
+            "reissue_pass",
+            "renew_pass",
+            "replace_claim_link",
+        )
         assert ("Idempotency-Key" in names) == creates, f"{method} {path}"
 
 
@@ -214,7 +219,11 @@ def test_real_traffic_matches_the_document(
     for action, body in changes:
         exchange("post", f"/passes/{{serial}}/{action}", serial=permit["serial"], body=body)
     exchange("post", "/passes/{serial}/claim-link", serial=card["serial"], body={})
-    exchange("post", "/passes/{serial}/reissue", serial=card["serial"], body={"reason": "lost"})
+    renewed = exchange("post", "/passes/{serial}/renew", serial=card["serial"], body={}).get_json()
+    exchange("post", "/passes/{serial}/renew", serial=card["serial"], body={})  # again: 409
+    exchange("post", "/passes/{serial}/renew", serial=renewed["serial"],
+             body={"valid_until": "2020-01-01T00:00:00Z"})  # in the past: 422  # fmt: skip
+    exchange("post", "/passes/{serial}/reissue", serial=renewed["serial"], body={"reason": "lost"})
     for text in (card["qr_text"], permit["token"], "garbage"):
         exchange("post", "/verify", body={"token": text})
     csv_file = b"Ausweisnummer;Name\r\n100200300401;Erika Mustermann\r\n"

@@ -14,12 +14,12 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.errors import InputError
+from wallet.files import create_private
 from wallet.formats.csvtable import csv_rows, read_table, write_table
 from wallet.services import imports
 
@@ -90,19 +90,6 @@ class _Progress:
             click.echo("", err=True)
 
 
-def _open_result(path: Path) -> IO[bytes]:
-    """A new file only the admin can read: it will hold claim links."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError(
-            f"{path} exists already; choose another --result", field="result"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}", field="result") from exc
-    return os.fdopen(descriptor, "wb")
-
-
 @click.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--type", "type_id", required=True, help="The pass type, e.g. library.")
@@ -164,7 +151,7 @@ def _issue(
         skip_invalid=skip_invalid, send_email=send_email, actor=obj.actor, clock=obj.now,
     )  # fmt: skip
     progress = _Progress(report.rows, lang)
-    with _open_result(path) as out:
+    with create_private(path, field="result") as out:
         out.write(write_table(imports.RESULT_HEADER[lang], []))
         for outcomes in batches:
             out.write(csv_rows(o.cells(lang) for o in outcomes))

@@ -1,4 +1,4 @@
-"""``wallet passes``: issue, find, show, revoke, suspend, reinstate and reissue passes.
+"""``wallet passes``: issue, find, show, revoke, suspend, reinstate, reissue and renew passes.
 
 Each command is one transaction: it commits with its audit entry or not at all.
 A revocation from a file runs one transaction per serial, so one bad line
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.renewals import renew
+from wallet.cli.serials import SERIAL_COMMAND, aware_time, file_name, read_serials
 from wallet.domain import MAX_REASON_LENGTH, PASS_STATES, PassRecord, PassState
 from wallet.errors import (
     HolderDataError,
@@ -29,25 +30,6 @@ from wallet.errors import (
 from wallet.formats.qr import render_png, render_svg
 from wallet.services import audit, claim_mail, outbox
 from wallet.services import passes as service
-
-# Serials are random base64url, so one in 64 starts with "-": these commands have
-# no short options, and a word that is no option of theirs is taken as the serial.
-SERIAL_COMMAND = {"ignore_unknown_options": True}
-
-
-def _aware_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """An ISO 8601 time with a zone: 2026-12-01T00:00:00+01:00 or ...Z."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time like 2026-12-01T00:00:00+01:00"
-        ) from None
-    if parsed.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no time zone: add one, e.g. {value}+01:00")
-    return parsed
 
 
 def _when(moment: datetime | None) -> str:
@@ -118,12 +100,10 @@ def passes() -> None:
     metavar="FILE|-",
     help="The holder fields as one JSON object (- for standard input).",
 )
-@click.option(
-    "--valid-from", callback=_aware_time, metavar="DATETIME", help="Start (default: now)."
-)
+@click.option("--valid-from", callback=aware_time, metavar="DATETIME", help="Start (default: now).")
 @click.option(
     "--valid-until",
-    callback=_aware_time,
+    callback=aware_time,
     metavar="DATETIME",
     help="End (default: the type's longest validity).",
 )
@@ -368,38 +348,6 @@ class RevokeReport:
         return not self.unknown and not self.failed
 
 
-def _file_name(handle: IO[bytes]) -> str:
-    name = getattr(handle, "name", "-")
-    return "standard input" if name in ("-", "<stdin>") or not isinstance(name, str) else name
-
-
-def _lines(handle: IO[bytes]) -> Iterator[str]:
-    """The file's lines as text; a line that is not UTF-8 is named, not a traceback."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise InputError(
-                f"{_file_name(handle)} is not UTF-8 text (line {number}): save it as UTF-8 "
-                "with one serial on each line",
-                field="from_file",
-            ) from None
-
-
-def read_serials(handle: IO[bytes]) -> tuple[list[str], int]:
-    """Serials in file order without repeats; blank lines and # comments are skipped."""
-    seen: dict[str, None] = {}
-    duplicates = 0
-    for line in _lines(handle):
-        serial = line.split("#", 1)[0].strip()
-        if not serial:
-            continue
-        if serial in seen:
-            duplicates += 1
-        seen[serial] = None
-    return list(seen), duplicates
-
-
 def revoke_many(obj: Context, serials: list[str], *, reason: str) -> RevokeReport:
     report = RevokeReport()
     with click.progressbar(serials, label="revoking", file=sys.stderr, show_pos=True) as bar:
@@ -455,7 +403,7 @@ def revoke(obj: Context, serial: str | None, from_file: IO[bytes] | None, reason
     serials, duplicates = read_serials(from_file)
     if not serials:
         raise InputError(
-            f"no serials in {_file_name(from_file)}: put one serial on each line", field="from_file"
+            f"no serials in {file_name(from_file)}: put one serial on each line", field="from_file"
         )
     report = revoke_many(obj, serials, reason=reason)
     click.echo(
@@ -564,3 +512,6 @@ def new_link(
     click.echo(f"new claim link for {serial}; older links now show that they were replaced")
     click.echo(f"  claim URL: {issued.claim_url(public_url)}")
     click.echo("             (shown only now: the link's secret is stored hashed)")
+
+
+passes.add_command(renew)

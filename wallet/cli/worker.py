@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
-from wallet.services import apple, audit, claim_mail, outbox, reminders, wallets
+from wallet.services import apple, audit, claim_mail, outbox, reminders, renewals, wallets
 from wallet.services.context import Services
 
 log = logging.getLogger("wallet.worker")
@@ -86,6 +86,7 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         while not stop.is_set():
             if obj.now() >= next_reminders:
                 _remind(obj)
+                _retire_renewed(obj)
                 next_reminders = obj.now() + REMIND_EVERY
             busy = _round(obj, deliverers, alarms)
             if obj.now() >= next_prune:
@@ -111,6 +112,22 @@ def _remind(obj: Context) -> None:
         return
     if queued:
         log.info("queued %d renewal reminders", queued)
+
+
+def _retire_renewed(obj: Context) -> None:
+    """Revoke renewed passes whose grace period is over (batch by batch)."""
+    retired = 0
+    try:
+        while True:
+            with obj.transaction(write=True) as session:
+                done = renewals.retire_due(session, obj.services, now=obj.now())
+            retired += done
+            if done < renewals.SWEEP_BATCH:
+                break
+    except SQLAlchemyError as exc:
+        log.error("retiring renewed passes failed, retrying later: %s", type(exc).__name__)
+    if retired:
+        log.info("revoked %d renewed passes after their grace period", retired)
 
 
 def _prune(obj: Context) -> None:

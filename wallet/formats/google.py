@@ -414,6 +414,17 @@ def _text_modules(wallet_pass: WalletPass) -> list[dict[str, Any]]:
     return modules
 
 
+def _barcode(wallet_pass: WalletPass) -> dict[str, Any]:
+    return {"type": "QR_CODE", "value": wallet_pass.token, "alternateText": wallet_pass.alt_text}
+
+
+def _validity(wallet_pass: WalletPass) -> dict[str, Any]:
+    return {
+        "start": _date_time(wallet_pass.valid_from),
+        "end": _date_time(wallet_pass.valid_until),
+    }
+
+
 def generic_object(
     wallet_pass: WalletPass, *, issuer_id: str, design: GoogleDesign, public_base_url: str
 ) -> dict[str, Any]:
@@ -432,22 +443,15 @@ def generic_object(
     header = header or wallet_pass.holder[0]
     issuer = pass_type.issuer_name
     return {
-        "id": object_id(issuer_id, wallet_pass.serial),
+        "id": object_id(issuer_id, wallet_pass.wallet_id),
         "classId": class_id(issuer_id, pass_type.id),
         "genericType": design.generic_type,
         "state": GOOGLE_STATES[wallet_pass.state],
         "cardTitle": _localized(design.card_title or issuer),
         "subheader": _localized(header.label),
         "header": _untranslated(header.value),
-        "barcode": {
-            "type": "QR_CODE",
-            "value": wallet_pass.token,
-            "alternateText": wallet_pass.alt_text,
-        },
-        "validTimeInterval": {
-            "start": _date_time(wallet_pass.valid_from),
-            "end": _date_time(wallet_pass.valid_until),
-        },
+        "barcode": _barcode(wallet_pass),
+        "validTimeInterval": _validity(wallet_pass),
         "textModulesData": _text_modules(wallet_pass),
         "hexBackgroundColor": design.background_color,
         "logo": {
@@ -458,14 +462,17 @@ def generic_object(
 
 
 def state_patch(wallet_pass: WalletPass) -> dict[str, Any]:
-    """The PATCH body that shows a state change on a saved Google pass.
+    """The PATCH body that brings a saved Google pass up to date.
 
     A PATCH replaces whole arrays, so the holder text modules travel along
-    with the state module; the QR code and everything else stay untouched.
+    with the state module. The QR code and validity travel too: a renewal
+    changes them under the same object, and the holder's pass updates in place.
     """
     return {
         "state": GOOGLE_STATES[wallet_pass.state],
         "textModulesData": _text_modules(wallet_pass),
+        "barcode": _barcode(wallet_pass),
+        "validTimeInterval": _validity(wallet_pass),
     }
 
 

@@ -660,7 +660,7 @@ def _pass_document(
         "formatVersion": 1,
         "passTypeIdentifier": signer.pass_type_id,
         "teamIdentifier": signer.team_id,
-        "serialNumber": wallet_pass.serial,
+        "serialNumber": wallet_pass.wallet_id,
         "organizationName": organization_name or "pass.organization",
         "description": "pass.description",
         **design.colours,

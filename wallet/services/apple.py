@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,12 +83,22 @@ def authenticate(
         given = authorization[len("ApplePass ") :].strip()
     row = None
     if SERIAL_RE.fullmatch(serial):  # never send NUL or other junk to the database
-        row = session.scalars(select(PassRow).where(PassRow.serial == serial)).first()
+        row = current_in_wallet(session, serial)
     expected = row.apple_auth_token if row is not None else "x" * 32
     matches = hmac.compare_digest(given.encode(), expected.encode())
     if row is None or not given or not matches:
         raise AppleAuthError("the pass's authentication token is missing or wrong")
     return row
+
+
+def current_in_wallet(session: Session, wallet_serial: str) -> PassRow | None:
+    """The pass a wallet's serial stands for now: the newest renewal under it, or itself."""
+    return session.scalars(
+        select(PassRow)
+        .where(or_(PassRow.serial == wallet_serial, PassRow.wallet_serial == wallet_serial))
+        .order_by(PassRow.id.desc())
+        .limit(1)
+    ).first()
 
 
 def latest_pass(
@@ -198,7 +208,7 @@ def updated_serials(
         raise InputError("passesUpdatedSince must be a tag this service gave out", field="tag")
     after = int(since) if since else -1
     registered = (
-        select(PassRow.serial, PassRow.update_tag)
+        select(func.coalesce(PassRow.wallet_serial, PassRow.serial), PassRow.update_tag)
         .join(AppleRegistrationRow, AppleRegistrationRow.pass_id == PassRow.id)
         .where(AppleRegistrationRow.device_id == device_id)
     )

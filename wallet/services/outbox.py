@@ -87,6 +87,10 @@ def pass_changed(session: Session, services: Services, row: PassRow, *, now: dat
     never misses one that committed earlier.
     """
     row.update_tag = next_counter(session, "pass_updates")
+    if row.retire_at is not None:
+        # Renewed: the holder's wallets show the successor now (its registrations
+        # moved to it), so the old token's state must not overwrite them.
+        return
     rows: list[dict[str, Any]] = [
         _row(APNS, row.id, {"registration_id": reg_id, "push_token": token}, now)
         for reg_id, token in session.execute(_REGISTRATIONS, {"pass_id": row.id}).all()

@@ -130,7 +130,7 @@ _INSERT_CLAIM_LINK = insert(_claims)
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
     "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
-    "replaces", "external_key", "created_at", "updated_at",
+    "replaces", "external_key", "wallet_serial", "created_at", "updated_at",
 )  # fmt: skip
 _CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
 # Every column audit.entry_values fills (the sealer fills the rest): a column
@@ -256,7 +256,11 @@ def _store_pass(
 
 
 def _check_window(
-    pass_type: PassType, valid_from: datetime | None, valid_until: datetime | None, now: datetime
+    pass_type: PassType,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
+    now: datetime,
+    period_from: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     start = valid_from or now
     if start.tzinfo is None:
@@ -265,7 +269,8 @@ def _check_window(
         )
     if start < now - BACKDATE_LIMIT:
         raise InputError("valid_from may lie at most one day in the past", field="valid_from")
-    longest = pass_type.valid_until(start)
+    # A renewal's period follows on from the old pass's end, not from today.
+    longest = pass_type.valid_until(max(start, period_from or start))
     end = valid_until or longest
     if end.tzinfo is None:
         raise InputError("valid_until needs a time zone", field="valid_until")
@@ -294,17 +299,21 @@ def issue_pass(
     now: datetime,
     replaces: str | None = None,
     external_key: str | None = None,
+    renewal_of: PassRow | None = None,
 ) -> IssuedPass:
     """Sign and store a new pass with a random status slot and a claim link.
 
     ``external_key`` is the holder's key in the city's own system (an import
     sets it): unique per pass type, so a second pass for it is refused.
+    ``renewal_of`` makes the pass its successor in the holder's wallets: same
+    wallet serial and Apple secret, validity counted on from its end.
     """
     pass_type = services.pass_type(type_id)
     if not isinstance(holder, Mapping):
         raise InputError("holder must be an object of the pass type's fields", field="holder")
     cleaned = pass_type.clean_holder(holder)
-    start, end = _check_window(pass_type, valid_from, valid_until, now)
+    period_from = renewal_of.valid_until if renewal_of is not None else None
+    start, end = _check_window(pass_type, valid_from, valid_until, now, period_from)
     key = services.keys.current_signing_key(pass_type.id, now=now)
     status_list = _status_list(session, services, pass_type, now)
     uri = status_list_uri(services.settings.public_url, status_list.name)
@@ -320,9 +329,12 @@ def issue_pass(
         "status_list_id": status_list.id,
         "kid": key.kid,
         "update_tag": 0,
-        "apple_auth_token": secrets.token_urlsafe(24),
+        "apple_auth_token": (
+            renewal_of.apple_auth_token if renewal_of is not None else secrets.token_urlsafe(24)
+        ),
         "replaces": replaces,
         "external_key": external_key,
+        "wallet_serial": renewal_of.wallet_id if renewal_of is not None else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -360,7 +372,10 @@ def issue_pass(
             break
     else:
         raise StateConflictError("no free status slot found; try again")
-    row = PassRow(id=pass_id, **values, status_idx=idx, token=token, replaced_by=None, reason=None)
+    row = PassRow(
+        id=pass_id, **values, status_idx=idx, token=token, replaced_by=None, reason=None,
+        retire_at=None,
+    )  # fmt: skip
     return IssuedPass(record=pass_record(row), claim_secret=secret, pass_id=pass_id)
 
 
@@ -388,7 +403,7 @@ def replace_claim_link(
     For a link that got lost or reached the wrong person: the pass, its token and
     its wallet copies stay as they are (a lost phone is a reissue instead).
     """
-    _check_reason(reason)
+    check_reason(reason)
     row = stored_pass(session, serial, for_update=True)
     if row.state == PassState.REVOKED:
         raise StateConflictError(f"pass {row.serial} is revoked; its links stay closed")
@@ -436,7 +451,7 @@ def stored_pass(session: Session, serial: object, *, for_update: bool = False) -
     return row
 
 
-def _check_reason(reason: object) -> None:
+def check_reason(reason: object) -> None:
     if reason is not None and (
         not isinstance(reason, str)
         or len(reason) > MAX_REASON_LENGTH
@@ -458,7 +473,7 @@ def change_state(
     now: datetime,
 ) -> PassRecord:
     """Revoke, suspend or reinstate; the pass's status list changes in the same transaction."""
-    _check_reason(reason)
+    check_reason(reason)
     if action not in Action.__members__.values():
         raise InputError(f"action must be one of {', '.join(Action)}", field="action")
     act = Action(action)
@@ -508,6 +523,10 @@ def reissue_pass(
     old = stored_pass(session, serial, for_update=True)
     if old.state == PassState.REVOKED:
         raise StateConflictError(f"pass {old.serial} is revoked; issue a new pass instead")
+    if old.replaced_by is not None:  # renewed: the successor is the holder's pass now
+        raise StateConflictError(
+            f"pass {old.serial} was renewed as {old.replaced_by}; reissue that one instead"
+        )
     new = issue_pass(
         session,
         services,

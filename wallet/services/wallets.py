@@ -54,6 +54,7 @@ def wallet_pass(services: Services, row: PassRow) -> WalletPass:
         qr_text=encode_qr_text(row.token),
         updated_at=row.updated_at,
         authentication_token=row.apple_auth_token,
+        wallet_serial=row.wallet_serial or "",
     )
 
 
@@ -90,7 +91,7 @@ def google_class(services: Services, type_id: str) -> dict[str, Any]:
 
 def google_state_patch(services: Services, value: WalletPass) -> tuple[str, dict[str, Any]]:
     """Object id and PATCH body carrying the pass's current state (for the outbox)."""
-    object_id = google.object_id(services.settings.google_issuer_id, value.serial)
+    object_id = google.object_id(services.settings.google_issuer_id, value.wallet_id)
     return object_id, google.state_patch(value)
 
 
@@ -122,7 +123,10 @@ def google_save_link(
         if type_id not in services.formats.google_classes_ensured:
             api.ensure_class(google_class(services, type_id))
             services.formats.google_classes_ensured.add(type_id)
-        api.insert_object(body)
+        if not api.insert_object(body):
+            # Saved before under this id (a renewal keeps its predecessor's): bring
+            # Google's copy up to date rather than hand out the old token again.
+            api.patch_object(body["id"], google.state_patch(value))
     short = google.save_url(account, object_ids=[body["id"]], origins=origins, now=now)
     if short is None:  # an id alone is far below the limit
         raise ConfigError("the Google save link is too long even with only the object id")

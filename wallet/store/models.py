@@ -99,6 +99,14 @@ class PassRow(Base):
             postgresql_where=text("external_key IS NOT NULL"),
             sqlite_where=text("external_key IS NOT NULL"),
         ),
+        Index("ix_passes_wallet_serial", "wallet_serial"),
+        # The worker looks for renewed passes whose grace period is over.
+        Index(
+            "ix_passes_retire_at",
+            "retire_at",
+            postgresql_where=text("retire_at IS NOT NULL"),
+            sqlite_where=text("retire_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -125,8 +133,19 @@ class PassRow(Base):
     replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
     replaces: Mapped[str | None] = mapped_column(String(64), default=None)
     external_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # A renewal lives in the holder's wallets under the first pass's serial, so Apple
+    # and Google update the pass in place (None: under its own serial).
+    wallet_serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Set on a renewed pass: its token is revoked when the successor is claimed or at
+    # this time (the pass type's grace period), whichever comes first.
+    retire_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+    @property
+    def wallet_id(self) -> str:
+        """The serial the holder's Apple and Google passes carry."""
+        return self.wallet_serial or self.serial
 
     status_list: Mapped[StatusListRow] = relationship()
 

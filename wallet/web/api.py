@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError
 from wallet.formats.csvtable import read_table
-from wallet.services import accounts, credentials, idempotency, imports, passes
+from wallet.services import accounts, credentials, idempotency, imports, passes, renewals
 from wallet.services.idempotency import StoredResponse
 from wallet.web import openapi, public
 from wallet.web.bodies import IMPORT_BODY_BYTES
@@ -463,6 +463,23 @@ def reissue_pass(caller: Caller, serial: str) -> Response:
         )
 
     return _create_once(caller, body, reissue)
+
+
+@_route("/passes/<serial>/renew", method="POST", roles=ISSUERS)
+def renew_pass(caller: Caller, serial: str) -> Response:
+    """The successor of a pass (a city portal's renewal ends here); see services.renewals."""
+    body = read_json_object(MAX_BODY_BYTES)
+    _check_members(body, allowed=("valid_until",))
+    valid_until = _timestamp(body, "valid_until")
+    moment = now()
+
+    def renew(session: Session) -> passes.IssuedPass:
+        return renewals.renew_pass(
+            session, context().services, serial, valid_until=valid_until, actor=caller.actor,
+            now=moment,
+        ).issued  # fmt: skip
+
+    return _create_once(caller, body, renew)
 
 
 @_route("/passes/<serial>/claim-link", method="POST", roles=ISSUERS)

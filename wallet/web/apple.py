@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.http import http_date, parse_date
 
 from wallet.errors import ConfigError
-from wallet.services import apple, wallets
+from wallet.services import apple, renewals, wallets
 from wallet.web import security
 from wallet.web.httperrors import error_body
 from wallet.web.webcontext import context, now
@@ -111,6 +111,9 @@ def latest_pass(pass_type_id: str, serial: str) -> Response | tuple[str, int]:
             response.headers["Last-Modified"] = http_date(modified)
             return response
         data = wallets.pkpass_for(ctx.services, value, now=now())
+    if value.wallet_id != value.serial:  # a renewal reached the phone: the old token retires
+        with ctx.db.transaction(write=True) as session:
+            renewals.successor_claimed(session, ctx.services, value.serial, now=now())
     response = Response(data, mimetype=PKPASS_TYPE)
     response.headers["Last-Modified"] = http_date(modified)
     response.headers["Cache-Control"] = "no-cache"

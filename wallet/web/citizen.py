@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from flask import Blueprint, Flask, Response, redirect, render_template, request
 from markupsafe import Markup
@@ -27,7 +28,7 @@ from wallet.domain import PassRecord, PassState, WalletPass
 from wallet.errors import ClaimLinkReplacedError, ConfigError, DeliveryError, NotFoundError
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
-from wallet.services import credentials, passes, wallets
+from wallet.services import credentials, passes, renewals, wallets
 from wallet.web import i18n, security
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
@@ -261,6 +262,18 @@ def _downloadable(secret: str) -> tuple[Card, WalletPass]:
     return card, value
 
 
+R = TypeVar("R", Response, WerkzeugResponse)
+
+
+def _taken(value: WalletPass, response: R) -> R:
+    """The holder has the pass now: a renewal's old token can retire (see renewals)."""
+    if value.wallet_id != value.serial:
+        ctx = context()
+        with ctx.db.transaction(write=True) as session:
+            renewals.successor_claimed(session, ctx.services, value.serial, now=now())
+    return response
+
+
 def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
     response = Response(data, mimetype=mimetype)
     # type ids are [a-z][a-z0-9_-]*, safe in a quoted filename
@@ -272,7 +285,8 @@ def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
 def apple_pass(secret: str) -> Response:
     card, value = _downloadable(secret)
     data = wallets.pkpass_for(context().services, value, now=now())
-    return _attachment(data, "application/vnd.apple.pkpass", f"{card.type_id}.pkpass")
+    response = _attachment(data, "application/vnd.apple.pkpass", f"{card.type_id}.pkpass")
+    return _taken(value, response)
 
 
 @blueprint.get("/p/<secret>/google-wallet")
@@ -284,7 +298,7 @@ def google_wallet(secret: str) -> WerkzeugResponse:
     link = wallets.google_save_link(
         services, value, now=now(), client=lambda: wallets.google_client(services)
     )
-    return redirect(link, code=303)
+    return _taken(value, redirect(link, code=303))
 
 
 @blueprint.get("/p/<secret>/card.pdf")
@@ -294,11 +308,11 @@ def card_pdf(secret: str) -> Response:
     kind = "sheet" if request.args.get("layout") == "sheet" else "pdf"
     data = wallets.card(context().services, value, kind=kind, lang=i18n.language(), now=now())
     name = f"{card.type_id}-{'a4' if kind == 'sheet' else 'card'}.pdf"
-    return _attachment(data, "application/pdf", name)
+    return _taken(value, _attachment(data, "application/pdf", name))
 
 
 @blueprint.get("/p/<secret>/card.png")
 def card_png(secret: str) -> Response:
     card, value = _downloadable(secret)
     data = wallets.card(context().services, value, kind="png", lang=i18n.language(), now=now())
-    return _attachment(data, "image/png", f"{card.type_id}-card.png")
+    return _taken(value, _attachment(data, "image/png", f"{card.type_id}-card.png"))

@@ -50,7 +50,7 @@ from wallet.domain import claim_url as domain_claim_url
 from wallet.errors import ConfigError, InputError, NotFoundError, StateConflictError, WalletError
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
-from wallet.services import accounts, audit, claim_mail, outbox, passes
+from wallet.services import accounts, audit, claim_mail, outbox, passes, renewals
 from wallet.verifier import VerificationResult
 from wallet.web import i18n, public, security
 from wallet.web.httperrors import status_for
@@ -77,7 +77,7 @@ VERIFIER_ENDPOINTS = frozenset(
         "console.revoke_device",
     }
 )
-ACTIONS = ("revoke", "suspend", "reinstate", "reissue", "new-link")
+ACTIONS = ("revoke", "suspend", "reinstate", "renew", "reissue", "new-link")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
 _THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
 
@@ -565,6 +565,7 @@ def _issued_page(
     pass_type: PassType,
     replaces: str | None = None,
     new_link: bool = False,
+    renewal: renewals.Renewal | None = None,
 ) -> tuple[str, int]:
     claim_url = domain_claim_url(context().settings.public_url, secret)
     page = render_template(
@@ -576,6 +577,7 @@ def _issued_page(
         claim_path=url_for("citizen.pass_page", secret=secret),
         replaces=replaces,
         new_link=new_link,
+        renewal=renewal,
     )
     return page, 201
 
@@ -679,8 +681,11 @@ def _labelled_holder(
 def _available_actions(row: PassRecord, pass_type: PassType | None) -> list[str]:
     suspendable = pass_type is not None and pass_type.suspendable
     found = [a.value for a in allowed_actions(row.state, suspendable=suspendable)]
-    if row.state != PassState.REVOKED:
+    if row.state == PassState.VALID and row.replaced_by is None:
+        found.append("renew")  # a successor with a new expiry, in the holder's wallets
+    if row.state != PassState.REVOKED and row.replaced_by is None:
         found.append("reissue")  # a lost phone: revoke and issue anew
+    if row.state != PassState.REVOKED:
         found.append("new-link")  # a lost message: the same pass, a new link
     return found
 
@@ -712,6 +717,8 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     moment = now()
     if email:
         return _email_new_link(serial, email, request.form.get("lang", "de"), reason, staff)
+    if action == "renew":
+        return _renew(serial, reason, staff, values)
     try:
         with ctx.db.transaction(write=True) as db_session:
             if action in ("reissue", "new-link"):
@@ -745,6 +752,21 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     }
     flash(done[action], "success")
     return redirect(url_for("console.detail", serial=serial))
+
+
+def _renew(serial: str, reason: str, staff: Staff, values: dict[str, str]) -> ResponseReturnValue:
+    ctx = context()
+    try:
+        with ctx.db.transaction(write=True) as db_session:
+            renewal = renewals.renew_pass(
+                db_session, ctx.services, serial, reason=reason, actor=staff.actor, now=now()
+            )
+    except StateConflictError:
+        errors = {"state": _("This is not possible in the pass's current state.")}
+        return _detail_page(serial, errors=errors, action="renew", values=values, status=409)
+    issued = renewal.issued
+    pass_type = ctx.services.pass_type(issued.record.pass_type)
+    return _issued_page(issued.record, issued.claim_secret, pass_type=pass_type, renewal=renewal)
 
 
 def _email_new_link(

@@ -323,6 +323,18 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
             "additionalProperties": False,
             "properties": {"reason": reason},
         },
+        "RenewRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "valid_until": {
+                    **optional_timestamp,
+                    "description": "End of the new pass (default and maximum: one validity "
+                    "period of the pass type after the old pass's end, or after now if it has "
+                    "run out). Must lie in the future, else 422 with field valid_until.",
+                }
+            },
+        },
         "RevokeRequest": {
             "type": "object",
             "required": ["reason"],
@@ -651,6 +663,22 @@ def build_document(
                 "retries safe.",
                 parameters=[serial, idempotency_key],
                 body=reason_body("Reason", required=False),
+                responses={"201": created, **_errors(400, 404, 409, 413, 422)},
+            )
+        },
+        "/passes/{serial}/renew": {
+            "post": _operation(
+                "renew_pass",
+                roles,
+                summary="Renew a pass: a successor with a new expiry, same holder and card number",
+                description="The successor takes over the holder's Apple and Google passes "
+                "(they update in place) and the contact data; its claim link is shown this "
+                "once, and e-mailed when the holder's address is kept and e-mail is set up. "
+                "The old token stays valid until the successor is claimed or the pass type's "
+                "grace period ends. 409 for a revoked, suspended or already renewed pass. Send "
+                "an Idempotency-Key to make retries safe.",
+                parameters=[serial, idempotency_key],
+                body=reason_body("RenewRequest", required=False),
                 responses={"201": created, **_errors(400, 404, 409, 413, 422)},
             )
         },
