@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,6 +176,56 @@ def test_staff_send_a_new_link_by_e_mail_from_the_pass_page_and_see_it_arrive(
     assert str(message["Subject"]).strip().startswith("Your digital pass")
     assert "Per E-Mail gesendete Links 1" in text
     assert ADDRESS not in text  # the address was for this message only
+
+
+def test_a_city_system_sends_a_new_link_by_e_mail_through_the_api_without_seeing_it(
+    db: Database, services: Services, tmp_path: Path, make_token: Callable[[str], str]
+) -> None:
+    first = issue_library(db, services)
+    headers = {"Authorization": f"Bearer {make_token('issuer')}", "Idempotency-Key": "mail-1"}
+    url = f"/api/v1/passes/{first.record.serial}/claim-link"
+    with smtp_server(tmp_path) as server:
+        mailing = mail_services(services, server)
+        app = create_app(mailing.settings, services=mailing, db=db, clock=lambda: NOW,
+                         config={"TESTING": True, "RATELIMIT_ENABLED": False})  # fmt: skip
+        api = app.test_client()
+        wrong = api.post(url, json={"email": "erika at example", "lang": "en"}, headers=headers)
+        assert wrong.status_code == 422 and wrong.get_json()["error"]["field"] == "email"
+        body = {"email": ADDRESS, "lang": "en", "reason": "e-mail lost"}
+        sent = api.post(url, json=body, headers={**headers, "Idempotency-Key": "mail-2"})
+        assert sent.status_code == 202
+        answer = sent.get_json()
+        assert answer["claim_link_sent_by"] == "email" and "claim_url" not in answer
+        again = api.post(url, json=body, headers={**headers, "Idempotency-Key": "mail-2"})
+        assert again.headers["Idempotent-Replayed"] == "true"  # a retry sends nothing twice
+        assert drain(db, mailing).delivered == 1
+        [message] = server.messages()
+    assert message["To"] == ADDRESS
+    assert client_opens_link_in(message, db, services)
+    assert ADDRESS not in json.dumps(answer)
+
+
+def test_the_api_says_when_e_mail_is_not_set_up(
+    client: FlaskClient, db: Database, services: Services, make_token: Callable[[str], str]
+) -> None:
+    first = issue(db, services)
+    headers = {"Authorization": f"Bearer {make_token('issuer')}"}
+    url = f"/api/v1/passes/{first.record.serial}/claim-link"
+    answer = client.post(url, json={"email": ADDRESS}, headers=headers)
+    assert answer.status_code == 422 and answer.get_json()["error"]["field"] == "email"
+    assert "WALLET_SMTP" in answer.get_json()["error"]["message"]
+    lonely = client.post(url, json={"lang": "en"}, headers=headers)
+    assert lonely.status_code == 422 and lonely.get_json()["error"]["field"] == "lang"
+    assert client.get(f"/p/{first.claim_secret}").status_code == 200  # nothing replaced
+
+
+def client_opens_link_in(message: object, db: Database, services: Services) -> bool:
+    """The link in the message opens the pass (it is the newest one)."""
+    text = message.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    found = re.search(r"/p/([A-Za-z0-9_-]{16,})", text)
+    assert found is not None
+    with db.transaction(write=False) as session:
+        return passes.pass_by_claim_secret(session, found[1], now=NOW) is not None
 
 
 def test_staff_typing_a_wrong_address_see_the_field_explained(

@@ -24,7 +24,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wallet.domain import MAX_REASON_LENGTH, Action
 from wallet.errors import HolderDataError, InputError
 from wallet.formats.csvtable import read_table
-from wallet.services import accounts, credentials, idempotency, imports, passes, renewals
+from wallet.services import (
+    accounts,
+    claim_mail,
+    credentials,
+    idempotency,
+    imports,
+    passes,
+    renewals,
+)
 from wallet.services.idempotency import StoredResponse
 from wallet.web import openapi, public
 from wallet.web.bodies import IMPORT_BODY_BYTES
@@ -271,12 +279,19 @@ def _send(stored: StoredResponse, *, replayed: bool = False) -> Response:
 def _create_once(
     caller: Caller, body: Mapping[str, Any], work: Callable[[Session], passes.IssuedPass]
 ) -> Response:
+    """Run a use case that makes a pass or claim link: 201 with the link, at most once."""
+    return _answer_once(caller, body, lambda session: _created(work(session)))
+
+
+def _answer_once(
+    caller: Caller, body: Mapping[str, Any], work: Callable[[Session], StoredResponse]
+) -> Response:
     """Run a creating use case, at most once per Idempotency-Key when the client sends one."""
     ctx = context()
     header = request.headers.get(idempotency.HEADER)
     if header is None:
         with ctx.db.transaction(write=True) as session:
-            stored = _created(work(session))
+            stored = work(session)
         return _send(stored)
     key = idempotency.check_key(header)
     digest = idempotency.request_hash(method=request.method, path=request.path, body=body)
@@ -290,7 +305,7 @@ def _create_once(
             claimed = idempotency.claim(
                 session, actor=caller.actor, key=key, digest=digest, now=now()
             )
-            stored = _created(work(session))
+            stored = work(session)
             idempotency.complete(session, claimed, stored, secret=caller.secret)
         return _send(stored)
     except idempotency.KeyTakenError as taken:
@@ -484,18 +499,38 @@ def renew_pass(caller: Caller, serial: str) -> Response:
 
 @_route("/passes/<serial>/claim-link", method="POST", roles=ISSUERS)
 def replace_claim_link(caller: Caller, serial: str) -> Response:
-    """A new claim link for the holder (the old one lost); older links say "replaced"."""
+    """A new claim link for the holder (the old one lost); older links say "replaced".
+
+    With ``email`` the link goes to that address through the outbox and is not
+    shown at all (202): the caller never needs to see the secret.
+    """
     body = read_json_object(MAX_BODY_BYTES)
-    _check_members(body, allowed=("reason",))
+    _check_members(body, allowed=("reason", "email", "lang"))
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
     moment = now()
+    services = context().services
+    if "email" not in body:
+        if "lang" in body:
+            raise InputError("lang goes with email (the language of the message)", field="lang")
 
-    def replace(session: Session) -> passes.IssuedPass:
-        return passes.replace_claim_link(
-            session, context().services, serial, reason=reason, actor=caller.actor, now=moment
-        )
+        def replace(session: Session) -> passes.IssuedPass:
+            return passes.replace_claim_link(
+                session, services, serial, reason=reason, actor=caller.actor, now=moment
+            )
 
-    return _create_once(caller, body, replace)
+        return _create_once(caller, body, replace)
+    if not services.settings.smtp_enabled:
+        raise InputError("e-mail is not set up on this service (WALLET_SMTP_*); leave out "
+                         "email to get the link in the answer", field="email")  # fmt: skip
+
+    def send(session: Session) -> StoredResponse:
+        record = claim_mail.email_claim_link(
+            session, services, serial, email=body["email"], lang=body.get("lang", "de"),
+            reason=reason, actor=caller.actor, now=moment,
+        )  # fmt: skip
+        return StoredResponse(202, {**record.to_json(), "claim_link_sent_by": "email"}, {})
+
+    return _answer_once(caller, body, send)
 
 
 MAX_IMPORT_ROWS = 10_000

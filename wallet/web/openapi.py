@@ -274,6 +274,34 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
             "additionalProperties": False,
             "properties": pass_properties,
         },
+        "EmailedLink": {
+            "type": "object",
+            "description": "The pass; its new claim link is on its way by e-mail, not shown.",
+            "required": [*pass_required, "claim_link_sent_by"],
+            "additionalProperties": False,
+            "properties": {**pass_properties, "claim_link_sent_by": {"const": "email"}},
+        },
+        "ClaimLinkRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reason": reason,
+                "email": {
+                    "type": "string",
+                    "maxLength": 254,
+                    "description": "Send the new link to this address (through the outbox) "
+                    "instead of answering with it: one address like erika.mustermann@example.de, "
+                    "else 422 with field email; 422 too when e-mail is not set up. The address "
+                    "is used for this message only and not stored.",
+                },
+                "lang": {
+                    "type": "string",
+                    "enum": ["de", "en"],
+                    "description": "The holder's language, first in the message (default de). "
+                    "Only together with email.",
+                },
+            },
+        },
         "IssuedPass": {
             "type": "object",
             "description": "A new pass with its claim link, which is shown only here.",
@@ -689,11 +717,16 @@ def build_document(
                 summary="Make a new claim link for the holder (the message was lost)",
                 description="The pass, its token and its wallet copies stay as they are; every "
                 "older claim link of the pass answers 410 from now on, its page saying it was "
-                "replaced. The new link is shown this once. Send an Idempotency-Key to make "
-                "retries safe.",
+                "replaced. The new link is shown this once (201), or with email sent to the "
+                "holder and not shown at all (202). Send an Idempotency-Key to make retries "
+                "safe.",
                 parameters=[serial, idempotency_key],
-                body=reason_body("Reason", required=False),
-                responses={"201": created, **_errors(400, 404, 409, 413, 422)},
+                body=reason_body("ClaimLinkRequest", required=False),
+                responses={
+                    "201": created,
+                    "202": _json(_ref("EmailedLink"), "The link is queued for e-mail."),
+                    **_errors(400, 404, 409, 413, 422),
+                },
             )
         },
         "/imports": {
