@@ -18,25 +18,11 @@ from pathlib import Path
 import click
 
 from wallet.cli.context import Context, actor_option, pass_context
-from wallet.errors import InputError
 from wallet.files import create_private
-from wallet.formats.csvtable import csv_rows, read_table, write_table
+from wallet.formats.csvtable import csv_rows, open_table, write_table
 from wallet.services import imports
 
-MAX_FILE_BYTES = 200 * 1024 * 1024
 SHOWN_PROBLEMS = 50
-
-
-def _read(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}", field="file") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: split it",
-                         field="file")  # fmt: skip
-    return data
 
 
 def _summary(report: imports.ImportCheck, lang: str) -> str:
@@ -121,7 +107,7 @@ def import_command(
     result_path: Path | None, lang: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Import existing card holders from a CSV export (German Excel works as it is)."""
-    table = read_table(_read(file), max_rows=imports.MAX_ROWS)
+    table = open_table(file, max_rows=imports.MAX_ROWS)  # read row by row, twice
     with obj.transaction(write=False) as session:
         report = imports.check(session, obj.services, type_id, table)
     if as_json:

@@ -15,33 +15,64 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from wallet.errors import InputError
 
-__all__ = ["Table", "csv_rows", "neutralise", "read_table", "write_table"]
+__all__ = ["Table", "csv_rows", "neutralise", "open_table", "read_table", "write_table"]
 
 MAX_CELL = 1000  # characters: no holder value comes near it
 _DELIMITERS = (";", ",", "\t")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+Opener = Callable[[], IO[bytes]]
+_BOM = b"\xef\xbb\xbf"
+_SNIFF_CHARS = 65536  # the header line is found within this much text
+
+
 @dataclass(frozen=True)
 class Table:
+    """A checked CSV export that is read again from its source for each pass over it.
+
+    Nothing but the header is kept in memory, so a file of 100,000 holders costs
+    what one row costs; the first read (``read_table``/``open_table``) went through
+    every row, so a later pass meets no decoding or CSV error.
+    """
+
     header: tuple[str, ...]
-    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (row number as Excel shows it, cells)
     delimiter: str
     encoding: str
+    row_count: int
+    opener: Opener = field(repr=False, compare=False)
+
+    def rows(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """(row number as Excel shows it, cells) for each non-empty row, in file order."""
+        with self.opener() as raw:
+            reader = _reader(raw, self.encoding, self.delimiter)
+            next(reader, None)  # the header
+            for number, cells in enumerate(reader, start=2):
+                if any(cell.strip() for cell in cells):
+                    yield number, tuple(cells)
 
 
-def _decode(data: bytes) -> tuple[str, str]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
+def _lines(text: IO[str]) -> Iterator[str]:
+    for line in text:
+        if "\x00" in line:
+            raise InputError("this is not a CSV text file (an Excel .xlsx?): save it as CSV",
+                             field="file")  # fmt: skip
+        yield line
+
+
+def _reader(raw: IO[bytes], encoding: str, delimiter: str) -> Iterator[list[str]]:
+    # Windows-1252 defines nearly every byte; the few it leaves open become U+FFFD,
+    # which the holder checks then refuse with the row and column named.
+    errors = "replace" if encoding == "cp1252" else "strict"
+    text = io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
+    return csv.reader(_lines(text), delimiter=delimiter, strict=True)
 
 
 def _delimiter(text: str) -> str:
@@ -60,38 +91,65 @@ def _delimiter(text: str) -> str:
 
 
 def read_table(data: bytes, *, max_rows: int) -> Table:
-    """The header and rows of a CSV export.
+    """The header and rows of a CSV export held in memory (an upload).
 
     :raises InputError: (field ``file``) not a CSV table, or more than ``max_rows`` rows.
     """
+    return _table(lambda: io.BytesIO(data), max_rows=max_rows)
+
+
+def open_table(path: Path, *, max_rows: int) -> Table:
+    """A CSV export on disk, read row by row (memory does not grow with the file).
+
+    :raises InputError: (field ``file``) unreadable, not a CSV table, or too many rows.
+    """
     try:
-        text, encoding = _decode(data)
-    except UnicodeDecodeError as exc:
-        raise InputError("the file starts like UTF-8 but is not: save it again as CSV "
-                         "(UTF-8)", field="file") from exc  # fmt: skip
-    if "\x00" in text:
-        raise InputError("this is not a CSV text file (an Excel .xlsx?): save it as CSV",
-                         field="file")  # fmt: skip
-    delimiter = _delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        return _table(lambda: path.open("rb"), max_rows=max_rows)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", field="file") from exc
+
+
+def _table(opener: Opener, *, max_rows: int) -> Table:
+    with opener() as raw:
+        has_bom = raw.read(3) == _BOM
+    if has_bom:
+        try:
+            return _scan(opener, "utf-8-sig", max_rows)
+        except UnicodeDecodeError as exc:
+            raise InputError("the file starts like UTF-8 but is not: save it again as CSV "
+                             "(UTF-8)", field="file") from exc  # fmt: skip
     try:
-        header = tuple(cell.strip() for cell in next(reader, ()))
-        rows: list[tuple[int, tuple[str, ...]]] = []
-        for number, cells in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in cells):
-                continue  # Excel writes empty lines at the end
-            if len(rows) >= max_rows:
-                raise InputError(f"the file has more than {max_rows} rows; split it",
-                                 field="file")  # fmt: skip
-            if any(len(cell) > MAX_CELL for cell in cells):
-                raise InputError(f"row {number} has a cell longer than {MAX_CELL} characters",
-                                 field="file")  # fmt: skip
-            rows.append((number, tuple(cells)))
-    except csv.Error as exc:
-        raise InputError(f"the file is not a readable CSV table: {exc}", field="file") from exc
+        return _scan(opener, "utf-8", max_rows)
+    except UnicodeDecodeError:  # a German Excel's "CSV (Trennzeichen-getrennt)"
+        return _scan(opener, "cp1252", max_rows)
+
+
+def _scan(opener: Opener, encoding: str, max_rows: int) -> Table:
+    """One pass over every row: the header, the delimiter, the count, and every error."""
+    with opener() as raw:
+        start = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        delimiter = _delimiter(start.read(_SNIFF_CHARS))
+    count = 0
+    with opener() as raw:
+        reader = _reader(raw, encoding, delimiter)
+        try:
+            header = tuple(cell.strip() for cell in next(reader, ()))
+            for number, cells in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in cells):
+                    continue  # Excel writes empty lines at the end
+                if count >= max_rows:
+                    raise InputError(f"the file has more than {max_rows} rows; split it",
+                                     field="file")  # fmt: skip
+                if any(len(cell) > MAX_CELL for cell in cells):
+                    raise InputError(f"row {number} has a cell longer than {MAX_CELL} "
+                                     "characters", field="file")  # fmt: skip
+                count += 1
+        except csv.Error as exc:
+            raise InputError(f"the file is not a readable CSV table: {exc}", field="file") from exc
     if not any(header):
         raise InputError("the file has no header row naming its columns", field="file")
-    return Table(header=header, rows=tuple(rows), delimiter=delimiter, encoding=encoding)
+    return Table(header=header, delimiter=delimiter, encoding=encoding, row_count=count,
+                 opener=opener)  # fmt: skip
 
 
 def neutralise(cell: str) -> str:

@@ -15,6 +15,7 @@ instead, through the outbox.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -86,31 +87,44 @@ class _Plan:
     key: str
     holder: dict[str, str]
     contacts: dict[str, object]
-    existing: str | None  # serial of the pass an earlier run issued
 
 
 @dataclass
 class ImportCheck:
-    """What a file would do: rows to issue, rows issued before, and every problem."""
+    """What a file would do: rows to issue, rows issued before, and every problem.
+
+    It keeps counts and problems, not the rows: ``plans`` reads the file again,
+    so checking and importing 100,000 rows costs the memory of one batch.
+    """
 
     pass_type: PassType
     rows: int
-    plans: list[_Plan] = field(default_factory=list)
+    table: Table | None = field(default=None, repr=False)
+    columns: dict[int, str] = field(default_factory=dict, repr=False)
     problems: list[Problem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    to_issue: int = 0
+    issued_before: int = 0
 
     @property
     def invalid_rows(self) -> set[int]:
         return {p.row for p in self.problems}
 
-    @property
-    def to_issue(self) -> int:
-        bad = self.invalid_rows
-        return sum(1 for p in self.plans if p.existing is None and p.row not in bad)
-
-    @property
-    def issued_before(self) -> int:
-        return sum(1 for p in self.plans if p.existing is not None)
+    def plans(self) -> Iterator[_Plan | Problem]:
+        """Each row again, in file order: its plan, or (if it had one) its first problem."""
+        if self.table is None:
+            return
+        problems: dict[int, Problem] = {}
+        for problem in self.problems:
+            problems.setdefault(problem.row, problem)
+        for number, raw in self.table.rows():
+            if number in problems:
+                yield problems[number]
+                continue
+            cells = _cells(self.columns, raw)
+            holder = self.pass_type.clean_holder(_holder_cells(self.pass_type, cells))
+            contacts = _contacts(number, cells, [])
+            yield _Plan(number, _key(self.pass_type, holder), holder, contacts)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -189,11 +203,11 @@ def _field_problem(pass_type: PassType, row: int, exc: HolderDataError) -> Probl
     return Problem(row, label.de, exc.kind, message)
 
 
-def _contacts(row: int, cells: dict[str, str], report: ImportCheck) -> dict[str, object]:
+def _contacts(row: int, cells: dict[str, str], problems: list[Problem]) -> dict[str, object]:
     contacts: dict[str, object] = {}
     consent = _CONSENT.get(cells.get("reminders", "").strip().casefold())
     if consent is None:
-        report.problems.append(Problem(row, "Erinnerungen", "reminders", Text(
+        problems.append(Problem(row, "Erinnerungen", "reminders", Text(
             de="Einwilligung in Erinnerungen: ja oder nein",
             en="reminders consent: yes or no")))  # fmt: skip
     contacts["reminders"] = bool(consent)
@@ -202,54 +216,109 @@ def _contacts(row: int, cells: dict[str, str], report: ImportCheck) -> dict[str,
         try:
             contacts["email"] = check_email_address(email)
         except InputError:
-            report.problems.append(Problem(row, "E-Mail", "email", Text(
+            problems.append(Problem(row, "E-Mail", "email", Text(
                 de="E-Mail-Adresse ist keine (z. B. erika.mustermann@example.de)",
                 en="e-mail address is not one (e.g. erika.mustermann@example.de)")))  # fmt: skip
     lang = _LANGUAGES.get(cells.get("lang", "").strip().casefold())
     if lang is None:
-        report.problems.append(Problem(row, "Sprache", "lang", Text(
+        problems.append(Problem(row, "Sprache", "lang", Text(
             de="Sprache unbekannt: de oder en", en="unknown language: de or en")))  # fmt: skip
     contacts["lang"] = lang or "de"
     for name, limit in _CONTACT_LIMITS.items():
         value = " ".join(cells.get(name, "").split())
         if len(value) > limit:
-            report.problems.append(Problem(row, name, "too_long", Text(
+            problems.append(Problem(row, name, "too_long", Text(
                 de=f"{name} ist zu lang", en=f"{name} is too long")))  # fmt: skip
         elif value:
             contacts[name] = value
     return contacts
 
 
+def _cells(columns: dict[int, str], raw: tuple[str, ...]) -> dict[str, str]:
+    return {name: raw[i] if i < len(raw) else "" for i, name in columns.items()}
+
+
+def _holder_cells(pass_type: PassType, cells: dict[str, str]) -> dict[str, str]:
+    return {f.name: cells.get(f.name, "") for f in pass_type.fields}
+
+
+def _key(pass_type: PassType, holder: dict[str, str]) -> str:
+    return "|".join(holder[name] for name in pass_type.import_key)
+
+
+def _digest(key: str) -> int:
+    # Duplicates are found by a 64-bit digest in a set, not by the keys: about 60
+    # bytes per row, so checking 100,000 rows costs some 6 MB (a collision would
+    # name a false duplicate; odds about 1 in 3 * 10^9 at that size).
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+CHECK_CHUNK = 500  # keys looked up at once for "issued before"
+
+
 def check(session: Session, services: Services, type_id: object, table: Table) -> ImportCheck:
     """Check every row of ``table`` for pass type ``type_id``; nothing is written."""
     pass_type = services.pass_type(type_id)
-    report = ImportCheck(pass_type=pass_type, rows=len(table.rows))
-    mapping = _columns(pass_type, table, report)
+    report = ImportCheck(pass_type=pass_type, rows=table.row_count, table=table)
+    report.columns = _columns(pass_type, table, report)
     if report.problems:
         return report  # without a column for a field, every row would say the same
-    seen: dict[str, int] = {}
-    for number, raw in table.rows:
-        cells = {name: raw[i] if i < len(raw) else "" for i, name in mapping.items()}
-        holder_cells = {f.name: cells.get(f.name, "") for f in pass_type.fields}
+    seen: set[int] = set()
+    repeated: dict[int, list[int]] = {}  # digest -> rows that repeat an earlier one
+    chunk: list[str] = []
+    for number, raw in table.rows():
+        cells = _cells(report.columns, raw)
         try:
-            holder = pass_type.clean_holder(holder_cells)
+            holder = pass_type.clean_holder(_holder_cells(pass_type, cells))
         except HolderDataError as exc:
             report.problems.append(_field_problem(pass_type, number, exc))
             continue
-        contacts = _contacts(number, cells, report)
-        key = "|".join(holder[name] for name in pass_type.import_key)
-        if key in seen:
-            report.problems.append(Problem(number, "—", "duplicate", Text(
-                de=f"doppelt in der Datei (wie Zeile {seen[key]})",
-                en=f"twice in the file (like row {seen[key]})")))  # fmt: skip
+        contact_problems: list[Problem] = []
+        _contacts(number, cells, contact_problems)
+        report.problems.extend(contact_problems)
+        key = _key(pass_type, holder)
+        digest = _digest(key)
+        if digest in seen:
+            repeated.setdefault(digest, []).append(number)
             continue
-        seen[key] = number
-        report.plans.append(_Plan(number, key, holder, contacts, None))
-    found = _issued_before(session, pass_type, [p.key for p in report.plans])
-    report.plans = [
-        _Plan(p.row, p.key, p.holder, p.contacts, found.get(p.key)) for p in report.plans
-    ]
+        seen.add(digest)
+        if contact_problems:
+            continue
+        chunk.append(key)
+        if len(chunk) >= CHECK_CHUNK:
+            _count_issued(session, report, chunk)
+            chunk = []
+    _count_issued(session, report, chunk)
+    if repeated:
+        _report_duplicates(report, repeated)
     return report
+
+
+def _report_duplicates(report: ImportCheck, repeated: dict[int, list[int]]) -> None:
+    """Name each repeated row with the row it repeats (found by reading the file again)."""
+    assert report.table is not None
+    first: dict[int, int] = {}
+    for number, raw in report.table.rows():
+        cells = _cells(report.columns, raw)
+        try:
+            holder = report.pass_type.clean_holder(_holder_cells(report.pass_type, cells))
+        except HolderDataError:
+            continue
+        digest = _digest(_key(report.pass_type, holder))
+        if digest in repeated and digest not in first:
+            first[digest] = number
+    for digest, rows in repeated.items():
+        for number in rows:
+            report.problems.append(Problem(number, "—", "duplicate", Text(
+                de=f"doppelt in der Datei (wie Zeile {first[digest]})",
+                en=f"twice in the file (like row {first[digest]})")))  # fmt: skip
+    report.problems.sort(key=lambda p: p.row)
+
+
+def _count_issued(session: Session, report: ImportCheck, keys: list[str]) -> None:
+    before = len(_issued_before(session, report.pass_type, keys))
+    report.issued_before += before
+    report.to_issue += len(keys) - before
 
 
 def _issued_before(session: Session, pass_type: PassType, keys: list[str]) -> dict[str, str]:
@@ -291,22 +360,23 @@ def run(
     if send_email and not services.settings.smtp_enabled:
         raise InputError("e-mail is not set up (WALLET_SMTP_*): import without sending e-mail",
                          field="send_email")  # fmt: skip
-    problems = {p.row: p for p in report.problems}
-    plans = {p.row: p for p in report.plans}
-    rows = sorted(set(problems) | set(plans))
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        yield _batch(transaction, services, report.pass_type, batch, plans, problems,
-                     send_email=send_email, actor=actor, now=clock())  # fmt: skip
+    batch: list[_Plan | Problem] = []
+    for item in report.plans():
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield _batch(transaction, services, report.pass_type, batch, send_email=send_email,
+                         actor=actor, now=clock())  # fmt: skip
+            batch = []
+    if batch:
+        yield _batch(transaction, services, report.pass_type, batch, send_email=send_email,
+                     actor=actor, now=clock())  # fmt: skip
 
 
 def _batch(
     transaction: Transaction,
     services: Services,
     pass_type: PassType,
-    rows: list[int],
-    plans: dict[int, _Plan],
-    problems: dict[int, Problem],
+    items: list[_Plan | Problem],
     *,
     send_email: bool,
     actor: str,
@@ -315,28 +385,26 @@ def _batch(
     outcomes: list[Outcome] = []
     with transaction() as session:
         # Another run (or this one, killed after a commit) may have issued some since.
-        pending = [plans[r].key for r in rows if r in plans and r not in problems]
-        found = _issued_before(session, pass_type, pending)
+        found = _issued_before(session, pass_type, [i.key for i in items if isinstance(i, _Plan)])
         issued = 0
-        for number in rows:
-            if number in problems:
-                outcomes.append(Outcome(number, "", "skipped", error=problems[number].message.en))
+        for item in items:
+            if isinstance(item, Problem):
+                outcomes.append(Outcome(item.row, "", "skipped", error=item.message.en))
                 continue
-            plan = plans[number]
-            existing = plan.existing or found.get(plan.key)
+            existing = found.get(item.key)
             if existing is not None:
-                outcomes.append(Outcome(number, plan.key, "issued_before", serial=existing))
+                outcomes.append(Outcome(item.row, item.key, "issued_before", serial=existing))
                 continue
             outcomes.append(
                 _issue(
-                    session, services, pass_type, plan, send_email=send_email, actor=actor, now=now
+                    session, services, pass_type, item, send_email=send_email, actor=actor, now=now
                 )
             )
             issued += 1
         if issued:
             audit.record(session, key=services.audit_key, actor=actor, action="import.batch",
                          target=f"type:{pass_type.id}",
-                         details={"rows": f"{rows[0]}-{rows[-1]}", "issued": issued},
+                         details={"rows": f"{items[0].row}-{items[-1].row}", "issued": issued},
                          now=now)  # fmt: skip
     return outcomes
 
