@@ -254,3 +254,38 @@ def test_server_never_serves_a_status_list_stale_by_its_own_lifetime(
     assert token is not None
     claims = parse_json_object(b64url_decode(token.split(".")[1], what="p"), what="p")
     assert claims["exp"] - later.timestamp() >= services.settings.status_list_lifetime / 2
+
+
+def test_a_bulk_issue_whose_slot_a_concurrent_issuer_took_issues_that_pass_on_its_own(
+    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imports insert a batch in one statement; a slot taken meanwhile loses nothing."""
+    first = issue(db, services, "parking")
+    taken = stored_row(db, first.record.serial).status_idx
+    draws = [taken]  # as if another process had issued into it since
+    fresh = services.open_lists.draw
+    monkeypatch.setattr(
+        services.open_lists, "draw", lambda slot: draws.pop() if draws else fresh(slot)
+    )
+    holders = [({"plate": f"D-AB {n}", "zone": "12"}, f"D-AB {n}|12") for n in (11, 12, 13)]
+    with db.transaction(write=True) as session:
+        issued = passes.issue_passes(
+            session, services, type_id="parking", holders=holders, actor="cli:import", now=NOW
+        )
+    assert [p.record.holder["plate"] for p in issued] == ["D-AB 11", "D-AB 12", "D-AB 13"]
+    slots = {stored_row(db, p.record.serial).status_idx for p in issued} | {taken}
+    assert len(slots) == 4  # each pass its own slot
+    verifier = offline_verifier(db, services)
+    assert {verifier.check(p.qr_text, now=NOW).state for p in issued} == {"valid"}
+    with db.transaction(write=False) as session:
+        links = session.scalar(select(func.count()).select_from(ClaimLinkRow))
+        entries = session.scalar(
+            select(func.count())
+            .select_from(AuditEntryRow)
+            .where(AuditEntryRow.action == "pass.issue")
+        )
+        for one in issued:
+            assert passes.pass_by_claim_secret(session, one.claim_secret, now=NOW).serial == (
+                one.record.serial
+            )
+    assert (links, entries) == (4, 4) and draws == []

@@ -47,6 +47,7 @@ GENESIS = "0" * 64
 CHECKPOINT_FILE = AUDIT_CHECKPOINT_FILE
 _log = Base.metadata.tables["audit_log"]
 INSERT_ENTRY = insert(_log).returning(_log.c.id)
+INSERT_ENTRY_MANY = insert(_log)  # executemany: no ids needed back
 _LAST_SEALED = (
     select(_log.c.seq, _log.c.hash).where(_log.c.seq.is_not(None)).order_by(_log.c.seq.desc())
 ).limit(1)

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from wallet.domain import check_email_address
@@ -37,7 +37,7 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_ROWS = 200_000
-BATCH_SIZE = 200
+BATCH_SIZE = 500
 _CONTACT_HEADERS = {
     "email": ("E-Mail", "Email", "E-Mail-Adresse", "Mail", "E-mail address"),
     "lang": ("Sprache", "Language", "Bevorzugte Sprache", "Korrespondenzsprache"),
@@ -321,15 +321,20 @@ def _count_issued(session: Session, report: ImportCheck, keys: list[str]) -> Non
     report.to_issue += len(keys) - before
 
 
+_ISSUED_BEFORE = select(PassRow.external_key, PassRow.serial).where(
+    PassRow.pass_type == bindparam("pass_type"),
+    PassRow.external_key.in_(bindparam("keys", expanding=True)),
+)
+
+
 def _issued_before(session: Session, pass_type: PassType, keys: list[str]) -> dict[str, str]:
     """External key -> serial, for the keys an earlier import already issued."""
     found: dict[str, str] = {}
+    connection = session.connection()  # plain rows: no ORM objects needed
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        query = select(PassRow.external_key, PassRow.serial).where(
-            PassRow.pass_type == pass_type.id, PassRow.external_key.in_(chunk)
-        )
-        for key, serial in session.execute(query).all():
+        rows = connection.execute(_ISSUED_BEFORE, {"pass_type": pass_type.id, "keys": chunk})
+        for key, serial in rows.all():
             if key is not None:
                 found[key] = serial
     return found
@@ -382,51 +387,51 @@ def _batch(
     actor: str,
     now: datetime,
 ) -> list[Outcome]:
-    outcomes: list[Outcome] = []
+    outcomes: dict[int, Outcome] = {}
     with transaction() as session:
         # Another run (or this one, killed after a commit) may have issued some since.
         found = _issued_before(session, pass_type, [i.key for i in items if isinstance(i, _Plan)])
-        issued = 0
+        to_issue: list[_Plan] = []
         for item in items:
             if isinstance(item, Problem):
-                outcomes.append(Outcome(item.row, "", "skipped", error=item.message.en))
-                continue
-            existing = found.get(item.key)
-            if existing is not None:
-                outcomes.append(Outcome(item.row, item.key, "issued_before", serial=existing))
-                continue
-            outcomes.append(
-                _issue(
-                    session, services, pass_type, item, send_email=send_email, actor=actor, now=now
-                )
-            )
-            issued += 1
+                outcomes[item.row] = Outcome(item.row, "", "skipped", error=item.message.en)
+            elif (existing := found.get(item.key)) is not None:
+                outcomes[item.row] = Outcome(item.row, item.key, "issued_before", serial=existing)
+            else:
+                to_issue.append(item)
+        issued = passes.issue_passes(
+            session, services, type_id=pass_type.id, actor=actor, now=now,
+            holders=[(plan.holder, plan.key) for plan in to_issue],
+        )  # fmt: skip
+        contacts = [
+            {**_NO_CONTACT, "reminders": False, "lang": "de", **plan.contacts,
+             "pass_id": one.pass_id, "created_at": now}
+            for plan, one in zip(to_issue, issued, strict=True)
+        ]  # fmt: skip
+        if contacts:  # one statement for the batch
+            session.connection().execute(_INSERT_CONTACT, contacts)
+        for plan, one in zip(to_issue, issued, strict=True):
+            outcomes[plan.row] = _deliver(session, services, plan, one, send_email=send_email,
+                                          now=now)  # fmt: skip
         if issued:
             audit.record(session, key=services.audit_key, actor=actor, action="import.batch",
                          target=f"type:{pass_type.id}",
-                         details={"rows": f"{items[0].row}-{items[-1].row}", "issued": issued},
+                         details={"rows": f"{items[0].row}-{items[-1].row}",
+                                  "issued": len(issued)},
                          now=now)  # fmt: skip
-    return outcomes
+    return [outcomes[item.row] for item in items]
 
 
-def _issue(
+def _deliver(
     session: Session,
     services: Services,
-    pass_type: PassType,
     plan: _Plan,
+    issued: passes.IssuedPass,
     *,
     send_email: bool,
-    actor: str,
     now: datetime,
 ) -> Outcome:
-    issued = passes.issue_pass(
-        session, services, type_id=pass_type.id, holder=plan.holder, actor=actor, now=now,
-        external_key=plan.key,
-    )  # fmt: skip
-    session.execute(
-        _INSERT_CONTACT, {**_NO_CONTACT, **plan.contacts, "pass_id": issued.pass_id,
-                          "created_at": now},
-    )  # fmt: skip
+    """Queue the row's claim link for e-mail, or put it in the result file."""
     email = plan.contacts.get("email")
     if send_email and isinstance(email, str):
         claim_mail.queue_claim_email(

@@ -127,6 +127,16 @@ _INSERT_PASS_SQLITE = (
     sqlite.insert(_passes).on_conflict_do_nothing(index_elements=_SLOT).returning(_passes.c.id)
 )
 _INSERT_CLAIM_LINK = insert(_claims)
+# Many passes at once (imports): a row whose slot is taken is skipped, and the
+# ids come back by serial, so the caller sees which ones went in.
+_INSERT_MANY = {
+    "postgresql": postgresql.insert(_passes)
+    .on_conflict_do_nothing(index_elements=_SLOT)
+    .returning(_passes.c.id, _passes.c.serial),
+    "sqlite": sqlite.insert(_passes)
+    .on_conflict_do_nothing(index_elements=_SLOT)
+    .returning(_passes.c.id, _passes.c.serial),
+}
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
     "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
@@ -287,27 +297,61 @@ def _check_window(
     return start, end
 
 
-def issue_pass(
+@dataclass
+class _Draft:
+    """A pass ready to sign once it has a status slot: everything but the index."""
+
+    pass_type: PassType
+    cleaned: dict[str, str]
+    start: datetime
+    end: datetime
+    key: Any  # the signing key (wallet.keys.SigningKey)
+    status_list: ListSlot
+    uri: str
+    values: dict[str, object]
+    secret: str
+    claim_link: dict[str, object]
+    entry: dict[str, object]
+
+    def sign(self, services: Services, idx: int, now: datetime) -> str:
+        return sign_pass_token(
+            key=self.key,
+            issuer=services.settings.issuer,
+            serial=str(self.values["serial"]),
+            pass_type=self.pass_type.id,
+            holder=self.pass_type.token_fields(self.cleaned),
+            issued_at=now,
+            expires_at=self.end,
+            not_before=self.start if self.start > now else None,
+            status_idx=idx,
+            status_uri=self.uri,
+        )
+
+    def issued(self, token: str, pass_id: int, now: datetime) -> IssuedPass:
+        record = PassRecord(
+            serial=str(self.values["serial"]), pass_type=self.pass_type.id,
+            state=PassState.VALID, holder=dict(self.cleaned), valid_from=self.start,
+            valid_until=self.end, reason=None, replaces=self.values["replaces"],  # type: ignore[arg-type]
+            replaced_by=None, created_at=now, updated_at=now, kid=self.key.kid, token=token,
+            qr_text=encode_qr_text(token),
+        )  # fmt: skip
+        return IssuedPass(record=record, claim_secret=self.secret, pass_id=pass_id)
+
+
+def _draft(
     session: Session,
     services: Services,
     *,
     type_id: object,
     holder: object,
-    valid_from: datetime | None = None,
-    valid_until: datetime | None = None,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
     actor: str,
     now: datetime,
-    replaces: str | None = None,
-    external_key: str | None = None,
-    renewal_of: PassRow | None = None,
-) -> IssuedPass:
-    """Sign and store a new pass with a random status slot and a claim link.
-
-    ``external_key`` is the holder's key in the city's own system (an import
-    sets it): unique per pass type, so a second pass for it is refused.
-    ``renewal_of`` makes the pass its successor in the holder's wallets: same
-    wallet serial and Apple secret, validity counted on from its end.
-    """
+    replaces: str | None,
+    external_key: str | None,
+    renewal_of: PassRow | None,
+) -> _Draft:
     pass_type = services.pass_type(type_id)
     if not isinstance(holder, Mapping):
         raise InputError("holder must be an object of the pass type's fields", field="holder")
@@ -316,7 +360,6 @@ def issue_pass(
     start, end = _check_window(pass_type, valid_from, valid_until, now, period_from)
     key = services.keys.current_signing_key(pass_type.id, now=now)
     status_list = _status_list(session, services, pass_type, now)
-    uri = status_list_uri(services.settings.public_url, status_list.name)
     serial = new_serial()
     values: dict[str, object] = {
         "serial": serial,
@@ -347,36 +390,109 @@ def issue_pass(
         details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
         now=now,
     )
+    uri = status_list_uri(services.settings.public_url, status_list.name)
+    return _Draft(pass_type, cleaned, start, end, key, status_list, uri, values, secret,
+                  claim_link, entry)  # fmt: skip
+
+
+def _store_draft(session: Session, services: Services, draft: _Draft, now: datetime) -> IssuedPass:
+    """Sign and store one draft, drawing another slot while a concurrent issuer has it."""
     for _ in range(MAX_SLOT_ATTEMPTS):
         # Random, never sequential: the index must not reveal the order of issue.
-        idx = services.open_lists.draw(status_list)
-        token = sign_pass_token(
-            key=key,
-            issuer=services.settings.issuer,
-            serial=serial,
-            pass_type=pass_type.id,
-            holder=pass_type.token_fields(cleaned),
-            issued_at=now,
-            expires_at=end,
-            not_before=start if start > now else None,
-            status_idx=idx,
-            status_uri=uri,
-        )
+        idx = services.open_lists.draw(draft.status_list)
+        token = draft.sign(services, idx, now)
         pass_id = _store_pass(
-            session, {**values, "status_idx": idx, "token": token}, claim_link, entry
-        )
+            session, {**draft.values, "status_idx": idx, "token": token}, draft.claim_link,
+            draft.entry,
+        )  # fmt: skip
         # Ours now, or another issuer's: either way not to be drawn again. (Should
         # this transaction roll back, the process merely skips one free index.)
-        services.open_lists.mark(status_list, idx)
+        services.open_lists.mark(draft.status_list, idx)
         if pass_id is not None:
-            break
-    else:
-        raise StateConflictError("no free status slot found; try again")
-    row = PassRow(
-        id=pass_id, **values, status_idx=idx, token=token, replaced_by=None, reason=None,
-        retire_at=None,
+            return draft.issued(token, pass_id, now)
+    raise StateConflictError("no free status slot found; try again")
+
+
+def issue_pass(
+    session: Session,
+    services: Services,
+    *,
+    type_id: object,
+    holder: object,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    actor: str,
+    now: datetime,
+    replaces: str | None = None,
+    external_key: str | None = None,
+    renewal_of: PassRow | None = None,
+) -> IssuedPass:
+    """Sign and store a new pass with a random status slot and a claim link.
+
+    ``external_key`` is the holder's key in the city's own system (an import
+    sets it): unique per pass type, so a second pass for it is refused.
+    ``renewal_of`` makes the pass its successor in the holder's wallets: same
+    wallet serial and Apple secret, validity counted on from its end.
+    """
+    draft = _draft(
+        session, services, type_id=type_id, holder=holder, valid_from=valid_from,
+        valid_until=valid_until, actor=actor, now=now, replaces=replaces,
+        external_key=external_key, renewal_of=renewal_of,
     )  # fmt: skip
-    return IssuedPass(record=pass_record(row), claim_secret=secret, pass_id=pass_id)
+    return _store_draft(session, services, draft, now)
+
+
+def _import_draft(
+    session: Session, services: Services, type_id: object, holder: Mapping[str, str],
+    key: str | None, *, actor: str, now: datetime,
+) -> _Draft:  # fmt: skip
+    return _draft(session, services, type_id=type_id, holder=holder, valid_from=None,
+                  valid_until=None, actor=actor, now=now, replaces=None, external_key=key,
+                  renewal_of=None)  # fmt: skip
+
+
+def issue_passes(
+    session: Session,
+    services: Services,
+    *,
+    type_id: object,
+    holders: Sequence[tuple[Mapping[str, str], str | None]],
+    actor: str,
+    now: datetime,
+) -> list[IssuedPass]:
+    """Many passes of one type (holder, external key) with a few statements, not a few each.
+
+    For imports: the passes, their claim links and their audit entries go in as
+    one multi-row statement each. A pass whose drawn slot a concurrent issuer
+    took meanwhile is inserted by nobody and then issued on its own.
+    """
+    drafts = [_import_draft(session, services, type_id, holder, key, actor=actor, now=now)
+              for holder, key in holders]  # fmt: skip
+    rows, tokens = [], []
+    for draft in drafts:
+        idx = services.open_lists.draw(draft.status_list)
+        services.open_lists.mark(draft.status_list, idx)  # not drawn twice in this batch
+        tokens.append(draft.sign(services, idx, now))
+        rows.append({**draft.values, "status_idx": idx, "token": tokens[-1]})
+    connection = session.connection()
+    stored: dict[str, int] = {}
+    if rows:
+        insert_many = _INSERT_MANY[connection.dialect.name]
+        stored = {serial: int(i) for i, serial in connection.execute(insert_many, rows).all()}
+    issued: list[IssuedPass] = []
+    links, entries = [], []
+    for draft, token in zip(drafts, tokens, strict=True):
+        pass_id = stored.get(str(draft.values["serial"]))
+        if pass_id is None:  # its slot went to another issuer: this one alone, anew
+            issued.append(_store_draft(session, services, draft, now))
+            continue
+        links.append({"pass_id": pass_id, **draft.claim_link})
+        entries.append(draft.entry)
+        issued.append(draft.issued(token, pass_id, now))
+    if links:
+        connection.execute(_INSERT_CLAIM_LINK, links)
+        connection.execute(audit.INSERT_ENTRY_MANY, entries)
+    return issued
 
 
 def _new_claim_link(services: Services, *, now: datetime) -> tuple[str, dict[str, object]]:
