@@ -16,6 +16,7 @@ instead, through the outbox.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -246,11 +247,32 @@ def _key(pass_type: PassType, holder: dict[str, str]) -> str:
     return "|".join(holder[name] for name in pass_type.import_key)
 
 
-def _digest(key: str) -> int:
-    # Duplicates are found by a 64-bit digest in a set, not by the keys: about 60
-    # bytes per row, so checking 100,000 rows costs some 6 MB (a collision would
-    # name a false duplicate; odds about 1 in 3 * 10^9 at that size).
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+class _SeenKeys:
+    """The keys a file has shown so far, in a private temporary SQLite file.
+
+    An empty file name gives a database SQLite deletes when it is closed and keeps
+    in its page cache (2 MB) until it is larger: memory stays flat however long the
+    export. It holds 64-bit digests of the keys and their rows, never the keys.
+    """
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")
+        self._db.execute("CREATE TABLE seen (digest INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
+
+    def first_row(self, key: str, row: int) -> int:
+        """The row that first had ``key``: ``row`` itself when it is new."""
+        digest = int.from_bytes(
+            hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True
+        )
+        added = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (digest, row))
+        if added.rowcount == 1:
+            return row
+        return int(
+            self._db.execute("SELECT row FROM seen WHERE digest = ?", (digest,)).fetchone()[0]
+        )
+
+    def close(self) -> None:
+        self._db.close()
 
 
 CHECK_CHUNK = 500  # keys looked up at once for "issued before"
@@ -263,8 +285,17 @@ def check(session: Session, services: Services, type_id: object, table: Table) -
     report.columns = _columns(pass_type, table, report)
     if report.problems:
         return report  # without a column for a field, every row would say the same
-    seen: set[int] = set()
-    repeated: dict[int, list[int]] = {}  # digest -> rows that repeat an earlier one
+    seen = _SeenKeys()
+    try:
+        _check_rows(session, report, seen)
+    finally:
+        seen.close()
+    return report
+
+
+def _check_rows(session: Session, report: ImportCheck, seen: _SeenKeys) -> None:
+    pass_type, table = report.pass_type, report.table
+    assert table is not None
     chunk: list[str] = []
     for number, raw in table.rows():
         cells = _cells(report.columns, raw)
@@ -277,11 +308,12 @@ def check(session: Session, services: Services, type_id: object, table: Table) -
         _contacts(number, cells, contact_problems)
         report.problems.extend(contact_problems)
         key = _key(pass_type, holder)
-        digest = _digest(key)
-        if digest in seen:
-            repeated.setdefault(digest, []).append(number)
+        first = seen.first_row(key, number)
+        if first != number:
+            report.problems.append(Problem(number, "—", "duplicate", Text(
+                de=f"doppelt in der Datei (wie Zeile {first})",
+                en=f"twice in the file (like row {first})")))  # fmt: skip
             continue
-        seen.add(digest)
         if contact_problems:
             continue
         chunk.append(key)
@@ -289,30 +321,6 @@ def check(session: Session, services: Services, type_id: object, table: Table) -
             _count_issued(session, report, chunk)
             chunk = []
     _count_issued(session, report, chunk)
-    if repeated:
-        _report_duplicates(report, repeated)
-    return report
-
-
-def _report_duplicates(report: ImportCheck, repeated: dict[int, list[int]]) -> None:
-    """Name each repeated row with the row it repeats (found by reading the file again)."""
-    assert report.table is not None
-    first: dict[int, int] = {}
-    for number, raw in report.table.rows():
-        cells = _cells(report.columns, raw)
-        try:
-            holder = report.pass_type.clean_holder(_holder_cells(report.pass_type, cells))
-        except HolderDataError:
-            continue
-        digest = _digest(_key(report.pass_type, holder))
-        if digest in repeated and digest not in first:
-            first[digest] = number
-    for digest, rows in repeated.items():
-        for number in rows:
-            report.problems.append(Problem(number, "—", "duplicate", Text(
-                de=f"doppelt in der Datei (wie Zeile {first[digest]})",
-                en=f"twice in the file (like row {first[digest]})")))  # fmt: skip
-    report.problems.sort(key=lambda p: p.row)
 
 
 def _count_issued(session: Session, report: ImportCheck, keys: list[str]) -> None:
