@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from wallet.domain import check_email_address
@@ -332,6 +332,10 @@ def _count_issued(session: Session, report: ImportCheck, keys: list[str]) -> Non
 _ISSUED_BEFORE = select(PassRow.external_key, PassRow.serial).where(
     PassRow.pass_type == bindparam("pass_type"),
     PassRow.external_key.in_(bindparam("keys", expanding=True)),
+    # The partial unique index's own condition, spelled out: PostgreSQL's generic
+    # plan for this (prepared) statement can then use the index, not a scan that
+    # grows with every batch an import adds.
+    PassRow.external_key.is_not(None),
 )
 
 
@@ -374,15 +378,33 @@ def run(
         raise InputError("e-mail is not set up (WALLET_SMTP_*): import without sending e-mail",
                          field="send_email")  # fmt: skip
     batch: list[_Plan | Problem] = []
+    done = 0
     for item in report.plans():
         batch.append(item)
         if len(batch) >= batch_size:
             yield _batch(transaction, services, report.pass_type, batch, send_email=send_email,
                          actor=actor, now=clock())  # fmt: skip
             batch = []
+            done += 1
+            if done & (done - 1) == 0:  # after batch 1, 2, 4, 8 ...
+                _refresh_statistics(transaction)
     if batch:
         yield _batch(transaction, services, report.pass_type, batch, send_email=send_email,
                      actor=actor, now=clock())  # fmt: skip
+
+
+def _refresh_statistics(transaction: Transaction) -> None:
+    """Tell PostgreSQL's planner how large the passes table has grown.
+
+    An import can grow the table from nothing faster than autovacuum analyzes it;
+    on stale statistics the planner reads every pass of the type to find a batch's
+    keys instead of using their index, and each batch gets slower (measured: 446
+    rows/s at 100,000 rows instead of over 1,000). Doubling intervals keep it to
+    a few ANALYZE runs (each a sample, well under a second) for any file.
+    """
+    with transaction() as session:
+        if session.connection().dialect.name == "postgresql":
+            session.execute(text("ANALYZE passes"))
 
 
 def _batch(
