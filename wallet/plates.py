@@ -1,0 +1,142 @@
+"""German licence plates, read one way wherever a plate comes in (issue 11).
+
+A plate is the district code (1-3 letters, umlauts included: LÖ, TÜ, SÜW), the
+recognition letters (1-2) and a number (1-4 digits, no leading zero), at most 8
+of these characters in all (FZV § 8), optionally followed by E (electric) or H
+(historic). Its one stored and signed spelling is ``D-AB 1234``.
+
+What people and phones type is messier: lower case, no space, an en dash from a
+word processor, a Cyrillic A (U+0410) from a Russian keyboard layout, an O read as 0 by
+OCR. :func:`readings` turns such input into every plate it can stand for. With
+a separator between district and letters there is one; without (``dab1234``)
+the split is unknown and there may be several (D-AB 1234 and DA-B 1234 are two
+cars): a check that finds more than one permit must say so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["Plate", "PlateError", "parse_plate", "readings"]
+
+MAX_CHARACTERS = 8  # district + letters + digits, without the E/H suffix
+_DISTRICT_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# Letters from other scripts that look like Latin capitals on a plate, and the
+# dashes and spaces keyboards and word processors produce. NFKC has already
+# folded full-width forms (U+FF21, U+FF0D) and compatibility characters.
+_LOOKALIKES = str.maketrans(
+    {
+        # Cyrillic capitals that look like A B E K M H O P C T X Y I J S
+        **dict(zip("\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425"
+                   "\u0423\u0406\u0408\u0405", "ABEKMHOPCTXYIJS", strict=True)),
+        # Greek capitals that look like A B E Z H I K M N O P T Y X
+        **dict(zip("\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1"
+                   "\u03a4\u03a5\u03a7", "ABEZHIKMNOPTYX", strict=True)),
+        # dashes and minus signs; the dot some write for the seal between the parts
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63._\u00b7", "-"),
+    }
+)  # fmt: skip
+_SPACES = re.compile(r"\s+")
+# After clean-up: letters, an optional separator, letters, digits, suffix.
+_SHAPE = re.compile(
+    r"(?P<head>[A-ZÄÖÜ0]{1,3})(?P<sep>[- ]*)(?P<letters>[A-Z0]{0,3}?)"
+    r" ?(?P<digits>[0-9O]{1,4}) ?(?P<suffix>[EH]?)"
+)
+
+
+class PlateError(ValueError):
+    """Input that cannot be a German plate; the message says why, for the field's error."""
+
+
+@dataclass(frozen=True, order=True)
+class Plate:
+    district: str
+    letters: str
+    number: str
+    suffix: str = ""
+
+    @property
+    def display(self) -> str:
+        """How the plate is stored, signed and shown: ``D-AB 1234E``."""
+        return f"{self.district}-{self.letters} {self.number}{self.suffix}"
+
+    def __str__(self) -> str:
+        return self.display
+
+
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).upper().translate(_LOOKALIKES)
+    # Decomposed umlauts (O + U+0308) were composed by NFKC; a lone combining mark is junk.
+    return _SPACES.sub(" ", text).strip(" -")
+
+
+def _plate(district: str, letters: str, number: str, suffix: str) -> Plate:
+    # OCR and hurried typing swap O and 0: a 0 among letters is an O, an O among
+    # digits a 0 (no district code or number has the other there).
+    district, letters = district.replace("0", "O"), letters.replace("0", "O")
+    number = number.replace("O", "0")
+    if not 1 <= len(district) <= 3 or any(c not in _DISTRICT_LETTERS for c in district):
+        raise PlateError("the district code is 1 to 3 letters (as in D, DU, SÜW)")
+    if not 1 <= len(letters) <= 2 or any(c not in _LETTERS for c in letters):
+        raise PlateError("after the district code come 1 or 2 letters (A to Z)")
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", number):
+        raise PlateError("the number is 1 to 4 digits and does not start with 0")
+    if len(district) + len(letters) + len(number) > MAX_CHARACTERS:
+        raise PlateError(f"a German plate has at most {MAX_CHARACTERS} letters and digits")
+    return Plate(district, letters, number, suffix)
+
+
+def readings(text: object) -> list[Plate]:
+    """Every plate ``text`` can stand for, in a fixed order; empty if none.
+
+    ``D-AB 1234``, ``d ab 1234``, ``D\u2013AB 1234`` and ``DAB1234``'s first reading
+    are the same plate; ``DAB1234`` alone also reads as DA-B 1234.
+    """
+    if not isinstance(text, str) or len(text) > 40:
+        return []
+    match = _SHAPE.fullmatch(_clean(text))
+    if match is None:
+        return []
+    head, sep, letters = match["head"], match["sep"], match["letters"]
+    number, suffix = match["digits"], match["suffix"]
+    if sep.strip(" ") or (sep and letters):  # "D-AB", "D AB": the split is written
+        splits = [(head, letters)]
+    else:  # "DAB": every split of the run of letters
+        run = head + letters
+        splits = [(run[:cut], run[cut:]) for cut in range(1, min(3, len(run) - 1) + 1)]
+    found: list[Plate] = []
+    for district, rest in splits:
+        try:
+            plate = _plate(district, rest, number, suffix)
+        except PlateError:
+            continue
+        if plate not in found:
+            found.append(plate)
+    return found
+
+
+def parse_plate(text: object) -> Plate:
+    """The one plate ``text`` names, for issuing: it must say where the district ends.
+
+    :raises PlateError: not a German plate, or ambiguous (``DAB1234``: write D-AB 1234).
+    """
+    found = readings(text)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        options = " or ".join(p.display for p in found)
+        raise PlateError(f"write where the district code ends: {options}")
+    if isinstance(text, str):
+        _explain(_clean(text))
+    raise PlateError("this is not a German plate (for example D-AB 1234)")
+
+
+def _explain(cleaned: str) -> None:
+    """Raise the most helpful reason for a written-out plate that did not parse."""
+    parts = re.fullmatch(r"([^- ]+)[- ]+([^- 0-9]+) ?([0-9A-Z]+?)([EH]?)", cleaned)
+    if parts is not None:
+        _plate(*parts.groups())
