@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wallet.errors import HolderDataError, InputError, PassTypeError
+from wallet.plates import PlateError, parse_plate
 
 LANGUAGES = ("de", "en")
 # A genuine pass whose status list is missing or out of date is amber in every
@@ -32,6 +33,7 @@ MAX_YEAR = 9000  # far beyond any pass; keeps date arithmetic away from year 999
 # A renewed pass's old token, unless the pass type says otherwise: long enough for a
 # letter with the new claim link to arrive and be acted on.
 DEFAULT_GRACE_DAYS = 28
+FIELD_KINDS = ("text", "plate")
 
 
 def has_control_characters(text: str) -> bool:
@@ -79,6 +81,9 @@ class Field:
     pattern: re.Pattern[str] | None
     in_token: bool
     example: str | None = None  # a value the pattern accepts, for hints and errors
+    # "plate": a German licence plate, read by wallet.plates (any case, separator,
+    # dash or look-alike letter) and stored in its one spelling, D-AB 1234.
+    kind: str = "text"
 
     @property
     def capitalised(self) -> bool:
@@ -86,6 +91,8 @@ class Field:
 
         A digits-only pattern (a card number) admits none, so no hint about capitals.
         """
+        if self.kind == "plate":
+            return True
         return self.pattern is not None and bool(_LETTERS_IN_PATTERN.search(self.pattern.pattern))
 
     def clean(self, value: object) -> str:
@@ -112,6 +119,8 @@ class Field:
             text = text.upper()
         if not text:
             raise HolderDataError(f"{self.name} must not be empty", field=self.name, kind="empty")
+        if self.kind == "plate":
+            text = self._plate(text)
         if len(text) > self.max_length:
             raise HolderDataError(
                 f"{self.name} is longer than {self.max_length} characters",
@@ -126,6 +135,17 @@ class Field:
                 kind="format",
             )
         return text
+
+    def _plate(self, text: str) -> str:
+        try:
+            return parse_plate(text).display
+        except PlateError as exc:
+            like = f" (for example {self.example})" if self.example else ""
+            raise HolderDataError(
+                f"{self.name} {text!r} is not a German licence plate: {exc}{like}",
+                field=self.name,
+                kind="format",
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -277,10 +297,17 @@ def _text(raw: object, where: str) -> Text:
     return Text(de=raw["de"], en=raw["en"])
 
 
+def _is_plate(text: str) -> bool:
+    try:
+        return parse_plate(text).display == text
+    except PlateError:
+        return False
+
+
 def _field(raw: object, where: str) -> Field:
     if not isinstance(raw, dict):
         raise PassTypeError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token", "example"}
+    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token", "example", "kind"}
     if unknown:
         raise PassTypeError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -298,6 +325,9 @@ def _field(raw: object, where: str) -> Field:
             pattern = re.compile(pattern_text)
         except re.error as exc:
             raise PassTypeError(f"{where}.pattern is not a valid expression: {exc}") from exc
+    kind = raw.get("kind", "text")
+    if kind not in FIELD_KINDS:
+        raise PassTypeError(f"{where}.kind must be one of {', '.join(FIELD_KINDS)}")
     in_token = raw.get("in_token", False)
     if not isinstance(in_token, bool):
         raise PassTypeError(f"{where}.in_token must be true or false")
@@ -307,6 +337,7 @@ def _field(raw: object, where: str) -> Field:
         or not example.strip()
         or len(example) > max_length
         or (pattern is not None and not pattern.fullmatch(example))
+        or (kind == "plate" and not _is_plate(example))
     ):
         # A hint that shows a value the form would refuse is worse than none.
         raise PassTypeError(f"{where}.example must be a value the field accepts")
@@ -317,6 +348,7 @@ def _field(raw: object, where: str) -> Field:
         pattern=pattern,
         in_token=in_token,
         example=example,
+        kind=kind,
     )
 
 

@@ -253,3 +253,35 @@ def test_export_headers_map_by_declared_name_label_or_field_name() -> None:
     assert library.column_field("card_number") == "card_number"
     assert library.column_field("Card number") == "card_number"  # the English label
     assert library.column_field("Bemerkung") is None
+
+
+def test_a_plate_field_reads_every_spelling_and_stores_one() -> None:
+    parking = PASS_TYPES["parking"]
+    for typed in ("d ab 1234", "D\u2013AB 1234", "D-AB1234", "  d-ab   1234 "):
+        assert parking.clean_holder({"plate": typed, "zone": "12"})["plate"] == "D-AB 1234"
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("DAB1234", "write where the district code ends: D-AB 1234 or DA-B 1234"),
+        ("D-AB 0123", "does not start with 0"),
+        ("not a plate", "not a German licence plate"),
+    ],
+)
+def test_a_value_that_is_no_german_plate_is_refused_with_the_field_named(
+    typed: str, words: str
+) -> None:
+    parking = PASS_TYPES["parking"]
+    with pytest.raises(HolderDataError, match=words) as refused:
+        parking.clean_holder({"plate": typed, "zone": "12"})
+    assert (refused.value.field, refused.value.kind) == ("plate", "format")
+
+
+def test_an_unknown_field_kind_or_a_plate_example_that_is_none_is_refused() -> None:
+    fields = base_definition()["fields"]
+    for change, words in (({"kind": "iban"}, "kind must be one of"),
+                          ({"kind": "plate", "example": "ABC"}, "example must be")):  # fmt: skip
+        broken = {**base_definition(), "fields": [{**fields[0], **change}, *fields[1:]]}
+        with pytest.raises(PassTypeError, match=words):
+            parse_pass_type(broken, source="pool")
