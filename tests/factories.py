@@ -6,6 +6,7 @@ pytest temporary directory.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,18 @@ HOLDERS: Mapping[str, Mapping[str, str]] = {
     "library": {"card_number": "100200300400", "name": "Erika Mustermann"},
     "parking": {"plate": "D-AB 1234", "zone": "12"},
 }
+
+
+_PLATE_NUMBERS = itertools.count(1)
+
+
+def fresh_holder(type_id: str) -> dict[str, str]:
+    """A holder for a new pass: parking gets a plate no other live permit has
+    (one permit per plate and zone), library the usual card."""
+    if type_id != "parking":
+        return dict(HOLDERS[type_id])
+    n = next(_PLATE_NUMBERS)
+    return {"plate": f"D-{'ABCDEFGHJK'[n // 9999 % 10]}X {n % 9999 + 1}", "zone": "12"}
 
 
 def status_uri(type_id: str) -> str:

@@ -80,6 +80,16 @@ class StateConflictError(WalletError):
     code = "invalid_transition"
 
 
+class PermitExistsError(StateConflictError):
+    """A plate already has a live permit in that zone (one at a time, issue 11)."""
+
+    code = "permit_exists"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field  # the plate field, as the API names it (holder.plate)
+
+
 class SigningKeyError(WalletError):
     """A signing key cannot be created, loaded or used."""
 

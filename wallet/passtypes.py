@@ -175,6 +175,16 @@ class PassType:
     # How long a renewed pass's old token stays valid when the holder has not yet
     # claimed the successor (a printed card, a phone left at home).
     renewal_grace_days: int = DEFAULT_GRACE_DAYS
+    # Enforcement by plate (parking): the plate field, and the fields that with it
+    # name a permit that may exist only once at a time (plate and zone).
+    enforcement_plate: str | None = None
+    enforcement_key: tuple[str, ...] = ()
+
+    def enforcement_value(self, holder: Mapping[str, str]) -> str | None:
+        """The one-at-a-time key of a cleaned holder (``D-AB 1234|12``), or None."""
+        if not self.enforcement_key:
+            return None
+        return "|".join(holder[name] for name in self.enforcement_key)
 
     def column_field(self, header: str) -> str | None:
         """The field a column of an export fills: by the declared headers or its own name."""
@@ -258,6 +268,23 @@ def _import(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, An
         "import_key": tuple(key),
         "import_columns": {header_key(h): v for h, v in columns.items()},
     }
+
+
+def _enforcement(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not set(raw) <= {"plate", "once_per"}:
+        raise PassTypeError(f"{source}: [enforcement] may hold plate and once_per only")
+    by_name = {f.name: f for f in fields}
+    plate = raw.get("plate")
+    if not isinstance(plate, str) or plate not in by_name or by_name[plate].kind != "plate":
+        raise PassTypeError(f"{source}: [enforcement] plate must name a field of kind plate")
+    if not by_name[plate].in_token:
+        raise PassTypeError(f"{source}: the enforcement plate must be in the token")
+    once_per = raw.get("once_per", [])
+    if not isinstance(once_per, list) or not all(n in by_name and n != plate for n in once_per):
+        raise PassTypeError(f"{source}: [enforcement] once_per must list other field names")
+    return {"enforcement_plate": plate, "enforcement_key": (plate, *once_per)}
 
 
 def _renewal(raw: object, source: str) -> dict[str, Any]:
@@ -356,7 +383,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
     """Build a pass type from its parsed definition, refusing anything odd."""
     known = {
         "id", "label", "issuer_name", "validity", "status_bits", "revocable",
-        "suspendable", "stale_status", "fields", "import", "renewal",
+        "suspendable", "stale_status", "fields", "import", "renewal", "enforcement",
     }  # fmt: skip
     unknown = set(raw) - known
     if unknown:
@@ -403,6 +430,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
         suspendable=suspendable,
         stale_status=stale,
         **_import(raw.get("import"), fields, source),
+        **_enforcement(raw.get("enforcement"), fields, source),
         **_renewal(raw.get("renewal"), source),
     )
 

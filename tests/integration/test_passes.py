@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.concurrency import run_together
-from tests.factories import NOW, stored_row
+from tests.factories import NOW, fresh_holder, stored_row
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.errors import HolderDataError, InputError, NotFoundError, StateConflictError
 from wallet.services import audit, passes, publishing
@@ -25,7 +25,7 @@ PARKING = {"plate": "D-AB 1234", "zone": "12"}
 def issue(
     db: Database, services: Services, type_id: str = "library", **kw: object
 ) -> passes.IssuedPass:
-    holder = kw.pop("holder", LIBRARY if type_id == "library" else PARKING)
+    holder = kw.pop("holder", LIBRARY if type_id == "library" else fresh_holder(type_id))
     with db.transaction(write=True) as session:
         return passes.issue_pass(
             session, services, type_id=type_id, holder=holder, actor="admin:test", now=NOW, **kw

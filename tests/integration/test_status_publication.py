@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.concurrency import run_together
-from tests.factories import NOW
+from tests.factories import NOW, fresh_holder
 from wallet.errors import StateConflictError
 from wallet.services import passes, publishing
 from wallet.services.context import Services
@@ -19,7 +19,6 @@ from wallet.status import StatusList
 from wallet.store.db import Database
 from wallet.store.models import StatusListRow
 
-PARKING = {"plate": "D-AB 1234", "zone": "12"}
 SEEDS = (1, 2, 3)
 
 
@@ -28,7 +27,12 @@ def _issue(db: Database, services: Services, count: int) -> list[str]:
     for _ in range(count):
         with db.transaction(write=True) as session:
             issued = passes.issue_pass(
-                session, services, type_id="parking", holder=PARKING, actor="t", now=NOW
+                session,
+                services,
+                type_id="parking",
+                holder=fresh_holder("parking"),
+                actor="t",
+                now=NOW,
             )
         serials.append(issued.record.serial)
     return serials

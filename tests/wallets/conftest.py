@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.factories import NOW, stored_row
+from tests.factories import NOW, fresh_holder, stored_row
 from tests.standins.apns import (  # noqa: F401 - fixtures
     TEAM_ID,
     ApnsStandIn,
@@ -105,7 +105,7 @@ def issue(db: Database, wallet_services: Services) -> Callable[..., StoredPass]:
     since these tests play the wallet app that holds that token."""
 
     def make(type_id: str = "library") -> StoredPass:
-        holder = LIBRARY if type_id == "library" else PARKING
+        holder = LIBRARY if type_id == "library" else fresh_holder(type_id)
         with db.transaction(write=True) as session:
             issued = passes.issue_pass(
                 session, wallet_services, type_id=type_id, holder=holder, actor="admin:test",

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.factories import HOLDERS, NOW, PASS_TYPES, City
+from tests.factories import HOLDERS, NOW, PASS_TYPES, City, fresh_holder
 from tests.web.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -100,11 +100,14 @@ class Site:
             )  # fmt: skip
 
 
-def _issue(db: Database, services: Services, type_id: str) -> passes.IssuedPass:
+def _issue(
+    db: Database, services: Services, type_id: str, holder: dict[str, str] | None = None
+) -> passes.IssuedPass:
     with db.transaction(write=True) as session:
         return passes.issue_pass(
-            session, services, type_id=type_id, holder=dict(HOLDERS[type_id]), actor="test", now=NOW
-        )
+            session, services, type_id=type_id, holder=holder or dict(HOLDERS[type_id]),
+            actor="test", now=NOW,
+        )  # fmt: skip
 
 
 def _signed(
@@ -168,7 +171,7 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )  # fmt: skip
     library, parking = _issue(db, services, "library"), _issue(db, services, "parking")
     to_revoke = _issue(db, services, "library")
-    suspended = _issue(db, services, "parking")
+    suspended = _issue(db, services, "parking", fresh_holder("parking"))  # another car
     with db.transaction(write=True) as session:
         passes.change_state(
             session, services, suspended.record.serial, action="suspend", reason="unpaid",

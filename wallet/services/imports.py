@@ -296,7 +296,7 @@ def check(session: Session, services: Services, type_id: object, table: Table) -
 def _check_rows(session: Session, report: ImportCheck, seen: _SeenKeys) -> None:
     pass_type, table = report.pass_type, report.table
     assert table is not None
-    chunk: list[str] = []
+    chunk: list[_Row] = []
     for number, raw in table.rows():
         cells = _cells(report.columns, raw)
         try:
@@ -316,17 +316,51 @@ def _check_rows(session: Session, report: ImportCheck, seen: _SeenKeys) -> None:
             continue
         if contact_problems:
             continue
-        chunk.append(key)
+        chunk.append(_Row(number, key, pass_type.enforcement_value(holder)))
         if len(chunk) >= CHECK_CHUNK:
             _count_issued(session, report, chunk)
             chunk = []
     _count_issued(session, report, chunk)
 
 
-def _count_issued(session: Session, report: ImportCheck, keys: list[str]) -> None:
-    before = len(_issued_before(session, report.pass_type, keys))
-    report.issued_before += before
-    report.to_issue += len(keys) - before
+@dataclass(frozen=True)
+class _Row:
+    number: int
+    key: str
+    enforcement: str | None  # plate and zone, for types enforced by plate
+
+
+def _count_issued(session: Session, report: ImportCheck, rows: list[_Row]) -> None:
+    """Count rows issued before; a plate whose zone has another live permit is a problem."""
+    before = _issued_before(session, report.pass_type, [r.key for r in rows])
+    fresh = [r.enforcement for r in rows if r.key not in before and r.enforcement]
+    live = _live_permits(session, report.pass_type, fresh)
+    for row in rows:
+        if row.key in before:
+            report.issued_before += 1
+        elif row.enforcement in live:
+            report.problems.append(Problem(row.number, "—", "has_permit", Text(
+                de=f"hat schon einen gültigen Ausweis ({live[row.enforcement]}): verlängern "
+                   "oder neu ausstellen statt importieren",
+                en=f"has a live permit already ({live[row.enforcement]}): renew or reissue "
+                   "it instead of importing")))  # fmt: skip
+        else:
+            report.to_issue += 1
+
+
+_LIVE_PERMITS = select(PassRow.enforcement_key, PassRow.serial).where(
+    PassRow.pass_type == bindparam("pass_type"),
+    PassRow.enforcement_key.in_(bindparam("keys", expanding=True)),
+    PassRow.state != "revoked",
+    PassRow.retire_at.is_(None),
+)
+
+
+def _live_permits(session: Session, pass_type: PassType, keys: list[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    params = {"pass_type": pass_type.id, "keys": keys}
+    return {str(k): s for k, s in session.connection().execute(_LIVE_PERMITS, params).all()}
 
 
 _ISSUED_BEFORE = select(PassRow.external_key, PassRow.serial).where(

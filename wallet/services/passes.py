@@ -40,7 +40,13 @@ from wallet.domain import (
     claim_url,
     transition,
 )
-from wallet.errors import ClaimLinkReplacedError, InputError, NotFoundError, StateConflictError
+from wallet.errors import (
+    ClaimLinkReplacedError,
+    InputError,
+    NotFoundError,
+    PermitExistsError,
+    StateConflictError,
+)
 from wallet.passtypes import PassType, has_control_characters
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox, wallets
@@ -140,7 +146,7 @@ _INSERT_MANY = {
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
     "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
-    "replaces", "external_key", "wallet_serial", "created_at", "updated_at",
+    "replaces", "external_key", "wallet_serial", "enforcement_key", "created_at", "updated_at",
 )  # fmt: skip
 _CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
 # Every column audit.entry_values fills (the sealer fills the rest): a column
@@ -247,6 +253,18 @@ def _store_pass(
 ) -> int | None:
     """Insert the pass, its claim link and audit entry; None (and nothing written)
     if its status slot was taken by a concurrent issuer."""
+    try:
+        return _insert_pass(session, values, claim_link, entry)
+    except IntegrityError as exc:
+        raise _unique_violation(exc, values) from exc
+
+
+def _insert_pass(
+    session: Session,
+    values: Mapping[str, object],
+    claim_link: Mapping[str, object],
+    entry: Mapping[str, object],
+) -> int | None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         parameters = {
@@ -271,6 +289,7 @@ def _check_window(
     valid_until: datetime | None,
     now: datetime,
     period_from: datetime | None = None,
+    may_run_until: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     start = valid_from or now
     if start.tzinfo is None:
@@ -281,6 +300,8 @@ def _check_window(
         raise InputError("valid_from may lie at most one day in the past", field="valid_from")
     # A renewal's period follows on from the old pass's end, not from today.
     longest = pass_type.valid_until(max(start, period_from or start))
+    # A reissue keeps the end of the pass it replaces, renewed or not.
+    longest = max(longest, may_run_until or longest)
     end = valid_until or longest
     if end.tzinfo is None:
         raise InputError("valid_until needs a time zone", field="valid_until")
@@ -351,13 +372,14 @@ def _draft(
     replaces: str | None,
     external_key: str | None,
     renewal_of: PassRow | None,
+    may_run_until: datetime | None = None,
 ) -> _Draft:
     pass_type = services.pass_type(type_id)
     if not isinstance(holder, Mapping):
         raise InputError("holder must be an object of the pass type's fields", field="holder")
     cleaned = pass_type.clean_holder(holder)
     period_from = renewal_of.valid_until if renewal_of is not None else None
-    start, end = _check_window(pass_type, valid_from, valid_until, now, period_from)
+    start, end = _check_window(pass_type, valid_from, valid_until, now, period_from, may_run_until)
     key = services.keys.current_signing_key(pass_type.id, now=now)
     status_list = _status_list(session, services, pass_type, now)
     serial = new_serial()
@@ -378,9 +400,11 @@ def _draft(
         "replaces": replaces,
         "external_key": external_key,
         "wallet_serial": renewal_of.wallet_id if renewal_of is not None else None,
+        "enforcement_key": pass_type.enforcement_value(cleaned),
         "created_at": now,
         "updated_at": now,
     }
+    _check_one_live(session, pass_type, values["enforcement_key"])
     secret, claim_link = _new_claim_link(services, now=now)
     entry = audit.entry_values(
         key=services.audit_key,
@@ -393,6 +417,43 @@ def _draft(
     uri = status_list_uri(services.settings.public_url, status_list.name)
     return _Draft(pass_type, cleaned, start, end, key, status_list, uri, values, secret,
                   claim_link, entry)  # fmt: skip
+
+
+_LIVE_WITH_KEY = select(_passes.c.serial).where(
+    _passes.c.pass_type == bindparam("pass_type"),
+    _passes.c.enforcement_key == bindparam("key"),
+    _passes.c.state != PassState.REVOKED.value,
+    _passes.c.retire_at.is_(None),
+)
+
+
+def _check_one_live(session: Session, pass_type: PassType, key: object) -> None:
+    """One live permit per plate and zone: name the one there is (the index backs this)."""
+    if key is None:
+        return
+    params = {"pass_type": pass_type.id, "key": key}
+    existing = session.connection().execute(_LIVE_WITH_KEY, params).scalar()
+    if existing is not None:
+        raise _already_live(pass_type, str(key), existing)
+
+
+def _already_live(
+    pass_type: PassType | None, key: str, serial: str | None = None
+) -> PermitExistsError:
+    what = " in zone ".join(key.split("|", 1))
+    which = f" ({serial})" if serial else ""
+    plate = pass_type.enforcement_plate if pass_type is not None else None
+    return PermitExistsError(
+        f"{what} has a permit already{which}: renew it, or reissue it for a new car",
+        field=f"holder.{plate or 'plate'}",
+    )
+
+
+def _unique_violation(exc: IntegrityError, values: Mapping[str, object]) -> PermitExistsError:
+    """A concurrent issuer won the plate and zone: the same answer as the check above."""
+    if "enforcement_key" not in str(exc.orig):
+        raise exc
+    return _already_live(None, str(values.get("enforcement_key") or "a plate of this batch"))
 
 
 def _store_draft(session: Session, services: Services, draft: _Draft, now: datetime) -> IssuedPass:
@@ -426,6 +487,7 @@ def issue_pass(
     replaces: str | None = None,
     external_key: str | None = None,
     renewal_of: PassRow | None = None,
+    may_run_until: datetime | None = None,
 ) -> IssuedPass:
     """Sign and store a new pass with a random status slot and a claim link.
 
@@ -437,7 +499,7 @@ def issue_pass(
     draft = _draft(
         session, services, type_id=type_id, holder=holder, valid_from=valid_from,
         valid_until=valid_until, actor=actor, now=now, replaces=replaces,
-        external_key=external_key, renewal_of=renewal_of,
+        external_key=external_key, renewal_of=renewal_of, may_run_until=may_run_until,
     )  # fmt: skip
     return _store_draft(session, services, draft, now)
 
@@ -478,7 +540,11 @@ def issue_passes(
     stored: dict[str, int] = {}
     if rows:
         insert_many = _INSERT_MANY[connection.dialect.name]
-        stored = {serial: int(i) for i, serial in connection.execute(insert_many, rows).all()}
+        try:
+            found = connection.execute(insert_many, rows).all()
+        except IntegrityError as exc:
+            raise _unique_violation(exc, {}) from exc
+        stored = {serial: int(i) for i, serial in found}
     issued: list[IssuedPass] = []
     links, entries = [], []
     for draft, token in zip(drafts, tokens, strict=True):
@@ -643,6 +709,17 @@ def reissue_pass(
         raise StateConflictError(
             f"pass {old.serial} was renewed as {old.replaced_by}; reissue that one instead"
         )
+    # Revoked first: the new pass may take the old one's plate and zone (one live
+    # permit each). Both happen in this transaction, or neither.
+    change_state(
+        session,
+        services,
+        old.serial,
+        action="revoke",
+        reason=reason or "reissued",
+        actor=actor,
+        now=now,
+    )
     new = issue_pass(
         session,
         services,
@@ -652,15 +729,7 @@ def reissue_pass(
         actor=actor,
         now=now,
         replaces=old.serial,
-    )
-    change_state(
-        session,
-        services,
-        old.serial,
-        action="revoke",
-        reason=reason or f"reissued as {new.record.serial}",
-        actor=actor,
-        now=now,
+        may_run_until=old.valid_until,
     )
     old.replaced_by = new.record.serial
     session.flush()

@@ -72,8 +72,12 @@ def renew_pass(
             f"pass {old.serial} was already renewed or reissued as {old.replaced_by}; "
             f"renew {old.replaced_by} instead"
         )
+    grace = timedelta(days=services.pass_type(old.pass_type).renewal_grace_days)
+    # Both keys are unique among live passes: the successor takes them over, so the
+    # old pass lets go first (its retire_at marks it as leaving; see models).
     external_key, old.external_key = old.external_key, None
-    session.flush()  # the key is unique per type: free it before the successor takes it
+    old.retire_at = now + grace
+    session.flush()
     new = passes.issue_pass(
         session,
         services,
@@ -86,9 +90,7 @@ def renew_pass(
         external_key=external_key,
         renewal_of=old,
     )
-    grace = timedelta(days=services.pass_type(old.pass_type).renewal_grace_days)
     old.replaced_by = new.record.serial
-    old.retire_at = now + grace
     old.updated_at = now
     for table in (AppleRegistrationRow, HolderContactRow):
         session.execute(update(table).where(table.pass_id == old.id).values(pass_id=new.pass_id))

@@ -75,6 +75,9 @@ class StatusListRow(Base):
     created_at: Mapped[datetime]
 
 
+_LIVE_ENFORCEMENT = "enforcement_key IS NOT NULL AND state <> 'revoked' AND retire_at IS NULL"
+
+
 class PassRow(Base):
     __tablename__ = "passes"
     __table_args__ = (
@@ -100,6 +103,15 @@ class PassRow(Base):
             sqlite_where=text("external_key IS NOT NULL"),
         ),
         Index("ix_passes_wallet_serial", "wallet_serial"),
+        # One live permit per plate and zone (wallet.passtypes enforcement_key).
+        Index(
+            "uq_passes_enforcement_key",
+            "pass_type",
+            "enforcement_key",
+            unique=True,
+            postgresql_where=text(_LIVE_ENFORCEMENT),
+            sqlite_where=text(_LIVE_ENFORCEMENT),
+        ),
         # The worker looks for renewed passes whose grace period is over.
         Index(
             "ix_passes_retire_at",
@@ -136,6 +148,8 @@ class PassRow(Base):
     # A renewal lives in the holder's wallets under the first pass's serial, so Apple
     # and Google update the pass in place (None: under its own serial).
     wallet_serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Plate and zone of a parking permit (D-AB 1234|12): at most one live pass has it.
+    enforcement_key: Mapped[str | None] = mapped_column(String(64), default=None)
     # Set on a renewed pass: its token is revoked when the successor is claimed or at
     # this time (the pass type's grace period), whichever comes first.
     retire_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -87,6 +87,13 @@ def _holder_schema(pass_type: PassType) -> dict[str, Any]:
             + ("; shown offline in the pass token" if f.in_token else ""),
         }
         # Anchored: JSON Schema patterns search, Python's fullmatch matches whole.
+        if f.kind == "plate":
+            schema["description"] += (
+                "; a German licence plate, accepted in any spelling (case, space or "
+                "dash, look-alike letters) and stored as the pattern shows it; at most 8 "
+                "letters and digits in all, the number without a leading 0, and where "
+                "the district code ends must be written (D-AB 1234, not DAB1234)"
+            )
         if f.pattern:
             schema["pattern"] = f"^(?:{f.pattern.pattern})$"
         else:
@@ -467,7 +474,8 @@ def _responses(max_body_bytes: int) -> dict[str, Any]:
         "NotFound": _json(error, "No pass with this serial (code not_found)."),
         "Conflict": _json(
             error,
-            "The action does not fit the pass's state (code invalid_transition).",
+            "The action does not fit the pass's state (code invalid_transition), or the "
+            "plate already has a live permit in that zone (code permit_exists).",
         ),
         "PayloadTooLarge": _json(
             error,
