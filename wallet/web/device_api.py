@@ -10,12 +10,13 @@ told so and gets nothing.
 from __future__ import annotations
 
 import hashlib
+from typing import NoReturn
 
 from flask import Blueprint, Response, jsonify, request
 
 from wallet.domain import DeviceState
 from wallet.errors import InputError
-from wallet.services import devices
+from wallet.services import devices, plate_checks
 from wallet.web import public
 from wallet.web.httperrors import error_body
 from wallet.web.jsonbody import ApiError, read_json_object
@@ -73,23 +74,47 @@ def bundle() -> Response:
         device = devices.authenticate_device(session, credential, now=moment)
         state = None if device else devices.device_state_for(session, credential)
     if device is None:
-        if state is DeviceState.REVOKED:
-            raise ApiError(
-                "this device was revoked in the console; pair it again to use it",
-                code="device_revoked",
-                status=401,
-                headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-            )
-        raise ApiError(
-            "the device credential is unknown; pair the device in the console",
-            code="unauthorized",
-            status=401,
-            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-        )
+        _refuse(state)
     token = public.current_bundle(moment)
     response = Response(token, mimetype="application/jwt")
     response.headers["ETag"] = '"' + hashlib.sha256(token.encode("ascii")).hexdigest()[:32] + '"'
     return response
+
+
+@blueprint.post("/plates/check")
+def check_plate() -> Response:
+    """A parked car's permit by its plate, for a paired device: the verdict, zones, end."""
+    credential = _credential()
+    body = read_json_object(MAX_BODY_BYTES)
+    unknown = sorted(set(body) - {"plate", "zone"})
+    if unknown:
+        raise InputError(f"unknown field {unknown[0][:64]!r}; expected plate, zone",
+                         field=unknown[0])  # fmt: skip
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=True) as session:
+        if devices.authenticate_device(session, credential, now=moment) is None:
+            _refuse(devices.device_state_for(session, credential))
+        result = plate_checks.check_plate(
+            session, ctx.services, body.get("plate"), body.get("zone"), now=moment
+        )
+    return jsonify(result.to_json())
+
+
+def _refuse(state: DeviceState | None) -> NoReturn:
+    if state is DeviceState.REVOKED:
+        raise ApiError(
+            "this device was revoked in the console; pair it again to use it",
+            code="device_revoked",
+            status=401,
+            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    raise ApiError(
+        "the device credential is unknown; pair the device in the console",
+        code="unauthorized",
+        status=401,
+        headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+    )
 
 
 def _credential() -> str:
