@@ -104,16 +104,22 @@ def test_the_pairing_body_is_read_strictly(client: FlaskClient) -> None:
     assert huge.status_code == 413
 
 
-def test_a_revoked_device_can_no_longer_sync(
-    client: FlaskClient, db: Database, services: Services
-) -> None:
+def revoked_credential(client: FlaskClient, db: Database, services: Services) -> str:
+    """The credential of a device paired and then revoked by an admin."""
     pairing = start(db, services)
-    credential = pair(client, pairing.code)[1]["credential"]
+    credential: str = pair(client, pairing.code)[1]["credential"]
     with db.transaction(write=True) as session:
         devices.revoke_device(
             session, device_id=pairing.device.device_id, actor="user:admin",
             audit_key=services.audit_key, now=NOW,
         )  # fmt: skip
+    return credential
+
+
+def test_a_revoked_device_can_no_longer_sync(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    credential = revoked_credential(client, db, services)
     status, body = sync(client, credential)
     assert status == 401
     assert isinstance(body, dict) and body["error"]["code"] == "device_revoked"

@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 
 from tests.factories import NOW
 from tests.integration.test_passes import change, issue
-from tests.web.test_devices import pair, start
+from tests.web.test_devices import pair, revoked_credential, start
 from wallet.errors import InputError
-from wallet.services import devices, plate_checks
+from wallet.services import plate_checks
 from wallet.services.context import Services
 from wallet.store.db import Database
 
@@ -103,11 +103,7 @@ def test_plate_enumeration_without_an_enrolled_device_gets_401(
 def test_a_revoked_device_is_told_so_and_learns_nothing(
     client: FlaskClient, db: Database, services: Services
 ) -> None:
-    pairing = start(db, services)
-    credential = pair(client, pairing.code)[1]["credential"]
-    with db.transaction(write=True) as session:
-        devices.revoke_device(session, device_id=pairing.device.device_id, actor="user:admin",
-                              audit_key=services.audit_key, now=NOW)  # fmt: skip
+    credential = revoked_credential(client, db, services)
     answer = check(client, {"Authorization": f"Bearer {credential}"}, "D-AB 1234")
     assert answer.status_code == 401 and answer.get_json()["error"]["code"] == "device_revoked"
 
