@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 
 from tests.factories import NOW
 from tests.integration.test_passes import change, issue
-from tests.web.test_devices import pair, revoked_credential, start
+from tests.web.test_console import limited_app, page_text
+from tests.web.test_devices import pair, revoked_credential, signed_in, start
 from wallet.errors import InputError
 from wallet.services import plate_checks
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.store.models import PlateLookupRow
 
 pytestmark = pytest.mark.usefixtures("quick_password_hashes")
 
@@ -132,3 +137,51 @@ def test_the_service_refuses_a_plate_that_cannot_be_german(
     with db.transaction(write=False) as session, pytest.raises(InputError) as refused:
         plate_checks.check_plate(session, services, "x" * 50, "12", now=NOW)
     assert refused.value.field == "plate"
+
+
+def test_a_lookup_leaves_only_a_count_per_device_and_day(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    headers = device(client, db, services)
+    for typed in ("D-AB 1234", "D-CD 5678"):
+        assert check(client, headers, typed).status_code == 200
+    with db.transaction(write=False) as session:
+        rows = session.execute(select(PlateLookupRow.__table__)).all()
+        counts = plate_checks.lookups_on(session, now=NOW)
+    assert [tuple(r)[1:] for r in rows] == [(NOW.date().isoformat(), 2)]
+    assert list(counts.values()) == [2]
+    assert "AB" not in repr(rows) and "1234" not in repr(rows)  # no plate, in any form
+
+
+def test_plate_enumeration_is_stopped_per_device_by_the_minute_and_by_the_day(
+    db: Database, services: Services
+) -> None:
+    limited = limited_app(db, services).test_client()
+    headers = device(limited, db, services)
+    answers = [check(limited, headers, f"D-AB {n}").status_code for n in range(1, 33)]
+    assert answers[:30] == [200] * 30 and answers[30:] == [429, 429]
+    other = device(limited, db, services)  # another officer's phone is not slowed down
+    assert check(limited, other, "D-AB 1").status_code == 200
+    with db.transaction(write=True) as session:
+        session.execute(update(PlateLookupRow).values(count=plate_checks.LIMIT_PER_DAY))
+    over = check(client_for(db, services), other, "D-AB 1")
+    assert over.status_code == 429 and "ask the office" in over.get_json()["error"]["message"]
+
+
+def client_for(db: Database, services: Services) -> FlaskClient:
+    return limited_app(db, services, RATELIMIT_ENABLED=False).test_client()
+
+
+def test_the_console_warns_of_a_device_with_unusually_many_plate_checks(
+    app: Flask, client: FlaskClient, db: Database, services: Services,
+    make_user: Callable[..., str],
+) -> None:  # fmt: skip
+    headers = device(client, db, services)
+    assert check(client, headers, "D-AB 1234").status_code == 200
+    admin = signed_in(app, make_user, "ada", "admin")
+    quiet = page_text(admin.get("/console/devices").get_data(as_text=True))
+    assert "Kennzeichenabfragen heute" in quiet and "Auffällig viele" not in quiet
+    with db.transaction(write=True) as session:
+        session.execute(update(PlateLookupRow).values(count=plate_checks.ALERT_PER_DAY))
+    busy = page_text(admin.get("/console/devices").get_data(as_text=True))
+    assert "Auffällig viele Kennzeichenabfragen heute: Handy 1." in busy

@@ -16,13 +16,20 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from wallet.domain import PassState
 from wallet.errors import InputError
 from wallet.plates import readings
 from wallet.services.context import Services
-from wallet.store.models import PassRow
+from wallet.store.models import PassRow, PlateLookupRow
+
+# Lookups per device and day above which the console warns of a device that may be
+# used to enumerate plates (an officer on a long shift checks a few hundred).
+ALERT_PER_DAY = 500
+# Above this the device gets no more answers that day (429): enumeration stops here.
+LIMIT_PER_DAY = 2000
 
 
 class PlateVerdict(StrEnum):
@@ -113,3 +120,28 @@ def _state(permit: PassRow, now: datetime) -> PlateVerdict:
     if permit.valid_from > now:
         return PlateVerdict.NOT_YET_VALID
     return PlateVerdict.VALID
+
+
+def count_lookup(session: Session, device_id: str, *, now: datetime) -> int:
+    """Count one plate lookup for the device today; returns today's count so far."""
+    values = {"device_id": device_id, "day": now.date().isoformat(), "count": 1}
+    table = PlateLookupRow.__table__
+    dialect = postgresql if session.connection().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["device_id", "day"], set_={"count": table.c["count"] + 1}
+        )
+        .returning(table.c["count"])
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def lookups_on(session: Session, *, now: datetime) -> dict[str, int]:
+    """Device id -> plate lookups today, for the console's device list."""
+    day = now.date().isoformat()
+    rows = session.execute(
+        select(PlateLookupRow.device_id, PlateLookupRow.count).where(PlateLookupRow.day == day)
+    )
+    return {device: int(count) for device, count in rows.all()}

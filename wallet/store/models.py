@@ -223,6 +223,18 @@ class StaffUserRow(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class PlateLookupRow(Base):
+    """How many plates a device checked on a day (UTC date): the only trace a lookup leaves."""
+
+    __tablename__ = "plate_lookups"
+
+    device_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("devices.device_id"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class StaffSessionRow(Base):
     """A console sign-in, held server-side: the cookie carries only its secret.
 

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from wallet.domain import MAX_DEVICE_NAME_LENGTH, Device, Role
 from wallet.errors import InputError
 from wallet.services import devices as device_service
+from wallet.services import plate_checks
 from wallet.web.console import Staff, blueprint, link_qr
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
@@ -36,9 +37,13 @@ def _list_page(*, error: str = "", name: str = "", status: int = 200) -> tuple[s
     ctx = context()
     with ctx.db.transaction(write=False) as session:
         shown = [d for d in device_service.list_devices(session) if _visible(staff, d)]
+        lookups = plate_checks.lookups_on(session, now=now())
     page = render_template(
         "console/devices.html",
         devices=shown,
+        lookups=lookups,
+        alert_lookups=plate_checks.ALERT_PER_DAY,
+        busy=[d.name for d in shown if lookups.get(d.device_id, 0) >= plate_checks.ALERT_PER_DAY],
         roles=_roles_for(staff),
         error=error,
         name=name,

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 from typing import NoReturn
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from wallet.domain import DeviceState
 from wallet.errors import InputError
 from wallet.services import devices, plate_checks
-from wallet.web import public
+from wallet.web import public, security
 from wallet.web.httperrors import error_body
 from wallet.web.jsonbody import ApiError, read_json_object
 from wallet.web.webcontext import context, now
@@ -26,6 +26,20 @@ blueprint = Blueprint("device_api", __name__, url_prefix="/device/v1")
 
 MAX_BODY_BYTES = 1024  # {"code": "wpp_…"}
 _CHALLENGE = 'Bearer realm="wallet-device"'
+
+
+# Per device (its credential), counted where the login limits are: a person types
+# a plate every few seconds at most; a script enumerating plates is stopped here.
+PLATE_LIMIT = "30 per minute"
+
+
+def init_app(app: Flask) -> None:
+    security.limit_endpoint(app, "device_api.check_plate", PLATE_LIMIT, key_func=_device_key)
+
+
+def _device_key() -> str:
+    header = request.headers.get("Authorization", "")
+    return "device:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 @blueprint.errorhandler(ApiError)
@@ -93,8 +107,18 @@ def check_plate() -> Response:
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=True) as session:
-        if devices.authenticate_device(session, credential, now=moment) is None:
+        device = devices.authenticate_device(session, credential, now=moment)
+        if device is None:
             _refuse(devices.device_state_for(session, credential))
+        counted = plate_checks.count_lookup(session, device.device_id, now=moment)
+    if counted > plate_checks.LIMIT_PER_DAY:
+        raise ApiError(
+            f"this device has checked more than {plate_checks.LIMIT_PER_DAY} plates today; "
+            "ask the office to look into it",
+            code="too_many_requests",
+            status=429,
+        )
+    with ctx.db.transaction(write=False) as session:
         result = plate_checks.check_plate(
             session, ctx.services, body.get("plate"), body.get("zone"), now=moment
         )

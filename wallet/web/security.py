@@ -181,11 +181,14 @@ def limit_logins(
     return limiter
 
 
-def limit_endpoint(app: Flask, endpoint: str, rate: str) -> None:
-    """Wrap a view in a per-address limit, counted where the login limits are."""
+def limit_endpoint(
+    app: Flask, endpoint: str, rate: str, *, key_func: Callable[[], str] = client_address
+) -> None:
+    """Wrap a view in a limit per address (or per ``key_func``), counted where the
+    login limits are."""
     limiter = _limiter(app, app.extensions["wallet"].settings.redis_url)
     view: Callable[..., Any] = app.view_functions[endpoint]
-    app.view_functions[endpoint] = limiter.limit(rate, key_func=client_address)(view)
+    app.view_functions[endpoint] = limiter.limit(rate, key_func=key_func)(view)
 
 
 def _limiter(app: Flask, storage_uri: str) -> Limiter:
