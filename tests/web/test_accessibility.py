@@ -472,3 +472,24 @@ def test_import_page_with_its_report_meets_wcag_21_aa_and_reflows(
     phone.sign_in(site.url)
     phone.open(f"{site.url}/console/import")
     assert_reflows(phone, "console-import-320px")
+
+
+def _check_plate(tab: Tab, url: str) -> None:
+    tab.open(f"{url}/console/plates")
+    tab.page.fill("#plate", "dab1234")
+    tab.page.fill("#zone", "12")
+    with tab.page.expect_navigation():
+        tab.page.click("main button[type=submit]")
+    assert tab.page.locator(".verdict").is_visible()
+
+
+def test_plate_check_page_meets_wcag_21_aa(site: Site, staff: Tab) -> None:
+    _check_plate(staff, site.url)
+    staff.check("console-plates")
+
+
+def test_plate_check_page_reflows_at_320px(site: Site, phone: Tab) -> None:
+    phone.sign_in(site.url)
+    _check_plate(phone, site.url)
+    assert_reflows(phone, "console-plates")
+    phone.check("console-plates-320px")

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from tests.factories import NOW
 from tests.integration.test_passes import change, issue
-from tests.web.test_console import limited_app, page_text
+from tests.web.test_console import csrf_token, limited_app, page_text
 from tests.web.test_devices import pair, revoked_credential, signed_in, start
 from wallet.errors import InputError
 from wallet.services import plate_checks
@@ -185,3 +185,25 @@ def test_the_console_warns_of_a_device_with_unusually_many_plate_checks(
         session.execute(update(PlateLookupRow).values(count=plate_checks.ALERT_PER_DAY))
     busy = page_text(admin.get("/console/devices").get_data(as_text=True))
     assert "Auffällig viele Kennzeichenabfragen heute: Handy 1." in busy
+
+
+def test_staff_check_a_plate_in_the_console_and_see_zone_and_end_only(
+    app: Flask, db: Database, services: Services, make_user: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    permit(db, services, "D-AB 1234", zone="12")
+    vera = signed_in(app, make_user, "vera", "verifier")
+    page = vera.get("/console/plates").get_data(as_text=True)
+    assert "Kennzeichen prüfen" in page_text(page)
+    form = {"csrf_token": csrf_token(page), "plate": "dab1234", "zone": "12"}
+    found = vera.post("/console/plates", data=form)
+    text = page_text(found.get_data(as_text=True))
+    assert found.status_code == 200 and "Ergebnis: Gültiger Ausweis für diese Zone" in text
+    assert "D-AB 1234" in text and "Ausweis für Zone 12" in text
+    elsewhere = page_text(vera.post("/console/plates", data={**form, "zone": "7"}).get_data(
+        as_text=True))  # fmt: skip
+    assert "Ergebnis: Kein Ausweis für diese Zone" in elsewhere
+    bad = vera.post("/console/plates", data={**form, "plate": "not a plate"})
+    assert bad.status_code == 422
+    assert "so ein, wie es am Fahrzeug steht" in page_text(bad.get_data(as_text=True))
+    assert "1234" not in caplog.text and "dab" not in caplog.text.lower()  # no plate in a log

@@ -94,6 +94,7 @@ def create_app(
         console,
         console_devices,  # noqa: F401 - adds its pages to the console
         console_imports,  # noqa: F401 - adds its pages to the console
+        console_plates,  # noqa: F401 - adds its page to the console
         device_api,
         public,
         scanner,

@@ -71,6 +71,7 @@ OPEN_ENDPOINTS = frozenset({"console.login"})
 VERIFIER_ENDPOINTS = frozenset(
     {
         "console.verify",
+        "console.check_plate",
         "console.logout",
         "console.devices",
         "console.pair_device",
