@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import base64
 import gc
+import gzip
 import io
 import json
 import os
@@ -595,6 +596,66 @@ def _bare_decode(lst: str) -> bytes:
     return zlib.decompress(base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4)))
 
 
+PLATE_INDEX_PERMITS = 50_000
+
+
+def bench_plate_index(city: Any, rng: random.Random) -> list[Row]:
+    """Issue 11: the signed offline plate index for 50,000 permits, its build time and size.
+
+    From permits in memory (the database read is not in it); the baseline is one
+    bare HMAC-SHA256 per permit, the floor of any keyed index.
+    """
+    import hashlib
+    import hmac as hmac_module
+    import os
+
+    from wallet.plateindex import Permit, sign_index
+
+    end = city.now + timedelta(days=300)
+    letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+    permits = [
+        Permit(f"D-{rng.choice(letters)}{rng.choice(letters)} {n % 9999 + 1}",
+               str(rng.randrange(1, 40)), "valid", end)
+        for n in range(PLATE_INDEX_PERMITS)
+    ]  # fmt: skip
+    key = os.urandom(32)
+    started = time.perf_counter()
+    token = sign_index(permits, key=key, issuer="https://bench.example", version=1,
+                       issued_at=city.now, expires_at=city.now + timedelta(hours=12),
+                       root=generate_key(role=KeyRole.ROOT, now=city.now))  # fmt: skip
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for p in permits:
+        hmac_module.new(key, p.plate.encode(), hashlib.sha256).digest()
+    bare = time.perf_counter() - started
+    size_mb = len(token) / 1e6
+    gzipped = len(gzip.compress(token.encode("ascii"))) / 1e6
+    return [
+        Row(
+            measurement=f"Offline plate index, {PLATE_INDEX_PERMITS:,} permits: build (sign_index)",
+            result=seconds,
+            baseline=bare,
+            unit="s",
+            result_text=f"{seconds:.2f} s",
+            baseline_text=f"{bare:.2f} s (bare HMAC-SHA256 per permit)",
+            target_text="≤ 2 s",
+            met=seconds <= 2.0,
+            details={},
+        ),
+        Row(
+            measurement=f"Offline plate index, {PLATE_INDEX_PERMITS:,} permits: size",
+            result=size_mb,
+            baseline=None,
+            unit="MB",
+            result_text=f"{size_mb:.2f} MB ({len(token):,} bytes; gzipped {gzipped:.2f} MB)",
+            baseline_text="—",
+            target_text="≤ 2 MB",
+            met=size_mb <= 2.0,
+            details={},
+        ),
+    ]
+
+
 def bench_status_list(plan: Plan, rng: random.Random) -> list[Row]:
     big = StatusList(BIG_LIST_SIZE, bits=1)
     for index in rng.sample(range(BIG_LIST_SIZE), round(BIG_LIST_SIZE * BIG_LIST_INVALID_SHARE)):
@@ -1016,6 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
         *bench_scanner_rows(quick=args.quick),
         *bench_issuance(city, plan),
         *bench_status_list(plan, rng),
+        *bench_plate_index(city, rng),
         *bench_qr_sizes(city),
         *bench_photo(city, plan, rng),
         *bench_wallet_formats(city, rng, calls=20 if args.quick else 300),
