@@ -177,8 +177,8 @@ def verify_index(
         raise BundleError("the plate index's zones must be a list of names")
     if not isinstance(kid, str) or not isinstance(packed, str):
         raise BundleError("the plate index lacks its key id or entries")
-    try:
-        entries = b64url_decode(packed, what="the plate index entries")
+    try:  # an index of no permits (a new city, every permit revoked) has no entries
+        entries = b64url_decode(packed, what="plate index entries") if packed else b""
     except MalformedDataError as exc:
         raise BundleError("the plate index entries are not base64url") from exc
     if len(entries) % ENTRY:

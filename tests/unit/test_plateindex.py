@@ -120,3 +120,11 @@ def test_a_signed_index_that_names_a_zone_it_lacks_is_refused_not_a_crash(city: 
     claims["zones"] = ["12"]  # the entries also point at zone 13
     with pytest.raises(BundleError, match="state or zone it does not have"):
         verify_index(sign_jws(claims, city.root, typ=INDEX_TYP), city.root.public(), now=NOW)
+
+
+def test_an_index_of_no_permits_is_valid_and_finds_nothing(city: City) -> None:
+    key = os.urandom(32)
+    token = sign_index([], key=key, issuer=ISSUER, version=1, issued_at=NOW,
+                       expires_at=NOW + timedelta(hours=1), root=city.root)  # fmt: skip
+    index = verify_index(token, city.root.public(), now=NOW)
+    assert len(index) == 0 and index.lookup(key, "D-AB 1234") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -14,11 +15,14 @@ from tests.factories import NOW
 from tests.integration.test_passes import change, issue
 from tests.web.test_console import csrf_token, limited_app, page_text
 from tests.web.test_devices import pair, revoked_credential, signed_in, start
-from wallet.errors import InputError
+from wallet.codec import b64url_decode
+from wallet.errors import BundleError, InputError
+from wallet.keys import PublicKey
+from wallet.plateindex import PlateIndex, verify_index
 from wallet.services import plate_checks
 from wallet.services.context import Services
 from wallet.store.db import Database
-from wallet.store.models import PlateLookupRow
+from wallet.store.models import PlateIndexRow, PlateLookupRow
 
 pytestmark = pytest.mark.usefixtures("quick_password_hashes")
 
@@ -207,3 +211,70 @@ def test_staff_check_a_plate_in_the_console_and_see_zone_and_end_only(
     assert bad.status_code == 422
     assert "so ein, wie es am Fahrzeug steht" in page_text(bad.get_data(as_text=True))
     assert "1234" not in caplog.text and "dab" not in caplog.text.lower()  # no plate in a log
+
+
+# -- the offline index, as a device downloads it ---------------------------------------
+
+
+def download_index(
+    client: FlaskClient, headers: dict[str, str], root: PublicKey
+) -> tuple[PlateIndex, bytes]:
+    answer = client.get("/device/v1/plates/index", headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.headers["Cache-Control"] == "no-store"
+    body = answer.get_json()
+    return verify_index(body["index"], root, now=NOW), b64url_decode(body["key"], what="key")
+
+
+def test_a_paired_device_checks_plates_offline_with_the_index_and_its_key(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    root = services.keys.root_public_key(now=NOW)
+    permit(db, services, "D-AB 1234")
+    suspended = permit(db, services, "D-CD 56", zone="7")
+    change(db, services, suspended, "suspend")
+    headers = device(client, db, services)
+    index, key = download_index(client, headers, root)
+    assert [(f.zone, f.state) for f in index.lookup(key, "D-AB 1234")] == [("12", "valid")]
+    assert [(f.zone, f.state) for f in index.lookup(key, "D-CD 56")] == [("7", "suspended")]
+    assert index.lookup(key, "D-XY 1") == []
+    assert "D-AB" not in client.get("/device/v1/plates/index", headers=headers).get_data(
+        as_text=True)  # fmt: skip
+
+
+def test_a_revoked_permit_leaves_the_next_index_and_the_key_changes_with_it(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    root = services.keys.root_public_key(now=NOW)
+    gone = permit(db, services, "D-AB 1234")
+    headers = device(client, db, services)
+    before, old_key = download_index(client, headers, root)
+    again, same_key = download_index(client, headers, root)
+    assert (again.version, same_key) == (before.version, old_key)  # nothing changed: cached
+    change(db, services, gone, "revoke")
+    after, new_key = download_index(client, headers, root)
+    assert after.version > before.version and new_key != old_key
+    assert after.lookup(new_key, "D-AB 1234") == []
+    with pytest.raises(BundleError, match="does not belong"):
+        after.lookup(old_key, "D-AB 1234")  # the old key opens nothing new
+
+
+def test_the_index_key_is_sealed_in_the_database(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    permit(db, services, "D-AB 1234")
+    headers = device(client, db, services)
+    key = b64url_decode(
+        client.get("/device/v1/plates/index", headers=headers).get_json()["key"], what="key"
+    )
+    with db.transaction(write=False) as session:
+        stored = session.scalars(select(PlateIndexRow.sealed_key)).one()
+    assert key not in base64.b64decode(stored) and key.hex() not in stored
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wpd_guessed"}])
+def test_the_plate_index_is_not_for_unpaired_clients(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
+    answer = client.get("/device/v1/plates/index", headers=headers)
+    assert answer.status_code == 401 and "key" not in (answer.get_json() or {})

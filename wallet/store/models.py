@@ -355,6 +355,20 @@ class InstanceSettingRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class PlateIndexRow(Base):
+    """The last signed plate index and its HMAC key, sealed with the audit seal key."""
+
+    __tablename__ = "plate_index"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    sealed_key: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class PublishedBundleRow(Base):
     """The last signed trust bundle and what it was built from."""
 

@@ -14,9 +14,11 @@ from typing import NoReturn
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from wallet.codec import b64url_encode
 from wallet.domain import DeviceState
 from wallet.errors import InputError
 from wallet.services import devices, plate_checks
+from wallet.services import plate_index as plate_index_service
 from wallet.web import public, security
 from wallet.web.httperrors import error_body
 from wallet.web.jsonbody import ApiError, read_json_object
@@ -123,6 +125,27 @@ def check_plate() -> Response:
             session, ctx.services, body.get("plate"), body.get("zone"), now=moment
         )
     return jsonify(result.to_json())
+
+
+@blueprint.get("/plates/index")
+def plate_index() -> Response:
+    """The signed offline plate index and its key, for a paired device that is not revoked.
+
+    The key comes only here, with the device credential; the index alone is worth nothing.
+    """
+    credential = _credential()
+    ctx = context()
+    moment = now()
+    with ctx.db.transaction(write=True) as session:
+        if devices.authenticate_device(session, credential, now=moment) is None:
+            _refuse(devices.device_state_for(session, credential))
+        served = plate_index_service.current_index(session, ctx.services, now=moment)
+    return jsonify({
+        "index": served.token,
+        "key": b64url_encode(served.key),
+        "version": served.version,
+        "expires_at": served.expires_at.isoformat(),
+    })  # fmt: skip
 
 
 def _refuse(state: DeviceState | None) -> NoReturn:

@@ -1,0 +1,130 @@
+"""Serving the offline plate index (wallet.plateindex) to paired devices.
+
+The index is built from the live permits of the types checked by plate, kept
+signed in the database with its HMAC key sealed (AES-GCM under the audit seal
+key: a database dump alone does not hold it), and rebuilt with a new key when
+permits changed or it is half its lifetime old. A new key each time means an
+index on a lost or revoked phone is worth nothing once it expires, and no older
+key is ever handed out again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wallet.domain import PassState
+from wallet.errors import WalletError
+from wallet.plateindex import Permit, sign_index
+from wallet.services.context import Services
+from wallet.services.publishing import next_counter
+from wallet.store.models import PassRow, PlateIndexRow
+
+INDEX_LIFETIME = timedelta(hours=24)  # a device offline longer is told its data is stale
+_SEAL_AAD = b"wallet plate index key v1"
+
+
+@dataclass(frozen=True)
+class ServedIndex:
+    token: str
+    key: bytes
+    version: int
+    expires_at: datetime
+
+
+def current_index(session: Session, services: Services, *, now: datetime) -> ServedIndex:
+    """The index to hand out now, rebuilt (with a new key) if permits changed or it aged."""
+    fingerprint = _fingerprint(session, services)
+    row = session.get(PlateIndexRow, 1, with_for_update=True)
+    if (
+        row is not None
+        and row.fingerprint == fingerprint
+        and now < row.issued_at + INDEX_LIFETIME / 2
+    ):
+        return ServedIndex(
+            row.token, _unseal(services, row.sealed_key), row.version, row.expires_at
+        )
+    key = os.urandom(32)
+    version = next_counter(session, "plate_index")
+    expires_at = now + INDEX_LIFETIME
+    token = sign_index(
+        _permits(session, services),
+        key=key,
+        issuer=services.settings.issuer,
+        version=version,
+        issued_at=now,
+        expires_at=expires_at,
+        root=services.keys.root_key(now=now),
+    )
+    values = {
+        "version": version, "fingerprint": fingerprint, "token": token,
+        "sealed_key": _seal(services, key), "issued_at": now, "expires_at": expires_at,
+    }  # fmt: skip
+    if row is None:
+        session.add(PlateIndexRow(id=1, **values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    session.flush()
+    return ServedIndex(token, key, version, expires_at)
+
+
+def _enforced(services: Services) -> list[str]:
+    return [t.id for t in services.pass_types.values() if t.enforcement_plate]
+
+
+def _live(services: Services) -> tuple[object, ...]:
+    return (
+        PassRow.pass_type.in_(_enforced(services)),
+        PassRow.enforcement_key.is_not(None),
+        PassRow.state != PassState.REVOKED.value,
+        PassRow.retire_at.is_(None),
+    )
+
+
+def _fingerprint(session: Session, services: Services) -> str:
+    """Changes whenever a permit is issued, changes state or retires."""
+    count, newest, tag = session.execute(
+        select(func.count(), func.max(PassRow.id), func.max(PassRow.update_tag)).where(
+            *_live(services)  # type: ignore[arg-type]
+        )
+    ).one()
+    return hashlib.sha256(f"{count}:{newest}:{tag}".encode()).hexdigest()
+
+
+def _permits(session: Session, services: Services) -> list[Permit]:
+    rows = session.execute(
+        select(PassRow.enforcement_key, PassRow.state, PassRow.valid_until).where(
+            *_live(services)  # type: ignore[arg-type]
+        )
+    ).all()
+    return [
+        Permit(
+            plate=str(key).split("|", 1)[0],
+            zone=str(key).split("|", 1)[1],
+            state=state,
+            valid_until=until,
+        )
+        for key, state, until in rows
+    ]
+
+
+def _seal(services: Services, key: bytes) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(services.audit_key.seal_key).encrypt(nonce, key, _SEAL_AAD)
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def _unseal(services: Services, sealed: str) -> bytes:
+    try:
+        raw = base64.b64decode(sealed, validate=True)
+        return AESGCM(services.audit_key.seal_key).decrypt(raw[:12], raw[12:], _SEAL_AAD)
+    except Exception as exc:  # InvalidTag, binascii.Error: another instance's key
+        raise WalletError("the plate index key cannot be opened (another instance's key?)") from exc
