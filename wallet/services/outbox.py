@@ -20,9 +20,7 @@ message is delivered or given up, keeping only the outcome for staff.
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -32,8 +30,6 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -41,6 +37,7 @@ from wallet.errors import DeliveryError, WalletError
 from wallet.services import contacts, wallets
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
+from wallet.services.sealing import seal, unseal
 from wallet.store.models import AppleRegistrationRow, Base, OutboxRow, PassRow
 
 __all__ = [
@@ -105,18 +102,14 @@ def queue_email(
     session: Session, services: Services, *, pass_id: int, message: EmailMessage, now: datetime
 ) -> None:
     """Queue one e-mail about a pass, sealed, in the caller's transaction."""
-    nonce = os.urandom(12)
-    sealed = AESGCM(services.audit_key.seal_key).encrypt(nonce, message.as_bytes(), _SEAL_AAD)
-    payload = {"sealed": base64.b64encode(nonce + sealed).decode("ascii")}
+    payload = {"sealed": seal(services.audit_key, message.as_bytes(), aad=_SEAL_AAD)}
     session.connection().execute(_INSERT, [_row(EMAIL, pass_id, payload, now)])
 
 
 def _unseal(services: Services, payload: dict[str, Any]) -> EmailMessage:
-    try:
-        raw = base64.b64decode(str(payload["sealed"]), validate=True)
-        data = AESGCM(services.audit_key.seal_key).decrypt(raw[:12], raw[12:], _SEAL_AAD)
-    except (KeyError, ValueError, InvalidTag) as exc:
-        raise WalletError("the queued e-mail cannot be opened (another instance's key?)") from exc
+    data = unseal(
+        services.audit_key, payload.get("sealed"), aad=_SEAL_AAD, what="the queued e-mail"
+    )
     message = message_from_bytes(data, policy=policy.default)
     if not isinstance(message, EmailMessage):  # policy.default always makes one
         raise WalletError("the queued e-mail is not a message")

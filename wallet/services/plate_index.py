@@ -10,21 +10,19 @@ key is ever handed out again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wallet.domain import PassState
-from wallet.errors import WalletError
 from wallet.plateindex import Permit, sign_index
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
+from wallet.services.sealing import seal, unseal
 from wallet.store.models import PassRow, PlateIndexRow
 
 INDEX_LIFETIME = timedelta(hours=24)  # a device offline longer is told its data is stale
@@ -48,9 +46,8 @@ def current_index(session: Session, services: Services, *, now: datetime) -> Ser
         and row.fingerprint == fingerprint
         and now < row.issued_at + INDEX_LIFETIME / 2
     ):
-        return ServedIndex(
-            row.token, _unseal(services, row.sealed_key), row.version, row.expires_at
-        )
+        key = unseal(services.audit_key, row.sealed_key, aad=_SEAL_AAD, what="the plate index key")
+        return ServedIndex(row.token, key, row.version, row.expires_at)
     key = os.urandom(32)
     version = next_counter(session, "plate_index")
     expires_at = now + INDEX_LIFETIME
@@ -63,9 +60,10 @@ def current_index(session: Session, services: Services, *, now: datetime) -> Ser
         expires_at=expires_at,
         root=services.keys.root_key(now=now),
     )
+    sealed = seal(services.audit_key, key, aad=_SEAL_AAD)
     values = {
         "version": version, "fingerprint": fingerprint, "token": token,
-        "sealed_key": _seal(services, key), "issued_at": now, "expires_at": expires_at,
+        "sealed_key": sealed, "issued_at": now, "expires_at": expires_at,
     }  # fmt: skip
     if row is None:
         session.add(PlateIndexRow(id=1, **values))
@@ -114,17 +112,3 @@ def _permits(session: Session, services: Services) -> list[Permit]:
         )
         for key, state, until in rows
     ]
-
-
-def _seal(services: Services, key: bytes) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(services.audit_key.seal_key).encrypt(nonce, key, _SEAL_AAD)
-    return base64.b64encode(nonce + sealed).decode("ascii")
-
-
-def _unseal(services: Services, sealed: str) -> bytes:
-    try:
-        raw = base64.b64decode(sealed, validate=True)
-        return AESGCM(services.audit_key.seal_key).decrypt(raw[:12], raw[12:], _SEAL_AAD)
-    except Exception as exc:  # InvalidTag, binascii.Error: another instance's key
-        raise WalletError("the plate index key cannot be opened (another instance's key?)") from exc
