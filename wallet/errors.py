@@ -15,6 +15,8 @@ class WalletError(Exception):
     """Base of every error this package raises on purpose."""
 
     code: str = "wallet_error"
+    # The input a client should fix, as the API names it (holder.plate), or None.
+    field: str | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -42,6 +44,7 @@ class InputError(WalletError):
     """A value given by a user or client is not acceptable; ``field`` names it."""
 
     code = "invalid_input"
+    field: str
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
@@ -84,6 +87,7 @@ class PermitExistsError(StateConflictError):
     """A plate already has a live permit in that zone (one at a time, issue 11)."""
 
     code = "permit_exists"
+    field: str
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from wallet.config import PROJECT_ROOT, Settings
-from wallet.errors import ConfigError, InputError, PermitExistsError, WalletError
+from wallet.errors import ConfigError, WalletError
 from wallet.files import write_atomically
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -108,8 +108,7 @@ def create_app(
 
     @app.errorhandler(WalletError)
     def _wallet_error(exc: WalletError) -> tuple[Response, int]:
-        field = exc.field if isinstance(exc, InputError | PermitExistsError) else None
-        extra = {"field": field} if field is not None else {}
+        extra = {"field": exc.field} if exc.field is not None else {}
         return jsonify(error_body(exc.code, exc.message, **extra)), status_for(exc)
 
     @app.errorhandler(HTTPException)
