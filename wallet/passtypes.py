@@ -48,6 +48,16 @@ def has_control_characters(text: str) -> bool:
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
 
+ENFORCEMENT_SEPARATOR = "|"  # no plate or zone contains it
+
+
+def split_enforcement_value(value: str) -> tuple[str, str]:
+    """A stored enforcement value as (plate, the rest: the zone), the inverse of
+    PassType.enforcement_value."""
+    plate, _, rest = value.partition(ENFORCEMENT_SEPARATOR)
+    return plate, rest
+
+
 def invisible_character(text: str) -> str | None:
     """The first character of ``text`` that no holder value may contain, or None.
 
@@ -184,7 +194,7 @@ class PassType:
         """The one-at-a-time key of a cleaned holder (``D-AB 1234|12``), or None."""
         if not self.enforcement_key:
             return None
-        return "|".join(holder[name] for name in self.enforcement_key)
+        return ENFORCEMENT_SEPARATOR.join(holder[name] for name in self.enforcement_key)
 
     def column_field(self, header: str) -> str | None:
         """The field a column of an export fills: by the declared headers or its own name."""

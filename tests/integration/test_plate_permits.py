@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tests.concurrency import run_together
 from tests.factories import NOW, stored_row
 from tests.integration.test_passes import change, issue
-from wallet.errors import HolderDataError, StateConflictError
+from wallet.errors import HolderDataError, PermitExistsError, StateConflictError
 from wallet.formats.csvtable import read_table
 from wallet.services import imports, passes, renewals
 from wallet.services.context import Services
@@ -109,3 +109,19 @@ def test_an_import_row_for_a_plate_with_a_live_permit_is_a_problem_not_a_second_
     (problem,) = report.problems
     assert (problem.row, problem.code) == (2, "has_permit")
     assert desk.record.serial in problem.message.en and report.to_issue == 1
+
+
+def test_a_permit_issued_at_the_desk_between_check_and_import_stops_the_batch_whole(
+    db: Database, services: Services
+) -> None:
+    export = b"Kennzeichen;Zone\r\nD-AB 1234;12\r\nD-CD 77;12\r\n"
+    with db.transaction(write=False) as session:
+        report = imports.check(session, services, "parking", read_table(export, max_rows=10))
+    assert report.to_issue == 2
+    permit(db, services, "D-AB 1234")  # meanwhile, at the desk
+    batches = imports.run(lambda: db.transaction(write=True), services, report,
+                          skip_invalid=False, send_email=False, actor="cli:import",
+                          clock=lambda: NOW)  # fmt: skip
+    with pytest.raises(PermitExistsError, match="run the import again, its check names the row"):
+        list(batches)
+    assert live_count(db) == 1  # the batch rolled back: no D-CD 77 without its row's result

@@ -47,7 +47,7 @@ from wallet.errors import (
     PermitExistsError,
     StateConflictError,
 )
-from wallet.passtypes import PassType, has_control_characters
+from wallet.passtypes import PassType, has_control_characters, split_enforcement_value
 from wallet.qrtext import encode_qr_text
 from wallet.services import audit, outbox, wallets
 from wallet.services.context import Services
@@ -404,7 +404,6 @@ def _draft(
         "created_at": now,
         "updated_at": now,
     }
-    _check_one_live(session, pass_type, values["enforcement_key"])
     secret, claim_link = _new_claim_link(services, now=now)
     entry = audit.entry_values(
         key=services.audit_key,
@@ -440,7 +439,7 @@ def _check_one_live(session: Session, pass_type: PassType, key: object) -> None:
 def _already_live(
     pass_type: PassType | None, key: str, serial: str | None = None
 ) -> PermitExistsError:
-    what = " in zone ".join(key.split("|", 1))
+    what = " in zone ".join(split_enforcement_value(key))
     which = f" ({serial})" if serial else ""
     plate = pass_type.enforcement_plate if pass_type is not None else None
     return PermitExistsError(
@@ -453,7 +452,14 @@ def _unique_violation(exc: IntegrityError, values: Mapping[str, object]) -> Perm
     """A concurrent issuer won the plate and zone: the same answer as the check above."""
     if "enforcement_key" not in str(exc.orig):
         raise exc
-    return _already_live(None, str(values.get("enforcement_key") or "a plate of this batch"))
+    key = values.get("enforcement_key")
+    if key is None:  # a multi-row insert: which row, the database does not say on SQLite
+        return PermitExistsError(
+            "a plate of this batch got a permit since the file was checked; nothing of the "
+            "batch was issued: run the import again, its check names the row",
+            field="holder.plate",
+        )
+    return _already_live(None, str(key))
 
 
 def _store_draft(session: Session, services: Services, draft: _Draft, now: datetime) -> IssuedPass:
@@ -501,6 +507,7 @@ def issue_pass(
         valid_until=valid_until, actor=actor, now=now, replaces=replaces,
         external_key=external_key, renewal_of=renewal_of, may_run_until=may_run_until,
     )  # fmt: skip
+    _check_one_live(session, draft.pass_type, draft.values["enforcement_key"])
     return _store_draft(session, services, draft, now)
 
 
@@ -525,7 +532,9 @@ def issue_passes(
     """Many passes of one type (holder, external key) with a few statements, not a few each.
 
     For imports: the passes, their claim links and their audit entries go in as
-    one multi-row statement each. A pass whose drawn slot a concurrent issuer
+    one multi-row statement each. Live permits of the same plate were found by
+    the import's check; one issued since is refused by the unique index (the
+    batch rolls back). A pass whose drawn slot a concurrent issuer
     took meanwhile is inserted by nobody and then issued on its own.
     """
     drafts = [_import_draft(session, services, type_id, holder, key, actor=actor, now=now)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from wallet.domain import PassState
 from wallet.errors import InputError
+from wallet.passtypes import ENFORCEMENT_SEPARATOR, split_enforcement_value
 from wallet.plates import readings
 from wallet.services.context import Services
 from wallet.store.models import PassRow, PlateLookupRow
@@ -96,7 +97,7 @@ def _zone(zone: object) -> str:
 
 
 def _permits(session: Session, type_ids: list[str], display: str) -> list[PassRow]:
-    prefix = display + "|"
+    prefix = display + ENFORCEMENT_SEPARATOR
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     query = select(PassRow).where(
         PassRow.pass_type.in_(type_ids),
@@ -108,8 +109,7 @@ def _permits(session: Session, type_ids: list[str], display: str) -> list[PassRo
 
 
 def _zone_of(row: PassRow) -> str:
-    key = row.enforcement_key or ""
-    return key.split("|", 1)[1] if "|" in key else ""
+    return split_enforcement_value(row.enforcement_key or "")[1]
 
 
 def _state(permit: PassRow, now: datetime) -> PlateVerdict:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wallet.domain import PassState
+from wallet.passtypes import split_enforcement_value
 from wallet.plateindex import Permit, sign_index
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
@@ -104,11 +105,6 @@ def _permits(session: Session, services: Services) -> list[Permit]:
         )
     ).all()
     return [
-        Permit(
-            plate=str(key).split("|", 1)[0],
-            zone=str(key).split("|", 1)[1],
-            state=state,
-            valid_until=until,
-        )
+        Permit(*split_enforcement_value(str(key)), state=state, valid_until=until)
         for key, state, until in rows
     ]
