@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from wallet.domain import check_email_address
@@ -31,6 +31,7 @@ from wallet.formats.csvtable import Table
 from wallet.passtypes import PassType, Text, header_key
 from wallet.services import audit, claim_mail, passes
 from wallet.services.context import Services
+from wallet.store.db import refresh_statistics
 from wallet.store.models import HolderContactRow, PassRow
 
 __all__ = [
@@ -437,8 +438,7 @@ def _refresh_statistics(transaction: Transaction) -> None:
     a few ANALYZE runs (each a sample, well under a second) for any file.
     """
     with transaction() as session:
-        if session.connection().dialect.name == "postgresql":
-            session.execute(text("ANALYZE passes"))
+        refresh_statistics(session, "passes")
 
 
 def _batch(

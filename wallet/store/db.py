@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.errors import ConfigError
+from wallet.store.models import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "wallet_write"
@@ -193,3 +194,12 @@ def lock_audit_chain(session: Session) -> None:
     """Serialise sealers of the audit chain (SQLite's write lock already does)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
+
+
+def refresh_statistics(session: Session, table: str) -> None:
+    """Let PostgreSQL's planner see how large ``table`` has grown (a bulk load outruns
+    autovacuum); SQLite plans without such statistics, so there it does nothing."""
+    if table not in Base.metadata.tables:
+        raise ValueError(f"no table {table!r}")
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table}"))
