@@ -20,6 +20,7 @@ from wallet.passtypes import PassType, Text
 __all__ = [
     "LANGUAGES",
     "MAX_DEVICE_NAME_LENGTH",
+    "MAX_DEVICE_ZONES",
     "MAX_EMAIL_LENGTH",
     "MAX_LIST_LIMIT",
     "MAX_REASON_LENGTH",
@@ -40,7 +41,9 @@ __all__ = [
     "check_email_address",
     "check_language",
     "claim_url",
+    "device_zones",
     "transition",
+    "zone_name",
 ]
 
 
@@ -269,6 +272,31 @@ class WalletPass:
 # A pairing QR is shown on a screen where others may see it: it works once, briefly.
 PAIRING_LIFETIME = timedelta(minutes=10)
 MAX_DEVICE_NAME_LENGTH = 64
+# The zones an officer works in; a device for no zone in particular gets every zone.
+MAX_DEVICE_ZONES = 20
+MAX_ZONE_LENGTH = 16
+_ZONE_RE = re.compile(r"[0-9A-Z\u00c4\u00d6\u00dc-]+")
+
+
+def zone_name(text: object, *, field: str = "zone") -> str:
+    """A parking zone as compared everywhere: ``" 12 "`` and ``12`` are one zone, ``a`` is ``A``.
+
+    :raises InputError: not a zone name (letters, digits and hyphens, at most 16).
+    """
+    zone = " ".join(text.split()).upper() if isinstance(text, str) else ""
+    if not zone or len(zone) > MAX_ZONE_LENGTH or not _ZONE_RE.fullmatch(zone):
+        raise InputError("give the zone you are checking, for example 12", field=field)
+    return zone
+
+
+def device_zones(text: object) -> tuple[str, ...]:
+    """The zones typed for a device (``"12, 13"``), sorted; none means every zone."""
+    if not isinstance(text, str):
+        raise InputError("list the zones separated by commas, for example 12, 13", field="zones")
+    parts = [p for p in re.split(r"[,;\s]+", text) if p]
+    if len(parts) > MAX_DEVICE_ZONES:
+        raise InputError(f"a device can work in at most {MAX_DEVICE_ZONES} zones", field="zones")
+    return tuple(sorted({zone_name(p, field="zones") for p in parts}))
 
 
 class DeviceState(StrEnum):
@@ -293,6 +321,7 @@ class Device:
     paired_at: datetime | None
     last_sync_at: datetime | None
     revoked_at: datetime | None
+    zones: tuple[str, ...] = ()  # the zones its plate index covers; () = every zone
 
     def pairing_expired(self, now: datetime) -> bool:
         """A pending device whose pairing QR can no longer be used."""
@@ -313,6 +342,7 @@ class Device:
             "paired_at": _iso(self.paired_at),
             "last_sync_at": _iso(self.last_sync_at),
             "revoked_at": _iso(self.revoked_at),
+            "zones": list(self.zones),
         }
 
 

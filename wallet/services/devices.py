@@ -21,9 +21,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey
-from wallet.domain import MAX_DEVICE_NAME_LENGTH, PAIRING_LIFETIME, Device, DeviceState, Role
+from wallet.domain import (
+    MAX_DEVICE_NAME_LENGTH,
+    PAIRING_LIFETIME,
+    Device,
+    DeviceState,
+    Role,
+    device_zones,
+)
 from wallet.errors import InputError, NotFoundError, StateConflictError
-from wallet.services import audit
+from wallet.services import audit, plate_index
 from wallet.store.models import DeviceRow
 
 PAIRING_PREFIX = "wpp_"
@@ -67,6 +74,7 @@ def _device(row: DeviceRow) -> Device:
         paired_at=row.paired_at,
         last_sync_at=row.last_sync_at,
         revoked_at=row.revoked_at,
+        zones=tuple(z for z in row.zones.split(",") if z),
     )
 
 
@@ -105,8 +113,13 @@ def start_pairing(
     actor_role: Role,
     audit_key: AuditKey,
     now: datetime,
+    zones: object = "",
 ) -> NewPairing:
-    """A pending device and its pairing code, valid once for ``PAIRING_LIFETIME``."""
+    """A pending device and its pairing code, valid once for ``PAIRING_LIFETIME``.
+
+    ``zones`` (``"12, 13"``) limits its offline plate index to the zones its officer
+    works in, so a lost phone holds a district's permits, not the city's.
+    """
     code = PAIRING_PREFIX + secrets.token_urlsafe(24)
     row = DeviceRow(
         device_id="dev_" + secrets.token_urlsafe(8),
@@ -117,11 +130,13 @@ def start_pairing(
         created_at=now,
         pairing_hash=_hash(code),
         pairing_expires_at=now + PAIRING_LIFETIME,
+        zones=",".join(device_zones(zones)),
     )
     session.add(row)
     session.flush()
+    details = {"role": row.role, "zones": row.zones}
     audit.record(session, key=audit_key, actor=actor, action="device.pairing_started",
-                 target=f"device:{row.device_id}", details={"role": row.role}, now=now)  # fmt: skip
+                 target=f"device:{row.device_id}", details=details, now=now)  # fmt: skip
     return NewPairing(device=_device(row), code=code)
 
 
@@ -213,6 +228,7 @@ def revoke_device(
     row.state = DeviceState.REVOKED.value
     row.revoked_at = now
     row.pairing_hash = None
+    plate_index.retire_keys(session)
     audit.record(session, key=audit_key, actor=actor, action="device.revoke",
                  target=f"device:{device_id}", now=now)  # fmt: skip
     return _device(row)

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.domain import PassState
@@ -38,10 +39,16 @@ class ServedIndex:
     expires_at: datetime
 
 
-def current_index(session: Session, services: Services, *, now: datetime) -> ServedIndex:
-    """The index to hand out now, rebuilt (with a new key) if permits changed or it aged."""
+def current_index(
+    session: Session, services: Services, *, zones: tuple[str, ...] = (), now: datetime
+) -> ServedIndex:
+    """The index of ``zones`` (every zone if none) to hand out now, rebuilt with a new
+    key if permits changed or it aged."""
+    scope = ",".join(zones)
     fingerprint = _fingerprint(session, services)
-    row = session.get(PlateIndexRow, 1, with_for_update=True)
+    row = session.scalars(
+        select(PlateIndexRow).where(PlateIndexRow.scope == scope).with_for_update()
+    ).first()
     if (
         row is not None
         and row.fingerprint == fingerprint
@@ -52,8 +59,9 @@ def current_index(session: Session, services: Services, *, now: datetime) -> Ser
     key = os.urandom(32)
     version = next_counter(session, "plate_index")
     expires_at = now + INDEX_LIFETIME
+    permits = _permits(session, services)
     token = sign_index(
-        _permits(session, services),
+        [p for p in permits if not zones or p.zone in zones],
         key=key,
         issuer=services.settings.issuer,
         version=version,
@@ -66,13 +74,31 @@ def current_index(session: Session, services: Services, *, now: datetime) -> Ser
         "version": version, "fingerprint": fingerprint, "token": token,
         "sealed_key": sealed, "issued_at": now, "expires_at": expires_at,
     }  # fmt: skip
-    if row is None:
-        session.add(PlateIndexRow(id=1, **values))
-    else:
+    if row is not None:
         for name, value in values.items():
             setattr(row, name, value)
-    session.flush()
+        session.flush()
+    elif not _insert(session, PlateIndexRow(scope=scope, **values)):
+        # Another device of these zones built it at the same moment: serve that one.
+        return current_index(session, services, zones=zones, now=now)
     return ServedIndex(token, key, version, expires_at)
+
+
+def retire_keys(session: Session) -> None:
+    """Forget every index and its key (a device was revoked): the next sync of any
+    device builds a new index under a new key, so no key a lost phone holds is handed
+    out again."""
+    session.execute(delete(PlateIndexRow))
+
+
+def _insert(session: Session, row: PlateIndexRow) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def _enforced(services: Services) -> list[str]:

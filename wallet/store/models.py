@@ -284,6 +284,8 @@ class DeviceRow(Base):
     paired_at: Mapped[datetime | None] = mapped_column(default=None)
     last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The zones its officer works in, comma-separated; empty: every zone.
+    zones: Mapped[str] = mapped_column(String(400), default="")
 
 
 class IdempotencyKeyRow(Base):
@@ -356,11 +358,14 @@ class InstanceSettingRow(Base):
 
 
 class PlateIndexRow(Base):
-    """The last signed plate index and its HMAC key, sealed with the audit seal key."""
+    """The last signed plate index of a set of zones and its HMAC key, sealed with the
+    audit seal key. ``scope`` names the zones (comma-separated; empty: every zone)."""
 
     __tablename__ = "plate_index"
+    __table_args__ = (UniqueConstraint("scope", name="uq_plate_index_scope"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(400), default="")
     version: Mapped[int] = mapped_column(BigInteger)
     fingerprint: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(Text)

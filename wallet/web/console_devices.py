@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from wallet.domain import MAX_DEVICE_NAME_LENGTH, Device, Role
+from wallet.domain import MAX_DEVICE_NAME_LENGTH, MAX_DEVICE_ZONES, Device, Role
 from wallet.errors import InputError
 from wallet.services import devices as device_service
 from wallet.services import plate_checks
@@ -32,7 +32,9 @@ def _roles_for(staff: Staff) -> list[str]:
     return [role.value for role in _RANK[: _RANK.index(own) + 1]]
 
 
-def _list_page(*, error: str = "", name: str = "", status: int = 200) -> tuple[str, int]:
+def _list_page(
+    *, error: str = "", error_field: str = "", name: str = "", zones: str = "", status: int = 200
+) -> tuple[str, int]:
     staff: Staff = g.staff
     ctx = context()
     with ctx.db.transaction(write=False) as session:
@@ -46,7 +48,9 @@ def _list_page(*, error: str = "", name: str = "", status: int = 200) -> tuple[s
         busy=[d.name for d in shown if lookups.get(d.device_id, 0) >= plate_checks.ALERT_PER_DAY],
         roles=_roles_for(staff),
         error=error,
+        error_field=error_field,
         name=name,
+        zones=zones,
         max_name=MAX_DEVICE_NAME_LENGTH,
         moment=now(),
         root_fingerprint=ctx.services.keys.root_public_key(now=now()).fingerprint(),
@@ -66,6 +70,7 @@ def pair_device() -> ResponseReturnValue:
     ctx = context()
     name = request.form.get("name", "")
     role = request.form.get("role", Role.VERIFIER.value)
+    zones = request.form.get("zones", "")
     try:
         with ctx.db.transaction(write=True) as session:
             pairing = device_service.start_pairing(
@@ -76,15 +81,24 @@ def pair_device() -> ResponseReturnValue:
                 actor_role=Role(staff.role),
                 audit_key=ctx.services.audit_key,
                 now=now(),
+                zones=zones,
             )
     except InputError as exc:
-        message = (
-            _("Please give the device a name of at most %(count)d characters, on one line.",
-              count=MAX_DEVICE_NAME_LENGTH)
-            if exc.field == "name"
-            else _("Please choose a role that is not above your own.")
-        )  # fmt: skip
-        return _list_page(error=message, name=name[:MAX_DEVICE_NAME_LENGTH], status=422)
+        messages = {
+            "name": _("Please give the device a name of at most %(count)d characters, on one line.",
+                      count=MAX_DEVICE_NAME_LENGTH),
+            "zones": _("Please list at most %(count)d zones, separated by commas, for example "
+                       "12, 13.", count=MAX_DEVICE_ZONES),
+        }  # fmt: skip
+        above = _("Please choose a role that is not above your own.")
+        message = messages.get(exc.field or "", above)
+        return _list_page(
+            error=message,
+            error_field=exc.field if exc.field in messages else "role",
+            name=name[:MAX_DEVICE_NAME_LENGTH],
+            zones=zones[:200],
+            status=422,
+        )
     pair_url = f"{ctx.settings.public_url}/scan/#pair={pairing.code}"
     page = render_template(
         "console/device_pairing.html",

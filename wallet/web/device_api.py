@@ -137,11 +137,15 @@ def plate_index() -> Response:
     ctx = context()
     moment = now()
     with ctx.db.transaction(write=True) as session:
-        if devices.authenticate_device(session, credential, now=moment) is None:
+        device = devices.authenticate_device(session, credential, now=moment)
+        if device is None:
             _refuse(devices.device_state_for(session, credential))
-        served = plate_index_service.current_index(session, ctx.services, now=moment)
+        served = plate_index_service.current_index(
+            session, ctx.services, zones=device.zones, now=moment
+        )
     return jsonify({
         "index": served.token,
+        "zones": list(device.zones),
         "key": b64url_encode(served.key),
         "version": served.version,
         "expires_at": served.expires_at.isoformat(),
