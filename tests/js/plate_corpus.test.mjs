@@ -1,0 +1,67 @@
+// The shared plate corpus, run through the scanner's plate reader (node --test).
+// The same vectors pass through wallet/plates.py in tests/corpus/test_plate_corpus.py.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import {
+  MAX_CHARACTERS,
+  PlateError,
+  parsePlate,
+  readings,
+} from "../../wallet/web/static/scan/verifier/plates.js";
+
+const CORPUS = new URL("../corpus/plates.json", import.meta.url);
+const vectors = JSON.parse(readFileSync(CORPUS, "utf-8"));
+
+function assertIsPlate(plate) {
+  assert.ok(Object.isFrozen(plate));
+  assert.deepEqual(Object.keys(plate), ["district", "letters", "number", "suffix", "display"]);
+  const { district, letters, number, suffix, display } = plate;
+  assert.equal(display, `${district}-${letters} ${number}${suffix}`);
+}
+
+for (const vector of vectors) {
+  test(`readings: ${vector.name}`, () => {
+    const found = readings(vector.input);
+    found.forEach(assertIsPlate);
+    assert.deepEqual(found.map((p) => p.display), vector.readings);
+  });
+
+  test(`parsePlate: ${vector.name}`, () => {
+    if ("parse" in vector) {
+      const plate = parsePlate(vector.input);
+      assertIsPlate(plate);
+      assert.equal(plate.display, vector.parse);
+    } else {
+      assert.throws(
+        () => parsePlate(vector.input),
+        (error) =>
+          error instanceof PlateError &&
+          error instanceof Error &&
+          error.name === "PlateError" &&
+          error.message === vector.parse_error,
+      );
+    }
+  });
+}
+
+test("the corpus is not empty", () => {
+  assert.ok(vectors.length >= 60);
+});
+
+test("the plate limit is Python's", () => {
+  assert.equal(MAX_CHARACTERS, 8);
+});
+
+test("inputs JSON cannot carry have no reading either", () => {
+  const plate = "D-AB 1234";
+  for (const input of [undefined, 1234n, Symbol(plate), new String(plate), () => plate]) {
+    assert.deepEqual(readings(input), []);
+    assert.throws(() => parsePlate(input), {
+      name: "PlateError",
+      message: "this is not a German plate (for example D-AB 1234)",
+    });
+  }
+});

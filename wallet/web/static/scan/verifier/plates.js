@@ -1,0 +1,187 @@
+// German licence plates, read as wallet/plates.py reads them (issue 11): the staff
+// scanner turns a typed plate into the same D-AB 1234 the service stored and signed,
+// offline. Same rules, same order, same messages; tests/corpus/plates.json is the
+// corpus both must pass (tests/corpus/test_plate_corpus.py, tests/js/plate_corpus.test.mjs).
+
+export const MAX_CHARACTERS = 8; // district + letters + digits, without the E/H suffix
+
+// Python measures in code points: an emoji is 1 there, 2 UTF-16 units here.
+const MAX_INPUT_CODE_POINTS = 40;
+
+const NOT_A_PLATE = "this is not a German plate (for example D-AB 1234)";
+
+export class PlateError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PlateError";
+  }
+}
+
+// Letters from other scripts that look like Latin capitals on a plate, and the dashes
+// and dots people type between the parts: the code points of Python's _LOOKALIKES.
+const LOOKALIKES = new Map([
+  ...pairs(
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0406\u0408\u0405",
+    "ABEKMHOPCTXYIJS",
+  ), // Cyrillic
+  ...pairs(
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7",
+    "ABEZHIKMNOPTYX",
+  ), // Greek
+  ...[..."\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63._\u00b7"].map((c) => [c, "-"]),
+]);
+
+// Python's \s on str patterns (str.isspace): it has U+001C..U+001F and U+0085, which JS
+// \s lacks, and lacks U+FEFF, which JS \s has. Spelled out so both collapse the same.
+const PYTHON_SPACES =
+  /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/gu;
+
+// Python 3.11's unicodedata is Unicode 14; browsers (and Node) know later versions, which
+// fold more into plate letters: outlined A-Z and 0-9 (U+1CCD6..), Cyrillic modifier letters
+// (U+1E030..), a modifier capital S (U+A7F1). Python leaves these as they are, so do we.
+const NEWER_FOLDS = /([\ua7f1\u{1ccd6}-\u{1ccf9}\u{1e030}-\u{1e06d}])/u;
+// Small letters that only got a capital after Unicode 14 (none of them a plate letter,
+// kept for the same reason).
+const NEWER_CAPITALS =
+  /([\u019b\u0264\u1c8a\ua7cd\ua7cf\ua7d3\ua7d5\ua7db\u{10d70}-\u{10d85}\u{16ebb}-\u{16ed3}])/u;
+
+// After clean-up: letters, an optional separator, letters, digits, suffix. Python's
+// fullmatch is ^...$ here; both engines backtrack in the same order, so the lazy
+// {0,3}? gives the same groups.
+const SHAPE = new RegExp(
+  "^(?<head>[A-Z\u00c4\u00d6\u00dc0]{1,3})(?<sep>[- ]*)(?<letters>[A-Z0]{0,3}?)" +
+    " ?(?<digits>[0-9O]{1,4}) ?(?<suffix>[EH]?)$",
+  "u",
+);
+const WRITTEN_OUT = /^([^- ]+)[- ]+([^- 0-9]+) ?([0-9A-Z]+?)([EH]?)$/u;
+const DISTRICT = /^[A-Z\u00c4\u00d6\u00dc]{1,3}$/u;
+const LETTERS = /^[A-Z]{1,2}$/u;
+const NUMBER = /^[1-9][0-9]{0,3}$/u;
+
+function pairs(from, to) {
+  return [...from].map((c, i) => [c, to[i]]);
+}
+
+// Split around `protect` (a capturing regex, so the protected code points come back at
+// odd indexes), change only the rest. Cutting the text there changes no composition:
+// to Python these are unassigned starters that compose with nothing.
+function exceptAt(protect, text, change) {
+  return text
+    .split(protect)
+    .map((part, i) => (i % 2 ? part : change(part)))
+    .join("");
+}
+
+// Python's str.strip(" -"), without a regex that is quadratic on long runs.
+function stripSeparators(text) {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === " " || text[start] === "-")) start += 1;
+  while (end > start && (text[end - 1] === " " || text[end - 1] === "-")) end -= 1;
+  return text.slice(start, end);
+}
+
+function clean(text) {
+  // NFKC first, then capitals (ß -> SS, and the ﬀ ligature is ff by then): Python's order.
+  // Decomposed umlauts (O + U+0308) are composed here; a lone combining mark is junk.
+  const folded = exceptAt(NEWER_FOLDS, text, (part) => part.normalize("NFKC"));
+  const upper = exceptAt(NEWER_CAPITALS, folded, (part) => part.toUpperCase());
+  const latin = Array.from(upper, (c) => LOOKALIKES.get(c) ?? c).join(""); // str.translate
+  return stripSeparators(latin.replace(PYTHON_SPACES, " "));
+}
+
+function longerThan(text, limit) {
+  let count = 0;
+  for (const _ of text) {
+    count += 1; // a code point, as Python's len counts (a lone surrogate is one too)
+    if (count > limit) return true;
+  }
+  return false;
+}
+
+function plate(district, letters, number, suffix) {
+  // OCR and hurried typing swap O and 0: a 0 among letters is an O, an O among digits
+  // a 0 (no district code or number has the other there).
+  district = district.replaceAll("0", "O");
+  letters = letters.replaceAll("0", "O");
+  number = number.replaceAll("O", "0");
+  if (!DISTRICT.test(district)) {
+    throw new PlateError("the district code is 1 to 3 letters (as in D, DU, SÜW)");
+  }
+  if (!LETTERS.test(letters)) {
+    throw new PlateError("after the district code come 1 or 2 letters (A to Z)");
+  }
+  if (!NUMBER.test(number)) {
+    throw new PlateError("the number is 1 to 4 digits and does not start with 0");
+  }
+  if (district.length + letters.length + number.length > MAX_CHARACTERS) {
+    throw new PlateError(`a German plate has at most ${MAX_CHARACTERS} letters and digits`);
+  }
+  const display = `${district}-${letters} ${number}${suffix}`;
+  return Object.freeze({ district, letters, number, suffix, display });
+}
+
+// Where district and letters part: as written ("D-AB", "D AB"), or else every cut of the
+// run of letters ("DAB": D|AB, DA|B), since those are different cars.
+function splits({ head, sep, letters }) {
+  if (sep.includes("-") || (sep && letters)) {
+    return [[head, letters]];
+  }
+  const run = head + letters;
+  const found = [];
+  for (let cut = 1; cut <= Math.min(3, run.length - 1); cut += 1) {
+    found.push([run.slice(0, cut), run.slice(cut)]);
+  }
+  return found;
+}
+
+/** Every plate `text` can stand for, in Python's order; [] if none. */
+export function readings(text) {
+  if (typeof text !== "string" || longerThan(text, MAX_INPUT_CODE_POINTS)) {
+    return [];
+  }
+  const match = SHAPE.exec(clean(text));
+  if (match === null) {
+    return [];
+  }
+  const { digits, suffix } = match.groups;
+  const found = [];
+  for (const [district, rest] of splits(match.groups)) {
+    let reading;
+    try {
+      reading = plate(district, rest, digits, suffix);
+    } catch (error) {
+      if (error instanceof PlateError) continue;
+      throw error;
+    }
+    if (!found.some((p) => p.display === reading.display)) {
+      found.push(reading);
+    }
+  }
+  return found;
+}
+
+/** The one plate `text` names; throws PlateError if it names none or several. */
+export function parsePlate(text) {
+  const found = readings(text);
+  if (found.length === 1) {
+    return found[0];
+  }
+  if (found.length > 1) {
+    const options = found.map((p) => p.display).join(" or ");
+    throw new PlateError(`write where the district code ends: ${options}`);
+  }
+  if (typeof text === "string") {
+    explain(clean(text));
+  }
+  throw new PlateError(NOT_A_PLATE);
+}
+
+// The most helpful reason for a written-out plate that did not parse. Python runs this on
+// input of any length (longer than 40 too), so the same input gets the same message here.
+function explain(cleaned) {
+  const parts = WRITTEN_OUT.exec(cleaned);
+  if (parts !== null) {
+    plate(parts[1], parts[2], parts[3], parts[4]);
+  }
+}
