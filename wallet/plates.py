@@ -19,9 +19,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Plate", "PlateError", "parse_plate", "readings"]
+__all__ = ["MAX_INPUT", "MAX_LENGTH", "Plate", "PlateError", "parse_plate", "readings"]
 
 MAX_CHARACTERS = 8  # district + letters + digits, without the E/H suffix
+# What a plate field may hold, in code points of the cleaned text (spaces collapsed, outer
+# spaces and hyphens stripped): room for a plate and stray characters, so a plate padded
+# by a form or a copied table cell is still read.
+MAX_LENGTH = 40
+# Raw input longer than this is refused unread: NFKC and the regexes never see a megabyte
+# (_explain's pattern takes time quadratic in the length), whatever the caller checks after.
+MAX_INPUT = 200
 _DISTRICT_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -41,11 +48,15 @@ _LOOKALIKES = str.maketrans(
     }
 )  # fmt: skip
 _SPACES = re.compile(r"\s+")
-# After clean-up: letters, an optional separator, letters, digits, suffix.
+# After clean-up: letters, an optional separator, letters, digits, suffix. The lazy
+# letters group hands O's (and 0's) ending the letters to the digits, where a number
+# cannot start with them: _letters_and_number gives them back.
 _SHAPE = re.compile(
     r"(?P<head>[A-ZÄÖÜ0]{1,3})(?P<sep>[- ]*)(?P<letters>[A-Z0]{0,3}?)"
-    r" ?(?P<digits>[0-9O]{1,4}) ?(?P<suffix>[EH]?)"
+    r"(?P<gap> ?)(?P<digits>[0-9O]{1,4}) ?(?P<suffix>[EH]?)"
 )
+NOT_A_PLATE = "this is not a German plate (for example D-AB 1234)"
+TOO_LONG = f"a plate has at most {MAX_LENGTH} characters; type only the plate"
 
 
 class PlateError(ValueError):
@@ -96,13 +107,46 @@ def readings(text: object) -> list[Plate]:
     ``D-AB 1234``, ``d ab 1234``, ``D\u2013AB 1234`` and ``DAB1234``'s first reading
     are the same plate; ``DAB1234`` alone also reads as DA-B 1234.
     """
-    if not isinstance(text, str) or len(text) > 40:
+    if not isinstance(text, str):
         return []
-    match = _SHAPE.fullmatch(_clean(text))
+    try:
+        return _readings(_cleaned(text))
+    except PlateError:  # too long
+        return []
+
+
+def parse_plate(text: object) -> Plate:
+    """The one plate ``text`` names, for issuing: it must say where the district ends.
+
+    :raises PlateError: not a German plate, or ambiguous (``DAB1234``: write D-AB 1234).
+    """
+    if not isinstance(text, str):
+        raise PlateError(NOT_A_PLATE)
+    cleaned = _cleaned(text)
+    found = _readings(cleaned)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        options = " or ".join(p.display for p in found)
+        raise PlateError(f"write where the district code ends: {options}")
+    _explain(cleaned)
+    raise PlateError(NOT_A_PLATE)
+
+
+def _cleaned(text: str) -> str:
+    """``text`` cleaned for reading; :raises PlateError: too long for a plate field."""
+    # The raw cap first, on len alone: a long value costs nothing before it is refused.
+    if len(text) > MAX_INPUT or len(cleaned := _clean(text)) > MAX_LENGTH:
+        raise PlateError(TOO_LONG)
+    return cleaned
+
+
+def _readings(cleaned: str) -> list[Plate]:
+    match = _SHAPE.fullmatch(cleaned)
     if match is None:
         return []
-    head, sep, letters = match["head"], match["sep"], match["letters"]
-    number, suffix = match["digits"], match["suffix"]
+    head, sep = match["head"], match["sep"]
+    letters, number = _letters_and_number(match["letters"], match["gap"], match["digits"])
     if sep.strip(" ") or (sep and letters):  # "D-AB", "D AB": the split is written
         splits = [(head, letters)]
     else:  # "DAB": every split of the run of letters
@@ -111,7 +155,7 @@ def readings(text: object) -> list[Plate]:
     found: list[Plate] = []
     for district, rest in splits:
         try:
-            plate = _plate(district, rest, number, suffix)
+            plate = _plate(district, rest, number, match["suffix"])
         except PlateError:
             continue
         if plate not in found:
@@ -119,20 +163,20 @@ def readings(text: object) -> list[Plate]:
     return found
 
 
-def parse_plate(text: object) -> Plate:
-    """The one plate ``text`` names, for issuing: it must say where the district ends.
+def _letters_and_number(letters: str, gap: str, digits: str) -> tuple[str, str]:
+    """The letters and the number, with O's run straight into the digits as letters.
 
-    :raises PlateError: not a German plate, or ambiguous (``DAB1234``: write D-AB 1234).
+    A number never starts with 0, so O's (or 0's, the OCR swap) written straight before
+    its first other digit end the letters: D-BO12 is D-BO 12, DBO12 splits as DBO 12
+    does, D O12 is D-O 12 as D AB12 is D-AB 12. Only a space written after letters (the
+    gap) stays a boundary: the writer put the O's in the number, so D-A O12 is refused
+    (the number starts with 0) as D-AB O12 is, not read as D-AO 12. O's without another
+    digit (D-BOO) stay the number, which is refused.
     """
-    found = readings(text)
-    if len(found) == 1:
-        return found[0]
-    if found:
-        options = " or ".join(p.display for p in found)
-        raise PlateError(f"write where the district code ends: {options}")
-    if isinstance(text, str):
-        _explain(_clean(text))
-    raise PlateError("this is not a German plate (for example D-AB 1234)")
+    number = digits.lstrip("0O")
+    if gap or not number:
+        return letters, digits
+    return letters + digits[: len(digits) - len(number)], number
 
 
 def _explain(cleaned: str) -> None:

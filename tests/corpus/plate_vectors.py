@@ -10,7 +10,8 @@ both must agree on every one.
 The cases are what keyboards, phones and OCR produce: missing and exotic separators,
 lower case, full-width forms, Cyrillic and Greek look-alikes, O read as 0, umlauts
 (composed or not), the E/H suffix, the 8-character rule, whitespace that only some
-languages call whitespace, code points outside the BMP, and input that is no text.
+languages call whitespace, padding and input too long for a plate field (40 code points
+once cleaned, 200 raw), code points outside the BMP, and input that is no text.
 Characters a reader could mistake are written as escapes.
 
 Regenerate: ``python -m tests.corpus.plate_vectors``
@@ -31,6 +32,7 @@ DISTRICT = "the district code is 1 to 3 letters (as in D, DU, S\u00dcW)"
 LETTERS = "after the district code come 1 or 2 letters (A to Z)"
 NUMBER = "the number is 1 to 4 digits and does not start with 0"
 TOO_MANY = "a German plate has at most 8 letters and digits"
+TOO_LONG = "a plate has at most 40 characters; type only the plate"
 
 # Mathematical bold capitals and digits: outside the BMP, NFKC makes them plain A-Z, 0-9.
 BOLD_D_AB_1234 = "\U0001d403-\U0001d400\U0001d401 \U0001d7cf\U0001d7d0\U0001d7d1\U0001d7d2"
@@ -213,14 +215,28 @@ def _whitespace() -> list[Vector]:
 
 
 def _lengths_and_types() -> list[Vector]:
+    """The 40-character limit counts the cleaned text, so padding never refuses a plate;
+    raw input past 200 code points is refused unread, with a message saying what to do."""
     return [
         plate("40 characters", "D-AB 1234" + " " * 31, "D-AB 1234"),
-        refused("41 characters, a plate in them", "D-AB 1234" + " " * 32, NOT_A_PLATE),
+        plate("41 characters, a plate in them", "D-AB 1234" + " " * 32, "D-AB 1234"),
         refused("41 characters, explained anyway", "D-ABC 12" + " " * 33, LETTERS),
-        refused("500 characters", "x" * 500, NOT_A_PLATE),
+        plate("spaces inside collapse before counting", "D" + " " * 60 + "AB 1234", "D-AB 1234"),
+        plate("padding of line breaks and tabs", "\r\n\t" * 40 + "d-ab 1234\n", "D-AB 1234"),
+        plate("padding of hyphens is stripped", "-" * 100 + "D-AB 1234" + "-" * 91, "D-AB 1234"),
+        plate("200 code points, a plate padded", "D-AB 1234" + " " * 191, "D-AB 1234"),
+        refused("201 code points, refused unread", "D-AB 1234" + " " * 192, TOO_LONG),
+        refused("40 characters once cleaned, no plate", "D-AB 1234 " + "X" * 30, NOT_A_PLATE),
+        refused("41 characters once cleaned", "D-AB 1234 " + "X" * 31, TOO_LONG),
+        refused("20 sharp s are 40 letters", "\u00df" * 20, NOT_A_PLATE),
+        refused("21 sharp s are 42 letters once capitals", "\u00df" * 21, TOO_LONG),
+        refused("500 characters", "x" * 500, TOO_LONG),
         plate("40 code points, 48 UTF-16 units", BOLD_D_AB_1234 + " " * 31, "D-AB 1234"),
-        refused("41 code points outside the BMP", BOLD_D_AB_1234 + " " * 32, NOT_A_PLATE),
-        refused("41 emojis", CAR * 41, NOT_A_PLATE),
+        plate("41 code points outside the BMP", BOLD_D_AB_1234 + " " * 32, "D-AB 1234"),
+        plate("200 code points, 209 UTF-16 units", BOLD_D_AB_1234 + " " * 191, "D-AB 1234"),
+        refused("201 code points outside the BMP", BOLD_D_AB_1234 + " " * 192, TOO_LONG),
+        refused("41 emojis", CAR * 41, TOO_LONG),
+        refused("101 emojis, 202 UTF-16 units", CAR * 101, TOO_LONG),
         refused("emoji after the plate", f"D-AB 1234 {CAR}", NOT_A_PLATE),
         refused("emoji as the district", f"{CAR}-AB 12", DISTRICT),
         refused("joined emoji as the letters", "D-\U0001f468\u200d\U0001f469 1", LETTERS),
@@ -243,19 +259,36 @@ def _newer_unicode() -> list[Vector]:
     ]
 
 
-def _known_quirks() -> list[Vector]:
-    """Today's wallet.plates, pinned so the twins stay twins, though arguably wrong.
+def _o_before_the_digits() -> list[Vector]:
+    """O's (or 0's) ending the letters, written straight before the digits.
 
-    With no space before the number, the lazy letters group of the shape hands a final
-    O (or 0) of the letters to the number, which then starts with 0: D-BO12 and D-O12 are
-    no plate, while D-BO 12 and D-O 12 are. When wallet.plates reads them as D-BO 12 and
-    D-O 12, change these vectors and plates.js with it.
+    A number never starts with 0, so they are letters: D-BO12 is D-BO 12 as D-BO 12 is,
+    and run-together input splits every way. A space written after the letters is kept
+    as the writer's boundary: D-A O12 names the number O12, refused as D-AB O12 is,
+    not read as D-AO 12. A space after the district (D O12) is no such boundary.
     """
     return [
-        refused("quirk: letters ending in O before the number", "D-BO12", NOT_A_PLATE),
-        refused("quirk: the letter O before the number", "D-O12", NOT_A_PLATE),
-        refused("quirk: letters ending in 0 before the number", "D-A012", NUMBER),
-        plate("quirk: the same with a space is read", "D-BO 12", "D-BO 12"),
+        plate("letters ending in O straight before the digits", "D-BO12", "D-BO 12"),
+        plate("the letter O straight before the digits", "D-O12", "D-O 12"),
+        plate("letters ending in 0 straight before the digits", "D-A012", "D-AO 12"),
+        plate("letters ending in O, then a space", "D-BO 12", "D-BO 12"),
+        plate("two Os straight before the digits", "D-OO12", "D-OO 12"),
+        plate("lower case o straight before the digits", "d-bo12", "D-BO 12"),
+        plate("Cyrillic O straight before the digits", "D-B\u041e12", "D-BO 12"),
+        plate("O straight before the digits, then a suffix", "D-BO12E", "D-BO 12E"),
+        plate("O straight before a four-digit number", "D-BO1234", "D-BO 1234"),
+        plate("O before the digits, a space after the district", "D O12", "D-O 12"),
+        plate("O before the digits, two-letter district and a space", "DA O12", "DA-O 12"),
+        plate("0 before the digits, a space after the district", "D 012", "D-O 12"),
+        ambiguous("run of letters ending in O", "DBO12", "D-BO 12", "DB-O 12"),
+        ambiguous("run of four letters ending in O", "DABO12", "DA-BO 12", "DAB-O 12"),
+        ambiguous("run of letters ending in 0", "DAB0123", "DA-BO 123", "DAB-O 123"),
+        plate("O among the digits stays 0", "D-BO1O", "D-BO 10"),
+        refused("O after a space stays in the number", "D-A O12", NUMBER),
+        refused("0 after a space stays in the number", "D-A 012", NUMBER),
+        refused("O would make three letters: a leading 0", "D-AB0123", NUMBER),
+        refused("only Os after the letters", "D-BOO", NUMBER),
+        refused("O before the digits, nine characters", "S\u00dcW-BO1234", TOO_MANY),
     ]
 
 
@@ -269,7 +302,7 @@ def build() -> list[Vector]:
         *_whitespace(),
         *_lengths_and_types(),
         *_newer_unicode(),
-        *_known_quirks(),
+        *_o_before_the_digits(),
     ]
     names = [v["name"] for v in vectors]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -14,6 +14,7 @@ from tests.corpus.plate_vectors import (
     LETTERS,
     NOT_A_PLATE,
     NUMBER,
+    TOO_LONG,
     TOO_MANY,
     render,
 )
@@ -50,4 +51,4 @@ def test_the_corpus_has_every_reason_parse_plate_gives() -> None:
         for v in VECTORS
         if "parse_error" in v
     }
-    assert given == {ambiguous, NOT_A_PLATE, DISTRICT, LETTERS, NUMBER, TOO_MANY}
+    assert given == {ambiguous, NOT_A_PLATE, DISTRICT, LETTERS, NUMBER, TOO_MANY, TOO_LONG}

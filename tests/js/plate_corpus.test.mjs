@@ -5,8 +5,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
+import { performance } from "node:perf_hooks";
+
 import {
   MAX_CHARACTERS,
+  MAX_INPUT,
+  MAX_LENGTH,
   PlateError,
   parsePlate,
   readings,
@@ -51,8 +55,23 @@ test("the corpus is not empty", () => {
   assert.ok(vectors.length >= 60);
 });
 
-test("the plate limit is Python's", () => {
+test("the plate limits are Python's", () => {
   assert.equal(MAX_CHARACTERS, 8);
+  assert.equal(MAX_LENGTH, 40);
+  assert.equal(MAX_INPUT, 200);
+});
+
+test("a 100,000-character value is refused at once, not matched in quadratic time", () => {
+  // explain's pattern backtracks quadratically on this shape, as Python's does.
+  const attack = `D-${"A".repeat(99_997)}!`;
+  assert.equal(attack.length, 100_000);
+  const started = performance.now();
+  assert.throws(() => parsePlate(attack), {
+    name: "PlateError",
+    message: "a plate has at most 40 characters; type only the plate",
+  });
+  assert.deepEqual(readings(attack), []);
+  assert.ok(performance.now() - started < 50);
 });
 
 test("inputs JSON cannot carry have no reading either", () => {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from wallet.plates import Plate, PlateError, parse_plate, readings
@@ -63,7 +65,7 @@ def test_issuing_an_ambiguous_plate_asks_where_the_district_ends() -> None:
         ("", "not a German plate"),
         ("D-AB 12; DROP TABLE", "not a German plate"),
         ("D-ÄB 12", "1 or 2 letters"),  # umlauts only in the district code
-        ("x" * 500, "not a German plate"),
+        ("x" * 500, "at most 40 characters; type only the plate"),
     ],
 )
 def test_what_cannot_be_a_german_plate_is_refused_saying_why(typed: str, why: str) -> None:
@@ -76,3 +78,36 @@ def test_non_text_input_has_no_reading() -> None:
     assert readings(None) == [] and readings(1234) == []
     with pytest.raises(PlateError):
         parse_plate(None)
+
+
+def test_an_o_ending_the_letters_straight_before_the_digits_is_no_leading_zero() -> None:
+    # The lazy letters group used to hand the O to the number, which then began with 0.
+    assert parse_plate("D-BO12") == parse_plate("D-BO 12") == Plate("D", "BO", "12")
+    assert parse_plate("D-O12") == Plate("D", "O", "12")
+    assert parse_plate("D-A012") == Plate("D", "AO", "12")  # 0 among the letters is an O
+    assert readings("DBO12") == [Plate("D", "BO", "12"), Plate("DB", "O", "12")]
+    # A space written after the letters puts the O in the number: refused, not moved.
+    with pytest.raises(PlateError, match="does not start with 0"):
+        parse_plate("D-A O12")
+
+
+def test_a_100000_character_value_is_refused_at_once_not_in_quadratic_time() -> None:
+    # _explain's pattern backtracks quadratically on this shape: 0.9 s at 8,000 characters.
+    attack = "D-" + "A" * 99_997 + "!"
+    assert len(attack) == 100_000
+    started = time.perf_counter()
+    with pytest.raises(PlateError, match="at most 40 characters; type only the plate"):
+        parse_plate(attack)
+    assert readings(attack) == []
+    assert time.perf_counter() - started < 0.05
+
+
+def test_a_plate_padded_with_spaces_is_read_not_called_no_german_plate() -> None:
+    # The 40 characters count the cleaned text, so padding from a form still reads ...
+    assert parse_plate("D-AB 1234" + " " * 100) == D_AB_1234
+    assert parse_plate("-" * 50 + "D-AB 1234") == D_AB_1234
+    # ... and what is too long says so, and what to do, rather than "not a German plate".
+    for too_long in ("D-AB 1234 " + "X" * 31, "D-AB 1234" + " " * 192):
+        with pytest.raises(PlateError, match=r"^a plate has at most 40 characters; type only"):
+            parse_plate(too_long)
+        assert readings(too_long) == []

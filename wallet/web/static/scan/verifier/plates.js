@@ -5,10 +5,16 @@
 
 export const MAX_CHARACTERS = 8; // district + letters + digits, without the E/H suffix
 
-// Python measures in code points: an emoji is 1 there, 2 UTF-16 units here.
-const MAX_INPUT_CODE_POINTS = 40;
+// Both limits count code points, as Python's len does: an emoji is 1 there, 2 UTF-16
+// units here. What a plate field may hold, in the cleaned text (spaces collapsed, outer
+// spaces and hyphens stripped), so a plate padded by a form is still read:
+export const MAX_LENGTH = 40;
+// Raw input longer than this is refused unread: NFKC and the regexes never see a megabyte
+// (explain's pattern takes time quadratic in the length).
+export const MAX_INPUT = 200;
 
 const NOT_A_PLATE = "this is not a German plate (for example D-AB 1234)";
+const TOO_LONG = `a plate has at most ${MAX_LENGTH} characters; type only the plate`;
 
 export class PlateError extends Error {
   constructor(message) {
@@ -47,10 +53,11 @@ const NEWER_CAPITALS =
 
 // After clean-up: letters, an optional separator, letters, digits, suffix. Python's
 // fullmatch is ^...$ here; both engines backtrack in the same order, so the lazy
-// {0,3}? gives the same groups.
+// {0,3}? gives the same groups. It hands O's (and 0's) ending the letters to the
+// digits, where a number cannot start with them: lettersAndNumber gives them back.
 const SHAPE = new RegExp(
   "^(?<head>[A-Z\u00c4\u00d6\u00dc0]{1,3})(?<sep>[- ]*)(?<letters>[A-Z0]{0,3}?)" +
-    " ?(?<digits>[0-9O]{1,4}) ?(?<suffix>[EH]?)$",
+    "(?<gap> ?)(?<digits>[0-9O]{1,4}) ?(?<suffix>[EH]?)$",
   "u",
 );
 const WRITTEN_OUT = /^([^- ]+)[- ]+([^- 0-9]+) ?([0-9A-Z]+?)([EH]?)$/u;
@@ -123,7 +130,7 @@ function plate(district, letters, number, suffix) {
 
 // Where district and letters part: as written ("D-AB", "D AB"), or else every cut of the
 // run of letters ("DAB": D|AB, DA|B), since those are different cars.
-function splits({ head, sep, letters }) {
+function splits(head, sep, letters) {
   if (sep.includes("-") || (sep && letters)) {
     return [[head, letters]];
   }
@@ -135,21 +142,46 @@ function splits({ head, sep, letters }) {
   return found;
 }
 
-/** Every plate `text` can stand for, in Python's order; [] if none. */
-export function readings(text) {
-  if (typeof text !== "string" || longerThan(text, MAX_INPUT_CODE_POINTS)) {
-    return [];
+// The letters and the number, with O's run straight into the digits as letters. A number
+// never starts with 0, so O's (or 0's, the OCR swap) written straight before its first
+// other digit end the letters: D-BO12 is D-BO 12, DBO12 splits as DBO 12 does, D O12 is
+// D-O 12 as D AB12 is D-AB 12. Only a space written after letters (the gap) stays a
+// boundary: the writer put the O's in the number, so D-A O12 is refused (the number
+// starts with 0) as D-AB O12 is, not read as D-AO 12. O's without another digit (D-BOO)
+// stay the number, which is refused.
+function lettersAndNumber(letters, gap, digits) {
+  const number = digits.replace(/^[0O]+/u, ""); // Python's lstrip("0O")
+  if (gap || !number) {
+    return [letters, digits];
   }
-  const match = SHAPE.exec(clean(text));
+  return [letters + digits.slice(0, digits.length - number.length), number];
+}
+
+// `text` cleaned for reading; throws PlateError if too long for a plate field. The raw
+// cap comes first, counting at most MAX_INPUT + 1 code points: a long value costs nothing.
+function cleaned(text) {
+  if (longerThan(text, MAX_INPUT)) {
+    throw new PlateError(TOO_LONG);
+  }
+  const result = clean(text);
+  if (longerThan(result, MAX_LENGTH)) {
+    throw new PlateError(TOO_LONG);
+  }
+  return result;
+}
+
+function readingsOf(cleanText) {
+  const match = SHAPE.exec(cleanText);
   if (match === null) {
     return [];
   }
-  const { digits, suffix } = match.groups;
+  const { head, sep, gap, suffix } = match.groups;
+  const [letters, number] = lettersAndNumber(match.groups.letters, gap, match.groups.digits);
   const found = [];
-  for (const [district, rest] of splits(match.groups)) {
+  for (const [district, rest] of splits(head, sep, letters)) {
     let reading;
     try {
-      reading = plate(district, rest, digits, suffix);
+      reading = plate(district, rest, number, suffix);
     } catch (error) {
       if (error instanceof PlateError) continue;
       throw error;
@@ -161,9 +193,28 @@ export function readings(text) {
   return found;
 }
 
+/** Every plate `text` can stand for, in Python's order; [] if none. */
+export function readings(text) {
+  if (typeof text !== "string") {
+    return [];
+  }
+  let cleanText;
+  try {
+    cleanText = cleaned(text);
+  } catch (error) {
+    if (error instanceof PlateError) return []; // too long
+    throw error;
+  }
+  return readingsOf(cleanText);
+}
+
 /** The one plate `text` names; throws PlateError if it names none or several. */
 export function parsePlate(text) {
-  const found = readings(text);
+  if (typeof text !== "string") {
+    throw new PlateError(NOT_A_PLATE);
+  }
+  const cleanText = cleaned(text);
+  const found = readingsOf(cleanText);
   if (found.length === 1) {
     return found[0];
   }
@@ -171,16 +222,13 @@ export function parsePlate(text) {
     const options = found.map((p) => p.display).join(" or ");
     throw new PlateError(`write where the district code ends: ${options}`);
   }
-  if (typeof text === "string") {
-    explain(clean(text));
-  }
+  explain(cleanText);
   throw new PlateError(NOT_A_PLATE);
 }
 
-// The most helpful reason for a written-out plate that did not parse. Python runs this on
-// input of any length (longer than 40 too), so the same input gets the same message here.
-function explain(cleaned) {
-  const parts = WRITTEN_OUT.exec(cleaned);
+// The most helpful reason for a written-out plate that did not parse.
+function explain(cleanText) {
+  const parts = WRITTEN_OUT.exec(cleanText);
   if (parts !== null) {
     plate(parts[1], parts[2], parts[3], parts[4]);
   }
