@@ -152,7 +152,7 @@ class Field:
         except PlateError as exc:
             like = f" (for example {self.example})" if self.example else ""
             raise HolderDataError(
-                f"{self.name} {text!r} is not a German licence plate: {exc}{like}",
+                f"{self.name} {text[:40]!r} is not a German licence plate: {exc}{like}",
                 field=self.name,
                 kind="format",
             ) from None
