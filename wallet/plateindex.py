@@ -1,69 +1,185 @@
-"""The offline plate index: keyed hashes of plates -> zone, state and end, signed by the root.
+"""The offline plate index, and the one verdict rule for a plate, online and offline.
 
 A scanner device checks a parked car without the network. It must not hold a
 list of every resident's car, so the index holds no plate: each entry is the
-first 12 bytes of HMAC-SHA256(key, "D-AB 1234") with the permit's zone, state
-and end. The key is random for each index and reaches only enrolled devices
+first 12 bytes of HMAC-SHA256(key, "D-AB 1234") with the permit's zone, state,
+start and end. The key is random for each index and reaches only enrolled devices
 (beside the index, never inside the signed part); without it the hashes say
 nothing, and a new index retires the old key. The index is signed by the trust
 root like the bundle, has a version that only grows and its own expiry.
 
-Entries are packed (``ENTRY`` bytes each, sorted by hash, so their order says
-nothing about the order of issue) and base64url-encoded in the ``e`` claim:
-hash (12) | state (1: 0 valid, 1 suspended) | end (4: minutes since the epoch,
-big-endian) | zone (1: index into the ``zones`` claim).
+Entries are packed (``ENTRY`` = 22 bytes each, sorted by hash, so their order says
+nothing about the order of issue) and base64url-encoded in the ``e`` claim
+(format 2):
+
+    hash (12) | state (1: 0 valid, 1 suspended) | start (4) | end (4) | zone (1)
+
+start and end are minutes since the epoch, unsigned big-endian; the start is
+rounded up and the end down to the minute, so the device never calls a permit
+valid at a moment the service would not. zone is an index into the ``zones`` claim.
+50,000 permits are 1.1 MB of entries, 1.47 MB as the base64url claim and 1.96 MB
+as the JWS (whose payload is base64url again): under the 2 MB a phone syncs.
+
+:func:`judge` is the verdict over a plate's readings and the permits found for
+each, the same for the service's database (services.plate_checks) and for this
+index (:meth:`PlateIndex.check`); the scanner's JavaScript twin is
+``wallet/web/static/scan/verifier/plateindex.js``, and both pass
+``tests/corpus/plate_index.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from wallet.codec import b64url_decode, b64url_encode
 from wallet.errors import (
     BundleError,
     BundleExpiredError,
     BundleRollbackError,
+    InputError,
     MalformedDataError,
     TokenRejected,
 )
 from wallet.jws import sign_jws, verify_jws
 from wallet.keys import KeyRing, PublicKey, SigningKey
+from wallet.plates import Plate, readings
 
 INDEX_TYP = "wallet-plate-index+jwt"
-FORMAT = 1
+FORMAT = 2
 HASH_BYTES = 12  # 96 bits: no collision among a city's permits, and small
-_ENTRY = struct.Struct(f">{HASH_BYTES}sBIB")
+_ENTRY = struct.Struct(f">{HASH_BYTES}sBIIB")
 ENTRY = _ENTRY.size
 STATES = ("valid", "suspended")
 MAX_ZONES = 255
+MAX_ZONE_LENGTH = 16
 MAX_INDEX_LENGTH = 16 * 1024 * 1024
+# The last minute a datetime (and so PlateCheck.to_json) can show: 9999-12-31 23:59 UTC.
+MAX_MINUTES = 4_223_371_679
+_MAX_TIME = 2**34  # iat and exp, as the bundle's
+
+
+class PlateVerdict(StrEnum):
+    VALID = "valid"
+    WRONG_ZONE = "wrong_zone"  # a permit, but for another zone
+    SUSPENDED = "suspended"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    UNKNOWN = "unknown"  # no live permit for this plate
+    AMBIGUOUS = "ambiguous"  # several cars fit what was typed
+
+
+@dataclass(frozen=True)
+class PlateCheck:
+    """What an officer beside the car learns: never the holder, the serial or the pass."""
+
+    verdict: PlateVerdict
+    plate: str | None = None  # the plate as read (what the officer typed, normalised)
+    zones: tuple[str, ...] = ()  # the zones the plate has a live permit for
+    valid_until: datetime | None = None  # of the permit the verdict is about
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict.value,
+            "plate": self.plate,
+            "zones": list(self.zones),
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }
 
 
 @dataclass(frozen=True)
 class Permit:
-    """One live permit as the index needs it: its plate (stored form), zone, state, end."""
+    """One live permit as the index needs it: its plate (stored form), zone, state, times.
+
+    ``valid_from`` None: valid since before any index (the epoch)."""
 
     plate: str
     zone: str
     state: str
     valid_until: datetime
+    valid_from: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Found:
+    """One live permit of a plate, as the verdict needs it (from the database or the index)."""
+
     zone: str
     state: str
+    valid_from: datetime
     valid_until: datetime
+
+
+def plate_readings(text: object) -> list[Plate]:
+    """Every plate ``text`` can stand for (:func:`wallet.plates.readings`).
+
+    :raises InputError: (field ``plate``) it stands for none.
+    """
+    found = readings(text)
+    if not found:
+        raise InputError(
+            "type the plate as it is written on the car, for example D-AB 1234", field="plate"
+        )
+    return found
+
+
+def normalise_zone(zone: object) -> str:
+    """The zone as permits name it: spaces collapsed, upper case (``" 12 a"`` is ``12 A``).
+
+    :raises InputError: (field ``zone``) not a zone name.
+    """
+    if not isinstance(zone, str) or not zone.strip() or len(zone) > MAX_ZONE_LENGTH:
+        raise InputError("give the zone you are checking, for example 12", field="zone")
+    return " ".join(zone.split()).upper()
+
+
+def judge(hits: Mapping[str, Sequence[Found]], zone: object, *, now: datetime) -> PlateCheck:
+    """The verdict for a car parked in ``zone``, given for every reading of what the
+    officer typed (display form, in :func:`readings` order) the live permits found.
+
+    Permits for more than one reading: ambiguous, never a guess. One live permit per
+    plate and zone, so the one in ``zone`` (if any) is the permit the verdict is about.
+    """
+    where = normalise_zone(zone)
+    matching = {display: found for display, found in hits.items() if found}
+    if len(matching) > 1:
+        return PlateCheck(PlateVerdict.AMBIGUOUS)
+    if not matching:
+        return PlateCheck(PlateVerdict.UNKNOWN, plate=next(iter(hits)) if len(hits) == 1 else None)
+    ((display, found),) = matching.items()
+    zones = tuple(sorted({f.zone for f in found}))
+    here = [f for f in found if f.zone == where]
+    if not here:
+        return PlateCheck(PlateVerdict.WRONG_ZONE, plate=display, zones=zones)
+    permit = here[0]
+    return PlateCheck(_state(permit, now), display, zones, permit.valid_until)
+
+
+def _state(permit: Found, now: datetime) -> PlateVerdict:
+    if permit.state == "suspended":
+        return PlateVerdict.SUSPENDED
+    if permit.valid_until <= now:
+        return PlateVerdict.EXPIRED
+    if permit.valid_from > now:
+        return PlateVerdict.NOT_YET_VALID
+    return PlateVerdict.VALID
 
 
 def plate_hash(key: bytes, plate: str) -> bytes:
     """The index's name for a plate (in its stored form, ``D-AB 1234``)."""
     return hmac.new(key, plate.encode("utf-8"), hashlib.sha256).digest()[:HASH_BYTES]
+
+
+def _minutes(moment: datetime | None, rounding: Callable[[float], int]) -> int:
+    if moment is None:
+        return 0
+    return max(0, min(rounding(moment.timestamp() / 60), MAX_MINUTES))
 
 
 def sign_index(
@@ -86,7 +202,8 @@ def sign_index(
         _ENTRY.pack(
             plate_hash(key, p.plate),
             STATES.index(p.state),
-            min(int(p.valid_until.timestamp() // 60), 2**32 - 1),
+            _minutes(p.valid_from, math.ceil),  # never valid earlier than the service says
+            _minutes(p.valid_until, math.floor),  # nor later
             where[p.zone],
         )
         for p in chosen
@@ -122,10 +239,24 @@ class PlateIndex:
     def __len__(self) -> int:
         return len(self.entries) // ENTRY
 
+    def check(self, key: bytes, text: object, zone: object, *, now: datetime) -> PlateCheck:
+        """The verdict for the plate ``text`` (as typed) parked in ``zone``, offline: the
+        same :func:`judge` as the service's online check, over this index's permits.
+
+        :raises BundleError: the key is not this index's (``bundle_invalid``), or the
+            index expired since it was verified (``bundle_expired``).
+        :raises InputError: ``text`` is no plate or ``zone`` no zone (``field`` says which).
+        """
+        self._check_key(key)
+        if now >= self.expires_at:
+            raise BundleExpiredError("the plate index is out of date; sync before checking plates")
+        found = plate_readings(text)
+        where = normalise_zone(zone)
+        return judge({p.display: self.lookup(key, p.display) for p in found}, where, now=now)
+
     def lookup(self, key: bytes, plate: str) -> list[Found]:
         """The permits of ``plate`` (stored form) in this index; binary search, no scan."""
-        if key_id(key) != self.kid:
-            raise BundleError("this key does not belong to this plate index; sync again")
+        self._check_key(key)
         wanted = plate_hash(key, plate)
         low, high = 0, len(self)
         while low < high:  # first entry >= wanted
@@ -136,14 +267,21 @@ class PlateIndex:
                 high = middle
         found = []
         while low < len(self) and self._hash(low) == wanted:
-            _, state, minutes, zone = _ENTRY.unpack_from(self.entries, low * ENTRY)
-            found.append(Found(self.zones[zone], STATES[state],
-                               datetime.fromtimestamp(minutes * 60, UTC)))  # fmt: skip
+            _, state, start, end, zone = _ENTRY.unpack_from(self.entries, low * ENTRY)
+            found.append(Found(self.zones[zone], STATES[state], _moment(start), _moment(end)))
             low += 1
         return found
 
+    def _check_key(self, key: bytes) -> None:
+        if key_id(key) != self.kid:
+            raise BundleError("this key does not belong to this plate index; sync again")
+
     def _hash(self, i: int) -> bytes:
         return self.entries[i * ENTRY : i * ENTRY + HASH_BYTES]
+
+
+def _moment(minutes: int) -> datetime:
+    return datetime.fromtimestamp(minutes * 60, UTC)
 
 
 def verify_index(
@@ -160,12 +298,19 @@ def verify_index(
             f"the plate index is not signed by the pinned trust root ({exc.code})"
         ) from exc
     claims = verified.payload
-    if claims.get("fmt") != FORMAT:
+    fmt = claims.get("fmt")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt != FORMAT:  # 2.0 is not 2
         raise BundleError("the plate index format is unknown; update the app")
-    version, issued, expires = claims.get("ver"), claims.get("iat"), claims.get("exp")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (version, issued, expires)):
-        raise BundleError("the plate index lacks its version or times")
-    assert isinstance(version, int) and isinstance(issued, int) and isinstance(expires, int)
+    issuer, version = claims.get("iss"), claims.get("ver")
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(issuer, str) or not issuer:
+        raise BundleError("the plate index names no issuer")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError("the plate index version must be a positive whole number")
+    for value in (issued, expires):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < _MAX_TIME:
+            raise BundleError("the plate index's iat or exp is missing or not a Unix time")
+    assert isinstance(issued, int) and isinstance(expires, int)
     if now.timestamp() >= expires:
         raise BundleExpiredError("the plate index is out of date; sync before checking plates")
     if held_version is not None and version < held_version:
@@ -183,13 +328,9 @@ def verify_index(
         raise BundleError("the plate index entries are not base64url") from exc
     if len(entries) % ENTRY:
         raise BundleError("the plate index entries are cut off")
-    if entries and (
-        max(entries[HASH_BYTES::ENTRY]) >= len(STATES)
-        or max(entries[ENTRY - 1 :: ENTRY]) >= len(zones)
-    ):
-        raise BundleError("the plate index names a state or zone it does not have")
+    _vet_entries(entries, len(zones))
     return PlateIndex(
-        issuer=str(claims.get("iss", "")),
+        issuer=issuer,
         version=version,
         issued_at=datetime.fromtimestamp(issued, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
@@ -197,3 +338,17 @@ def verify_index(
         zones=tuple(zones),
         entries=entries,
     )
+
+
+def _vet_entries(entries: bytes, zones: int) -> None:
+    """Signed by the root but malformed (a bug on the server): refused here, so a lookup
+    never fails half-way nor misses a permit."""
+    previous = b""
+    for digest, state, start, end, zone in _ENTRY.iter_unpack(entries):
+        if state >= len(STATES) or zone >= zones:
+            raise BundleError("the plate index names a state or zone it does not have")
+        if start > MAX_MINUTES or end > MAX_MINUTES:
+            raise BundleError("the plate index names a time after the year 9999")
+        if digest < previous:
+            raise BundleError("the plate index entries are not sorted; lookups would miss")
+        previous = digest

@@ -18,7 +18,7 @@ from tests.web.test_devices import pair, revoked_credential, signed_in, start
 from wallet.codec import b64url_decode
 from wallet.errors import BundleError, InputError
 from wallet.keys import PublicKey
-from wallet.plateindex import PlateIndex, verify_index
+from wallet.plateindex import PlateIndex, PlateVerdict, verify_index
 from wallet.services import plate_checks
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -73,7 +73,7 @@ def test_an_expired_permit_says_so(db: Database, services: Services) -> None:
         later = plate_checks.check_plate(
             session, services, "D-AB 3", "12", now=NOW + timedelta(days=2)
         )
-    assert later.verdict is plate_checks.PlateVerdict.EXPIRED
+    assert later.verdict is PlateVerdict.EXPIRED
 
 
 def test_two_cars_that_fit_what_was_typed_give_ambiguous_not_a_guess(
@@ -84,8 +84,8 @@ def test_two_cars_that_fit_what_was_typed_give_ambiguous_not_a_guess(
     with db.transaction(write=False) as session:
         typed = plate_checks.check_plate(session, services, "DAB1234", "12", now=NOW)
         written = plate_checks.check_plate(session, services, "DA B 1234", "12", now=NOW)
-    assert typed.verdict is plate_checks.PlateVerdict.AMBIGUOUS and typed.zones == ()
-    assert (written.verdict, written.plate) == (plate_checks.PlateVerdict.VALID, "DA-B 1234")
+    assert typed.verdict is PlateVerdict.AMBIGUOUS and typed.zones == ()
+    assert (written.verdict, written.plate) == (PlateVerdict.VALID, "DA-B 1234")
 
 
 def test_a_renewed_permit_answers_for_its_successor(db: Database, services: Services) -> None:
@@ -96,7 +96,7 @@ def test_a_renewed_permit_answers_for_its_successor(db: Database, services: Serv
         new = renewals.renew_pass(session, services, old, actor="t", now=NOW).issued.record
     with db.transaction(write=False) as session:
         found = plate_checks.check_plate(session, services, "D-AB 4", "12", now=NOW)
-    assert (found.verdict, found.valid_until) == (plate_checks.PlateVerdict.VALID, new.valid_until)
+    assert (found.verdict, found.valid_until) == (PlateVerdict.VALID, new.valid_until)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wpd_guessed"},

@@ -7,13 +7,14 @@ until when. Never the holder, the serial or anything else on the pass.
 A plate typed without a separator (``DAB1234``) may be read as more than one
 car; if permits exist for more than one reading, the answer is "ambiguous"
 and the officer types the plate as it is written on the car.
+
+The verdict itself is :func:`wallet.plateindex.judge`, the rule a device also
+applies to its offline index: online and offline, one plate gets one verdict.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from wallet.domain import PassState
 from wallet.errors import InputError
 from wallet.passtypes import ENFORCEMENT_SEPARATOR, split_enforcement_value
-from wallet.plates import readings
+from wallet.plateindex import Found, PlateCheck, judge, normalise_zone, plate_readings
 from wallet.services.context import Services
 from wallet.store.models import PassRow, PlateLookupRow
 
@@ -33,67 +34,24 @@ ALERT_PER_DAY = 500
 LIMIT_PER_DAY = 2000
 
 
-class PlateVerdict(StrEnum):
-    VALID = "valid"
-    WRONG_ZONE = "wrong_zone"  # a permit, but for another zone
-    SUSPENDED = "suspended"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    UNKNOWN = "unknown"  # no live permit for this plate
-    AMBIGUOUS = "ambiguous"  # several cars fit what was typed
-
-
-@dataclass(frozen=True)
-class PlateCheck:
-    verdict: PlateVerdict
-    plate: str | None = None  # the plate as read (what the officer typed, normalised)
-    zones: tuple[str, ...] = ()  # the zones the plate has a live permit for
-    valid_until: datetime | None = None  # of the permit the verdict is about
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "verdict": self.verdict.value,
-            "plate": self.plate,
-            "zones": list(self.zones),
-            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
-        }
-
-
 def check_plate(
     session: Session, services: Services, plate: object, zone: object, *, now: datetime
 ) -> PlateCheck:
-    """The verdict for ``plate`` parked in ``zone``.
+    """The verdict for ``plate`` parked in ``zone``: :func:`wallet.plateindex.judge` over the
+    live permits in the database, the rule a device applies to its offline index.
 
     :raises InputError: the plate cannot be a German plate, or the zone is not one.
     """
-    found = readings(plate)
-    if not found:
-        raise InputError(
-            "type the plate as it is written on the car, for example D-AB 1234", field="plate"
-        )
+    found = plate_readings(plate)
     types = [t for t in services.pass_types.values() if t.enforcement_plate]
     if not types:
         raise InputError("no pass type of this service is checked by plate", field="plate")
-    where = _zone(zone)
-    hits = {p.display: _permits(session, [t.id for t in types], p.display) for p in found}
-    matching = {display: rows for display, rows in hits.items() if rows}
-    if len(matching) > 1:
-        return PlateCheck(PlateVerdict.AMBIGUOUS)
-    if not matching:
-        return PlateCheck(PlateVerdict.UNKNOWN, plate=found[0].display if len(found) == 1 else None)
-    ((display, rows),) = matching.items()
-    zones = tuple(sorted({_zone_of(row) for row in rows}))
-    here = [row for row in rows if _zone_of(row) == where]
-    if not here:
-        return PlateCheck(PlateVerdict.WRONG_ZONE, plate=display, zones=zones)
-    permit = here[0]  # one live permit per plate and zone
-    return PlateCheck(_state(permit, now), display, zones, permit.valid_until)
-
-
-def _zone(zone: object) -> str:
-    if not isinstance(zone, str) or not zone.strip() or len(zone) > 16:
-        raise InputError("give the zone you are checking, for example 12", field="zone")
-    return " ".join(zone.split()).upper()
+    where = normalise_zone(zone)
+    hits = {
+        p.display: [_found(row) for row in _permits(session, [t.id for t in types], p.display)]
+        for p in found
+    }
+    return judge(hits, where, now=now)
 
 
 def _permits(session: Session, type_ids: list[str], display: str) -> list[PassRow]:
@@ -108,18 +66,9 @@ def _permits(session: Session, type_ids: list[str], display: str) -> list[PassRo
     return list(session.scalars(query))
 
 
-def _zone_of(row: PassRow) -> str:
-    return split_enforcement_value(row.enforcement_key or "")[1]
-
-
-def _state(permit: PassRow, now: datetime) -> PlateVerdict:
-    if permit.state == PassState.SUSPENDED:
-        return PlateVerdict.SUSPENDED
-    if permit.valid_until <= now:
-        return PlateVerdict.EXPIRED
-    if permit.valid_from > now:
-        return PlateVerdict.NOT_YET_VALID
-    return PlateVerdict.VALID
+def _found(row: PassRow) -> Found:
+    zone = split_enforcement_value(row.enforcement_key or "")[1]
+    return Found(zone, str(row.state), row.valid_from, row.valid_until)
 
 
 def count_lookup(session: Session, device_id: str, *, now: datetime) -> int:

@@ -126,11 +126,11 @@ def _fingerprint(session: Session, services: Services) -> str:
 
 def _permits(session: Session, services: Services) -> list[Permit]:
     rows = session.execute(
-        select(PassRow.enforcement_key, PassRow.state, PassRow.valid_until).where(
-            *_live(services)  # type: ignore[arg-type]
-        )
+        select(
+            PassRow.enforcement_key, PassRow.state, PassRow.valid_until, PassRow.valid_from
+        ).where(*_live(services))  # type: ignore[arg-type]
     ).all()
     return [
-        Permit(*split_enforcement_value(str(key)), state=state, valid_until=until)
-        for key, state, until in rows
+        Permit(*split_enforcement_value(str(key)), state=state, valid_until=until, valid_from=start)
+        for key, state, until, start in rows
     ]

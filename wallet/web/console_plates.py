@@ -11,8 +11,8 @@ from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
 from wallet.errors import InputError
+from wallet.plateindex import PlateVerdict
 from wallet.services import plate_checks
-from wallet.services.plate_checks import PlateVerdict
 from wallet.web.console import blueprint
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
