@@ -20,6 +20,7 @@ import { verifyBundle as verifySignedBundle } from "./bundle.js";
 import { rootKeyFromPem } from "./keys.js";
 
 export { BundleError, rootKeyFromPem };
+export { keyId, verifyIndex } from "./plateindex.js";
 
 const seconds = (now) =>
   Math.floor(now instanceof Date ? now.getTime() / 1000 : (now ?? Date.now() / 1000));
