@@ -9,6 +9,7 @@ import * as store from "./store.js";
 import { chooseLanguage, language, switchLanguage, t, textIn } from "./strings.js";
 import { Sync } from "./sync.js";
 import { pinnedRootKey } from "./trust.js";
+import { Plates, zoneName } from "./platemode.js";
 import * as ui from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -32,6 +33,8 @@ const state = {
   lastShownAt: 0,
   bundleCheckedAt: 0, // clock time (ms) of the last check of the held bundle
   updated: false, // a new version of the app took over: reload before the next scan
+  plates: null, // the plate mode (./platemode.js), once the verifier and root key are there
+  lastMode: "scan", // "plate" after a plate check: "Weiter" goes back to the plate field
 };
 
 /** Frame-to-verdict times in ms (camera frame taken -> verdict painted), newest last. */
@@ -115,7 +118,28 @@ function showData() {
   ui.showData({ syncedAt: state.syncedAt, problem: say(state.problem), now: clock() });
 }
 
+/** The plate index is fetched with the bundle; a revoked device's plate data goes. */
+async function syncPlates(outcome) {
+  if (!state.plates) {
+    return;
+  }
+  if (outcome.kind === "updated" || outcome.kind === "current") {
+    await state.plates.sync();
+  } else if (outcome.kind === "revoked") {
+    await state.plates.forget();
+  }
+  showPlates();
+}
+
+function showPlates() {
+  if (state.plates) {
+    ui.showPlateStand(state.plates.status(), clock());
+    ui.offerZones(state.plates.zones());
+  }
+}
+
 async function onSyncOutcome(outcome, held) {
+  await syncPlates(outcome);
   if (outcome.kind === "updated" || outcome.kind === "current") {
     state.syncedAt = held?.syncedAt ?? state.syncedAt;
     state.problem = null;
@@ -221,6 +245,37 @@ export async function check(text, { frameAt = performance.now() } = {}) {
   return result;
 }
 
+/** The plates `text` can stand for ("D-AB 1234"), as the verifier reads them. */
+function plateReadings(text) {
+  return (state.verifierModule?.readings?.(text) ?? []).map((plate) => plate.display);
+}
+
+/** Check a typed plate in the zone given and show the verdict; a bad field says why. */
+export async function checkPlate(text, zoneText) {
+  const readings = plateReadings(text);
+  const zone = zoneName(zoneText);
+  ui.showFieldError("plate-text", "plate-error", readings.length ? null : "plateInvalid");
+  ui.showFieldError("plate-zone", "plate-zone-error", zone ? null : "plateZoneMissing");
+  if (!readings.length) {
+    $("plate-text").focus();
+    return null;
+  }
+  if (!zone) {
+    $("plate-zone").focus();
+    return null;
+  }
+  await store.setLastZone(zone);
+  const found = state.plates ? await state.plates.check(text, zone) : { verdict: "no_data" };
+  state.lastMode = "plate";
+  ui.showPlateVerdict(found, { zone, readings });
+  const tone = found.verdict === "valid" ? "green" : ["ambiguous", "no_data"].includes(found.verdict) ? "amber" : "red";
+  signal(tone);
+  await store.addLog({ kind: "plate", at: clock().toISOString(), passType: null, state: found.verdict, tone });
+  await renderLog();
+  showPlates();
+  return found;
+}
+
 function backToScanning() {
   if (state.updated) {
     location.reload(); // a new version of the app arrived meanwhile
@@ -230,6 +285,14 @@ function backToScanning() {
   showData(); // "heute" may have become "gestern" meanwhile
   state.lastShownAt = performance.now();
   state.camera?.resume();
+  if (state.lastMode === "plate") {
+    // The next car: the plate field again, empty, the zone kept.
+    state.lastMode = "scan";
+    $("plate-text").value = "";
+    ui.showPlateReading("", []);
+    $("plate-text").focus();
+    return;
+  }
   // Back where scanning happens, its state read out; no field, so no phone keyboard pops up
   // and a hand scanner's keys reach the page.
   $("camera-state").focus();
@@ -313,6 +376,7 @@ function wire() {
     switchLanguage();
     ui.applyLanguage();
     showData();
+    showPlates();
     showDevice();
     renderLog();
     ui.showTorch(Boolean(state.camera?.hasTorch), Boolean(state.camera?.torchOn));
@@ -336,6 +400,14 @@ function wire() {
     const text = input.value;
     input.value = "";
     check(text);
+  });
+  $("plate-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    unlockSound();
+    checkPlate($("plate-text").value, $("plate-zone").value);
+  });
+  $("plate-text").addEventListener("input", (event) => {
+    ui.showPlateReading(event.target.value, plateReadings(event.target.value));
   });
   $("verdict-back").addEventListener("click", backToScanning);
   $("verdict").addEventListener("click", (event) => {
@@ -418,6 +490,10 @@ async function main() {
     state.problem = { key: "rootMissing" };
   }
   if (state.verifierModule && state.rootKey) {
+    state.plates = new Plates({ verifier: state.verifierModule, rootKey: state.rootKey.pem, clock });
+    await state.plates.load();
+    $("plate-zone").value = (await store.lastZone()) ?? state.plates.zones()[0] ?? "";
+    showPlates();
     await loadHeldBundle();
     await renderLog();
     showData();
@@ -435,7 +511,10 @@ async function main() {
     state.sync.start();
   }
   showData();
-  setInterval(showData, 60 * 1000);
+  setInterval(() => {
+    showData();
+    showPlates(); // the plate data turns stale while the app stays open
+  }, 60 * 1000);
   if (code) {
     await pairWith(code);
   }

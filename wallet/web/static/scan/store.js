@@ -74,13 +74,49 @@ export async function touchBundle(syncedAt) {
   }
 }
 
+/**
+ * The last verified plate index of this device's zones, with its key:
+ * {token, key (base64url), version, zones, syncedAt}, or undefined. The key opens
+ * only this index; both go when the device learns it was revoked.
+ */
+export const plateIndex = () => get("plateIndex");
+
+export async function keepPlateIndex(held) {
+  const highest = (await get("plateIndexVersion")) ?? 0;
+  await put("plateIndex", held);
+  await put("plateIndexVersion", Math.max(highest, held.version));
+}
+
+export const highestPlateIndexVersion = () => get("plateIndexVersion");
+
+export async function touchPlateIndex(syncedAt) {
+  const held = await plateIndex();
+  if (held) {
+    await put("plateIndex", { ...held, syncedAt });
+  }
+}
+
+export async function dropPlateIndex() {
+  await request((await store(STATE, "readwrite")).delete("plateIndex"));
+}
+
+/** The officer's last zone, offered again next time. */
+export const lastZone = () => get("lastZone");
+export const setLastZone = (zone) => put("lastZone", zone);
+
 /** Whether the officer chose to keep serial numbers in the log (off unless chosen). */
 export const logSerials = async () => Boolean(await get("logSerials"));
 export const setLogSerials = (on) => put("logSerials", Boolean(on));
 
-/** Add {at, passType, state, tone} to the log, and the serial only if the officer opted in. */
+/**
+ * Add {at, passType, state, tone} to the log, and the serial only if the officer opted
+ * in. A plate check is logged as {kind: "plate", at, state: verdict, tone}: never the plate.
+ */
 export async function addLog(entry) {
   const row = { at: entry.at, passType: entry.passType, state: entry.state, tone: entry.tone };
+  if (entry.kind === "plate") {
+    row.kind = "plate";
+  }
   if (entry.serial && (await logSerials())) {
     row.serial = entry.serial;
   }
