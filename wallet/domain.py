@@ -16,6 +16,7 @@ from typing import Any
 
 from wallet.errors import InputError
 from wallet.passtypes import PassType, Text
+from wallet.plates import normalise_zone
 
 __all__ = [
     "LANGUAGES",
@@ -43,7 +44,6 @@ __all__ = [
     "claim_url",
     "device_zones",
     "transition",
-    "zone_name",
 ]
 
 
@@ -274,19 +274,7 @@ PAIRING_LIFETIME = timedelta(minutes=10)
 MAX_DEVICE_NAME_LENGTH = 64
 # The zones an officer works in; a device for no zone in particular gets every zone.
 MAX_DEVICE_ZONES = 20
-MAX_ZONE_LENGTH = 16
-_ZONE_RE = re.compile(r"[0-9A-Z\u00c4\u00d6\u00dc-]+")
-
-
-def zone_name(text: object, *, field: str = "zone") -> str:
-    """A parking zone as compared everywhere: ``" 12 "`` and ``12`` are one zone, ``a`` is ``A``.
-
-    :raises InputError: not a zone name (letters, digits and hyphens, at most 16).
-    """
-    zone = " ".join(text.split()).upper() if isinstance(text, str) else ""
-    if not zone or len(zone) > MAX_ZONE_LENGTH or not _ZONE_RE.fullmatch(zone):
-        raise InputError("give the zone you are checking, for example 12", field=field)
-    return zone
+_DEVICE_ZONE_RE = re.compile(r"[0-9A-Z\u00c4\u00d6\u00dc-]+")
 
 
 def device_zones(text: object) -> tuple[str, ...]:
@@ -296,7 +284,10 @@ def device_zones(text: object) -> tuple[str, ...]:
     parts = [p for p in re.split(r"[,;\s]+", text) if p]
     if len(parts) > MAX_DEVICE_ZONES:
         raise InputError(f"a device can work in at most {MAX_DEVICE_ZONES} zones", field="zones")
-    return tuple(sorted({zone_name(p, field="zones") for p in parts}))
+    zones = {normalise_zone(p, field="zones") for p in parts}
+    if any(not _DEVICE_ZONE_RE.fullmatch(zone) for zone in zones):
+        raise InputError("a zone is letters and digits, for example 12 or 4A", field="zones")
+    return tuple(sorted(zones))
 
 
 class DeviceState(StrEnum):

@@ -49,7 +49,7 @@ from wallet.errors import (
 )
 from wallet.jws import sign_jws, verify_jws
 from wallet.keys import KeyRing, PublicKey, SigningKey
-from wallet.plates import Plate, readings
+from wallet.plates import Plate, normalise_zone, readings
 
 INDEX_TYP = "wallet-plate-index+jwt"
 FORMAT = 2
@@ -58,7 +58,6 @@ _ENTRY = struct.Struct(f">{HASH_BYTES}sBIIB")
 ENTRY = _ENTRY.size
 STATES = ("valid", "suspended")
 MAX_ZONES = 255
-MAX_ZONE_LENGTH = 16
 MAX_INDEX_LENGTH = 16 * 1024 * 1024
 # The last minute a datetime (and so PlateCheck.to_json) can show: 9999-12-31 23:59 UTC.
 MAX_MINUTES = 4_223_371_679
@@ -127,16 +126,6 @@ def plate_readings(text: object) -> list[Plate]:
             "type the plate as it is written on the car, for example D-AB 1234", field="plate"
         )
     return found
-
-
-def normalise_zone(zone: object) -> str:
-    """The zone as permits name it: spaces collapsed, upper case (``" 12 a"`` is ``12 A``).
-
-    :raises InputError: (field ``zone``) not a zone name.
-    """
-    if not isinstance(zone, str) or not zone.strip() or len(zone) > MAX_ZONE_LENGTH:
-        raise InputError("give the zone you are checking, for example 12", field="zone")
-    return " ".join(zone.split()).upper()
 
 
 def judge(hits: Mapping[str, Sequence[Found]], zone: object, *, now: datetime) -> PlateCheck:

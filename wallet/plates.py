@@ -19,6 +19,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from wallet.errors import InputError
+
 __all__ = ["MAX_INPUT", "MAX_LENGTH", "Plate", "PlateError", "parse_plate", "readings"]
 
 MAX_CHARACTERS = 8  # district + letters + digits, without the E/H suffix
@@ -184,3 +186,20 @@ def _explain(cleaned: str) -> None:
     parts = re.fullmatch(r"([^- ]+)[- ]+([^- 0-9]+) ?([0-9A-Z]+?)([EH]?)", cleaned)
     if parts is not None:
         _plate(*parts.groups())
+
+
+# -- parking zones, as the officer types them and permits name them ----------------------
+
+MAX_ZONE_LENGTH = 16
+
+
+def normalise_zone(zone: object, *, field: str = "zone") -> str:
+    """The zone as permits name it: spaces collapsed, upper case (``" 12 a"`` is ``12 A``).
+
+    The scanner's twin is ``normaliseZone`` in ``verifier/plateindex.js``.
+
+    :raises InputError: (naming ``field``) not a zone name.
+    """
+    if not isinstance(zone, str) or not zone.strip() or len(zone) > MAX_ZONE_LENGTH:
+        raise InputError("give the zone you are checking, for example 12", field=field)
+    return " ".join(zone.split()).upper()

@@ -41,11 +41,11 @@ from wallet.plateindex import (
     INDEX_TYP,
     MAX_INDEX_LENGTH,
     MAX_MINUTES,
-    MAX_ZONE_LENGTH,
     STATES,
     Permit,
     sign_index,
 )
+from wallet.plates import MAX_ZONE_LENGTH
 
 CORPUS = Path(__file__).with_name("plate_index.json")
 

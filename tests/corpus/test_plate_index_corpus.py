@@ -22,16 +22,15 @@ from wallet.plateindex import (
     INDEX_TYP,
     MAX_INDEX_LENGTH,
     MAX_MINUTES,
-    MAX_ZONE_LENGTH,
     STATES,
     Found,
     PlateIndex,
     PlateVerdict,
     judge,
-    normalise_zone,
     plate_readings,
     verify_index,
 )
+from wallet.plates import MAX_ZONE_LENGTH, normalise_zone
 
 DATA: dict[str, Any] = json.loads(CORPUS.read_text(encoding="utf-8"))
 VECTORS = DATA["vectors"]

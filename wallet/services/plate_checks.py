@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from wallet.domain import PassState
 from wallet.errors import InputError
 from wallet.passtypes import ENFORCEMENT_SEPARATOR, split_enforcement_value
-from wallet.plateindex import Found, PlateCheck, judge, normalise_zone, plate_readings
+from wallet.plateindex import Found, PlateCheck, judge, plate_readings
+from wallet.plates import normalise_zone
 from wallet.services.context import Services
 from wallet.store.models import PassRow, PlateLookupRow
 
