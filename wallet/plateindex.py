@@ -49,7 +49,7 @@ from wallet.errors import (
 )
 from wallet.jws import sign_jws, verify_jws
 from wallet.keys import KeyRing, PublicKey, SigningKey
-from wallet.plates import Plate, normalise_zone, readings
+from wallet.plates import lookup_forms, normalise_zone
 
 INDEX_TYP = "wallet-plate-index+jwt"
 FORMAT = 2
@@ -115,12 +115,12 @@ class Found:
     valid_until: datetime
 
 
-def plate_readings(text: object) -> list[Plate]:
-    """Every plate ``text`` can stand for (:func:`wallet.plates.readings`).
+def plate_readings(text: object) -> list[str]:
+    """The stored form of every plate ``text`` can stand for (:func:`wallet.plates.lookup_forms`).
 
     :raises InputError: (field ``plate``) it stands for none.
     """
-    found = readings(text)
+    found = lookup_forms(text)
     if not found:
         raise InputError(
             "type the plate as it is written on the car, for example D-AB 1234", field="plate"
@@ -241,7 +241,7 @@ class PlateIndex:
             raise BundleExpiredError("the plate index is out of date; sync before checking plates")
         found = plate_readings(text)
         where = normalise_zone(zone)
-        return judge({p.display: self.lookup(key, p.display) for p in found}, where, now=now)
+        return judge({plate: self.lookup(key, plate) for plate in found}, where, now=now)
 
     def lookup(self, key: bytes, plate: str) -> list[Found]:
         """The permits of ``plate`` (stored form) in this index; binary search, no scan."""

@@ -21,7 +21,20 @@ from dataclasses import dataclass
 
 from wallet.errors import InputError
 
-__all__ = ["MAX_INPUT", "MAX_LENGTH", "Plate", "PlateError", "parse_plate", "readings"]
+__all__ = [
+    "COUNTRIES",
+    "MAX_INPUT",
+    "MAX_LENGTH",
+    "MAX_ZONE_LENGTH",
+    "Plate",
+    "PlateError",
+    "foreign_plate",
+    "lookup_forms",
+    "normalise_zone",
+    "parse_foreign_plate",
+    "parse_plate",
+    "readings",
+]
 
 MAX_CHARACTERS = 8  # district + letters + digits, without the E/H suffix
 # What a plate field may hold, in code points of the cleaned text (spaces collapsed, outer
@@ -186,6 +199,69 @@ def _explain(cleaned: str) -> None:
     parts = re.fullmatch(r"([^- ]+)[- ]+([^- 0-9]+) ?([0-9A-Z]+?)([EH]?)", cleaned)
     if parts is not None:
         _plate(*parts.groups())
+
+
+# -- plates from other countries (where a pass type allows them) ------------------------
+
+# The distinguishing signs of the countries whose cars park in a German city most, from
+# the Vienna Convention on Road Traffic (Europe and its neighbours). A foreign plate is
+# always written with its sign first ("NL 12-ABC-3"): a German plate mistyped is then
+# never taken for a foreign one, and two countries' equal plates stay two cars.
+COUNTRIES = frozenset((
+    "A", "AL", "AND", "B", "BG", "BIH", "BY", "CH", "CY", "CZ", "DK", "E", "EST", "F", "FIN",
+    "FL", "GB", "GBZ", "GR", "H", "HR", "I", "IRL", "IS", "L", "LT", "LV", "M", "MA", "MC",
+    "MD", "MNE", "N", "NL", "NMK", "P", "PL", "RO", "RSM", "RUS", "S", "SK", "SLO", "SRB",
+    "TN", "TR", "UA", "UK", "V",
+))  # fmt: skip
+FOREIGN_MAX = 10  # letters and digits after the sign (the longest in Europe have 8 or 9)
+_FOREIGN = re.compile(r"(?P<sign>[A-Z]{1,3})[ :]+(?P<plate>[A-Z0-9\u00c4\u00d6\u00dc -]+)")
+_FOREIGN_PLATE = re.compile(r"[A-Z0-9\u00c4\u00d6\u00dc]*[0-9][A-Z0-9\u00c4\u00d6\u00dc]*")
+NOT_FOREIGN = (
+    "write a plate from another country with its country sign first, for example NL 12-ABC-3"
+)
+
+
+def foreign_plate(text: object) -> str | None:
+    """A foreign plate's stored form (``NL 12ABC3``: sign, space, letters and digits), or None.
+
+    Spaces and hyphens inside the plate are dropped: every country places them
+    differently, and plate readers report them as they please. Some text reads as
+    either (``PL WA 1234``: Plauen or Poland): issuing takes the German plate unless
+    a colon follows the sign (``PL: WA 1234``); a lookup asks for both.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        cleaned = _cleaned(text)
+    except PlateError:
+        return None
+    match = _FOREIGN.fullmatch(cleaned)
+    if match is None or match["sign"] not in COUNTRIES:
+        return None
+    plate = match["plate"].replace(" ", "").replace("-", "")
+    if len(plate) > FOREIGN_MAX or not _FOREIGN_PLATE.fullmatch(plate):
+        return None
+    return f"{match['sign']} {plate}"
+
+
+def parse_foreign_plate(text: object) -> str:
+    """The stored form of a foreign plate, for issuing where the pass type allows them
+    (after :func:`parse_plate` found no German plate in ``text``).
+
+    :raises PlateError: it is no foreign plate either.
+    """
+    found = foreign_plate(text)
+    if found is None:
+        raise PlateError(NOT_FOREIGN)
+    return found
+
+
+def lookup_forms(text: object) -> list[str]:
+    """The stored forms a typed plate can stand for, in a fixed order: every German
+    reading (``D-AB 1234``, ``DA-B 1234``), then the foreign plate; empty if none."""
+    forms = [plate.display for plate in readings(text)]
+    foreign = foreign_plate(text)
+    return [*forms, foreign] if foreign else forms
 
 
 # -- parking zones, as the officer types them and permits name them ----------------------

@@ -79,6 +79,9 @@ MAIN = [
 DARMSTADT = [
     Permit("D-AB 1234", "12", "valid", END, SINCE),  # Düsseldorf
     Permit("DA-B 1234", "12", "valid", END, SINCE),  # Darmstadt: another car
+    Permit("NL 12ABC3", "12", "valid", END, SINCE),  # a Dutch car (stored: sign, plate)
+    Permit("PL-WA 1234", "12", "valid", END, SINCE),  # Plauen
+    Permit("PL WA1234", "12", "valid", END, SINCE),  # Poland (Warsaw): another car
 ]
 
 PERMITS = {"main": MAIN, "darmstadt": DARMSTADT, "empty": []}  # the permits of each index
@@ -496,6 +499,36 @@ def _checks(corpus: Corpus) -> None:
         "DA B 1234",
         "12",
         {"verdict": "valid", "plate": "DA-B 1234", "zones": ["12"], "valid_until": until},
+        index="darmstadt",
+        key="darmstadt",
+    )
+    dutch = {"verdict": "valid", "plate": "NL 12ABC3", "zones": ["12"], "valid_until": until}
+    for name, typed in (("as stored", "NL 12ABC3"), ("as on the car", "nl 12-abc-3")):
+        corpus.check_case(
+            f"a foreign plate with its country sign, {name}", typed, "12", dutch,
+            index="darmstadt", key="darmstadt",
+        )  # fmt: skip
+    corpus.check_case(
+        "a foreign plate without its country sign is no plate",
+        "12-ABC-3",
+        "12",
+        {"error": "invalid_input", "field": "plate"},
+        index="darmstadt",
+        key="darmstadt",
+    )
+    corpus.check_case(
+        "Plauen or Poland, both with permits: ambiguous",
+        "PL WA 1234",
+        "12",
+        {"verdict": "ambiguous", "plate": None, "zones": [], "valid_until": None},
+        index="darmstadt",
+        key="darmstadt",
+    )
+    corpus.check_case(
+        "Poland for sure: a colon after the sign",
+        "PL: WA 1234",
+        "12",
+        {"verdict": "valid", "plate": "PL WA1234", "zones": ["12"], "valid_until": until},
         index="darmstadt",
         key="darmstadt",
     )

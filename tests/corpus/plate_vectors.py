@@ -3,9 +3,10 @@
 Each vector is something typed into a plate field, with what we *intend* to come of it,
 written here by hand per case and never read back from either reader: the plates
 ``readings`` finds, in order, and what ``parse_plate`` says (the plate, or its error
-message). ``tests/corpus/test_plate_corpus.py`` runs them through :mod:`wallet.plates`,
-``tests/js/plate_corpus.test.mjs`` through ``wallet/web/static/scan/verifier/plates.js``;
-both must agree on every one.
+message); for plates from other countries also ``foreign_plate`` and ``lookup_forms``
+(a vector without them has no foreign reading). ``tests/corpus/test_plate_corpus.py``
+runs them through :mod:`wallet.plates`, ``tests/js/plate_corpus.test.mjs`` through
+``wallet/web/static/scan/verifier/plates.js``; both must agree on every one.
 
 The cases are what keyboards, phones and OCR produce: missing and exotic separators,
 lower case, full-width forms, Cyrillic and Greek look-alikes, O read as 0, umlauts
@@ -292,6 +293,52 @@ def _o_before_the_digits() -> list[Vector]:
     ]
 
 
+def foreign(name: str, text: str, stored: str | None, *, german: Vector | None = None) -> Vector:
+    """Input with a foreign reading ``stored`` (or None): what readings and parse_plate say
+    of it as a German plate is ``german`` (default: no plate, NOT_A_PLATE)."""
+    base = german or {"readings": [], "parse_error": NOT_A_PLATE}
+    lookup = [*base["readings"], *([stored] if stored else [])]
+    return {"name": name, "input": text, **base, "input_foreign": stored, "lookup": lookup}
+
+
+def _foreign() -> list[Vector]:
+    """Plates from other countries: the country sign first, then letters and digits."""
+    return [
+        foreign("Dutch plate", "NL 12-ABC-3", "NL 12ABC3"),
+        foreign("Dutch plate, lower case", "nl 12-abc-3", "NL 12ABC3"),
+        foreign("French plate", "F AB-123-CD", "F AB123CD"),
+        foreign("French plate, sign with a colon", "F: AB 123 CD", "F AB123CD"),
+        foreign("Dutch plate, Cyrillic A", "NL 12-\u0410BC-3", "NL 12ABC3"),
+        foreign("British plate", "UK AB12 CDE", "UK AB12CDE"),
+        foreign("Austrian plate", "A W-12345A", "A W12345A"),
+        foreign("Danish plate, spaced", "DK AB 12 345", "DK AB12345"),
+        foreign(
+            "Swiss plate, six digits", "CH ZH 123456", "CH ZH123456",
+            german={"readings": [], "parse_error": NUMBER},
+        ),
+        foreign(
+            "Plauen or Poland", "PL WA 1234", "PL WA1234",
+            german={"readings": ["PL-WA 1234"], "parse": "PL-WA 1234"},
+        ),
+        foreign(
+            "Poland for sure: a colon after the sign", "PL: WA 1234", "PL WA1234",
+            german={"readings": [], "parse_error": DISTRICT},
+        ),
+        foreign(
+            "a German plate is no foreign one", "D AB 1234", None,
+            german={"readings": ["D-AB 1234"], "parse": "D-AB 1234"},
+        ),
+        foreign("an unknown country sign", "QQ 12-34", None),
+        foreign(
+            "a foreign plate without a digit", "NL ABC", None,
+            german={"readings": [], "parse_error": NUMBER},
+        ),
+        foreign("a foreign plate of eleven characters", "NL 12345678901", None),
+        foreign("D is not a foreign sign", "D 123", None),
+        foreign("a sign alone", "NL -", None),
+    ]  # fmt: skip
+
+
 def build() -> list[Vector]:
     vectors = [
         *_spellings(),
@@ -303,6 +350,7 @@ def build() -> list[Vector]:
         *_lengths_and_types(),
         *_newer_unicode(),
         *_o_before_the_digits(),
+        *_foreign(),
     ]
     names = [v["name"] for v in vectors]
     duplicates = sorted({n for n in names if names.count(n) > 1})

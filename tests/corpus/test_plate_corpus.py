@@ -18,7 +18,7 @@ from tests.corpus.plate_vectors import (
     TOO_MANY,
     render,
 )
-from wallet.plates import PlateError, parse_plate, readings
+from wallet.plates import PlateError, foreign_plate, lookup_forms, parse_plate, readings
 
 VECTORS: list[dict[str, Any]] = json.loads(CORPUS.read_text(encoding="utf-8"))
 
@@ -36,6 +36,12 @@ def test_parse_plate_gives_the_vectors_plate_or_its_message(vector: dict[str, An
         with pytest.raises(PlateError) as caught:
             parse_plate(vector["input"])
         assert str(caught.value) == vector["parse_error"]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_a_foreign_plate_is_read_only_with_its_country_sign(vector: dict[str, Any]) -> None:
+    assert foreign_plate(vector["input"]) == vector.get("input_foreign")
+    assert lookup_forms(vector["input"]) == vector.get("lookup", vector["readings"])
 
 
 def test_the_committed_corpus_is_what_the_generator_writes() -> None:

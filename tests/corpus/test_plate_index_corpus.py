@@ -88,10 +88,10 @@ def _online(vector: dict[str, Any]) -> dict[str, Any]:
     except InputError as exc:
         return {"error": exc.code, "field": exc.field}
     hits = {
-        plate.display: [
+        plate: [
             Found(p["zone"], p["state"], _moment(p["valid_from"]), _moment(p["valid_until"]))
             for p in permits
-            if p["plate"] == plate.display
+            if p["plate"] == plate
         ]
         for plate in found
     }

@@ -12,6 +12,8 @@ import {
   MAX_INPUT,
   MAX_LENGTH,
   PlateError,
+  foreignPlate,
+  lookupForms,
   parsePlate,
   readings,
 } from "../../wallet/web/static/scan/verifier/plates.js";
@@ -48,6 +50,13 @@ for (const vector of vectors) {
           error.message === vector.parse_error,
       );
     }
+  });
+}
+
+for (const vector of vectors) {
+  test(`foreign plate: ${vector.name}`, () => {
+    assert.equal(foreignPlate(vector.input), vector.input_foreign ?? null);
+    assert.deepEqual(lookupForms(vector.input), vector.lookup ?? vector.readings);
   });
 }
 

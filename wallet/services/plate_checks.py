@@ -49,8 +49,8 @@ def check_plate(
         raise InputError("no pass type of this service is checked by plate", field="plate")
     where = normalise_zone(zone)
     hits = {
-        p.display: [_found(row) for row in _permits(session, [t.id for t in types], p.display)]
-        for p in found
+        plate: [_found(row) for row in _permits(session, [t.id for t in types], plate)]
+        for plate in found
     }
     return judge(hits, where, now=now)
 

@@ -20,7 +20,7 @@ import { b64urlDecode, b64urlEncode, isInt } from "./codec.js";
 import { BundleError, VerifyError } from "./errors.js";
 import { JWSVerifier, codePoints } from "./jws.js";
 import { KeyRing, rootKeyFromPem } from "./keys.js";
-import { readings } from "./plates.js";
+import { lookupForms } from "./plates.js";
 
 export const INDEX_TYP = "wallet-plate-index+jwt";
 export const FORMAT = 2;
@@ -78,7 +78,7 @@ export function normaliseZone(zone) {
 }
 
 function plateReadings(text) {
-  const found = readings(text);
+  const found = lookupForms(text);
   if (!found.length) {
     throw new PlateInputError("plate", "type the plate as it is written on the car, for example D-AB 1234");
   }
@@ -161,7 +161,7 @@ class PlateIndex {
     const found = plateReadings(text);
     const where = normaliseZone(zone);
     const hits = new Map();
-    for (const plate of found) hits.set(plate.display, await this.find(key, plate.display));
+    for (const plate of found) hits.set(plate, await this.find(key, plate));
     return judge(hits, where, at);
   }
 

@@ -233,3 +233,59 @@ function explain(cleanText) {
     plate(parts[1], parts[2], parts[3], parts[4]);
   }
 }
+
+// -- plates from other countries (wallet/plates.py's foreign_plate) ------------------------
+
+// The country signs of the Vienna Convention that a German city sees most; D is not one.
+export const COUNTRIES = Object.freeze(new Set([
+  "A", "AL", "AND", "B", "BG", "BIH", "BY", "CH", "CY", "CZ", "DK", "E", "EST", "F", "FIN",
+  "FL", "GB", "GBZ", "GR", "H", "HR", "I", "IRL", "IS", "L", "LT", "LV", "M", "MA", "MC",
+  "MD", "MNE", "N", "NL", "NMK", "P", "PL", "RO", "RSM", "RUS", "S", "SK", "SLO", "SRB",
+  "TN", "TR", "UA", "UK", "V",
+]));
+export const FOREIGN_MAX = 10;
+const FOREIGN = /^(?<sign>[A-Z]{1,3})[ :]+(?<plate>[A-Z0-9\u00c4\u00d6\u00dc -]+)$/u;
+const FOREIGN_PLATE = /^[A-Z0-9\u00c4\u00d6\u00dc]*[0-9][A-Z0-9\u00c4\u00d6\u00dc]*$/u;
+const NOT_FOREIGN = "write a plate from another country with its country sign first, for example NL 12-ABC-3";
+
+/**
+ * A foreign plate's stored form ("NL 12ABC3": sign, space, letters and digits), or null.
+ * Text that also reads as German (PL WA 1234: Plauen or Poland) has both readings.
+ */
+export function foreignPlate(text) {
+  if (typeof text !== "string") {
+    return null;
+  }
+  let cleanText;
+  try {
+    cleanText = cleaned(text);
+  } catch (error) {
+    if (error instanceof PlateError) return null; // too long
+    throw error;
+  }
+  const match = FOREIGN.exec(cleanText);
+  if (match === null || !COUNTRIES.has(match.groups.sign)) {
+    return null;
+  }
+  const plate = match.groups.plate.replaceAll(" ", "").replaceAll("-", "");
+  if (plate.length > FOREIGN_MAX || !FOREIGN_PLATE.test(plate)) {
+    return null;
+  }
+  return `${match.groups.sign} ${plate}`;
+}
+
+/** The stored form of a foreign plate, or throws PlateError. */
+export function parseForeignPlate(text) {
+  const found = foreignPlate(text);
+  if (found === null) {
+    throw new PlateError(NOT_FOREIGN);
+  }
+  return found;
+}
+
+/** The stored forms typed text can stand for: every German reading, then the foreign plate. */
+export function lookupForms(text) {
+  const forms = readings(text).map((plate) => plate.display);
+  const foreign = foreignPlate(text);
+  return foreign ? [...forms, foreign] : forms;
+}
