@@ -144,12 +144,12 @@ def test_a_typed_plate_that_cannot_be_german_gets_a_field_error_not_a_verdict(
 ) -> None:
     paired(scanner, site)
     scanner.page.fill("#plate-text", "12345")
-    assert "Noch kein deutsches" in scanner.page.inner_text("#plate-reading")
+    assert "Noch kein Kennzeichen" in scanner.page.inner_text("#plate-reading")
     scanner.page.click("#plate-form button[type=submit]")
     scanner.page.wait_for_selector("#plate-error:not([hidden])", timeout=WAIT_MS)
     assert scanner.page.is_hidden(VERDICT.split(":")[0])
     assert scanner.page.get_attribute("#plate-text", "aria-invalid") == "true"
-    assert "kein deutsches Kennzeichen" in scanner.page.inner_text("#plate-error")
+    assert "Das ist kein Kennzeichen" in scanner.page.inner_text("#plate-error")
     scanner.check_page("scanner-plate-field-error")
 
 
@@ -161,6 +161,8 @@ def test_the_plate_reads_back_as_typed_and_says_when_the_split_is_unknown(
     assert scanner.page.inner_text("#plate-reading") == "Gelesen als: D-AB 1234 oder DA-B 1234"
     scanner.page.fill("#plate-text", "d\u2013ab 1234")
     assert scanner.page.inner_text("#plate-reading") == "Gelesen als: D-AB 1234"
+    scanner.page.fill("#plate-text", "nl 12-abc-3")  # a Dutch car, its country sign first
+    assert scanner.page.inner_text("#plate-reading") == "Gelesen als: NL 12ABC3"
 
 
 def test_a_revoked_device_forgets_its_plate_data_at_its_next_sync(

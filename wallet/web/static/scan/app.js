@@ -245,9 +245,9 @@ export async function check(text, { frameAt = performance.now() } = {}) {
   return result;
 }
 
-/** The plates `text` can stand for ("D-AB 1234"), as the verifier reads them. */
+/** The plates `text` can stand for ("D-AB 1234", "NL 12ABC3"), as the verifier reads them. */
 function plateReadings(text) {
-  return (state.verifierModule?.readings?.(text) ?? []).map((plate) => plate.display);
+  return state.verifierModule?.lookupForms?.(text) ?? [];
 }
 
 /** Check a typed plate in the zone given and show the verdict; a bad field says why. */

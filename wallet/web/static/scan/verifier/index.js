@@ -21,7 +21,7 @@ import { rootKeyFromPem } from "./keys.js";
 
 export { BundleError, rootKeyFromPem };
 export { keyId, verifyIndex } from "./plateindex.js";
-export { readings } from "./plates.js";
+export { lookupForms, readings } from "./plates.js";
 
 const seconds = (now) =>
   Math.floor(now instanceof Date ? now.getTime() / 1000 : (now ?? Date.now() / 1000));
