@@ -21,7 +21,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
-from wallet.services import apple, audit, claim_mail, outbox, reminders, renewals, wallets
+from wallet.services import (
+    apple,
+    audit,
+    claim_mail,
+    outbox,
+    plate_checks,
+    reminders,
+    renewals,
+    wallets,
+)
 from wallet.services.context import Services
 
 log = logging.getLogger("wallet.worker")
@@ -131,11 +140,13 @@ def _retire_renewed(obj: Context) -> None:
 
 
 def _prune(obj: Context) -> None:
-    """Old finished deliveries and device logs go (see outbox.KEEP_*)."""
+    """Old finished deliveries, device logs and plate lookup counts go (outbox.KEEP_*,
+    plate_checks.KEEP_COUNTS)."""
     try:
         with obj.transaction(write=True) as session:
             removed = outbox.prune(session, now=obj.now())
             removed += apple.prune_logs(session, now=obj.now())
+            removed += plate_checks.prune_counts(session, now=obj.now())
     except SQLAlchemyError as exc:
         log.error("pruning failed, retrying later: %s", type(exc).__name__)
         return

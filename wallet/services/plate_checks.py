@@ -14,9 +14,9 @@ applies to its offline index: online and offline, one plate gets one verdict.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ from wallet.store.models import PassRow, PlateLookupRow
 ALERT_PER_DAY = 500
 # Above this the device gets no more answers that day (429): enumeration stops here.
 LIMIT_PER_DAY = 2000
+# Daily counts are kept this long (to look back at a device that was misused), then go.
+KEEP_COUNTS = timedelta(days=90)
 
 
 def check_plate(
@@ -95,3 +97,10 @@ def lookups_on(session: Session, *, now: datetime) -> dict[str, int]:
         select(PlateLookupRow.device_id, PlateLookupRow.count).where(PlateLookupRow.day == day)
     )
     return {device: int(count) for device, count in rows.all()}
+
+
+def prune_counts(session: Session, *, now: datetime) -> int:
+    """Forget the daily lookup counts older than ``KEEP_COUNTS``; how many rows went."""
+    oldest = (now - KEEP_COUNTS).date().isoformat()
+    result = session.execute(delete(PlateLookupRow).where(PlateLookupRow.day < oldest))
+    return int(getattr(result, "rowcount", 0) or 0)
