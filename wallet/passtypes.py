@@ -12,13 +12,13 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from wallet.errors import HolderDataError, InputError, PassTypeError
-from wallet.plates import PlateError, parse_plate
+from wallet.plates import PlateError, foreign_plate, parse_plate
 
 LANGUAGES = ("de", "en")
 # A genuine pass whose status list is missing or out of date is amber in every
@@ -49,11 +49,22 @@ INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
 
 ENFORCEMENT_SEPARATOR = "|"  # no plate or zone contains it
+# A plate field of a type whose [enforcement] allows several plates (max_plates) holds
+# them as one value: stored, signed into the token and shown as "D-AB 1234, D-CD 56".
+# Typed, they may be separated by "," or ";": no plate contains either.
+PLATE_SEPARATOR = ", "
+_TYPED_PLATE_SEPARATORS = re.compile(r"[,;]")
+MAX_PLATES = 5  # a household's cars, used alternately; more is a fleet, not a resident
+
+
+def split_plates(value: str) -> list[str]:
+    """The plates of a stored plate value (``D-AB 1234, D-CD 56``), in the order given."""
+    return value.split(PLATE_SEPARATOR)
 
 
 def split_enforcement_value(value: str) -> tuple[str, str]:
     """A stored enforcement value as (plate, the rest: the zone), the inverse of
-    PassType.enforcement_value."""
+    PassType.enforcement_values."""
     plate, _, rest = value.partition(ENFORCEMENT_SEPARATOR)
     return plate, rest
 
@@ -94,6 +105,20 @@ class Field:
     # "plate": a German licence plate, read by wallet.plates (any case, separator,
     # dash or look-alike letter) and stored in its one spelling, D-AB 1234.
     kind: str = "text"
+    # How many plates a plate field holds: the pass type's [enforcement] max_plates for
+    # its enforcement plate, else 1. pattern and max_length apply to each plate.
+    max_plates: int = 1
+    # A plate field that also takes plates from other countries, written with their
+    # country sign (NL 12-ABC-3, stored NL 12ABC3); the pattern is for German plates.
+    foreign: bool = False
+
+    @property
+    def value_max_length(self) -> int:
+        """The longest value the field stores: ``max_length`` for one plate or text; for a
+        list, that many plates of ``max_length`` each and the separators between them."""
+        if self.max_plates == 1:
+            return self.max_length
+        return self.max_plates * (self.max_length + len(PLATE_SEPARATOR)) - len(PLATE_SEPARATOR)
 
     @property
     def capitalised(self) -> bool:
@@ -129,15 +154,16 @@ class Field:
             text = text.upper()
         if not text:
             raise HolderDataError(f"{self.name} must not be empty", field=self.name, kind="empty")
+        foreign = False
         if self.kind == "plate":
-            text = self._plate(text)
+            text, foreign = self._plate(text)
         if len(text) > self.max_length:
             raise HolderDataError(
                 f"{self.name} is longer than {self.max_length} characters",
                 field=self.name,
                 kind="too_long",
             )
-        if self.pattern is not None and not self.pattern.fullmatch(text):
+        if self.pattern is not None and not foreign and not self.pattern.fullmatch(text):
             like = f" (for example {self.example})" if self.example else ""
             raise HolderDataError(
                 f"{self.name} {value!r} does not have the expected format{like}",
@@ -146,16 +172,24 @@ class Field:
             )
         return text
 
-    def _plate(self, text: str) -> str:
+    def _plate(self, text: str) -> tuple[str, bool]:
+        """The plate's stored form, and whether it is a foreign one."""
         try:
-            return parse_plate(text).display
+            return parse_plate(text).display, False
         except PlateError as exc:
-            like = f" (for example {self.example})" if self.example else ""
-            raise HolderDataError(
-                f"{self.name} {text[:40]!r} is not a German licence plate: {exc}{like}",
-                field=self.name,
-                kind="format",
-            ) from None
+            german = exc
+        foreign = foreign_plate(text) if self.foreign else None
+        if foreign is not None:
+            return foreign, True
+        like = f" (for example {self.example})" if self.example else ""
+        abroad = (
+            " (a foreign plate: its country sign first, as NL 12-ABC-3)" if self.foreign else ""
+        )
+        raise HolderDataError(
+            f"{self.name} {text[:40]!r} is not a German licence plate{abroad}: {german}{like}",
+            field=self.name,
+            kind="format",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -186,15 +220,29 @@ class PassType:
     # claimed the successor (a printed card, a phone left at home).
     renewal_grace_days: int = DEFAULT_GRACE_DAYS
     # Enforcement by plate (parking): the plate field, and the fields that with it
-    # name a permit that may exist only once at a time (plate and zone).
+    # name a permit that may exist only once at a time (plate and zone). The plate
+    # field may hold up to max_plates plates (a second car, used alternately).
     enforcement_plate: str | None = None
     enforcement_key: tuple[str, ...] = ()
+    max_plates: int = 1
 
     def enforcement_value(self, holder: Mapping[str, str]) -> str | None:
         """The one-at-a-time key of a cleaned holder (``D-AB 1234|12``), or None."""
         if not self.enforcement_key:
             return None
         return ENFORCEMENT_SEPARATOR.join(holder[name] for name in self.enforcement_key)
+
+    def enforcement_values(self, holder: Mapping[str, str]) -> tuple[str, ...]:
+        """The one-at-a-time keys of a cleaned holder, one per plate (``D-AB 1234|12``,
+        ``D-CD 56|12``): while the permit is live no other permit may hold any of them.
+        Empty for a type not enforced by plate."""
+        if not self.enforcement_key:
+            return ()
+        plate, *rest = self.enforcement_key
+        others = [holder[name] for name in rest]
+        return tuple(
+            ENFORCEMENT_SEPARATOR.join([one, *others]) for one in split_plates(holder[plate])
+        )
 
     def column_field(self, header: str) -> str | None:
         """The field a column of an export fills: by the declared headers or its own name."""
@@ -283,8 +331,10 @@ def _import(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, An
 def _enforcement(raw: object, fields: tuple[Field, ...], source: str) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not set(raw) <= {"plate", "once_per"}:
-        raise PassTypeError(f"{source}: [enforcement] may hold plate and once_per only")
+    if not isinstance(raw, dict) or not set(raw) <= {"plate", "once_per", "max_plates"}:
+        raise PassTypeError(
+            f"{source}: [enforcement] may hold plate, once_per and max_plates only"
+        )
     by_name = {f.name: f for f in fields}
     plate = raw.get("plate")
     if not isinstance(plate, str) or plate not in by_name or by_name[plate].kind != "plate":
@@ -294,7 +344,12 @@ def _enforcement(raw: object, fields: tuple[Field, ...], source: str) -> dict[st
     once_per = raw.get("once_per", [])
     if not isinstance(once_per, list) or not all(n in by_name and n != plate for n in once_per):
         raise PassTypeError(f"{source}: [enforcement] once_per must list other field names")
-    return {"enforcement_plate": plate, "enforcement_key": (plate, *once_per)}
+    most = raw.get("max_plates", 1)
+    if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= MAX_PLATES:
+        raise PassTypeError(
+            f"{source}: [enforcement] max_plates must be a whole number from 1 to {MAX_PLATES}"
+        )
+    return {"enforcement_plate": plate, "enforcement_key": (plate, *once_per), "max_plates": most}
 
 
 def _renewal(raw: object, source: str) -> dict[str, Any]:
@@ -344,7 +399,8 @@ def _is_plate(text: str) -> bool:
 def _field(raw: object, where: str) -> Field:
     if not isinstance(raw, dict):
         raise PassTypeError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "label", "pattern", "max_length", "in_token", "example", "kind"}
+    known = {"name", "label", "pattern", "max_length", "in_token", "example", "kind", "foreign"}
+    unknown = set(raw) - known
     if unknown:
         raise PassTypeError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -368,6 +424,9 @@ def _field(raw: object, where: str) -> Field:
     in_token = raw.get("in_token", False)
     if not isinstance(in_token, bool):
         raise PassTypeError(f"{where}.in_token must be true or false")
+    foreign = raw.get("foreign", False)
+    if not isinstance(foreign, bool) or (foreign and kind != "plate"):
+        raise PassTypeError(f"{where}.foreign must be true or false, on a field of kind plate")
     example = raw.get("example")
     if example is not None and (
         not isinstance(example, str)
@@ -386,6 +445,7 @@ def _field(raw: object, where: str) -> Field:
         in_token=in_token,
         example=example,
         kind=kind,
+        foreign=foreign,
     )
 
 
@@ -427,6 +487,14 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
     fields = tuple(_field(f, f"{source}: fields[{i}]") for i, f in enumerate(raw_fields))
     if len({f.name for f in fields}) != len(fields):
         raise PassTypeError(f"{source}: field names must be unique")
+    enforcement = _enforcement(raw.get("enforcement"), fields, source)
+    if enforcement:  # the plate field holds as many plates as the type allows
+        fields = tuple(
+            replace(f, max_plates=enforcement["max_plates"])
+            if f.name == enforcement["enforcement_plate"]
+            else f
+            for f in fields
+        )
     return PassType(
         id=type_id,
         label=_text(raw.get("label"), f"{source}: label"),
@@ -440,7 +508,7 @@ def parse_pass_type(raw: Mapping[str, Any], *, source: str) -> PassType:
         suspendable=suspendable,
         stale_status=stale,
         **_import(raw.get("import"), fields, source),
-        **_enforcement(raw.get("enforcement"), fields, source),
+        **enforcement,
         **_renewal(raw.get("renewal"), source),
     )
 
