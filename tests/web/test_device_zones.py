@@ -7,6 +7,8 @@ particular (a supervisor's) gets every zone.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections.abc import Callable
 
@@ -141,3 +143,21 @@ def test_staff_choose_the_zones_when_pairing_in_the_console(
     assert status == 201 and body["device"]["zones"] == ["12", "13"]
     listing = page_text(staff.get("/console/devices").get_data(as_text=True))
     assert "12, 13" in listing
+
+
+def test_a_device_holding_the_current_index_gets_a_bare_304_and_a_new_one_comes_gzipped(
+    client: FlaskClient, db: Database, services: Services
+) -> None:
+    permit(db, services, "D-AB 1", "12")
+    headers = paired(client, db, services, "12")
+    first = client.get("/device/v1/plates/index", headers=headers)
+    tag = first.headers["ETag"]
+    again = client.get("/device/v1/plates/index", headers={**headers, "If-None-Match": tag})
+    assert again.status_code == 304 and again.get_data() == b""  # no key in a 304
+    zipped = client.get("/device/v1/plates/index", headers={**headers, "Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    body = json.loads(gzip.decompress(zipped.get_data()))
+    assert body["index"] == first.get_json()["index"]
+    assert len(zipped.get_data()) < len(first.get_data())
+    stranger = client.get("/device/v1/plates/index", headers={"If-None-Match": tag})
+    assert stranger.status_code == 401  # the ETag is no credential

@@ -51,11 +51,14 @@ export class Plates {
     }
     let body;
     try {
-      const response = await fetch(INDEX_URL, {
-        cache: "no-store",
-        credentials: "omit",
-        headers: { Authorization: `Bearer ${paired.credential}` },
-      });
+      const headers = { Authorization: `Bearer ${paired.credential}` };
+      if (this.held && this.index) {
+        headers["If-None-Match"] = `"plate-index-${this.held.version}"`; // unchanged: a bare 304
+      }
+      const response = await fetch(INDEX_URL, { cache: "no-store", credentials: "omit", headers });
+      if (response.status === 304 && this.held && this.index) {
+        return this.touch();
+      }
       if (response.status === 401) {
         await this.forget(); // a revoked or unknown device keeps no plate data
         return { kind: "revoked" };
@@ -69,9 +72,7 @@ export class Plates {
     }
     const now = this.clock();
     if (this.held && this.held.token === body.index) {
-      await store.touchPlateIndex(now.toISOString());
-      this.held = { ...this.held, syncedAt: now.toISOString() };
-      return { kind: "current" };
+      return this.touch();
     }
     let index;
     try {
@@ -94,6 +95,14 @@ export class Plates {
     this.index = index;
     this.key = b64urlDecode(body.key, "plate index key");
     return { kind: "updated" };
+  }
+
+  /** The held index is the current one: only its time of sync moves on. */
+  async touch() {
+    const syncedAt = this.clock().toISOString();
+    await store.touchPlateIndex(syncedAt);
+    this.held = { ...this.held, syncedAt };
+    return { kind: "current" };
   }
 
   async forget() {
