@@ -226,12 +226,6 @@ class PassType:
     enforcement_key: tuple[str, ...] = ()
     max_plates: int = 1
 
-    def enforcement_value(self, holder: Mapping[str, str]) -> str | None:
-        """The one-at-a-time key of a cleaned holder (``D-AB 1234|12``), or None."""
-        if not self.enforcement_key:
-            return None
-        return ENFORCEMENT_SEPARATOR.join(holder[name] for name in self.enforcement_key)
-
     def enforcement_values(self, holder: Mapping[str, str]) -> tuple[str, ...]:
         """The one-at-a-time keys of a cleaned holder, one per plate (``D-AB 1234|12``,
         ``D-CD 56|12``): while the permit is live no other permit may hold any of them.
@@ -332,9 +326,7 @@ def _enforcement(raw: object, fields: tuple[Field, ...], source: str) -> dict[st
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not set(raw) <= {"plate", "once_per", "max_plates"}:
-        raise PassTypeError(
-            f"{source}: [enforcement] may hold plate, once_per and max_plates only"
-        )
+        raise PassTypeError(f"{source}: [enforcement] may hold plate, once_per and max_plates only")
     by_name = {f.name: f for f in fields}
     plate = raw.get("plate")
     if not isinstance(plate, str) or plate not in by_name or by_name[plate].kind != "plate":

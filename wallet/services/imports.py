@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from wallet.domain import check_email_address
 from wallet.errors import HolderDataError, InputError
 from wallet.formats.csvtable import Table
-from wallet.passtypes import PassType, Text, header_key
+from wallet.passtypes import PassType, Text, header_key, split_enforcement_value
 from wallet.services import audit, claim_mail, passes
 from wallet.services.context import Services
 from wallet.store.db import refresh_statistics
-from wallet.store.models import HolderContactRow, PassRow
+from wallet.store.models import EnforcementKeyRow, HolderContactRow, PassRow
 
 __all__ = [
     "BATCH_SIZE", "MAX_ROWS", "RESULT_HEADER", "ImportCheck", "Outcome", "Problem", "check", "run",
@@ -315,53 +315,73 @@ def _check_rows(session: Session, report: ImportCheck, seen: _SeenKeys) -> None:
                 de=f"doppelt in der Datei (wie Zeile {first})",
                 en=f"twice in the file (like row {first})")))  # fmt: skip
             continue
+        enforcement = pass_type.enforcement_values(holder)
+        if (shared := _plate_in_earlier_row(seen, enforcement, number)) is not None:
+            report.problems.append(shared)
+            continue
         if contact_problems:
             continue
-        chunk.append(_Row(number, key, pass_type.enforcement_value(holder)))
+        chunk.append(_Row(number, key, enforcement))
         if len(chunk) >= CHECK_CHUNK:
             _count_issued(session, report, chunk)
             chunk = []
     _count_issued(session, report, chunk)
 
 
+def _plate_in_earlier_row(seen: _SeenKeys, keys: tuple[str, ...], number: int) -> Problem | None:
+    """A plate and zone an earlier row of the file has too (as its only or its second car):
+    both rows cannot become live permits, and the database would refuse the batch."""
+    for key in keys:
+        first = seen.first_row("\x00plate\x00" + key, number)  # apart from the import keys
+        if first != number:
+            plate, zone = split_enforcement_value(key)
+            return Problem(number, "—", "duplicate_plate", Text(
+                de=f"{plate} steht für Zone {zone} schon in Zeile {first}",
+                en=f"{plate} is in row {first} for zone {zone} already"))  # fmt: skip
+    return None
+
+
 @dataclass(frozen=True)
 class _Row:
     number: int
     key: str
-    enforcement: str | None  # plate and zone, for types enforced by plate
+    enforcement: tuple[str, ...]  # plate and zone of each plate, for types enforced by plate
 
 
 def _count_issued(session: Session, report: ImportCheck, rows: list[_Row]) -> None:
     """Count rows issued before; a plate whose zone has another live permit is a problem."""
     before = _issued_before(session, report.pass_type, [r.key for r in rows])
-    fresh = [r.enforcement for r in rows if r.key not in before and r.enforcement]
-    live = _live_permits(session, report.pass_type, fresh)
+    fresh = [key for r in rows if r.key not in before for key in r.enforcement]
+    live = _live_permits(session, fresh)
     for row in rows:
+        taken = next((key for key in row.enforcement if key in live), None)
         if row.key in before:
             report.issued_before += 1
-        elif row.enforcement in live:
+        elif taken is not None:
+            plate, serial = split_enforcement_value(taken)[0], live[taken]
             report.problems.append(Problem(row.number, "—", "has_permit", Text(
-                de=f"hat schon einen gültigen Ausweis ({live[row.enforcement]}): verlängern "
+                de=f"{plate} hat schon einen gültigen Ausweis ({serial}): verlängern "
                    "oder neu ausstellen statt importieren",
-                en=f"has a live permit already ({live[row.enforcement]}): renew or reissue "
+                en=f"{plate} has a live permit already ({serial}): renew or reissue "
                    "it instead of importing")))  # fmt: skip
         else:
             report.to_issue += 1
 
 
-_LIVE_PERMITS = select(PassRow.enforcement_key, PassRow.serial).where(
-    PassRow.pass_type == bindparam("pass_type"),
-    PassRow.enforcement_key.in_(bindparam("keys", expanding=True)),
-    PassRow.state != "revoked",
-    PassRow.retire_at.is_(None),
+# A key exists only while its permit is live (models.EnforcementKeyRow).
+_LIVE_PERMITS = (
+    select(EnforcementKeyRow.value, PassRow.serial)
+    .join_from(EnforcementKeyRow, PassRow, EnforcementKeyRow.pass_id == PassRow.id)
+    .where(EnforcementKeyRow.value.in_(bindparam("keys", expanding=True)))
 )
 
 
-def _live_permits(session: Session, pass_type: PassType, keys: list[str]) -> dict[str, str]:
+def _live_permits(session: Session, keys: list[str]) -> dict[str, str]:
+    """Plate-and-zone key -> serial of the live permit holding it: one query for a chunk."""
     if not keys:
         return {}
-    params = {"pass_type": pass_type.id, "keys": keys}
-    return {str(k): s for k, s in session.connection().execute(_LIVE_PERMITS, params).all()}
+    rows = session.connection().execute(_LIVE_PERMITS, {"keys": keys}).all()
+    return {str(key): serial for key, serial in rows}
 
 
 _ISSUED_BEFORE = select(PassRow.external_key, PassRow.serial).where(

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     Select,
+    String,
     Table,
     UnaryExpression,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -122,10 +124,12 @@ def hash_secret(secret: str) -> str:
 # Issuance is the service's busiest write: its statements are built once, so
 # each call only binds parameters (SQLAlchemy then reuses the compiled SQL), and
 # they run on the session's connection, past the ORM's execution machinery.
-# On PostgreSQL one statement stores the pass, its claim link and its audit
-# entry (data-modifying CTEs): with BEGIN and COMMIT, three round trips.
+# On PostgreSQL one statement stores the pass, its claim link, its audit entry
+# and a permit's plate-and-zone keys (data-modifying CTEs): with BEGIN and COMMIT,
+# three round trips.
 _passes, _lists = Base.metadata.tables["passes"], Base.metadata.tables["status_lists"]
 _claims, _log = Base.metadata.tables["claim_links"], Base.metadata.tables["audit_log"]
+_keys = Base.metadata.tables["enforcement_keys"]
 # A slot taken by a concurrent issuer inserts nothing and returns no id (no
 # savepoint needed, and PostgreSQL's transaction stays usable).
 _SLOT = ["status_list_id", "status_idx"]
@@ -133,6 +137,8 @@ _INSERT_PASS_SQLITE = (
     sqlite.insert(_passes).on_conflict_do_nothing(index_elements=_SLOT).returning(_passes.c.id)
 )
 _INSERT_CLAIM_LINK = insert(_claims)
+# A permit's plate-and-zone keys (one row per plate, see models.EnforcementKeyRow).
+_INSERT_KEYS = insert(_keys)
 # Many passes at once (imports): a row whose slot is taken is skipped, and the
 # ids come back by serial, so the caller sees which ones went in.
 _INSERT_MANY = {
@@ -146,7 +152,7 @@ _INSERT_MANY = {
 _PASS_COLUMNS = (
     "serial", "pass_type", "holder", "holder_search", "state", "valid_from", "valid_until",
     "status_list_id", "status_idx", "kid", "token", "update_tag", "apple_auth_token",
-    "replaces", "external_key", "wallet_serial", "enforcement_key", "created_at", "updated_at",
+    "replaces", "external_key", "wallet_serial", "created_at", "updated_at",
 )  # fmt: skip
 _CLAIM_COLUMNS = ("token_hash", "expires_at", "created_at")
 # Every column audit.entry_values fills (the sealer fills the rest): a column
@@ -177,7 +183,15 @@ def _issue_statement() -> Select[int]:
         list(_AUDIT_COLUMNS),
         select(*(_bind(_log, c, "a_") for c in _AUDIT_COLUMNS)).select_from(new_pass),
     )
-    return select(new_pass.c.id).add_cte(claim_link.cte("new_claim_link"), entry.cte("new_entry"))
+    # One row per plate of a permit (none for other passes): a plate and zone another
+    # live permit holds makes the whole statement fail, so nothing is written.
+    plates = func.unnest(bindparam("k_values", type_=postgresql.ARRAY(String(64))))
+    keys = insert(_keys).from_select(
+        ["pass_id", "value"], select(new_pass.c.id, plates).select_from(new_pass)
+    )
+    return select(new_pass.c.id).add_cte(
+        claim_link.cte("new_claim_link"), entry.cte("new_entry"), keys.cte("new_keys")
+    )
 
 
 _ISSUE_POSTGRESQL = _issue_statement()
@@ -250,27 +264,17 @@ def _store_pass(
     values: Mapping[str, object],
     claim_link: Mapping[str, object],
     entry: Mapping[str, object],
+    keys: Sequence[str],
 ) -> int | None:
-    """Insert the pass, its claim link and audit entry; None (and nothing written)
-    if its status slot was taken by a concurrent issuer."""
-    try:
-        return _insert_pass(session, values, claim_link, entry)
-    except IntegrityError as exc:
-        raise _unique_violation(exc, values) from exc
-
-
-def _insert_pass(
-    session: Session,
-    values: Mapping[str, object],
-    claim_link: Mapping[str, object],
-    entry: Mapping[str, object],
-) -> int | None:
+    """Insert the pass, its claim link, audit entry and plate-and-zone keys; None (and
+    nothing written) if its status slot was taken by a concurrent issuer."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         parameters = {
             **{f"p_{k}": v for k, v in values.items()},
             **{f"c_{k}": v for k, v in claim_link.items()},
             **{f"a_{k}": v for k, v in entry.items()},
+            "k_values": list(keys),
         }
         found = connection.execute(_ISSUE_POSTGRESQL, parameters).scalar_one_or_none()
         return None if found is None else int(found)
@@ -280,6 +284,8 @@ def _insert_pass(
         return None
     connection.execute(_INSERT_CLAIM_LINK, {"pass_id": pass_id, **claim_link})
     connection.execute(audit.INSERT_ENTRY, dict(entry))
+    if keys:
+        connection.execute(_INSERT_KEYS, [{"pass_id": pass_id, "value": key} for key in keys])
     return int(pass_id)
 
 
@@ -333,6 +339,8 @@ class _Draft:
     secret: str
     claim_link: dict[str, object]
     entry: dict[str, object]
+    # Its plate-and-zone keys, one per plate (PassType.enforcement_values): held while live.
+    keys: tuple[str, ...] = ()
 
     def sign(self, services: Services, idx: int, now: datetime) -> str:
         return sign_pass_token(
@@ -400,7 +408,6 @@ def _draft(
         "replaces": replaces,
         "external_key": external_key,
         "wallet_serial": renewal_of.wallet_id if renewal_of is not None else None,
-        "enforcement_key": pass_type.enforcement_value(cleaned),
         "created_at": now,
         "updated_at": now,
     }
@@ -415,51 +422,67 @@ def _draft(
     )
     uri = status_list_uri(services.settings.public_url, status_list.name)
     return _Draft(pass_type, cleaned, start, end, key, status_list, uri, values, secret,
-                  claim_link, entry)  # fmt: skip
+                  claim_link, entry, pass_type.enforcement_values(cleaned))  # fmt: skip
 
 
-_LIVE_WITH_KEY = select(_passes.c.serial).where(
-    _passes.c.pass_type == bindparam("pass_type"),
-    _passes.c.enforcement_key == bindparam("key"),
-    _passes.c.state != PassState.REVOKED.value,
-    _passes.c.retire_at.is_(None),
+# Keys exist only while their permit is live: any row found is a live permit's.
+_LIVE_WITH_KEYS = (
+    select(_keys.c.value, _passes.c.serial)
+    .join_from(_keys, _passes, _keys.c.pass_id == _passes.c.id)
+    .where(_keys.c.value.in_(bindparam("keys", expanding=True)))
 )
 
 
-def _check_one_live(session: Session, pass_type: PassType, key: object) -> None:
-    """One live permit per plate and zone: name the one there is (the index backs this)."""
-    if key is None:
+def _check_one_live(session: Session, pass_type: PassType, keys: Sequence[str]) -> None:
+    """One live permit per plate and zone, for each plate of the new permit: name the
+    permit there is (the unique constraint on enforcement_keys backs this)."""
+    if not keys:
         return
-    params = {"pass_type": pass_type.id, "key": key}
-    existing = session.connection().execute(_LIVE_WITH_KEY, params).scalar()
-    if existing is not None:
-        raise _already_live(pass_type, str(key), existing)
+    found = dict(session.connection().execute(_LIVE_WITH_KEYS, {"keys": list(keys)}).all())
+    taken = next((key for key in keys if key in found), None)
+    if taken is not None:
+        raise _already_live(pass_type, [taken], found[taken])
+
+
+def release_plates(session: Session, pass_id: int) -> None:
+    """A permit lets go of its plates and zones (revoked, or renewed: its successor
+    takes them): another permit may hold them from now on."""
+    session.connection().execute(_DELETE_KEYS, {"pass_id": pass_id})
+
+
+_DELETE_KEYS = delete(_keys).where(_keys.c.pass_id == bindparam("pass_id"))
 
 
 def _already_live(
-    pass_type: PassType | None, key: str, serial: str | None = None
+    pass_type: PassType, keys: Sequence[str], serial: str | None = None
 ) -> PermitExistsError:
-    what = " in zone ".join(split_enforcement_value(key))
+    plates = [split_enforcement_value(key)[0] for key in keys]
+    zone = split_enforcement_value(keys[0])[1]
     which = f" ({serial})" if serial else ""
-    plate = pass_type.enforcement_plate if pass_type is not None else None
     return PermitExistsError(
-        f"{what} has a permit already{which}: renew it, or reissue it for a new car",
-        field=f"holder.{plate or 'plate'}",
+        f"{' or '.join(plates)} in zone {zone} has a permit already{which}: renew it, or "
+        "for a new car revoke it and issue a new permit",
+        field=f"holder.{pass_type.enforcement_plate or 'plate'}",
     )
 
 
-def _unique_violation(exc: IntegrityError, values: Mapping[str, object]) -> PermitExistsError:
-    """A concurrent issuer won the plate and zone: the same answer as the check above."""
-    if "enforcement_key" not in str(exc.orig):
+def _unique_violation(exc: IntegrityError, draft: _Draft | None) -> PermitExistsError:
+    """A concurrent issuer won a plate and zone: the same answer as the check above.
+
+    Both databases name the constraint's table in the message (SQLite: "UNIQUE
+    constraint failed: enforcement_keys.value", PostgreSQL: "... unique constraint
+    "uq_enforcement_keys_value""), neither reliably which value: with several plates,
+    the answer names them all.
+    """
+    if "enforcement_keys" not in str(exc.orig):
         raise exc
-    key = values.get("enforcement_key")
-    if key is None:  # a multi-row insert: which row, the database does not say on SQLite
+    if draft is None:  # a multi-row insert: which row, the database does not say on SQLite
         return PermitExistsError(
             "a plate of this batch got a permit since the file was checked; nothing of the "
             "batch was issued: run the import again, its check names the row",
             field="holder.plate",
         )
-    return _already_live(None, str(key))
+    return _already_live(draft.pass_type, draft.keys)
 
 
 def _store_draft(session: Session, services: Services, draft: _Draft, now: datetime) -> IssuedPass:
@@ -468,10 +491,13 @@ def _store_draft(session: Session, services: Services, draft: _Draft, now: datet
         # Random, never sequential: the index must not reveal the order of issue.
         idx = services.open_lists.draw(draft.status_list)
         token = draft.sign(services, idx, now)
-        pass_id = _store_pass(
-            session, {**draft.values, "status_idx": idx, "token": token}, draft.claim_link,
-            draft.entry,
-        )  # fmt: skip
+        try:
+            pass_id = _store_pass(
+                session, {**draft.values, "status_idx": idx, "token": token}, draft.claim_link,
+                draft.entry, draft.keys,
+            )  # fmt: skip
+        except IntegrityError as exc:
+            raise _unique_violation(exc, draft) from exc
         # Ours now, or another issuer's: either way not to be drawn again. (Should
         # this transaction roll back, the process merely skips one free index.)
         services.open_lists.mark(draft.status_list, idx)
@@ -507,7 +533,7 @@ def issue_pass(
         valid_until=valid_until, actor=actor, now=now, replaces=replaces,
         external_key=external_key, renewal_of=renewal_of, may_run_until=may_run_until,
     )  # fmt: skip
-    _check_one_live(session, draft.pass_type, draft.values["enforcement_key"])
+    _check_one_live(session, draft.pass_type, draft.keys)
     return _store_draft(session, services, draft, now)
 
 
@@ -531,11 +557,11 @@ def issue_passes(
 ) -> list[IssuedPass]:
     """Many passes of one type (holder, external key) with a few statements, not a few each.
 
-    For imports: the passes, their claim links and their audit entries go in as
-    one multi-row statement each. Live permits of the same plate were found by
-    the import's check; one issued since is refused by the unique index (the
-    batch rolls back). A pass whose drawn slot a concurrent issuer
-    took meanwhile is inserted by nobody and then issued on its own.
+    For imports: the passes, their claim links, their audit entries and their
+    plate-and-zone keys go in as one multi-row statement each. Live permits of the
+    same plates were found by the import's check; one issued since is refused by the
+    unique constraint on the keys (the batch rolls back). A pass whose drawn slot a
+    concurrent issuer took meanwhile is inserted by nobody and then issued on its own.
     """
     drafts = [_import_draft(session, services, type_id, holder, key, actor=actor, now=now)
               for holder, key in holders]  # fmt: skip
@@ -549,13 +575,11 @@ def issue_passes(
     stored: dict[str, int] = {}
     if rows:
         insert_many = _INSERT_MANY[connection.dialect.name]
-        try:
-            found = connection.execute(insert_many, rows).all()
-        except IntegrityError as exc:
-            raise _unique_violation(exc, {}) from exc
+        found = connection.execute(insert_many, rows).all()
         stored = {serial: int(i) for i, serial in found}
     issued: list[IssuedPass] = []
     links, entries = [], []
+    keys: list[dict[str, object]] = []
     for draft, token in zip(drafts, tokens, strict=True):
         pass_id = stored.get(str(draft.values["serial"]))
         if pass_id is None:  # its slot went to another issuer: this one alone, anew
@@ -563,7 +587,13 @@ def issue_passes(
             continue
         links.append({"pass_id": pass_id, **draft.claim_link})
         entries.append(draft.entry)
+        keys.extend({"pass_id": pass_id, "value": key} for key in draft.keys)
         issued.append(draft.issued(token, pass_id, now))
+    if keys:  # once the ids are known; in this transaction, so all or nothing
+        try:
+            connection.execute(_INSERT_KEYS, keys)
+        except IntegrityError as exc:
+            raise _unique_violation(exc, None) from exc
     if links:
         connection.execute(_INSERT_CLAIM_LINK, links)
         connection.execute(audit.INSERT_ENTRY_MANY, entries)
@@ -687,6 +717,8 @@ def change_state(
     row.reason = reason
     row.updated_at = now
     row.status_version = version
+    if new_state is PassState.REVOKED:  # its plates are free for another permit at once
+        release_plates(session, row.id)
     audit.record(
         session,
         key=services.audit_key,
@@ -710,7 +742,11 @@ def reissue_pass(
     actor: str,
     now: datetime,
 ) -> IssuedPass:
-    """Lost phone: a new serial and token for the same holder; the old pass is revoked."""
+    """Lost phone: a new serial and token for the same holder; the old pass is revoked.
+
+    The holder stays as it is: a new car (new plates) is not a reissue but a revocation
+    and a new permit; the revocation frees the old plates at once (change_state).
+    """
     old = stored_pass(session, serial, for_update=True)
     if old.state == PassState.REVOKED:
         raise StateConflictError(f"pass {old.serial} is revoked; issue a new pass instead")

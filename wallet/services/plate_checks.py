@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from wallet.domain import PassState
 from wallet.errors import InputError
 from wallet.passtypes import ENFORCEMENT_SEPARATOR, split_enforcement_value
 from wallet.plateindex import Found, PlateCheck, judge, plate_readings
 from wallet.plates import normalise_zone
 from wallet.services.context import Services
-from wallet.store.models import PassRow, PlateLookupRow
+from wallet.store.models import EnforcementKeyRow, PassRow, PlateLookupRow
 
 # Lookups per device and day above which the console warns of a device that may be
 # used to enumerate plates (an officer on a long shift checks a few hundred).
@@ -50,28 +49,34 @@ def check_plate(
     if not types:
         raise InputError("no pass type of this service is checked by plate", field="plate")
     where = normalise_zone(zone)
-    hits = {
-        plate: [_found(row) for row in _permits(session, [t.id for t in types], plate)]
-        for plate in found
-    }
+    hits = {plate: _permits(session, [t.id for t in types], plate) for plate in found}
     return judge(hits, where, now=now)
 
 
-def _permits(session: Session, type_ids: list[str], display: str) -> list[PassRow]:
-    prefix = display + ENFORCEMENT_SEPARATOR
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = select(PassRow).where(
-        PassRow.pass_type.in_(type_ids),
-        PassRow.enforcement_key.like(escaped + "%", escape="\\"),
-        PassRow.state != PassState.REVOKED.value,
-        PassRow.retire_at.is_(None),
+# The live permits holding a plate: its keys are the values that begin "<plate>|", that
+# is from "<plate>|" up to "<plate>}" ("}" follows "|"), one range of the unique index
+# (byte order on both databases, see models). A key exists only while its permit is live.
+_PERMITS = (
+    select(EnforcementKeyRow.value, PassRow.state, PassRow.valid_from, PassRow.valid_until)
+    .join_from(EnforcementKeyRow, PassRow, EnforcementKeyRow.pass_id == PassRow.id)
+    .where(
+        EnforcementKeyRow.value >= bindparam("low"),
+        EnforcementKeyRow.value < bindparam("high"),
+        PassRow.pass_type.in_(bindparam("type_ids", expanding=True)),
     )
-    return list(session.scalars(query))
+)
+_AFTER_SEPARATOR = chr(ord(ENFORCEMENT_SEPARATOR) + 1)
 
 
-def _found(row: PassRow) -> Found:
-    zone = split_enforcement_value(row.enforcement_key or "")[1]
-    return Found(zone, str(row.state), row.valid_from, row.valid_until)
+def _permits(session: Session, type_ids: list[str], plate: str) -> list[Found]:
+    """Every live permit of ``plate`` (stored form), one per zone: a permit with two
+    plates is found by either."""
+    bounds = {"low": plate + ENFORCEMENT_SEPARATOR, "high": plate + _AFTER_SEPARATOR}
+    rows = session.connection().execute(_PERMITS, {**bounds, "type_ids": type_ids}).all()
+    return [
+        Found(split_enforcement_value(key)[1], str(state), start, end)
+        for key, state, start, end in rows
+    ]
 
 
 def count_lookup(session: Session, device_id: str, *, now: datetime) -> int:

@@ -14,18 +14,18 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wallet.domain import PassState
 from wallet.passtypes import split_enforcement_value
 from wallet.plateindex import Permit, sign_index
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
 from wallet.services.sealing import seal, unseal
-from wallet.store.models import PassRow, PlateIndexRow
+from wallet.store.models import EnforcementKeyRow, PassRow, PlateIndexRow
 
 INDEX_LIFETIME = timedelta(hours=24)  # a device offline longer is told its data is stale
 _SEAL_AAD = b"wallet plate index key v1"
@@ -105,32 +105,33 @@ def _enforced(services: Services) -> list[str]:
     return [t.id for t in services.pass_types.values() if t.enforcement_plate]
 
 
-def _live(services: Services) -> tuple[object, ...]:
+def _live(services: Services) -> Select[Any]:
+    """The live permits' plates: a key row exists exactly while its permit is live, one
+    per plate (models.EnforcementKeyRow)."""
     return (
-        PassRow.pass_type.in_(_enforced(services)),
-        PassRow.enforcement_key.is_not(None),
-        PassRow.state != PassState.REVOKED.value,
-        PassRow.retire_at.is_(None),
+        select(EnforcementKeyRow.value)
+        .join_from(EnforcementKeyRow, PassRow, EnforcementKeyRow.pass_id == PassRow.id)
+        .where(PassRow.pass_type.in_(_enforced(services)))
     )
 
 
 def _fingerprint(session: Session, services: Services) -> str:
-    """Changes whenever a permit is issued, changes state or retires."""
-    count, newest, tag = session.execute(
-        select(func.count(), func.max(PassRow.id), func.max(PassRow.update_tag)).where(
-            *_live(services)  # type: ignore[arg-type]
-        )
-    ).one()
+    """Changes whenever a permit is issued (a pass id above all before), changes state
+    (its update tag, from a counter that only grows) or lets go of its plates (revoked
+    or renewed: fewer keys, or a successor's higher id)."""
+    live = _live(services).with_only_columns(
+        func.count(EnforcementKeyRow.id), func.max(PassRow.id), func.max(PassRow.update_tag)
+    )
+    count, newest, tag = session.execute(live).one()
     return hashlib.sha256(f"{count}:{newest}:{tag}".encode()).hexdigest()
 
 
 def _permits(session: Session, services: Services) -> list[Permit]:
+    """One entry per plate: a permit with two plates is found by either, offline too."""
     rows = session.execute(
-        select(
-            PassRow.enforcement_key, PassRow.state, PassRow.valid_until, PassRow.valid_from
-        ).where(*_live(services))  # type: ignore[arg-type]
+        _live(services).add_columns(PassRow.state, PassRow.valid_until, PassRow.valid_from)
     ).all()
     return [
-        Permit(*split_enforcement_value(str(key)), state=state, valid_until=until, valid_from=start)
+        Permit(*split_enforcement_value(key), state=state, valid_until=until, valid_from=start)
         for key, state, until, start in rows
     ]

@@ -73,11 +73,14 @@ def renew_pass(
             f"renew {old.replaced_by} instead"
         )
     grace = timedelta(days=services.pass_type(old.pass_type).renewal_grace_days)
-    # Both keys are unique among live passes: the successor takes them over, so the
-    # old pass lets go first (its retire_at marks it as leaving; see models).
+    # The city's key and every plate and zone are unique among live passes: the
+    # successor takes them over, so the old pass lets go first. Its retire_at marks it
+    # as leaving: its old token stays valid for the grace period, but the plates'
+    # permit (online and in the offline index) is the successor from now on.
     external_key, old.external_key = old.external_key, None
     old.retire_at = now + grace
     session.flush()
+    passes.release_plates(session, old.id)
     new = passes.issue_pass(
         session,
         services,

@@ -75,9 +75,6 @@ class StatusListRow(Base):
     created_at: Mapped[datetime]
 
 
-_LIVE_ENFORCEMENT = "enforcement_key IS NOT NULL AND state <> 'revoked' AND retire_at IS NULL"
-
-
 class PassRow(Base):
     __tablename__ = "passes"
     __table_args__ = (
@@ -103,15 +100,6 @@ class PassRow(Base):
             sqlite_where=text("external_key IS NOT NULL"),
         ),
         Index("ix_passes_wallet_serial", "wallet_serial"),
-        # One live permit per plate and zone (wallet.passtypes enforcement_key).
-        Index(
-            "uq_passes_enforcement_key",
-            "pass_type",
-            "enforcement_key",
-            unique=True,
-            postgresql_where=text(_LIVE_ENFORCEMENT),
-            sqlite_where=text(_LIVE_ENFORCEMENT),
-        ),
         # The worker looks for renewed passes whose grace period is over.
         Index(
             "ix_passes_retire_at",
@@ -148,8 +136,6 @@ class PassRow(Base):
     # A renewal lives in the holder's wallets under the first pass's serial, so Apple
     # and Google update the pass in place (None: under its own serial).
     wallet_serial: Mapped[str | None] = mapped_column(String(64), default=None)
-    # Plate and zone of a parking permit (D-AB 1234|12): at most one live pass has it.
-    enforcement_key: Mapped[str | None] = mapped_column(String(64), default=None)
     # Set on a renewed pass: its token is revoked when the successor is claimed or at
     # this time (the pass type's grace period), whichever comes first.
     retire_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -162,6 +148,31 @@ class PassRow(Base):
         return self.wallet_serial or self.serial
 
     status_list: Mapped[StatusListRow] = relationship()
+
+
+# Byte order on PostgreSQL as on SQLite, whatever the database's collation: a plate's
+# keys ("D-AB 1234|" up to "D-AB 1234}") are then one range of the unique index.
+_ENFORCEMENT_VALUE = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class EnforcementKeyRow(Base):
+    """A plate and zone a live permit holds (``D-AB 1234|12``): one row per plate
+    (wallet.passtypes PassType.enforcement_values), so plain uniqueness gives one live
+    permit per plate and zone for every plate of every permit.
+
+    A row exists exactly while its permit is live: inserted when the permit is issued,
+    deleted when it is revoked (passes.change_state) and when a renewed permit lets go
+    of its plates for its successor (renewals.renew_pass). A suspended permit keeps its
+    rows: it is still the plate's permit. Unique whatever the pass type: an officer's
+    verdict is about a plate in a zone, so two types checked by plate cannot both hold it.
+    """
+
+    __tablename__ = "enforcement_keys"
+    __table_args__ = (UniqueConstraint("value", name="uq_enforcement_keys_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id"), index=True)
+    value: Mapped[str] = mapped_column(_ENFORCEMENT_VALUE)
 
 
 class ClaimLinkRow(Base):
@@ -440,6 +451,7 @@ __all__ = [
     "Base",
     "ClaimLinkRow",
     "CounterRow",
+    "EnforcementKeyRow",
     "IdempotencyKeyRow",
     "OutboxRow",
     "PassRow",
