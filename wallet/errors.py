@@ -55,7 +55,8 @@ class HolderDataError(InputError):
     """Holder data does not satisfy the pass type's field rules.
 
     ``kind`` says which rule, for reports that explain it in their own words:
-    missing, empty, too_long, format, invisible, not_text or unknown_field.
+    missing, empty, too_long, format, invisible, not_text, unknown_field, or for a
+    plate field that holds several plates too_many_plates or duplicate_plate.
     """
 
     code = "holder_data_invalid"

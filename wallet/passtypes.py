@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wallet.errors import HolderDataError, InputError, PassTypeError
-from wallet.plates import PlateError, foreign_plate, parse_plate
+from wallet.plates import MAX_INPUT, PlateError, foreign_plate, parse_plate
 
 LANGUAGES = ("de", "en")
 # A genuine pass whose status list is missing or out of date is amber in every
@@ -154,25 +154,71 @@ class Field:
             text = text.upper()
         if not text:
             raise HolderDataError(f"{self.name} must not be empty", field=self.name, kind="empty")
-        foreign = False
         if self.kind == "plate":
-            text, foreign = self._plate(text)
+            return PLATE_SEPARATOR.join(self._plates(text, typed=value))
+        return self._checked(text, typed=value, where=self.name)
+
+    def _checked(self, text: str, *, typed: object, where: str, foreign: bool = False) -> str:
+        """``text`` (the value, or one plate of a list) within max_length and the pattern
+        (which is for German plates: a foreign one is not held to it)."""
         if len(text) > self.max_length:
             raise HolderDataError(
-                f"{self.name} is longer than {self.max_length} characters",
+                f"{where} is longer than {self.max_length} characters",
                 field=self.name,
                 kind="too_long",
             )
         if self.pattern is not None and not foreign and not self.pattern.fullmatch(text):
             like = f" (for example {self.example})" if self.example else ""
             raise HolderDataError(
-                f"{self.name} {value!r} does not have the expected format{like}",
+                f"{where} {typed!r} does not have the expected format{like}",
                 field=self.name,
                 kind="format",
             )
         return text
 
-    def _plate(self, text: str) -> tuple[str, bool]:
+    def _plates(self, text: str, *, typed: object) -> list[str]:
+        """The plates of a plate field, each in its stored form.
+
+        One plate allowed: the value is read whole, so a comma or semicolon in it is
+        refused (no plate has one). Several: split at "," and ";" (stray separators are
+        dropped), counted before any is read, then each read, held to max_length and the
+        pattern on its own with its place named in an error, and none given twice.
+        """
+        if self.max_plates == 1:
+            plate, foreign = self._plate(text, self.name)
+            return [self._checked(plate, typed=typed, where=self.name, foreign=foreign)]
+        if len(text) > self.max_plates * MAX_INPUT:  # not even split: no list is this long
+            raise HolderDataError(
+                f"{self.name} is too long for {self.max_plates} plates",
+                field=self.name,
+                kind="too_long",
+            )
+        parts = [part.strip() for part in _TYPED_PLATE_SEPARATORS.split(text)]
+        parts = [part for part in parts if part]
+        if not parts:
+            raise HolderDataError(f"{self.name} must not be empty", field=self.name, kind="empty")
+        if len(parts) > self.max_plates:
+            raise HolderDataError(
+                f"{self.name} holds at most {self.max_plates} plates, separated by commas "
+                f"({len(parts)} were given)",
+                field=self.name,
+                kind="too_many_plates",
+            )
+        plates: list[str] = []
+        for number, part in enumerate(parts, start=1):
+            where = f"{self.name} (plate {number})"
+            plate, foreign = self._plate(part, where)
+            plate = self._checked(plate, typed=part, where=where, foreign=foreign)
+            if plate in plates:
+                raise HolderDataError(
+                    f"{self.name} names {plate} twice; give each plate once",
+                    field=self.name,
+                    kind="duplicate_plate",
+                )
+            plates.append(plate)
+        return plates
+
+    def _plate(self, text: str, where: str) -> tuple[str, bool]:
         """The plate's stored form, and whether it is a foreign one."""
         try:
             return parse_plate(text).display, False
@@ -186,7 +232,7 @@ class Field:
             " (a foreign plate: its country sign first, as NL 12-ABC-3)" if self.foreign else ""
         )
         raise HolderDataError(
-            f"{self.name} {text[:40]!r} is not a German licence plate{abroad}: {german}{like}",
+            f"{where} {text[:40]!r} is not a German licence plate{abroad}: {german}{like}",
             field=self.name,
             kind="format",
         ) from None

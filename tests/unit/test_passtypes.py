@@ -10,7 +10,7 @@ import pytest
 
 from tests.factories import PASS_TYPES
 from wallet.errors import HolderDataError, PassTypeError
-from wallet.passtypes import load_pass_types, parse_pass_type
+from wallet.passtypes import PassType, load_pass_types, parse_pass_type
 
 
 def test_reference_types_are_shipped() -> None:
@@ -285,3 +285,82 @@ def test_an_unknown_field_kind_or_a_plate_example_that_is_none_is_refused() -> N
         broken = {**base_definition(), "fields": [{**fields[0], **change}, *fields[1:]]}
         with pytest.raises(PassTypeError, match=words):
             parse_pass_type(broken, source="pool")
+
+
+# -- a permit for a second car: several plates in one plate field (issue 11) -------------
+
+
+def two_car_type(**enforcement: Any) -> PassType:
+    """A parking type like the city's, whose permit may hold a second car."""
+    plate = {"name": "plate", "label": {"de": "Kennzeichen", "en": "Plate"}, "kind": "plate",
+             "pattern": "[A-ZÄÖÜ]{1,3}-[A-Z]{1,2} [1-9][0-9]{0,3}", "max_length": 12,
+             "in_token": True}  # fmt: skip
+    zone = {"name": "zone", "label": {"de": "Zone", "en": "Zone"}, "max_length": 4}
+    rules = {"plate": "plate", "once_per": ["zone"], "max_plates": 2, **enforcement}
+    definition = {**base_definition(), "fields": [plate, zone], "enforcement": rules}
+    return parse_pass_type(definition, source="two-cars")
+
+
+def plates_of(pass_type: PassType, typed: str) -> str:
+    return pass_type.clean_holder({"plate": typed, "zone": "12"})["plate"]
+
+
+def test_two_plates_are_stored_in_one_spelling_however_they_are_separated() -> None:
+    two_cars = two_car_type()
+    for typed in ("d ab 1234, d-cd56", "D-AB 1234;D CD 56", " D-AB 1234 ; d-cd 56 ,"):
+        assert plates_of(two_cars, typed) == "D-AB 1234, D-CD 56", typed
+    assert plates_of(two_cars, "D-AB 1234") == "D-AB 1234"  # one car is fine too
+    assert two_cars.enforcement_values({"plate": "D-AB 1234, D-CD 56", "zone": "12"}) == (
+        "D-AB 1234|12", "D-CD 56|12",
+    )  # fmt: skip
+
+
+def test_more_plates_than_the_type_allows_are_refused_with_the_field_and_the_limit_named() -> None:
+    with pytest.raises(HolderDataError) as refused:
+        plates_of(two_car_type(), "D-AB 1, D-AB 2, D-AB 3")
+    assert (refused.value.field, refused.value.kind) == ("plate", "too_many_plates")
+    assert "at most 2 plates" in refused.value.message
+
+
+def test_one_car_twice_in_a_permit_is_refused_in_any_spelling() -> None:
+    with pytest.raises(HolderDataError, match="names D-AB 1234 twice") as refused:
+        plates_of(two_car_type(), "D-AB 1234, d ab1234")
+    assert refused.value.kind == "duplicate_plate"
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("D-AB 1234, DAB99", r"plate \(plate 2\) 'DAB99' is not a German licence plate"),
+        ("D-AB 12E, D-CD 56", r"plate \(plate 1\) 'D-AB 12E' does not have the expected"),
+    ],
+)
+def test_each_plate_is_read_and_held_to_the_pattern_and_an_error_names_which(
+    typed: str, words: str
+) -> None:
+    with pytest.raises(HolderDataError, match=words) as refused:
+        plates_of(two_car_type(), typed)
+    assert (refused.value.field, refused.value.kind) == ("plate", "format")
+
+
+def test_a_type_for_one_car_refuses_a_list_as_no_plate() -> None:
+    one_car = two_car_type(max_plates=1)
+    with pytest.raises(HolderDataError, match="not a German licence plate") as refused:
+        plates_of(one_car, "D-AB 1234, D-CD 56")
+    assert refused.value.field == "plate"
+    plate = one_car.fields[0]
+    assert (plate.max_plates, plate.value_max_length) == (1, 12)
+
+
+def test_max_length_counts_each_plate_and_the_value_holds_them_all() -> None:
+    plate = two_car_type().fields[0]
+    assert (plate.max_plates, plate.max_length, plate.value_max_length) == (2, 12, 26)
+    with pytest.raises(HolderDataError, match="too long for 2 plates") as refused:
+        plates_of(two_car_type(), "D-AB 1," + " ," * 300)  # never split nor read
+    assert refused.value.kind == "too_long"
+
+
+@pytest.mark.parametrize("most", [0, 6, "2", True, 1.5])
+def test_max_plates_must_be_a_small_whole_number(most: object) -> None:
+    with pytest.raises(PassTypeError, match="max_plates must be a whole number from 1 to 5"):
+        two_car_type(max_plates=most)

@@ -66,6 +66,11 @@ _FIELD_PROBLEMS = {
     "invisible": Text(
         de="enthält ein unsichtbares Steuerzeichen", en="contains an invisible control character"
     ),
+    "too_many_plates": Text(
+        de="hat mehr als {plates} Einträge (höchstens {plates} Kennzeichen, durch Komma getrennt)",
+        en="has more than {plates} entries (at most {plates} plates, separated by commas)",
+    ),
+    "duplicate_plate": Text(de="nennt ein Kennzeichen zweimal", en="names a plate twice"),
 }
 
 
@@ -199,7 +204,8 @@ def _field_problem(pass_type: PassType, row: int, exc: HolderDataError) -> Probl
     one = next((f for f in pass_type.fields if f.name == exc.field), None)
     label = one.label if one else Text(exc.field, exc.field)
     words = _FIELD_PROBLEMS.get(exc.kind, Text(de="ist ungültig", en="is not valid"))
-    values = {"n": one.max_length if one else 0, "example": (one.example if one else "") or "—"}
+    values = {"n": one.max_length if one else 0, "example": (one.example if one else "") or "—",
+              "plates": one.max_plates if one else 1}  # fmt: skip
     message = Text(de=f"{label.de} " + words.de.format(**values),
                    en=f"{label.en} " + words.en.format(**values))  # fmt: skip
     return Problem(row, label.de, exc.kind, message)
