@@ -38,6 +38,10 @@ certificates, keys and instance into temporary folders, removed afterwards).
    pages/s and claim e-mails/s to the local SMTP server. Skip with ``--no-db``.
 12. The scanner app (scripts/bench_scanner.py): camera frame to verdict, and the bytes
    of a first visit and of a later sync.
+13. Checking plates (scripts/bench_plates.py, issue 11): the offline index built from a
+   database of 50,000 permits (SQLite, and PostgreSQL unless ``--no-db``), the online check
+   under 8 clients on it (unless ``--no-http``), and the offline check in headless Chromium.
+   ``python scripts/bench_plates.py [--quick] [--no-db] [--no-http]`` prints these alone.
 
 Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
 test: a missed target shows as "no" in the table and never fails the run.
@@ -656,6 +660,132 @@ def bench_plate_index(city: Any, rng: random.Random) -> list[Row]:
     ]
 
 
+def bench_plate_rows(*, quick: bool, postgresql: bool, http: bool) -> list[Row]:
+    """Issue 11, section 4 (scripts/bench_plates.py): the index built from a database of
+    50,000 permits, the online check under 8 clients on it, the offline check in Chromium."""
+    import bench_plates as bp
+    from bench_js_verify import CHROMIUM
+
+    rng = random.Random(SEED + 11)  # its own: the rows after it draw as before
+    kinds = ("sqlite", "postgresql") if postgresql else ("sqlite",)
+    http_kinds = (kinds[:1] if quick else kinds) if http else ()
+    runs = bp.bench_plate_databases(kinds=kinds, http_kinds=http_kinds, quick=quick, rng=rng)
+    rows = [_plate_build_row(build) for build, _ in runs]
+    for _, lookups in runs:
+        rows += _plate_lookup_rows(lookups) if lookups else []
+    if CHROMIUM.exists():
+        rows += _plate_js_rows(bp.bench_js_plates(quick=quick, rng=rng))
+    return rows
+
+
+def _plate_build_row(run: Any) -> Row:
+    import bench_plates as bp
+
+    size_mb, gzip_mb = run.token_bytes / 1e6, run.gzip_bytes / 1e6
+    return Row(
+        measurement=f"Offline plate index from the database, {run.permits:,} permits in "
+        f"{run.zones} zones (issued by `issue_passes`), {run.kind}: cold `current_index`, all "
+        "zones (read the permits, sign, seal the key, store), and its size",
+        result=run.seconds * 1e9,
+        baseline=run.baseline_seconds * 1e9,
+        unit="ns",
+        result_text=f"{run.seconds:.2f} s; {size_mb:.2f} MB (gzip {gzip_mb:.2f} MB)",
+        baseline_text=f"{run.baseline_seconds:.2f} s (`sign_index` of the same permits in memory)",
+        target_text=f"≤ {bp.BUILD_TARGET_S:g} s; ≤ {bp.SIZE_TARGET_MB:g} MB",
+        met=run.seconds <= bp.BUILD_TARGET_S and size_mb <= bp.SIZE_TARGET_MB,
+        details=asdict(run),
+    )
+
+
+def _plate_lookup_rows(run: Any) -> list[Row]:
+    import bench_plates as bp
+
+    ours, bare = run.result, run.bare
+    label = (
+        f"Online plate check `POST /device/v1/plates/check`, gunicorn 2 workers, {run.kind}, "
+        f"{run.permits:,} permits, {ours.clients} clients"
+    )
+    how = (
+        f"half the plates known; each request the next of {run.devices:,} paired devices, "
+        f"limits on: at most {run.most_per_device} lookups by one device"
+    )
+
+    def cpu(result: Any) -> str:  # CPU per request shows the work apart from waiting
+        per_request = sum(result.worker_cpu_s) / max(result.requests, 1) * 1000
+        return f"{_cpu_text(result)}, {per_request:.1f} ms a request"
+
+    return [
+        Row(
+            measurement=f"{label}: throughput ({how}; {cpu(ours)})",
+            result=ours.requests_per_second,
+            baseline=bare.requests_per_second,
+            unit="req/s",
+            result_text=f"{ours.requests_per_second:,.0f}/s",
+            baseline_text=(
+                f"{bare.requests_per_second:,.0f}/s (bare Flask, one insert; {cpu(bare)})"
+            ),
+            target_text="—",
+            met=None,
+            details=asdict(run),
+        ),
+        Row(
+            measurement=f"{label}: latency p50 / p99",
+            result=ours.p99_ms,
+            baseline=bare.p99_ms,
+            unit="ms",
+            result_text=f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f} ms",
+            baseline_text=f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f} ms (bare)",
+            target_text=f"p99 ≤ {bp.P99_TARGET_MS:g} ms",
+            met=ours.p99_ms <= bp.P99_TARGET_MS,
+        ),
+        Row(
+            measurement=f"{label}: errors (429 included)",
+            result=float(ours.errors),
+            baseline=None,
+            unit="count",
+            result_text=f"{ours.errors} of {ours.requests:,}",
+            baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
+            target_text="0",
+            met=ours.errors == 0,
+        ),
+    ]
+
+
+def _plate_js_rows(run: Any) -> list[Row]:
+    import bench_plates as bp
+
+    mb = run.index_bytes / 1e6
+    label = f"JS plate index of {run.entries:,} permits ({mb:.2f} MB) in headless Chromium"
+    median, p99 = format_ns(run.check_median_ms * 1e6), format_ns(run.check_p99_ms * 1e6)
+    verify, first = format_ns(run.verify_ms * 1e6), format_ns(run.verify_first_ms * 1e6)
+    return [
+        Row(
+            measurement=f"{label}: `index.check(key, text, zone)`, {run.lookups:,} typed plates "
+            f"(half present), {run.calls:,} calls: median / p99",
+            result=run.check_p99_ms * 1e6,
+            baseline=run.bare_p99_ms * 1e6,
+            unit="ns",
+            result_text=f"{median} / {p99}",
+            baseline_text=f"{format_ns(run.bare_median_ms * 1e6)} / "
+            f"{format_ns(run.bare_p99_ms * 1e6)} (bare WebCrypto HMAC-SHA256 of the plate)",
+            target_text=f"p99 ≤ {bp.JS_TARGET_MS:g} ms",
+            met=run.check_p99_ms <= bp.JS_TARGET_MS,
+            details=asdict(run),
+        ),
+        Row(
+            measurement=f"{label}: `verifyIndex`, once per sync (median of runs, the first beside)",
+            result=run.verify_ms * 1e6,
+            baseline=run.bare_verify_ms * 1e6,
+            unit="ns",
+            result_text=f"{verify} (first {first})",
+            baseline_text=f"{format_ns(run.bare_verify_ms * 1e6)} (bare WebCrypto ECDSA verify of "
+            "the signing input)",
+            target_text="—",
+            met=None,
+        ),
+    ]
+
+
 def bench_status_list(plan: Plan, rng: random.Random) -> list[Row]:
     big = StatusList(BIG_LIST_SIZE, bits=1)
     for index in rng.sample(range(BIG_LIST_SIZE), round(BIG_LIST_SIZE * BIG_LIST_INVALID_SHARE)):
@@ -1078,6 +1208,7 @@ def main(argv: list[str] | None = None) -> int:
         *bench_issuance(city, plan),
         *bench_status_list(plan, rng),
         *bench_plate_index(city, rng),
+        *bench_plate_rows(quick=args.quick, postgresql=not args.no_db, http=not args.no_http),
         *bench_qr_sizes(city),
         *bench_photo(city, plan, rng),
         *bench_wallet_formats(city, rng, calls=20 if args.quick else 300),
