@@ -406,6 +406,23 @@ def test_long_name_wraps_at_spaces_never_mid_word(
         assert set(line.replace("-", "- ").split()) <= pieces, f"a word was split: {line!r}"
 
 
+@pytest.mark.parametrize(
+    ("plates", "lines"),
+    [
+        ("D-AB 1234, D-CD 56", ["D-AB 1234, D-CD 56"]),
+        # The longest two plates: "SÜW-" over "CD 456H" would read as another car.
+        ("SÜW-AB 123E, SÜW-CD 456H", ["SÜW-AB 123E,", "SÜW-CD 456H"]),
+    ],
+)
+def test_a_permits_two_plates_wrap_between_the_plates_never_inside_one(
+    qr_texts: dict[str, str], open_pdf: Any, plates: str, lines: list[str]
+) -> None:
+    parking = make_pass(qr_texts, "parking", plate=plates)
+    text = page_text(open_pdf(card_pdf(parking, design=design("parking"), lang="de")))
+    shown = text.replace("\ufffe", "-\n").splitlines()
+    assert shown[shown.index("Kennzeichen") + 1 : shown.index("Zone")] == lines
+
+
 def test_long_name_shrinks_before_it_wraps_into_more_lines(
     qr_texts: dict[str, str], open_pdf: Any
 ) -> None:

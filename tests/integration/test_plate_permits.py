@@ -125,3 +125,85 @@ def test_a_permit_issued_at_the_desk_between_check_and_import_stops_the_batch_wh
     with pytest.raises(PermitExistsError, match="run the import again, its check names the row"):
         list(batches)
     assert live_count(db) == 1  # the batch rolled back: no D-CD 77 without its row's result
+
+
+# -- a second car on one permit ----------------------------------------------------------
+
+
+def test_two_desks_giving_the_same_second_car_at_once_make_one_permit(
+    db: Database, services: Services
+) -> None:
+    """Each desk's own car differs, the second car is the same: one desk wins the plate."""
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    first_cars = iter(["D-AA 1", "D-BB 2", "D-CC 3", "D-EE 4"])
+
+    def desk() -> None:
+        with lock:
+            own = next(first_cars)
+        try:
+            permit(db, services, f"{own}, D-CD 56")
+            result = "issued"
+        except PermitExistsError as refused:
+            assert refused.field == "holder.plate" and "D-CD 56" in refused.message
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    run_together(desk, threads=4)
+    assert sorted(outcomes) == ["issued", "refused", "refused", "refused"]
+    assert live_count(db) == 1
+
+
+def test_a_new_car_is_a_revocation_and_a_new_permit_and_the_old_plate_is_free_at_once(
+    db: Database, services: Services
+) -> None:
+    old = permit(db, services, "D-AB 1234, D-CD 56")
+    with pytest.raises(PermitExistsError, match="revoke it and issue a new permit"):
+        permit(db, services, "D-AB 1234, D-XY 7")  # the new car while the old permit lives
+    change(db, services, old.record.serial, "revoke")
+    new = permit(db, services, "D-AB 1234, D-XY 7")
+    assert new.record.holder["plate"] == "D-AB 1234, D-XY 7"
+    assert permit(db, services, "D-CD 56").record.holder["plate"] == "D-CD 56"  # sold on
+
+
+def test_an_import_row_whose_second_car_has_a_live_permit_is_a_problem_naming_the_row(
+    db: Database, services: Services
+) -> None:
+    desk = permit(db, services, "D-CD 56")
+    export = (b"Kennzeichen;Zone\r\nD-EF 9;12\r\n\"D-AB 1234, d cd 56\";12\r\n"
+              b"D-GH 1; 12\r\n\"D-IJ 2; d-gh 1\";12\r\n")  # fmt: skip
+    with db.transaction(write=False) as session:
+        report = imports.check(session, services, "parking", read_table(export, max_rows=10))
+    found = {problem.row: problem for problem in report.problems}
+    assert sorted(found) == [3, 5] and report.to_issue == 2
+    assert found[3].code == "has_permit" and "D-CD 56" in found[3].message.en
+    assert desk.record.serial in found[3].message.en
+    # Two rows of one file sharing a car: the database would refuse the batch, the check
+    # names the row instead.
+    assert found[5].code == "duplicate_plate" and "row 4" in found[5].message.en
+
+
+def test_an_imported_permit_holds_both_its_plates(db: Database, services: Services) -> None:
+    export = b'Kennzeichen;Zone\r\n"D-AB 1234, D-CD 56";12\r\n'
+    with db.transaction(write=False) as session:
+        report = imports.check(session, services, "parking", read_table(export, max_rows=10))
+    batches = imports.run(lambda: db.transaction(write=True), services, report,
+                          skip_invalid=False, send_email=False, actor="cli:import",
+                          clock=lambda: NOW)  # fmt: skip
+    ((outcome,),) = list(batches)
+    for plate in ("D-AB 1234", "D-CD 56"):
+        with pytest.raises(PermitExistsError, match=outcome.serial):
+            permit(db, services, plate)
+
+
+def test_a_letter_to_the_keeper_of_two_cars_names_both_on_a_line_of_their_own() -> None:
+    from wallet.services.letters import _recipient
+    from wallet.store.models import HolderContactRow
+
+    row = PassRow(holder={"plate": "SÜW-AB 123E, SÜW-CD 456H", "zone": "12"})
+    contact = HolderContactRow(street="Marktplatz 1", postcode="40213", city="Düsseldorf")
+    assert _recipient(row, contact) == (
+        "Halterin/Halter der Fahrzeuge", "SÜW-AB 123E, SÜW-CD 456H", "Marktplatz 1",
+        "40213 Düsseldorf",
+    )  # fmt: skip

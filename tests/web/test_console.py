@@ -570,7 +570,9 @@ def test_issue_form_is_generated_from_the_pass_type(issuer: FlaskClient) -> None
     assert '<label for="f-zone">Zone</label>' in html
     plate = re.search(r'<input id="f-plate"[^>]*>', html, re.S)
     assert plate is not None
-    assert 'maxlength="12"' in plate.group(0) and "required" in plate.group(0)
+    # Room for a second car: two plates of 12 characters and ", " between them.
+    assert 'maxlength="26"' in plate.group(0) and "required" in plate.group(0)
+    assert "Bis zu 2 Kennzeichen, durch Komma getrennt" in html
     assert "pattern=" not in plate.group(0)  # read in any spelling: the server judges
     zone = re.search(r'<input id="f-zone"[^>]*>', html, re.S)
     assert zone is not None and 'pattern="(?i:[0-9A-Z]{1,4})"' in zone.group(0)
@@ -663,8 +665,9 @@ def test_issue_form_hints_name_the_format_with_an_example(
         assert found is not None, field
         return page_text(found.group(1))
 
-    assert hint("parking", "plate") == (
-        "Zum Beispiel: D-AB 1234 Höchstens 12 Zeichen; Buchstaben werden groß gespeichert."
+    assert hint("parking", "plate") == (  # a permit may hold a second car
+        "Zum Beispiel: D-AB 1234 Bis zu 2 Kennzeichen, durch Komma getrennt; "
+        "Buchstaben werden groß gespeichert."
     )
     assert hint("library", "card_number") == "Zum Beispiel: 100200300400 Höchstens 12 Zeichen."
     assert hint("library", "name") == "Höchstens 80 Zeichen."

@@ -13,7 +13,8 @@ folded to its base letter or "?" before layout, never drawn as a missing glyph.
 
 Values wrap at spaces and after hyphens and shrink to fit; a word is broken
 between letters only when it alone is wider than the column at the smallest
-size. The QR code takes the full height below the header band, so a typical
+size. A permit's plates (a second car) wrap between plates, never inside one,
+while any size allows that. The QR code takes the full height below the header band, so a typical
 pass (version 13-16) gets modules of at least 0.5 mm, which survive a 150-dpi
 print or scan.
 """
@@ -42,7 +43,7 @@ from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 from wallet.domain import WalletPass
 from wallet.errors import ConfigError, InputError, PassTypeError
 from wallet.formats.qr import qr_matrix
-from wallet.passtypes import LANGUAGES, PassType, Text
+from wallet.passtypes import LANGUAGES, PassType, Text, split_plates
 
 __all__ = [
     "A4_HEIGHT_MM",
@@ -441,7 +442,11 @@ def _card_layout(
         items.append(_Rect(_QR_X, _QR_Y, _QR_BOX, _QR_BOX, fill=_WHITE))
         items.append(_QRCode(_QR_X, _QR_Y, _QR_BOX, matrix))
 
-    fields = [(f.label.get(lang), f.value) for f in wallet_pass.holder]
+    lists = {f.name for f in pass_type.fields if f.kind == "plate" and f.max_plates > 1}
+    fields = [
+        (f.label.get(lang), f.value, tuple(split_plates(f.value)) if f.name in lists else ())
+        for f in wallet_pass.holder
+    ]
     items += _field_blocks(fields, top=body_top, bottom=_BODY_BOTTOM, colour=design.text)
 
     start, end = _date(wallet_pass.valid_from, lang), _date(wallet_pass.valid_until, lang)
@@ -477,9 +482,15 @@ def _banner(wallet_pass: WalletPass, now: datetime | None) -> str | None:
 
 
 def _field_blocks(
-    fields: Sequence[tuple[str, str]], *, top: float, bottom: float, colour: Colour
+    fields: Sequence[tuple[str, str, tuple[str, ...]]],
+    *,
+    top: float,
+    bottom: float,
+    colour: Colour,
 ) -> list[_Item]:
     """Labels and values in the text column, shrunk and wrapped to fit between top and bottom.
+
+    Each field is (label, value, the items of a list value that no line may break).
 
     All values share a size cap, lowered until the whole column fits; what still
     does not fit at the smallest size is cut off with an ellipsis rather than
@@ -489,7 +500,9 @@ def _field_blocks(
     blocks: list[tuple[str, float, list[str]]] = []
     for cap_index in range(len(_VALUE_SIZES)):
         sizes = _VALUE_SIZES[cap_index:]
-        blocks = [(label, *_fit_block(value, sizes=sizes)) for label, value in fields]
+        blocks = [
+            (label, *_fit_block(value, sizes=sizes, items=items)) for label, value, items in fields
+        ]
         height = sum(label_height + _mm(_LEADING * size) * len(lines) for _, size, lines in blocks)
         if height + _FIELD_GAP * (len(blocks) - 1) <= bottom - top:
             break
@@ -515,13 +528,23 @@ def _field_blocks(
     return items
 
 
-def _fit_block(text: str, *, sizes: Sequence[float]) -> tuple[float, list[str]]:
+def _fit_block(
+    text: str, *, sizes: Sequence[float], items: Sequence[str] = ()
+) -> tuple[float, list[str]]:
     """The largest size at which a value wraps into at most three lines, no word split.
 
-    Only when no size achieves that is a word broken between letters (at the
-    smallest size), and what still does not fit is cut off with an ellipsis.
+    A list value (``items``: a permit's plates) first tries to wrap between its items
+    only: "SÜW-AB 123E," over "SÜW-CD 456H", never "SÜW-" over "CD 456H" (another
+    plate). Only when no size achieves the wrap is a word broken between letters (at
+    the smallest size), and what still does not fit is cut off with an ellipsis.
     """
     shown = _printable(text)
+    if len(items) > 1:
+        pieces = [_printable(item) for item in items]
+        for size in sizes:
+            found = _wrap_items(pieces, size=size, width=_COLUMN_WIDTH)
+            if found is not None and len(found) <= _VALUE_MAX_LINES:
+                return size, found
     for size in sizes:
         lines = _wrap(shown, size=size, bold=True, width=_COLUMN_WIDTH, split_words=False)
         if lines is not None and len(lines) <= _VALUE_MAX_LINES:
@@ -602,6 +625,24 @@ def _wrap(
     if current:
         lines.append(current)
     return lines or [""]
+
+
+def _wrap_items(items: Sequence[str], *, size: float, width: float) -> list[str] | None:
+    """Greedy wrap of a list between its items ("A, B": a line ends "A,"), in bold; None
+    if an item alone is wider than a line."""
+    lines: list[str] = []
+    current = ""
+    for index, item in enumerate(items):
+        piece = item if index == len(items) - 1 else item + ","
+        candidate = f"{current} {piece}" if current else piece
+        if _width(candidate, size, True) <= width:
+            current = candidate
+        elif _width(piece, size, True) <= width:
+            lines.append(current)  # not empty: the piece alone fits, so it did not
+            current = piece
+        else:
+            return None
+    return [*lines, current]
 
 
 def _ellipsized(text: str, *, size: float, bold: bool, width: float) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wallet.formats.letter import Letter
+from wallet.passtypes import PLATE_SEPARATOR
 from wallet.services import passes, wallets
 from wallet.services.context import Services
 from wallet.store.models import ClaimLinkRow, HolderContactRow, PassRow
@@ -28,11 +29,14 @@ class LetterPlan:
 
 
 def _recipient(row: PassRow, contact: HolderContactRow) -> tuple[str, ...]:
-    name = row.holder.get("name") or (
-        f"Halterin/Halter des Fahrzeugs {row.holder['plate']}" if "plate" in row.holder else ""
-    )
+    name: tuple[str, ...] = (row.holder.get("name") or "",)
+    plates = row.holder.get("plate", "")
+    if not name[0] and PLATE_SEPARATOR in plates:  # a second car: the plates fill a line
+        name = ("Halterin/Halter der Fahrzeuge", plates)
+    elif not name[0] and plates:
+        name = (f"Halterin/Halter des Fahrzeugs {plates}",)
     city = f"{contact.postcode or ''} {contact.city or ''}".strip()
-    return tuple(line for line in (name, contact.street or "", city) if line)
+    return tuple(line for line in (*name, contact.street or "", city) if line)
 
 
 def plan_letters(

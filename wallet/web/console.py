@@ -504,8 +504,14 @@ def _field_error(pass_type: PassType, exc: InputError, values: Mapping[str, str]
     text = " ".join(values.get(field.name, "").split())
     if not text:
         return _("Please fill in this field.")
-    if len(text) > field.max_length:
-        return _("Please use at most %(count)d characters.", count=field.max_length)
+    kind = getattr(exc, "kind", None)
+    if kind == "too_many_plates":
+        most = field.max_plates
+        return _("Please give at most %(count)d plates, separated by commas.", count=most)
+    if kind == "duplicate_plate":
+        return _("Please give each plate only once.")
+    if len(text) > field.value_max_length:
+        return _("Please use at most %(count)d characters.", count=field.value_max_length)
     if field.example:
         return _(
             "This does not have the expected format, for example: %(example)s",

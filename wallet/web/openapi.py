@@ -81,7 +81,7 @@ def _holder_schema(pass_type: PassType) -> dict[str, Any]:
     for f in pass_type.fields:
         schema: dict[str, Any] = {
             "type": "string",
-            "maxLength": f.max_length,
+            "maxLength": f.value_max_length,
             "title": f.label.en,
             "description": f"{f.label.en} ({f.label.de})"
             + ("; shown offline in the pass token" if f.in_token else ""),
@@ -94,7 +94,16 @@ def _holder_schema(pass_type: PassType) -> dict[str, Any]:
                 "letters and digits in all, the number without a leading 0, and where "
                 "the district code ends must be written (D-AB 1234, not DAB1234)"
             )
-        if f.pattern:
+        if f.max_plates > 1:
+            schema["description"] += (
+                f"; up to {f.max_plates} plates (a second car), typed separated by commas or "
+                "semicolons and stored as D-AB 1234, D-CD 56: each plate as the pattern "
+                f"shows it and at most {f.max_length} characters, none twice"
+            )
+        if f.pattern and f.max_plates > 1:
+            plate = f"(?:{f.pattern.pattern})"
+            schema["pattern"] = f"^{plate}(?:, {plate}){{0,{f.max_plates - 1}}}$"
+        elif f.pattern:
             schema["pattern"] = f"^(?:{f.pattern.pattern})$"
         else:
             schema["pattern"] = _visible_text(invisible_class())
