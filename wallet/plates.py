@@ -23,6 +23,7 @@ from wallet.errors import InputError
 
 __all__ = [
     "COUNTRIES",
+    "FOREIGN_MAX",
     "MAX_INPUT",
     "MAX_LENGTH",
     "MAX_ZONE_LENGTH",

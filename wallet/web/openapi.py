@@ -15,6 +15,7 @@ from typing import Any
 
 from wallet.domain import MAX_REASON_LENGTH, PASS_STATES
 from wallet.passtypes import INVISIBLE_CATEGORIES, PassType
+from wallet.plates import COUNTRIES, FOREIGN_MAX
 from wallet.services.idempotency import HEADER as IDEMPOTENCY_HEADER
 from wallet.verifier import REASONS
 from wallet.verifier import STATES as VERDICTS
@@ -75,6 +76,14 @@ def _visible_text(forbidden: str) -> str:
     return f"^[^{forbidden}]*[^{forbidden}\\s][^{forbidden}]*$"
 
 
+def _plate_pattern(german: str, *, foreign: bool) -> str:
+    """One plate as stored: the field's German pattern, or a foreign plate's stored form."""
+    if not foreign:
+        return f"(?:{german})"
+    signs = "|".join(sorted(COUNTRIES))
+    return f"(?:{german}|(?:{signs}) [A-Z0-9\u00c4\u00d6\u00dc]*[0-9][A-Z0-9\u00c4\u00d6\u00dc]*)"
+
+
 def _holder_schema(pass_type: PassType) -> dict[str, Any]:
     """The holder fields of one type; patterns apply to the value after normalisation."""
     properties: dict[str, Any] = {}
@@ -94,14 +103,19 @@ def _holder_schema(pass_type: PassType) -> dict[str, Any]:
                 "letters and digits in all, the number without a leading 0, and where "
                 "the district code ends must be written (D-AB 1234, not DAB1234)"
             )
+        if f.foreign:
+            schema["description"] += (
+                "; or a plate from another country with its country sign first (NL 12-ABC-3, "
+                f"stored NL 12ABC3: at most {FOREIGN_MAX} letters and digits, one a digit)"
+            )
         if f.max_plates > 1:
             schema["description"] += (
                 f"; up to {f.max_plates} plates (a second car), typed separated by commas or "
                 "semicolons and stored as D-AB 1234, D-CD 56: each plate as the pattern "
                 f"shows it and at most {f.max_length} characters, none twice"
             )
-        if f.pattern and f.max_plates > 1:
-            plate = f"(?:{f.pattern.pattern})"
+        if f.pattern and f.kind == "plate":
+            plate = _plate_pattern(f.pattern.pattern, foreign=f.foreign)
             schema["pattern"] = f"^{plate}(?:, {plate}){{0,{f.max_plates - 1}}}$"
         elif f.pattern:
             schema["pattern"] = f"^(?:{f.pattern.pattern})$"
