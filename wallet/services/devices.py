@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from wallet.store.models import DeviceRow
 PAIRING_PREFIX = "wpp_"
 CREDENTIAL_PREFIX = "wpd_"
 MAX_SECRET_LENGTH = 200
+LAST_SYNC_STEP = timedelta(minutes=1)
 _RANK = {Role.VERIFIER: 0, Role.ISSUER: 1, Role.ADMIN: 2}
 _DEVICE_ID_RE = re.compile(r"dev_[A-Za-z0-9_-]{8,12}")
 # Names are shown in the console and the audit log: printable text, no controls.
@@ -171,7 +172,11 @@ def complete_pairing(
 
 
 def authenticate_device(session: Session, credential: object, *, now: datetime) -> Device | None:
-    """The active device holding ``credential`` (its last sync set to now), or None."""
+    """The active device holding ``credential`` (its last sync set to now), or None.
+
+    The last sync is written at most once a minute: a device checking plates asks many
+    times a minute, and the console shows minutes.
+    """
     if not isinstance(credential, str) or not credential.startswith(CREDENTIAL_PREFIX):
         return None
     if len(credential) > MAX_SECRET_LENGTH:
@@ -181,7 +186,8 @@ def authenticate_device(session: Session, credential: object, *, now: datetime) 
     ).first()
     if row is None or row.state != DeviceState.ACTIVE.value:
         return None
-    row.last_sync_at = now
+    if row.last_sync_at is None or abs(now - row.last_sync_at) >= LAST_SYNC_STEP:
+        row.last_sync_at = now
     return _device(row)
 
 

@@ -56,14 +56,15 @@ def check_plate(
 # The live permits holding a plate: its keys are the values that begin "<plate>|", that
 # is from "<plate>|" up to "<plate>}" ("}" follows "|"), one range of the unique index
 # (byte order on both databases, see models). A key exists only while its permit is live.
-_PERMITS = (
-    select(EnforcementKeyRow.value, PassRow.state, PassRow.valid_from, PassRow.valid_until)
-    .join_from(EnforcementKeyRow, PassRow, EnforcementKeyRow.pass_id == PassRow.id)
-    .where(
-        EnforcementKeyRow.value >= bindparam("low"),
-        EnforcementKeyRow.value < bindparam("high"),
-        PassRow.pass_type.in_(bindparam("type_ids", expanding=True)),
-    )
+# Two statements, not a join: without statistics SQLite would walk every pass of the
+# type and probe the keys of each (15 ms at 50,000 permits instead of 0.04 ms).
+_KEYS = select(EnforcementKeyRow.pass_id, EnforcementKeyRow.value).where(
+    EnforcementKeyRow.value >= bindparam("low"),
+    EnforcementKeyRow.value < bindparam("high"),
+)
+_PERMITS = select(PassRow.id, PassRow.state, PassRow.valid_from, PassRow.valid_until).where(
+    PassRow.id.in_(bindparam("ids", expanding=True)),
+    PassRow.pass_type.in_(bindparam("type_ids", expanding=True)),
 )
 _AFTER_SEPARATOR = chr(ord(ENFORCEMENT_SEPARATOR) + 1)
 
@@ -71,11 +72,15 @@ _AFTER_SEPARATOR = chr(ord(ENFORCEMENT_SEPARATOR) + 1)
 def _permits(session: Session, type_ids: list[str], plate: str) -> list[Found]:
     """Every live permit of ``plate`` (stored form), one per zone: a permit with two
     plates is found by either."""
+    connection = session.connection()
     bounds = {"low": plate + ENFORCEMENT_SEPARATOR, "high": plate + _AFTER_SEPARATOR}
-    rows = session.connection().execute(_PERMITS, {**bounds, "type_ids": type_ids}).all()
+    keys = {int(pass_id): str(value) for pass_id, value in connection.execute(_KEYS, bounds)}
+    if not keys:
+        return []
+    rows = connection.execute(_PERMITS, {"ids": list(keys), "type_ids": type_ids}).all()
     return [
-        Found(split_enforcement_value(key)[1], str(state), start, end)
-        for key, state, start, end in rows
+        Found(split_enforcement_value(keys[pass_id])[1], str(state), start, end)
+        for pass_id, state, start, end in rows
     ]
 
 

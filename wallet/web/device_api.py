@@ -109,19 +109,19 @@ def check_plate() -> Response:
                          field=unknown[0])  # fmt: skip
     ctx = context()
     moment = now()
+    # One transaction: the device, its count and the answer (a refused count rolls back).
     with ctx.db.transaction(write=True) as session:
         device = devices.authenticate_device(session, credential, now=moment)
         if device is None:
             _refuse(devices.device_state_for(session, credential))
         counted = plate_checks.count_lookup(session, device.device_id, now=moment)
-    if counted > plate_checks.LIMIT_PER_DAY:
-        raise ApiError(
-            f"this device has checked more than {plate_checks.LIMIT_PER_DAY} plates today; "
-            "ask the office to look into it",
-            code="too_many_requests",
-            status=429,
-        )
-    with ctx.db.transaction(write=False) as session:
+        if counted > plate_checks.LIMIT_PER_DAY:
+            raise ApiError(
+                f"this device has checked more than {plate_checks.LIMIT_PER_DAY} plates today; "
+                "ask the office to look into it",
+                code="too_many_requests",
+                status=429,
+            )
         result = plate_checks.check_plate(
             session, ctx.services, body.get("plate"), body.get("zone"), now=moment
         )
