@@ -204,6 +204,9 @@ def test_staff_check_a_plate_in_the_console_and_see_zone_and_end_only(
     text = page_text(found.get_data(as_text=True))
     assert found.status_code == 200 and "Ergebnis: Gültiger Ausweis für diese Zone" in text
     assert "D-AB 1234" in text and "Ausweis für Zone 12" in text
+    for typed in ("D AB 1234", "D\u2013AB 1234"):
+        answer = vera.post("/console/plates", data={**form, "plate": typed})
+        assert "Gültiger Ausweis für diese Zone" in page_text(answer.get_data(as_text=True))
     elsewhere = page_text(vera.post("/console/plates", data={**form, "zone": "7"}).get_data(
         as_text=True))  # fmt: skip
     assert "Ergebnis: Kein Ausweis für diese Zone" in elsewhere
