@@ -697,6 +697,20 @@ def _plate_build_row(run: Any) -> Row:
     )
 
 
+def errors_row(measurement: str, ours: Any, bare: Any) -> Row:
+    """The failed requests of a load run (wrk's non-2xx and socket errors): 0 wanted."""
+    return Row(
+        measurement=measurement,
+        result=float(ours.errors),
+        baseline=None,
+        unit="count",
+        result_text=f"{ours.errors} of {ours.requests:,}",
+        baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
+        target_text="0",
+        met=ours.errors == 0,
+    )
+
+
 def _plate_lookup_rows(run: Any) -> list[Row]:
     import bench_plates as bp
 
@@ -738,16 +752,7 @@ def _plate_lookup_rows(run: Any) -> list[Row]:
             target_text=f"p99 ≤ {bp.P99_TARGET_MS:g} ms",
             met=ours.p99_ms <= bp.P99_TARGET_MS,
         ),
-        Row(
-            measurement=f"{label}: errors (429 included)",
-            result=float(ours.errors),
-            baseline=None,
-            unit="count",
-            result_text=f"{ours.errors} of {ours.requests:,}",
-            baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
-            target_text="0",
-            met=ours.errors == 0,
-        ),
+        errors_row(f"{label}: errors (429 included)", ours, bare),
     ]
 
 
@@ -1109,18 +1114,7 @@ def bench_http(*, seconds: int) -> list[Row]:
                         met=None,
                     )
                 )
-            rows.append(
-                Row(
-                    measurement=f"{label}, {clients}: errors",
-                    result=float(issued.errors),
-                    baseline=None,
-                    unit="count",
-                    result_text=f"{issued.errors} of {issued.requests:,}",
-                    baseline_text=f"{bare.errors} of {bare.requests:,} (bare)",
-                    target_text="0",
-                    met=issued.errors == 0,
-                )
-            )
+            rows.append(errors_row(f"{label}, {clients}: errors", issued, bare))
     return rows
 
 

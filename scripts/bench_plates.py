@@ -34,15 +34,13 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -289,34 +287,6 @@ def lookup_script(bodies: list[dict[str, str]], credentials: list[str]) -> str:
     }
 
 
-def wrk_script(server: Any, path: str, script: str, *, seconds: int, clients: int) -> LoadResult:
-    """As bench_service.run_wrk, with a Lua script of our own."""
-    from bench_service import parse_wrk
-
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
-        file.write(script)
-    cpu_before = server.worker_cpu_seconds()
-    try:
-        done = subprocess.run(
-            ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", file.name,
-             server.base + path],
-            capture_output=True, text=True, check=False, timeout=seconds + 60,
-        )  # fmt: skip
-    finally:
-        os.unlink(file.name)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    cpu_after = server.worker_cpu_seconds()
-    spent = tuple(
-        sorted((round(a - b, 2) for a, b in zip(cpu_after, cpu_before, strict=False)), reverse=True)
-    )
-    result = parse_wrk(done.stdout)
-    rss = tuple(round(size, 1) for size in server.worker_rss_mib())
-    return LoadResult(
-        **{**asdict(result), "clients": clients, "worker_cpu_s": spent, "worker_rss_mib": rss}
-    )
-
-
 def _check(base: str, credential: str, body: dict[str, str]) -> str:
     request = urllib.request.Request(
         base + "/device/v1/plates/check",
@@ -334,7 +304,7 @@ def bench_lookups(
 ) -> LookupRun:
     """wrk with 8 connections on the plate check, then on the bare insert endpoint."""
     from bench_bare_app import create_table
-    from bench_service import gunicorn, run_wrk
+    from bench_service import gunicorn, run_wrk, run_wrk_script
     from sqlalchemy import func, select
 
     from wallet.store.models import PlateLookupRow
@@ -354,8 +324,8 @@ def bench_lookups(
             verdicts[verdict] = verdicts.get(verdict, 0) + 1
             if verdict != ("valid" if sample["plate"] in held else "unknown"):
                 raise RuntimeError(f"the service answered {verdict!r} for {sample}")
-        wrk_script(server, path, script, seconds=warmup, clients=CLIENTS)
-        result = wrk_script(server, path, script, seconds=seconds, clients=CLIENTS)
+        run_wrk_script(server, path, script, seconds=warmup, clients=CLIENTS)
+        result = run_wrk_script(server, path, script, seconds=seconds, clients=CLIENTS)
     with target.db.transaction(write=False) as session:
         most = session.scalar(
             select(func.max(PlateLookupRow.count)).where(PlateLookupRow.device_id != probe_id)
@@ -491,48 +461,9 @@ class JsPlateRun:
     isolated: bool
 
 
-@contextmanager
-def _page_server(document: dict[str, Any]) -> Iterator[str]:
-    """The page, its input and the scanner's verifier modules, cross-origin isolated
-    (so performance.now() is not coarsened to 100 µs)."""
-    from bench_js_verify import VERIFIER
-    from flask import Flask, Response, send_from_directory
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            """No access log in the benchmark's output."""
-
-    app = Flask(__name__)
-    app.add_url_rule("/", "page", lambda: Response(JS_PAGE, mimetype="text/html"))
-    app.add_url_rule(
-        "/input.json", "input", lambda: Response(json.dumps(document), mimetype="application/json")
-    )
-    app.add_url_rule(
-        "/verifier/<path:name>",
-        "verifier",
-        lambda name: send_from_directory(VERIFIER, name, mimetype="text/javascript"),
-    )
-
-    @app.after_request
-    def isolate(response: Response) -> Response:
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-        return response
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-
-
 def bench_js_plates(*, quick: bool, rng: random.Random) -> JsPlateRun:
     """The JS offline check over a signed index of PERMITS permits in headless Chromium."""
-    from bench_js_verify import CHROMIUM
+    from bench_js_verify import CHROMIUM, page_server
     from playwright.sync_api import sync_playwright
 
     from wallet.codec import b64url_encode
@@ -561,7 +492,7 @@ def bench_js_plates(*, quick: bool, rng: random.Random) -> JsPlateRun:
         "rounds": 1 if quick else 3,
         "verify_rounds": 1 if quick else 5,
     }
-    with _page_server(document) as url, sync_playwright() as playwright:
+    with page_server(document, page=JS_PAGE, isolated=True) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox"]
         )

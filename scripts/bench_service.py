@@ -211,29 +211,26 @@ def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[Server]:
 def run_wrk(
     server: Server, path: str, *, token: str, body: dict[str, object], seconds: int, clients: int
 ) -> LoadResult:
-    """wrk with `clients` connections; the workers' CPU seconds spent meanwhile beside it."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % {"token": token, "body": json.dumps(body)})
+    """wrk with `clients` connections posting ``body``; the workers' CPU seconds beside it."""
+    script = LUA % {"token": token, "body": json.dumps(body)}
+    return run_wrk_script(server, path, script, seconds=seconds, clients=clients)
+
+
+def run_wrk_script(
+    server: Server, path: str, script: str, *, seconds: int, clients: int
+) -> LoadResult:
+    """wrk with `clients` connections and a Lua ``script``; the workers' CPU seconds beside it."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
     cpu_before = server.worker_cpu_seconds()
     try:
         done = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{clients}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                script.name,
-                server.base + path,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=seconds + 60,
-        )
+            ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", file.name,
+             server.base + path],
+            capture_output=True, text=True, check=False, timeout=seconds + 60,
+        )  # fmt: skip
     finally:
-        os.unlink(script.name)
+        os.unlink(file.name)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
     cpu_after = server.worker_cpu_seconds()

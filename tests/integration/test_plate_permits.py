@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -79,23 +80,33 @@ def test_renewal_and_reissue_hand_the_plate_on_without_a_conflict(
         permit(db, services, "D-AB 1234")
 
 
-def test_two_desks_issuing_the_same_plate_at_once_make_one_permit(
-    db: Database, services: Services
-) -> None:
+def desks_at_once(issue: Callable[[int], object]) -> list[str]:
+    """Four desks issue at the same moment (``issue(desk)``): each one's outcome, sorted."""
     outcomes: list[str] = []
     lock = threading.Lock()
+    desks = iter(range(4))
 
     def desk() -> None:
+        with lock:
+            number = next(desks)
         try:
-            permit(db, services, "D-AB 1234")
+            issue(number)
             result = "issued"
-        except StateConflictError:
+        except PermitExistsError as refused:
+            assert refused.field == "holder.plate"
             result = "refused"
         with lock:
             outcomes.append(result)
 
     run_together(desk, threads=4)
-    assert sorted(outcomes) == ["issued", "refused", "refused", "refused"]
+    return sorted(outcomes)
+
+
+def test_two_desks_issuing_the_same_plate_at_once_make_one_permit(
+    db: Database, services: Services
+) -> None:
+    outcomes = desks_at_once(lambda _: permit(db, services, "D-AB 1234"))
+    assert outcomes == ["issued", "refused", "refused", "refused"]
     assert live_count(db) == 1
 
 
@@ -134,24 +145,9 @@ def test_two_desks_giving_the_same_second_car_at_once_make_one_permit(
     db: Database, services: Services
 ) -> None:
     """Each desk's own car differs, the second car is the same: one desk wins the plate."""
-    outcomes: list[str] = []
-    lock = threading.Lock()
-    first_cars = iter(["D-AA 1", "D-BB 2", "D-CC 3", "D-EE 4"])
-
-    def desk() -> None:
-        with lock:
-            own = next(first_cars)
-        try:
-            permit(db, services, f"{own}, D-CD 56")
-            result = "issued"
-        except PermitExistsError as refused:
-            assert refused.field == "holder.plate" and "D-CD 56" in refused.message
-            result = "refused"
-        with lock:
-            outcomes.append(result)
-
-    run_together(desk, threads=4)
-    assert sorted(outcomes) == ["issued", "refused", "refused", "refused"]
+    first_cars = ["D-AA 1", "D-BB 2", "D-CC 3", "D-EE 4"]
+    outcomes = desks_at_once(lambda desk: permit(db, services, f"{first_cars[desk]}, D-CD 56"))
+    assert outcomes == ["issued", "refused", "refused", "refused"]
     assert live_count(db) == 1
 
 
