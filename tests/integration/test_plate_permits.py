@@ -155,7 +155,7 @@ def test_a_new_car_is_a_revocation_and_a_new_permit_and_the_old_plate_is_free_at
     db: Database, services: Services
 ) -> None:
     old = permit(db, services, "D-AB 1234, D-CD 56")
-    with pytest.raises(PermitExistsError, match="revoke it and issue a new permit"):
+    with pytest.raises(PermitExistsError, match="reissue it with the new plate"):
         permit(db, services, "D-AB 1234, D-XY 7")  # the new car while the old permit lives
     change(db, services, old.record.serial, "revoke")
     new = permit(db, services, "D-AB 1234, D-XY 7")

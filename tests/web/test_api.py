@@ -622,7 +622,8 @@ BAD_CHANGES: list[tuple[str, dict[str, Any] | None, str]] = [
     ("suspend", {"reason": ["late"]}, "reason"),
     ("suspend", {"state": "revoked"}, "state"),
     ("reinstate", {"reason": "\x07"}, "reason"),
-    ("reissue", {"holder": {"name": "Mallory"}}, "holder"),
+    ("reissue", {"holder": "Mallory"}, "holder"),
+    ("reissue", {"holder": {"name": 5}}, "holder.name"),
     ("reissue", {"reason": {}}, "reason"),
 ]
 

@@ -461,7 +461,7 @@ def _already_live(
     which = f" ({serial})" if serial else ""
     return PermitExistsError(
         f"{' or '.join(plates)} in zone {zone} has a permit already{which}: renew it, or "
-        "for a new car revoke it and issue a new permit",
+        "for a new car reissue it with the new plate",
         field=f"holder.{pass_type.enforcement_plate or 'plate'}",
     )
 
@@ -741,11 +741,14 @@ def reissue_pass(
     reason: str | None,
     actor: str,
     now: datetime,
+    changes: Mapping[str, object] | None = None,
 ) -> IssuedPass:
-    """Lost phone: a new serial and token for the same holder; the old pass is revoked.
+    """A new serial and token for the holder; the old pass is revoked.
 
-    The holder stays as it is: a new car (new plates) is not a reissue but a revocation
-    and a new permit; the revocation frees the old plates at once (change_state).
+    Lost phone: the holder stays as it is. A new car: ``changes`` ({"plate": "D-XY 1"})
+    are the holder fields the new pass has instead, read and checked as at issue; the
+    revocation frees the old plates at once (change_state), before the new ones are
+    taken, so the new pass may keep the plates it does not change.
     """
     old = stored_pass(session, serial, for_update=True)
     if old.state == PassState.REVOKED:
@@ -769,7 +772,7 @@ def reissue_pass(
         session,
         services,
         type_id=old.pass_type,
-        holder=old.holder,
+        holder={**old.holder, **(changes or {})},
         valid_until=max(old.valid_until, now + timedelta(minutes=1)),
         actor=actor,
         now=now,

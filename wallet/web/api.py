@@ -333,6 +333,15 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+def _holder_fields(holder: object) -> dict[str, str]:
+    """An object of holder fields, each a text (the pass type then checks them)."""
+    if not isinstance(holder, dict):
+        raise InputError("holder must be an object of the pass type's fields", field="holder")
+    for name, value in holder.items():
+        _text(value, f"holder.{name}", max_length=MAX_TEXT_LENGTH)
+    return holder
+
+
 @_route("/passes", method="POST", roles=ISSUERS)
 def create_pass(caller: Caller) -> Response:
     body = read_json_object(MAX_BODY_BYTES)
@@ -340,11 +349,7 @@ def create_pass(caller: Caller) -> Response:
         body, allowed=("type", "holder", "valid_from", "valid_until"), required=("type", "holder")
     )
     type_id = _text(body["type"], "type", max_length=32)
-    holder = body["holder"]
-    if not isinstance(holder, dict):
-        raise InputError("holder must be an object of the pass type's fields", field="holder")
-    for name, value in holder.items():
-        _text(value, f"holder.{name}", max_length=MAX_TEXT_LENGTH)
+    holder = _holder_fields(body["holder"])
     valid_from, valid_until = _timestamp(body, "valid_from"), _timestamp(body, "valid_until")
     moment = now()
     if valid_from is not None and valid_from > moment + MAX_START_AHEAD:
@@ -467,15 +472,22 @@ def reinstate_pass(caller: Caller, serial: str) -> Response:
 
 @_route("/passes/<serial>/reissue", method="POST", roles=ISSUERS)
 def reissue_pass(caller: Caller, serial: str) -> Response:
+    """A new serial and token (lost phone); with ``holder``, the fields that change (a new
+    car: its plate)."""
     body = read_json_object(MAX_BODY_BYTES)
-    _check_members(body, allowed=("reason",))
+    _check_members(body, allowed=("reason", "holder"))
     reason = _optional_text(body, "reason", max_length=MAX_REASON_LENGTH)
+    changes = _holder_fields(body["holder"]) if "holder" in body else None
     moment = now()
 
     def reissue(session: Session) -> passes.IssuedPass:
-        return passes.reissue_pass(
-            session, context().services, serial, reason=reason, actor=caller.actor, now=moment
-        )
+        try:
+            return passes.reissue_pass(
+                session, context().services, serial, reason=reason, actor=caller.actor,
+                now=moment, changes=changes,
+            )  # fmt: skip
+        except HolderDataError as exc:
+            raise HolderDataError(exc.message, field=f"holder.{exc.field}") from exc
 
     return _create_once(caller, body, reissue)
 

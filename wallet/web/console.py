@@ -47,7 +47,15 @@ from wallet.domain import (
     allowed_actions,
 )
 from wallet.domain import claim_url as domain_claim_url
-from wallet.errors import ConfigError, InputError, NotFoundError, StateConflictError, WalletError
+from wallet.errors import (
+    ConfigError,
+    HolderDataError,
+    InputError,
+    NotFoundError,
+    PermitExistsError,
+    StateConflictError,
+    WalletError,
+)
 from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, claim_mail, outbox, passes, renewals
@@ -718,6 +726,8 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     if request.form.get("confirm") != "yes":
         errors["confirm"] = _("Please tick the box to confirm.")
     email = request.form.get("email", "").strip() if action == "new-link" else ""
+    plate = request.form.get("plate", "").strip() if action == "reissue" else ""
+    values["plate"] = plate[:60]
     if errors:
         return _detail_page(serial, errors=errors, action=action, values=values, status=422)
     staff: Staff = g.staff
@@ -726,11 +736,17 @@ def change(serial: str, action: str) -> ResponseReturnValue:
         return _email_new_link(serial, email, request.form.get("lang", "de"), reason, staff)
     if action == "renew":
         return _renew(serial, reason, staff, values)
+    changes = _new_plate(serial, plate)
     try:
         with ctx.db.transaction(write=True) as db_session:
-            if action in ("reissue", "new-link"):
-                renew = passes.reissue_pass if action == "reissue" else passes.replace_claim_link
-                issued = renew(
+            if action == "reissue":
+                issued = passes.reissue_pass(
+                    db_session, ctx.services, serial, reason=reason, actor=staff.actor,
+                    now=moment, changes=changes,
+                )  # fmt: skip
+                new_row, secret = issued.record, issued.claim_secret
+            elif action == "new-link":
+                issued = passes.replace_claim_link(
                     db_session, ctx.services, serial, reason=reason, actor=staff.actor, now=moment
                 )
                 new_row, secret = issued.record, issued.claim_secret
@@ -744,9 +760,16 @@ def change(serial: str, action: str) -> ResponseReturnValue:
                     actor=staff.actor,
                     now=moment,
                 )
+    except PermitExistsError:
+        errors = {"plate": _("This car has a permit for this zone already.")}
+        return _detail_page(serial, errors=errors, action=action, values=values, status=409)
     except StateConflictError:
         errors = {"state": _("This is not possible in the pass's current state.")}
         return _detail_page(serial, errors=errors, action=action, values=values, status=409)
+    except HolderDataError:
+        errors = {"plate": _("Please type the plate as it is written on the car, for example "
+                             "D-AB 1234.")}  # fmt: skip
+        return _detail_page(serial, errors=errors, action=action, values=values, status=422)
     if action in ("reissue", "new-link"):
         pass_type = ctx.services.pass_type(new_row.pass_type)
         if action == "new-link":
@@ -759,6 +782,17 @@ def change(serial: str, action: str) -> ResponseReturnValue:
     }
     flash(done[action], "success")
     return redirect(url_for("console.detail", serial=serial))
+
+
+def _new_plate(serial: str, plate: str) -> dict[str, str] | None:
+    """The holder change of a reissue for a new car: its plate, if one was typed."""
+    if not plate:
+        return None
+    ctx = context()
+    with ctx.db.transaction(write=False) as db_session:
+        type_id = passes.get_pass(db_session, serial).pass_type
+    field = ctx.services.pass_type(type_id).enforcement_plate
+    return {field: plate} if field else None
 
 
 def _renew(serial: str, reason: str, staff: Staff, values: dict[str, str]) -> ResponseReturnValue:

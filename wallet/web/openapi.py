@@ -381,6 +381,22 @@ def _schemas(pass_types: Mapping[str, PassType], max_limit: int) -> dict[str, An
             "additionalProperties": False,
             "properties": {"reason": reason},
         },
+        "ReissueRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reason": reason,
+                "holder": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "The holder fields that change on the new pass, as at "
+                    'issue (a new car: {"plate": "D-XY 1"}); the others stay. A field '
+                    "the pass type does not have, or a value it refuses: 422 naming "
+                    "holder.<field>. The old pass's plates are free before the new ones "
+                    "are taken.",
+                },
+            },
+        },
         "RenewRequest": {
             "type": "object",
             "additionalProperties": False,
@@ -717,11 +733,12 @@ def build_document(
             "post": _operation(
                 "reissue_pass",
                 roles,
-                summary="Replace a pass (lost phone): new serial and token, old one revoked",
+                summary="Replace a pass (lost phone, new car): new serial and token, old one "
+                "revoked",
                 description="Both happen in one transaction. Send an Idempotency-Key to make "
                 "retries safe.",
                 parameters=[serial, idempotency_key],
-                body=reason_body("Reason", required=False),
+                body=reason_body("ReissueRequest", required=False),
                 responses={"201": created, **_errors(400, 404, 409, 413, 422)},
             )
         },
