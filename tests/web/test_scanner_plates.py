@@ -26,7 +26,7 @@ from tests.web.test_scanner import (
     assert_reflows,
 )
 from wallet.domain import Role
-from wallet.services import devices
+from wallet.services import devices, passes
 
 pytestmark = base.pytestmark
 # The scanner module's fixtures, used here as they are (module-scoped: a site of our own).
@@ -111,6 +111,19 @@ def test_the_verdict_for_another_zone_names_the_permits_zone_only(
     scanner.check_page("scanner-plate-wrong-zone")
 
 
+def test_a_zone_this_device_holds_no_data_for_is_asked_online_not_called_no_permit(
+    scanner: Scanner, site: Site
+) -> None:
+    paired(scanner, site, zones="40")  # an officer of zone 40 helping out in zone 12
+    verdict = check_plate(scanner, PLATE, zone="12")
+    assert (verdict["tone"], verdict["title"]) == ("green", "GÜLTIG")
+    assert "online beim Dienst" in verdict["message"]
+    scanner.back()
+    scanner.context.set_offline(True)
+    offline = check_plate(scanner, PLATE, zone="12")
+    assert (offline["tone"], offline["title"]) == ("amber", "KEINE AKTUELLEN DATEN")
+
+
 def test_revoking_a_permit_turns_its_plate_invalid_after_the_next_sync(
     scanner: Scanner, site: Site
 ) -> None:
@@ -123,6 +136,25 @@ def test_revoking_a_permit_turns_its_plate_invalid_after_the_next_sync(
     scanner.context.set_offline(True)
     verdict = check_plate(scanner, "d rv 77")
     assert (verdict["tone"], verdict["title"]) == ("red", "KEIN PARKAUSWEIS")
+
+
+def test_a_new_car_turns_the_old_plate_invalid_after_the_next_sync(
+    scanner: Scanner, site: Site
+) -> None:
+    issued = _issue(site.db, site.services, "parking", {"plate": "D-NC 1", "zone": "12"})
+    paired(scanner, site)
+    assert check_plate(scanner, "d nc 1")["title"] == "GÜLTIG"
+    scanner.back()
+    with site.db.transaction(write=True) as session:
+        passes.reissue_pass(
+            session, site.services, issued.record.serial, reason="new car", actor="test",
+            now=site.clock(), changes={"plate": "D-NC 2"},
+        )  # fmt: skip
+    scanner.sync_now()
+    scanner.context.set_offline(True)
+    assert check_plate(scanner, "d nc 1")["title"] == "KEIN PARKAUSWEIS"
+    scanner.back()
+    assert check_plate(scanner, "d nc 2")["title"] == "GÜLTIG"
 
 
 def test_a_stale_plate_index_says_so_and_gives_no_verdict_offline(

@@ -137,11 +137,21 @@ export class Plates {
    * ("offline" | "online"), or {verdict: "no_data"} when neither can answer.
    */
   async check(text, zone) {
-    if (this.fresh()) {
+    if (this.fresh() && this.covers(zone)) {
       const found = await this.index.check(this.key, text, zone, { now: this.clock() });
-      return { ...found, how: "offline" };
+      return { ...found, how: "offline", deviceZones: this.held.zones ?? [] };
     }
     return this.checkOnline(text, zone);
+  }
+
+  /**
+   * Whether the index answers for `zone`: a device paired for zones 12 and 13 holds
+   * only their permits, so a car in zone 40 is asked online (offline it would look
+   * like a car without a permit).
+   */
+  covers(zone) {
+    const zones = this.held?.zones ?? [];
+    return zones.length === 0 || zones.includes(zoneName(zone));
   }
 
   async checkOnline(text, zone) {

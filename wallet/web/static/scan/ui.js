@@ -147,7 +147,10 @@ function plateMessage(found, zone, readings) {
     case "not_yet_valid":
       return t("plateNotYetValid");
     case "unknown":
-      return t("plateUnknown");
+      // From a zone-limited index "no permit" means: none in this device's zones.
+      return found.deviceZones?.length
+        ? t("plateUnknownHere", { zones: found.deviceZones.join(", ") })
+        : t("plateUnknown");
     case "ambiguous":
       return t("plateAmbiguous", { plates: readings.join(t("plateOr")) });
     default:
