@@ -410,3 +410,10 @@ def test_set_role_ends_the_users_console_sessions(wallet: Wallet, db: Database) 
     assert result.exit_code == 1 and "last active admin" in result.stderr
     entries = [(e.action, e.details) for e in audit_entries(db) if e.action == "user.role"]
     assert entries == [("user.role", {"role": "verifier", "was": "issuer"})]
+
+
+def test_a_worker_round_leaves_the_heartbeat_readyz_looks_for(wallet: Wallet, db: Database) -> None:
+    wallet.ok("worker", "--once")
+    with db.engine.begin() as connection:
+        workers = connection.execute(text("SELECT worker FROM worker_heartbeats")).scalars().all()
+    assert len(workers) == 1 and workers[0].rsplit(":", 1)[1].isdigit()  # host:pid

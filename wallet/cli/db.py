@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass
 
 import click
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 
@@ -20,7 +18,7 @@ from wallet.cli.context import (
     pass_context,
 )
 from wallet.services import audit
-from wallet.store.db import MIGRATIONS
+from wallet.store.db import head_revision
 
 
 @dataclass(frozen=True)
@@ -31,14 +29,6 @@ class Upgrade:
     @property
     def changed(self) -> bool:
         return self.before != self.after
-
-
-def head_revision() -> str:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    assert head is not None, "the migrations folder has no revision"
-    return head
 
 
 def ensure_audit_key(obj: Context) -> AuditKey:

@@ -25,6 +25,7 @@ from wallet.services import (
     apple,
     audit,
     claim_mail,
+    health,
     outbox,
     plate_checks,
     reminders,
@@ -90,14 +91,18 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
         if not once:
             click.echo(f"worker: running, database {obj.database_label()}", err=True)
-        next_prune = next_reminders = obj.now()
+        next_prune = next_reminders = next_beat = obj.now()
         alarms = _Alarms()
+        name = health.worker_name()
         while not stop.is_set():
             if obj.now() >= next_reminders:
                 _remind(obj)
                 _retire_renewed(obj)
                 next_reminders = obj.now() + REMIND_EVERY
             busy = _round(obj, deliverers, alarms)
+            if obj.now() >= next_beat:
+                _beat(obj, name)
+                next_beat = obj.now() + health.BEAT_EVERY
             if obj.now() >= next_prune:
                 _prune(obj)
                 next_prune = obj.now() + PRUNE_EVERY
@@ -109,6 +114,15 @@ def worker(obj: Context, once: bool, interval: float) -> None:
 
 PRUNE_EVERY = timedelta(hours=1)
 REMIND_EVERY = timedelta(minutes=15)  # a reminder is at most this late
+
+
+def _beat(obj: Context, name: str) -> None:
+    """Tell /readyz that a worker is alive: it finished a round."""
+    try:
+        with obj.transaction(write=True) as session:
+            health.beat(session, name, now=obj.now())
+    except SQLAlchemyError as exc:
+        log.error("heartbeat failed, retrying later: %s", type(exc).__name__)
 
 
 def _remind(obj: Context) -> None:

@@ -26,6 +26,20 @@ from wallet.errors import ConfigError
 from wallet.store.models import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def head_revision() -> str:
+    """The newest migration this code knows (the schema a ready instance has)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
 _WRITE = "wallet_write"
 # Any constant: PostgreSQL serialises audit sealing on this advisory lock.
 AUDIT_LOCK_ID = 0x57414C4C  # "WALL"

@@ -368,6 +368,16 @@ class InstanceSettingRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class WorkerHeartbeatRow(Base):
+    """When each outbox worker last finished a round: readiness checks that one is alive.
+    ``worker`` is host and process id; rows of stopped workers simply age."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(120), primary_key=True)
+    beat_at: Mapped[datetime]
+
+
 class PlateIndexRow(Base):
     """The last signed plate index of a set of zones and its HMAC key, sealed with the
     audit seal key. ``scope`` names the zones (comma-separated; empty: every zone)."""

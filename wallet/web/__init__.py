@@ -96,11 +96,12 @@ def create_app(
         console_imports,  # noqa: F401 - adds its pages to the console
         console_plates,  # noqa: F401 - adds its page to the console
         device_api,
+        health,
         public,
         scanner,
     )
 
-    for module in (public, api, citizen, console, apple, device_api, scanner):
+    for module in (public, api, citizen, console, apple, device_api, scanner, health):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:
