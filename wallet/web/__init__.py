@@ -98,9 +98,11 @@ def create_app(
         device_api,
         health,
         public,
+        requestid,
         scanner,
     )
 
+    requestid.init_app(app)
     for module in (public, api, citizen, console, apple, device_api, scanner, health):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
@@ -123,7 +125,11 @@ def create_app(
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        # The route, not the path: a path may hold a claim secret.
+        log.exception(
+            "unexpected error on %s %s (request %s)",
+            request.method, requestid.route(), requestid.current(),
+        )  # fmt: skip
         body = error_body("internal_error", "something went wrong on our side; it was logged")
         return jsonify(body), 500
 

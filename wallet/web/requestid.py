@@ -1,0 +1,42 @@
+"""A request id on every answer (``X-Request-ID``), for matching a citizen's or a
+proxy's report to the service's log lines without logging anything about the person.
+
+A well-formed id from the proxy in front (HAProxy's ``unique-id-header``) is kept,
+so one id follows a request through both; anything else is replaced by our own.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import Flask, Response, g, has_request_context, request
+
+HEADER = "X-Request-ID"
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _assign() -> None:
+        incoming = request.headers.get(HEADER, "")
+        g.request_id = incoming if _WELL_FORMED.fullmatch(incoming) else secrets.token_hex(8)
+
+    @app.after_request
+    def _answer(response: Response) -> Response:
+        response.headers[HEADER] = current()
+        return response
+
+
+def current() -> str:
+    """This request's id ("-" outside a request, or before it was assigned)."""
+    if not has_request_context():
+        return "-"
+    return str(g.get("request_id", "-"))
+
+
+def route() -> str:
+    """The route the request matched, as written in the code (``/p/<secret>``): a log
+    line names it instead of the path, which may hold a claim secret or a serial."""
+    rule = request.url_rule if has_request_context() else None
+    return rule.rule if rule is not None else "(no route)"
