@@ -14,6 +14,7 @@ from wallet.config import Settings
 COMMANDS = {
     "api-tokens": "wallet.cli.api_tokens:api_tokens",
     "audit": "wallet.cli.audit:audit",
+    "backup": "wallet.cli.backup:backup",
     "bundle": "wallet.cli.publish:bundle",
     "db": "wallet.cli.db:db",
     "demo": "wallet.cli.demo:demo",
@@ -22,6 +23,7 @@ COMMANDS = {
     "keys": "wallet.cli.keys:keys",
     "outbox": "wallet.cli.outbox:outbox",
     "passes": "wallet.cli.passes:passes",
+    "restore": "wallet.cli.backup:restore",
     "setup": "wallet.cli.setup:setup",
     "status": "wallet.cli.publish:status",
     "users": "wallet.cli.users:users",
