@@ -109,10 +109,57 @@ class Settings:
     smtp_from: str = ""
     smtp_per_minute: int = 60  # what the city's mail server allows this sender
     smtp_ca_file: Path | None = None
+    # Staff sign-in through the city's OpenID Connect provider; unset: local accounts only.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_client_secret_file: Path | None = None
+    oidc_scopes: str = "openid"
+    oidc_roles_claim: str = "groups"  # a dotted path reaches into objects (realm_access.roles)
+    oidc_roles: tuple[tuple[str, str], ...] = ()  # (group, role), in the order configured
+    # Who needs a TOTP code besides the password: enrolled | admins | all; empty: see totp_policy.
+    totp_required: str = ""
 
     @property
     def smtp_enabled(self) -> bool:
         return bool(self.smtp_host)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def totp_policy(self) -> str:
+        """Who must give a TOTP code: the setting, else all local accounts when staff sign
+        in through the city's provider (local accounts are then for emergencies only),
+        else admins; in development mode only accounts that enrolled."""
+        if self.totp_required:
+            return self.totp_required
+        if self.dev_mode:
+            return "enrolled"
+        return "all" if self.oidc_enabled else "admins"
+
+    def oidc_secret(self) -> str:
+        """The OIDC client secret, from WALLET_OIDC_CLIENT_SECRET or the file it names."""
+        if self.oidc_client_secret:
+            return self.oidc_client_secret
+        if self.oidc_client_secret_file is None:
+            raise ConfigError(
+                "set WALLET_OIDC_CLIENT_SECRET_FILE (a file holding the client secret) "
+                "or WALLET_OIDC_CLIENT_SECRET"
+            )
+        try:
+            secret = self.oidc_client_secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"WALLET_OIDC_CLIENT_SECRET_FILE {self.oidc_client_secret_file} cannot be read "
+                f"({exc.__class__.__name__})"
+            ) from None
+        if not secret:
+            raise ConfigError(
+                f"WALLET_OIDC_CLIENT_SECRET_FILE {self.oidc_client_secret_file} is empty"
+            )
+        return secret
 
     @property
     def google_enabled(self) -> bool:
@@ -168,6 +215,7 @@ class Settings:
             **_apple(env),
             **_google(env),
             **_smtp(env),
+            **_oidc(env),
         )
 
 
@@ -294,4 +342,84 @@ def _smtp(env: Mapping[str, str]) -> dict[str, Any]:
         "smtp_from": sender,
         "smtp_per_minute": _count(env, "WALLET_SMTP_PER_MINUTE", default=60, most=100_000) or 60,
         "smtp_ca_file": _path(env, "WALLET_SMTP_CA_FILE"),
+    }
+
+# The roles of wallet.domain.Role (config sits below the domain; a test keeps them equal).
+OIDC_ROLE_NAMES = ("admin", "issuer", "verifier")
+_TOTP_POLICIES = ("enrolled", "admins", "all")
+_CLAIM_RE = re.compile(r"[A-Za-z0-9_:/.-]{1,200}")
+
+
+def _oidc_roles(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        group, sep, role = item.rpartition("=")
+        group, role = group.strip(), role.strip()
+        if not sep or not group:
+            raise ConfigError(
+                "WALLET_OIDC_ROLES must be GROUP=ROLE pairs separated by commas, like "
+                f"'wallet-admins=admin,wallet-desk=issuer' (got {item.strip()!r})"
+            )
+        if role not in OIDC_ROLE_NAMES:
+            raise ConfigError(
+                f"WALLET_OIDC_ROLES: {group!r} maps to {role!r}; a role is one of "
+                f"{', '.join(OIDC_ROLE_NAMES)}"
+            )
+        if any(known == group for known, _ in pairs):
+            raise ConfigError(f"WALLET_OIDC_ROLES names the group {group!r} twice")
+        pairs.append((group, role))
+    if not pairs:
+        raise ConfigError(
+            "WALLET_OIDC_ROLES must map at least one group of the provider to a role, like "
+            "'wallet-admins=admin,wallet-desk=issuer,wallet-enforcement=verifier'"
+        )
+    return tuple(pairs)
+
+
+def _oidc(env: Mapping[str, str]) -> dict[str, Any]:
+    policy = env.get("WALLET_TOTP_REQUIRED", "").strip().lower()
+    if policy and policy not in _TOTP_POLICIES:
+        raise ConfigError(f"WALLET_TOTP_REQUIRED must be enrolled, admins or all (got {policy!r})")
+    issuer_raw = env.get("WALLET_OIDC_ISSUER", "").strip()
+    if not issuer_raw:
+        stray = [name for name in env if name.startswith("WALLET_OIDC_")]
+        if stray:
+            raise ConfigError(
+                f"{sorted(stray)[0]} is set but WALLET_OIDC_ISSUER is not: set the provider's "
+                "issuer URL (e.g. https://login.stadt.de/realms/stadt) or unset the others"
+            )
+        return {"totp_required": policy}
+    issuer = _https(env, "WALLET_OIDC_ISSUER", "")
+    client_id = env.get("WALLET_OIDC_CLIENT_ID", "").strip()
+    if not client_id or len(client_id) > 255:
+        raise ConfigError(
+            "WALLET_OIDC_CLIENT_ID must be set to the client id the provider gave this service"
+        )
+    secret = env.get("WALLET_OIDC_CLIENT_SECRET", "").strip()
+    secret_file = _path(env, "WALLET_OIDC_CLIENT_SECRET_FILE")
+    if bool(secret) == (secret_file is not None):
+        raise ConfigError(
+            "set WALLET_OIDC_CLIENT_SECRET_FILE (a file holding the client secret; preferred) "
+            "or WALLET_OIDC_CLIENT_SECRET, exactly one of them"
+        )
+    scopes = env.get("WALLET_OIDC_SCOPES", "openid").split()
+    if "openid" not in scopes:
+        raise ConfigError(f"WALLET_OIDC_SCOPES must include openid (got {' '.join(scopes)!r})")
+    claim = env.get("WALLET_OIDC_ROLES_CLAIM", "groups").strip() or "groups"
+    if not _CLAIM_RE.fullmatch(claim):
+        raise ConfigError(
+            f"WALLET_OIDC_ROLES_CLAIM must be a claim name like groups or realm_access.roles "
+            f"(got {claim!r})"
+        )
+    return {
+        "oidc_issuer": issuer,
+        "oidc_client_id": client_id,
+        "oidc_client_secret": secret,
+        "oidc_client_secret_file": secret_file,
+        "oidc_scopes": " ".join(dict.fromkeys(scopes)),
+        "oidc_roles_claim": claim,
+        "oidc_roles": _oidc_roles(env.get("WALLET_OIDC_ROLES", "")),
+        "totp_required": policy,
     }

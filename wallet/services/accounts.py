@@ -206,7 +206,7 @@ def authenticate_user(
     row = None
     if _NAME_RE.fullmatch(username):  # a NUL would reach PostgreSQL as an error
         row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
-    if row is None:
+    if row is None or row.oidc_subject is not None:  # provider accounts have no password
         argon2.verify(password, _DUMMY_HASH)
         return None
     if not argon2.verify(password, row.password_hash) or row.disabled:

@@ -232,6 +232,31 @@ class StaffUserRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # An account of the city's OpenID Connect provider: its issuer and subject (no password).
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255), default=None)
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), default=None)
+    # TOTP (second factor of local accounts): the secret sealed with the instance key,
+    # and the last time step a code was accepted for, so a code works only once.
+    totp_secret: Mapped[str | None] = mapped_column(Text, default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_staff_users_oidc_identity"),
+    )
+
+
+class OidcLoginRow(Base):
+    """A sign-in started at the city's identity provider and not yet come back.
+
+    Held server-side so that its state works once on any app server: the
+    callback deletes the row as it reads it. ``data`` (nonce, PKCE verifier) is sealed.
+    """
+
+    __tablename__ = "oidc_logins"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class PlateLookupRow(Base):

@@ -94,7 +94,9 @@ def create_app(
         console,
         console_devices,  # noqa: F401 - adds its pages to the console
         console_imports,  # noqa: F401 - adds its pages to the console
+        console_oidc,  # adds sign-in through the city's identity provider to the console
         console_plates,  # noqa: F401 - adds its page to the console
+        console_totp,  # noqa: F401 - adds the second sign-in step to the console
         device_api,
         health,
         public,
@@ -108,6 +110,7 @@ def create_app(
         init = getattr(module, "init_app", None)
         if init is not None:
             init(app)
+    console_oidc.init_app(app)
 
     @app.errorhandler(WalletError)
     def _wallet_error(exc: WalletError) -> tuple[Response, int]:

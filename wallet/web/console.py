@@ -37,6 +37,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from wallet.domain import (
     MAX_REASON_LENGTH,
@@ -74,7 +75,10 @@ MAX_PAGE = 100_000
 MAX_QUERY_LENGTH = 200
 MAX_VERIFY_INPUT = 16_384
 ISSUERS = frozenset({"admin", "issuer"})
-OPEN_ENDPOINTS = frozenset({"console.login"})
+# The second sign-in step (TOTP) and the city's identity provider's way in and back.
+OPEN_ENDPOINTS = frozenset(
+    {"console.login", "console.login_code", "console.oidc_login", "console.oidc_callback"}
+)
 # A verifier may use these and nothing else; every other endpoint needs an issuer.
 VERIFIER_ENDPOINTS = frozenset(
     {
@@ -284,7 +288,13 @@ def _wallet_error(exc: WalletError) -> ResponseReturnValue:
 
 def _login_page(*, error: str = "", username: str = "", status: int = 200) -> tuple[str, int]:
     target = _safe_next(request.values.get("next"))
-    page = render_template("console/login.html", error=error, username=username, next=target)
+    page = render_template(
+        "console/login.html",
+        error=error,
+        username=username,
+        next=target,
+        oidc=context().settings.oidc_enabled,
+    )
     return page, status
 
 
@@ -296,6 +306,10 @@ def login() -> ResponseReturnValue:
         if staff is not None:
             return redirect(_safe_next(request.args.get("next")) or _home(staff))
         return _login_page()
+    from wallet.web import console_totp  # its pages use this module
+
+    if request.form.get("step") == "code":
+        return console_totp.finish_sign_in()
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
     ctx = context()
@@ -308,8 +322,24 @@ def login() -> ResponseReturnValue:
         log.info("failed console sign-in from %s", security.client_address())
         message = _("The username or password is not correct, or the account is disabled.")
         return _login_page(error=message, username=username, status=200)
-    with ctx.db.transaction(write=True) as db_session:
-        accounts.record_login(db_session, username=staff.username, now=now())
+    second_step = console_totp.ask_for_code(staff, _safe_next(request.form.get("next")))
+    if second_step is not None:
+        return second_step
+    response = sign_in(staff, _safe_next(request.form.get("next")))
+    security.remember_device(response, staff.username)
+    return response
+
+
+def sign_in(
+    staff: Staff, target: str | None, *, record: bool = True, keep: Mapping[str, str] | None = None
+) -> BaseResponse:
+    """Start a console session for a user who proved who they are; redirect onwards.
+
+    ``keep`` is put into the fresh cookie session (the provider's ID token, for logout).
+    """
+    with context().db.transaction(write=True) as db_session:
+        if record:
+            accounts.record_login(db_session, username=staff.username, now=now())
         secret = accounts.start_session(
             db_session, username=staff.username, lifetime=security.SESSION_LIFETIME, now=now()
         )
@@ -318,19 +348,21 @@ def login() -> ResponseReturnValue:
     session.clear()
     session.permanent = True
     session["sid"] = secret
-    response = redirect(_safe_next(request.form.get("next")) or _home(staff))
-    security.remember_device(response, staff.username)
-    return response
+    session.update(keep or {})
+    return redirect(target or _home(staff))
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
     """Ends the session on the server: a copy of the cookie stops working too."""
+    from wallet.web import console_oidc  # it adds its pages to this module's blueprint
+
     with context().db.transaction(write=True) as db_session:
         accounts.end_session(db_session, session.get("sid"))
+    provider_logout = console_oidc.logout_url(session.get(console_oidc.ID_TOKEN))
     session.clear()
     flash(_("You have signed out."), "success")
-    return redirect(url_for("console.login"))
+    return redirect(provider_logout or url_for("console.login"))
 
 
 # -- search -------------------------------------------------------------------

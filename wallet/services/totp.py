@@ -1,0 +1,171 @@
+"""TOTP (RFC 6238) as the second factor of local console accounts.
+
+What authenticator apps expect: SHA-1, 6 digits, 30-second steps, a 160-bit
+secret. The secret is sealed with the instance key (:mod:`sealing`), bound to
+its account, and never logged. A code is accepted for the step before, the
+current and the next one (clocks drift); the step of an accepted code is
+stored and only a later step is accepted afterwards, atomically, so a code
+works once even when two app servers see it at the same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor import InvalidToken
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from wallet.auditkey import AuditKey
+from wallet.domain import Role
+from wallet.errors import InputError, NotFoundError, StateConflictError
+from wallet.services import audit
+from wallet.services.sealing import seal, unseal
+from wallet.store.models import StaffUserRow
+
+STEP_SECONDS = 30
+DIGITS = 6
+SECRET_BYTES = 20
+POLICIES = ("enrolled", "admins", "all")
+_CODE_RE = re.compile(r"[0-9]{6}")
+
+
+def _totp(secret: bytes) -> TOTP:
+    return TOTP(secret, DIGITS, SHA1(), STEP_SECONDS, enforce_key_length=True)  # noqa: S303
+
+
+def _aad(row: StaffUserRow) -> bytes:
+    return f"wallet totp secret v1:user:{row.id}".encode()
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new secret, not stored until a code from the app confirms it."""
+
+    secret: bytes = field(repr=False)
+
+    @classmethod
+    def new(cls) -> Enrolment:
+        return cls(os.urandom(SECRET_BYTES))
+
+    def uri(self, *, account: str, issuer: str) -> str:
+        """The otpauth:// URI an authenticator app scans (it holds the secret)."""
+        return _totp(self.secret).get_provisioning_uri(account, issuer)
+
+    def code_at(self, moment: datetime) -> str:
+        return _totp(self.secret).generate(int(moment.timestamp())).decode("ascii")
+
+
+def normalise_code(code: object) -> str | None:
+    """Six digits (spaces a user typed removed), or None."""
+    if not isinstance(code, str) or len(code) > 20:
+        return None
+    digits = code.replace(" ", "").replace("-", "")
+    return digits if _CODE_RE.fullmatch(digits) else None
+
+
+def _matching_step(secret: bytes, code: str, now: datetime) -> int | None:
+    current = int(now.timestamp()) // STEP_SECONDS
+    for step in (current - 1, current, current + 1):
+        try:
+            _totp(secret).verify(code.encode("ascii"), step * STEP_SECONDS)
+        except InvalidToken:
+            continue
+        return step
+    return None
+
+
+def _row(session: Session, username: str) -> StaffUserRow:
+    row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
+    if row is None:
+        raise NotFoundError(f"no user {username[:64]}")
+    return row
+
+
+def is_enrolled(session: Session, username: str) -> bool:
+    row = session.scalars(
+        select(StaffUserRow.totp_secret).where(StaffUserRow.username == username)
+    ).first()
+    return row is not None
+
+
+def required(policy: str, *, role: str, enrolled: bool) -> bool:
+    """Whether a local account must give a code (an enrolled account always does)."""
+    return enrolled or policy == "all" or (policy == "admins" and role == Role.ADMIN)
+
+
+def enrol(
+    session: Session,
+    *,
+    username: str,
+    enrolment: Enrolment,
+    code: object,
+    actor: str,
+    audit_key: AuditKey,
+    now: datetime,
+) -> None:
+    """Store the secret once a code from the app shows it was scanned correctly.
+
+    :raises InputError: (field ``code``) the code does not match.
+    """
+    row = _row(session, username)
+    if row.oidc_subject is not None:
+        raise StateConflictError(
+            f"{username} signs in through the city's identity provider, whose own second "
+            "factor applies; TOTP is for local accounts"
+        )
+    digits = normalise_code(code)
+    step = _matching_step(enrolment.secret, digits, now) if digits else None
+    if step is None:
+        raise InputError(
+            "the code does not match: check the device's clock and type the code the app shows now",
+            field="code",
+        )
+    row.totp_secret = seal(audit_key, enrolment.secret, aad=_aad(row))
+    row.totp_last_step = step  # the confirming code is used up
+    audit.record(session, key=audit_key, actor=actor, action="user.totp",
+                 target=f"user:{username}", details={"totp": "enrolled"}, now=now)  # fmt: skip
+
+
+def remove(
+    session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime
+) -> bool:
+    """Forget an account's TOTP secret (a lost phone); False when it had none."""
+    row = _row(session, username)
+    if row.totp_secret is None:
+        return False
+    row.totp_secret = None
+    row.totp_last_step = None
+    audit.record(session, key=audit_key, actor=actor, action="user.totp",
+                 target=f"user:{username}", details={"totp": "removed"}, now=now)  # fmt: skip
+    return True
+
+
+def check_code(
+    session: Session, *, username: str, code: object, audit_key: AuditKey, now: datetime
+) -> bool:
+    """True once for a right code of a step later than the last one used (in a write
+    transaction: the step is recorded with a conditional update)."""
+    digits = normalise_code(code)
+    row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
+    if digits is None or row is None or row.totp_secret is None:
+        return False
+    secret = unseal(audit_key, row.totp_secret, aad=_aad(row), what="the TOTP secret")
+    step = _matching_step(secret, digits, now)
+    if step is None:
+        return False
+    used = session.execute(
+        update(StaffUserRow)
+        .where(
+            StaffUserRow.id == row.id,
+            or_(StaffUserRow.totp_last_step.is_(None), StaffUserRow.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(used, "rowcount", 0) == 1)
