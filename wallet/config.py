@@ -120,6 +120,15 @@ class Settings:
     # Who needs a TOTP code besides the password: enrolled | admins | all; empty: see totp_policy.
     totp_required: str = ""
 
+    # Prometheus metrics on their own listener (host:port), never on the public one;
+    # empty: no metrics (see wallet.services.metrics).
+    metrics_bind: str = ""
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the web and worker processes of this instance keep their metric files."""
+        return self.instance_dir / "metrics"
+
     @property
     def smtp_enabled(self) -> bool:
         return bool(self.smtp_host)
@@ -212,11 +221,26 @@ class Settings:
             bind=env.get("WALLET_BIND", cls.bind),
             trusted_proxies=_count(env, "WALLET_TRUSTED_PROXIES"),
             api_token_cache=_count(env, "WALLET_API_TOKEN_CACHE", default=2, most=60),
+            metrics_bind=_metrics_bind(env),
             **_apple(env),
             **_google(env),
             **_smtp(env),
             **_oidc(env),
         )
+
+
+_HOST_PORT_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})")
+
+
+def _metrics_bind(env: Mapping[str, str]) -> str:
+    raw = env.get("WALLET_METRICS_BIND", "").strip()
+    found = _HOST_PORT_RE.fullmatch(raw)
+    if raw and (found is None or not 0 < int(found[2]) < 65536):
+        raise ConfigError(
+            "WALLET_METRICS_BIND must be an address and port for Prometheus only, "
+            f"like 127.0.0.1:9100 (got {raw!r})"
+        )
+    return raw
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -4,6 +4,10 @@ Runs beside the web workers (``scripts/serve`` starts one). Several may run at
 once, on several hosts: on PostgreSQL they claim outbox rows with SKIP LOCKED,
 and the audit sealer takes its own lock. Stop it with SIGTERM or Ctrl-C; it
 finishes the delivery in hand first.
+
+It logs JSON lines on stderr, as the web server does (``wallet.logs``). With
+``WALLET_METRICS_BIND`` set, its delivery counters go into the instance's metric
+folder, which the web server's metrics listener on the same host reads.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from types import FrameType
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from wallet import logs
 from wallet.cli.context import Context, pass_context
 from wallet.errors import ConfigError
 from wallet.services import (
@@ -26,6 +31,7 @@ from wallet.services import (
     audit,
     claim_mail,
     health,
+    metrics,
     outbox,
     plate_checks,
     reminders,
@@ -45,17 +51,17 @@ def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
         services.formats.apple  # noqa: B018 - Apple set up (real or development chain)?
         apns = stack.enter_context(wallets.apns_client(services))
     except ConfigError as exc:
-        click.echo(f"Apple Wallet pushes are off: {exc.message}", err=True)
+        log.warning("Apple Wallet pushes are off: %s", exc.message)
     google = None
     if settings.google_enabled:
         google = stack.enter_context(wallets.google_client(services))
     else:
-        click.echo("Google Wallet updates are off: WALLET_GOOGLE_* is not set", err=True)
+        log.warning("Google Wallet updates are off: WALLET_GOOGLE_* is not set")
     mail = None
     try:
         mail = claim_mail.mail_sender(services)
     except ConfigError as exc:
-        click.echo(f"E-mail to holders is off: {exc.message}", err=True)
+        log.warning("E-mail to holders is off: %s", exc.message)
     return outbox.Deliverers(
         apns=apns,
         apple_topic=settings.apple_pass_type_id,
@@ -77,10 +83,13 @@ def build_deliverers(services: Services, stack: ExitStack) -> outbox.Deliverers:
 @pass_context
 def worker(obj: Context, once: bool, interval: float) -> None:
     """Deliver Apple Wallet pushes and Google Wallet updates; seal the audit log."""
+    logs.configure()
+    if obj.settings.metrics_bind:
+        metrics.use_directory(obj.settings.metrics_dir)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        click.echo(f"worker: {signal.Signals(signum).name} received, stopping", err=True)
+        log.info("worker: %s received, stopping", signal.Signals(signum).name)
         stop.set()
 
     if not once:
@@ -89,8 +98,9 @@ def worker(obj: Context, once: bool, interval: float) -> None:
     with ExitStack() as stack:
         deliverers = build_deliverers(obj.services, stack)
         obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
+        metrics.declare(obj.services.pass_types)
         if not once:
-            click.echo(f"worker: running, database {obj.database_label()}", err=True)
+            log.info("worker: running, database %s", obj.database_label())
         next_prune = next_reminders = next_beat = obj.now()
         alarms = _Alarms()
         name = health.worker_name()

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from wallet.auditkey import AuditKey
 from wallet.domain import ApiToken, Role, StaffUser
 from wallet.errors import InputError, NotFoundError, StateConflictError
-from wallet.services import audit
+from wallet.services import audit, metrics
 from wallet.store.models import ApiTokenRow, AuditEntryRow, StaffSessionRow, StaffUserRow
 
 ROLES = tuple(role.value for role in Role)
@@ -202,14 +202,17 @@ def authenticate_user(
     records the login with :func:`record_login` in a short write transaction.
     """
     if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
+        metrics.login_failed("local")
         return None
     row = None
     if _NAME_RE.fullmatch(username):  # a NUL would reach PostgreSQL as an error
         row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
     if row is None or row.oidc_subject is not None:  # provider accounts have no password
         argon2.verify(password, _DUMMY_HASH)
+        metrics.login_failed("local")
         return None
     if not argon2.verify(password, row.password_hash) or row.disabled:
+        metrics.login_failed("local")
         return None
     return _user(row)
 

@@ -34,7 +34,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from wallet.errors import DeliveryError, WalletError
-from wallet.services import contacts, wallets
+from wallet.services import contacts, metrics, wallets
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
 from wallet.services.sealing import seal, unseal
@@ -407,10 +407,12 @@ def _record(
     elif outcome.retry and item.attempts < MAX_ATTEMPTS:
         values = {"next_attempt_at": now + backoff(item.attempts), "last_error": outcome.error}
         report.retried += 1
+        metrics.delivery_failed(item.kind, retry=True)
         log.warning("outbox %s (%s) will be retried: %s", item.id, item.kind, outcome.error)
     else:
         values = {"state": "failed", "done_at": now, "last_error": outcome.error}
         report.failed += 1
+        metrics.delivery_failed(item.kind, retry=False)
         report.errors.append(f"#{item.id} {item.kind}: {outcome.error}")
         log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, outcome.error)
     if item.kind == EMAIL and "state" in values:

@@ -51,7 +51,7 @@ from wallet.errors import (
 )
 from wallet.passtypes import PassType, has_control_characters, split_enforcement_value
 from wallet.qrtext import encode_qr_text
-from wallet.services import audit, outbox, wallets
+from wallet.services import audit, metrics, outbox, wallets
 from wallet.services.context import Services
 from wallet.services.open_lists import ListSlot
 from wallet.services.publishing import status_list_uri
@@ -502,6 +502,7 @@ def _store_draft(session: Session, services: Services, draft: _Draft, now: datet
         # this transaction roll back, the process merely skips one free index.)
         services.open_lists.mark(draft.status_list, idx)
         if pass_id is not None:
+            metrics.count_pass(session, "issued", draft.pass_type.id)
             return draft.issued(token, pass_id, now)
     raise StateConflictError("no free status slot found; try again")
 
@@ -588,6 +589,7 @@ def issue_passes(
         links.append({"pass_id": pass_id, **draft.claim_link})
         entries.append(draft.entry)
         keys.extend({"pass_id": pass_id, "value": key} for key in draft.keys)
+        metrics.count_pass(session, "issued", draft.pass_type.id)
         issued.append(draft.issued(token, pass_id, now))
     if keys:  # once the ids are known; in this transaction, so all or nothing
         try:
@@ -729,6 +731,7 @@ def change_state(
         now=now,
     )
     outbox.pass_changed(session, services, row, now=now)
+    metrics.count_pass(session, act.value, row.pass_type)
     session.flush()
     return pass_record(row)
 
@@ -780,6 +783,7 @@ def reissue_pass(
         may_run_until=old.valid_until,
     )
     old.replaced_by = new.record.serial
+    metrics.count_pass(session, "reissued", old.pass_type)
     session.flush()
     return new
 

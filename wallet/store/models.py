@@ -241,7 +241,7 @@ class StaffUserRow(Base):
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (
-        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_staff_users_oidc_identity"),
+        Index("uq_staff_users_oidc_identity", "oidc_issuer", "oidc_subject", unique=True),
     )
 
 

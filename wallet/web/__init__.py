@@ -105,6 +105,9 @@ def create_app(
     )
 
     requestid.init_app(app)
+    from wallet.web import metrics as request_metrics
+
+    request_metrics.init_app(app)
     for module in (public, api, citizen, console, apple, device_api, scanner, health):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)

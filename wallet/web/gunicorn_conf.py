@@ -9,9 +9,17 @@ reads the environment at import time.
   address, default ``127.0.0.1``).
 - No preloading: every worker builds its own app and database engine after the
   fork, so no connection is ever shared between processes.
-- The access log goes to stdout with long path segments and query values
-  shortened: claim links carry their secret in the path, and secrets never go
-  into logs.
+- Logs are JSON lines (:class:`RedactingLogger`): one per request on stdout (time,
+  request id as in ``X-Request-ID``, method, route template, status, duration,
+  bytes) and every other line on stderr (gunicorn's own and the app's, with the
+  request id while one is handled). A request line names the route
+  (``/p/<secret>``), never the path: claim links carry their secret in the path,
+  and secrets never go into logs; gunicorn's own messages, which may quote a
+  request line, have secret-shaped text cut out.
+- ``WALLET_METRICS_BIND`` (e.g. ``127.0.0.1:9100``, unset: off): the master serves
+  Prometheus metrics there, summed over its workers and the instance's ``wallet
+  worker`` processes (multiprocess mode, files in ``<instance>/metrics``, those of
+  dead processes removed at start). Never on the public listener.
 - Errors gunicorn answers itself, before the app runs (414 URI too long, 431,
   400 for a malformed request line or header, 501), have the service's one
   JSON error shape instead of gunicorn's HTML page (:class:`WalletWorker`).
@@ -23,23 +31,27 @@ reads the environment at import time.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn import util as gunicorn_util  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
+from wallet import logs
 from wallet.config import Settings
 from wallet.errors import ConfigError
+from wallet.services import metrics
+from wallet.web import requestid
 from wallet.web.bodies import CLOSE_CONNECTION
 
 MAX_WORKERS = 64
 # Serials (16 characters) stay readable; claim secrets and tokens (24 and more) do not.
 _SECRET_LIKE = re.compile(r"[A-Za-z0-9_-]{24,}")
-_REDACTED_ATOMS = ("r", "U", "q", "f")
 
 
 def _redact(text: str) -> str:
@@ -47,20 +59,59 @@ def _redact(text: str) -> str:
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger, with anything secret-shaped cut out of request lines."""
+    """gunicorn's logger, writing JSON lines: one per request, and every other message.
 
-    def atoms(
-        self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: Any
-    ) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for name in _REDACTED_ATOMS:
-            if isinstance(atoms.get(name), str):
-                atoms[name] = _redact(atoms[name])
-        for name in list(atoms):
-            lowered = name.lower()
-            if lowered.endswith("}e") or lowered in ("{authorization}i", "{cookie}i"):
-                atoms[name] = "-"
-        return atoms
+    The request line is gunicorn's access log (not the app's): gunicorn knows the
+    bytes really sent and the time until then, and logs the answers it gives
+    itself before the app runs (414, 431, ...). The app hands it the request id
+    and route template through the WSGI environ (``wallet.web.requestid``), so
+    the line never needs the path, which may hold a claim secret.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.JsonFormatter(redact=_redact))
+        for handler in self.access_log.handlers:
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        # The app's loggers (wallet.*) propagate to the root: JSON on stderr too.
+        logs.configure(level=self.loglevel)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status
+        sent = getattr(resp, "sent", None)
+        self.request_line(
+            method=str(environ.get("REQUEST_METHOD", "-")),
+            route=str(environ.get(requestid.ENVIRON_ROUTE, "(no route)")),
+            status=int(str(status).split(None, 1)[0]) if status else 0,
+            request_id=environ.get(requestid.ENVIRON_ID),
+            seconds=request_time.total_seconds(),
+            sent=sent if isinstance(sent, int) else 0,
+        )
+
+    def request_line(
+        self, *, method: str, route: str, status: int, request_id: str | None, seconds: float,
+        sent: int,
+    ) -> None:  # fmt: skip
+        """The one JSON line about an answered request."""
+        line = {
+            "time": logs.utc_timestamp(time.time()),
+            "level": "info",
+            "logger": "wallet.request",
+            "message": f"{method} {route} {status}",
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "bytes": sent,
+        }
+        try:
+            self.access_log.info(logs.json_line(line))
+        except Exception:  # as gunicorn: a log line that fails is no failed request
+            self.error("access log line failed")
 
 
 # gunicorn's status -> the error code slug the app would use for it.
@@ -129,6 +180,11 @@ class WalletWorker(ThreadWorker):  # type: ignore[misc]
             else:
                 message = f"{reason}: {exc}"[:300] if str(exc) else reason
             answer = json_error_response(status, reason, message)
+            if req is None and isinstance(self.log, RedactingLogger):
+                # gunicorn writes no request line when it could not read one: this does,
+                # so every answer has its line (the request line itself never goes in).
+                self.log.request_line(method="-", route="(unread request)", status=status,
+                                      request_id=None, seconds=0.0, sent=len(answer))  # fmt: skip
         if not answer:
             return
         try:
@@ -158,6 +214,34 @@ def close_when_asked(app: Callable[..., Iterable[bytes]]) -> Callable[..., Itera
         return app(environ, start)
 
     return serve
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn hook (master, before any worker): the metric files' folder, if wanted."""
+    if _settings.metrics_bind:
+        metrics.use_directory(_settings.metrics_dir)
+        metrics.remove_dead_files(_settings.metrics_dir)
+
+
+def when_ready(server: Any) -> None:
+    """gunicorn hook (master, listening): Prometheus's own listener, if wanted."""
+    if not _settings.metrics_bind:
+        return
+    from wallet.web import metrics as web_metrics
+
+    try:
+        web_metrics.serve(_settings)
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot serve metrics on WALLET_METRICS_BIND={_settings.metrics_bind}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    server.log.info("Prometheus metrics on http://%s/metrics", _settings.metrics_bind)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook (master): a worker ended; prometheus-client tidies its live files."""
+    metrics.process_ended(worker.pid)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -33,23 +33,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("oidc_logins", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_oidc_logins_expires_at"), ["expires_at"], unique=False)
-    with op.batch_alter_table("staff_users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("oidc_issuer", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("oidc_subject", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("totp_secret", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
-        batch_op.create_unique_constraint(
-            "uq_staff_users_oidc_identity", ["oidc_issuer", "oidc_subject"]
-        )
+    # Plain ALTER TABLE ADD COLUMN and a unique index: SQLite keeps the table (a batch
+    # copy would have to drop staff_users, which console sessions point at).
+    op.add_column("staff_users", sa.Column("oidc_issuer", sa.String(length=255), nullable=True))
+    op.add_column("staff_users", sa.Column("oidc_subject", sa.String(length=255), nullable=True))
+    op.add_column("staff_users", sa.Column("totp_secret", sa.Text(), nullable=True))
+    op.add_column("staff_users", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+    op.create_index(
+        "uq_staff_users_oidc_identity", "staff_users", ["oidc_issuer", "oidc_subject"], unique=True
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("staff_users", schema=None) as batch_op:
-        batch_op.drop_constraint("uq_staff_users_oidc_identity", type_="unique")
-        batch_op.drop_column("totp_last_step")
-        batch_op.drop_column("totp_secret")
-        batch_op.drop_column("oidc_subject")
-        batch_op.drop_column("oidc_issuer")
+    op.drop_index("uq_staff_users_oidc_identity", table_name="staff_users")
+    for column in ("totp_last_step", "totp_secret", "oidc_subject", "oidc_issuer"):
+        op.drop_column("staff_users", column)
     with op.batch_alter_table("oidc_logins", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_oidc_logins_expires_at"))
     op.drop_table("oidc_logins")
