@@ -21,15 +21,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from tests.cli.admin import Wallet, audit_entries
-from tests.database import PG_URL
+from tests.database import PG_URL, head_revision
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.services import passes
-from wallet.store.db import Database, database_url
+from wallet.store.db import MIGRATIONS, Database, database_url
 from wallet.store.models import PassRow
 from wallet.verifier import Verifier
 
@@ -94,6 +96,9 @@ def source(db: Database, tmp_path: Path) -> Instance:
     wallet.ok("passes", "suspend", parking[1], "--reason", "unpaid fee")
     wallet.ok("status", "publish")
     assert "intact" in wallet.ok("audit", "verify").stdout  # seals: a checkpoint outside
+    buttons = instance.instance / "wallet-buttons"  # the city's official artwork
+    buttons.mkdir()
+    (buttons / "apple-wallet-de.svg").write_text("<svg><!-- licensed artwork --></svg>")
     assert (instance.instance / "audit-checkpoint.json").is_file()
     return instance
 
@@ -199,10 +204,16 @@ def test_restored_instance_verifies_every_pass_and_holds_every_revocation(
     assert sorted(state for _, state in before.values()) == [
         "revoked", "revoked", "suspended", "valid", "valid", "valid",
     ]  # fmt: skip
-    archive = backup(source)
+    archive = source.folder.parent / "nightly.tar.gz"
+    made = source.wallet.ok("backup", str(archive))
+    steps = ("copying the instance files", "the database", "copying the key files", "writing")
+    assert all(step in made.stderr for step in steps), made.stderr  # progress on stderr
 
     result = target.wallet.ok("restore", str(archive))
     assert "wallet audit verify" in result.stdout  # says what to run next
+    assert "checking the archive" in result.stderr
+    buttons = "wallet-buttons/apple-wallet-de.svg"
+    assert tree(target.instance)[buttons] == tree(source.instance)[buttons]
     assert tree(target.keys) == tree(source.keys)  # the key files, byte for byte
     pem = (target.keys / "audit.key.pem").read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")  # still encrypted
@@ -235,6 +246,17 @@ def test_restored_instance_verifies_every_pass_and_holds_every_revocation(
     new = [s for s in tokens_and_states(target.database) if s not in before]
     fresh = verifier_of(target)
     assert {fresh.check(tokens_and_states(target.database)[s][0]).state for s in new} == {"valid"}
+
+    # The restored machine backs up in turn; its SQLite file (in the instance folder)
+    # goes in once, as the snapshot, never copied as a plain instance file.
+    again = target.folder.parent / "again.tar.gz"
+    target.wallet.ok("backup", str(again))
+    with tarfile.open(again) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if n.startswith("instance/") and "sqlite3" in n], names
+    assert [n for n in names if n.startswith("database/")] == [
+        "database/wallet.sqlite3" if target.database.is_sqlite else "database/wallet.pgdump"
+    ]
 
 
 def test_archive_is_private_and_holds_no_secret_in_its_manifest_or_output(
@@ -381,6 +403,35 @@ def test_restore_refuses_keys_this_passphrase_cannot_open(
     assert result.exit_code == 1
     assert "do not open here" in result.stderr and "WALLET_KEY_PASSPHRASE" in result.stderr
     assert_nothing_restored(target)
+
+
+def test_archive_from_older_code_is_restored_and_upgraded(
+    source: Instance, target: Instance, db: Database
+) -> None:
+    """A backup taken before the newest migration: restore brings the schema up to date."""
+    before = tokens_and_states(source.database)
+    with db.engine.begin() as connection:  # the source as the previous release left it
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    try:
+        older = db.current_revision()
+        assert older is not None and older != head_revision()
+        archive = backup(source)
+    finally:
+        db.upgrade()  # PostgreSQL's test database is shared by the session's tests
+
+    result = target.wallet.ok("restore", str(archive))
+    assert f"upgraded the schema from {older} to {head_revision()}" in result.stdout
+    assert target.database.current_revision() == head_revision()
+    assert "intact" in target.wallet.ok("audit", "verify").stdout
+    actions = [e.action for e in audit_entries(target.database)]
+    assert actions[-2:] == ["db.upgrade", "backup.restore"]
+    verifier = verifier_of(target)
+    assert {s: verifier.check(t).state for s, (t, _) in before.items()} == {
+        s: state for s, (_, state) in before.items()
+    }
 
 
 def test_backup_never_overwrites_an_archive(source: Instance) -> None:
