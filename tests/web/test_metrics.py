@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, stop, wait_until_up
 from tests.factories import HOLDERS, NOW, fresh_holder
+from tests.web.test_metrics_deploy import check_names_exported
 from wallet.services import accounts, metrics
 from wallet.store.db import Database
 
@@ -196,6 +197,9 @@ def test_the_metrics_listener_shows_the_counters_of_a_real_run(served: Served) -
     assert value(after, "wallet_delivery_failures_total", channel="email", outcome="retry") == 1
     assert value(after, "wallet_outbox_backlog", channel="email") == 0  # waits for its retry
     assert value(after, "wallet_passes_issued_total", pass_type="library") == 2
+    assert value(after, "wallet_worker_heartbeat_age_seconds") < 600
+    # The shipped dashboard and alert rules use only what this run exports.
+    check_names_exported(name for name, _ in after)
 
 
 def test_the_public_port_has_no_metrics(served: Served) -> None:
