@@ -481,3 +481,20 @@ def test_database_password_never_reaches_the_pg_dump_command_line(
         assert call["pgpassword"] is None
         assert call["passfile"] == "*:*:*:*:db-Pass\\:word\\\\4711\n"
     assert not list(tmp_path.glob("**/.pgpass"))
+
+
+def test_missing_database_is_a_message_not_a_traceback(
+    db: Database, source: Instance, tmp_path: Path
+) -> None:
+    archive = backup(source)
+    if db.is_sqlite:
+        missing = f"sqlite:///{tmp_path / 'nowhere' / 'wallet.sqlite3'}"
+        result = source.wallet("backup", str(tmp_path / "x.tar.gz"), WALLET_DATABASE_URL=missing)
+        assert result.exit_code == 1 and "there is no database" in result.stderr
+        return
+    absent = make_url(db.url).set(database=f"wallet_absent_{uuid.uuid4().hex[:8]}")
+    url = absent.render_as_string(hide_password=False)
+    for args in (("backup", str(tmp_path / "x.tar.gz")), ("restore", str(archive))):
+        result = source.wallet(*args, WALLET_DATABASE_URL=url)
+        assert result.exit_code == 1, args
+        assert "cannot use the database" in result.stderr and "createdb" in result.stderr

@@ -9,13 +9,22 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import click
+from sqlalchemy.exc import DBAPIError
 
-from wallet.cli.context import Context, actor_option, pass_context
+from wallet.cli.context import (
+    Context,
+    DatabaseError,
+    actor_option,
+    describe_db_error,
+    pass_context,
+)
 from wallet.services import audit
 from wallet.services import backup as service
 from wallet.store.db import head_revision
@@ -55,6 +64,18 @@ class _Progress:
         self.close()
 
 
+@contextmanager
+def _database_errors(obj: Context) -> Iterator[None]:
+    """The database unreachable or refusing: a message saying what to check, no traceback."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"cannot use the database {obj.database_label()}: {describe_db_error(exc)}; check "
+            "WALLET_DATABASE_URL, that the server runs and that the database exists (createdb)"
+        ) from exc
+
+
 def _size(count: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
@@ -74,7 +95,7 @@ def backup(obj: Context, archive: Path) -> None:
     """
     settings = obj.settings
     engine = None if service.sqlite_path(settings.database) else obj.db.engine
-    with _Progress() as progress:
+    with _Progress() as progress, _database_errors(obj):
         manifest = service.create_backup(
             archive,
             settings=settings,
@@ -124,9 +145,10 @@ def restore(obj: Context, archive: Path, force: bool) -> None:
             staging, passphrase=settings.key_passphrase, dev_mode=settings.dev_mode
         )
         engine = None if is_sqlite else obj.db.engine
-        conflicts = service.find_conflicts(
-            manifest, settings=settings, engine=engine, staging=staging
-        )
+        with _database_errors(obj):
+            conflicts = service.find_conflicts(
+                manifest, settings=settings, engine=engine, staging=staging
+            )
         where = "SQLite" if is_sqlite else obj.database_label()
         described = conflicts.describe(
             database=where, keys_dir=settings.signing_keys_dir, instance_dir=settings.instance_dir
@@ -139,16 +161,17 @@ def restore(obj: Context, archive: Path, force: bool) -> None:
             )
         if conflicts:
             click.echo(f"replacing (--force): {described}", err=True)
-        restored = service.restore_backup(
-            manifest,
-            staging,
-            settings=settings,
-            engine=engine,
-            conflicts=conflicts,
-            env=os.environ,
-            now=obj.now(),
-            progress=progress,
-        )
+        with _database_errors(obj):
+            restored = service.restore_backup(
+                manifest,
+                staging,
+                settings=settings,
+                engine=engine,
+                conflicts=conflicts,
+                env=os.environ,
+                now=obj.now(),
+                progress=progress,
+            )
     _after_restore(obj, restored, force=bool(conflicts))
 
 
