@@ -7,14 +7,19 @@ argument, which other users of the machine could read in the process list.
 
 from __future__ import annotations
 
+import base64
 import sys
+import textwrap
+from urllib.parse import urlsplit
 
 import click
+import qrcode
+import qrcode.constants
 
 from wallet.cli.context import Context, actor_option, pass_context
 from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import InputError, NotFoundError, StateConflictError
-from wallet.services import accounts
+from wallet.services import accounts, totp
 
 password_stdin_option = click.option(
     "--password-stdin",
@@ -192,3 +197,63 @@ def passwd(obj: Context, username: str, password_stdin: bool) -> None:
             now=obj.now(),
         )
     click.echo(f"changed the password of {username}")
+
+
+def _print_qr(text: str) -> None:
+    """A QR code of ``text`` in the terminal (two rows per line, scannable from a screen)."""
+    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(text)
+    qr.make(fit=True)
+    rows = qr.get_matrix()
+    if len(rows) % 2:
+        rows = [*rows, [False] * len(rows[0])]
+    blocks = {(False, False): "\u2588", (True, False): "\u2584", (False, True): "\u2580"}
+    for top, bottom in zip(rows[::2], rows[1::2], strict=True):
+        click.echo("".join(blocks.get((t, b), " ") for t, b in zip(top, bottom, strict=True)))
+
+
+@users.command(name="totp")
+@click.argument("username")
+@click.option("--remove", is_flag=True, help="Forget the account's TOTP secret (a lost phone).")
+@actor_option
+@pass_context
+def totp_command(obj: Context, username: str, remove: bool) -> None:
+    """Set up a TOTP second factor (an authenticator app) for a local account.
+
+    Shows a QR code (and the key to type in) for the app, then asks for the code
+    the app shows, so a badly scanned code cannot lock the account out. The
+    secret is made here and shown only on this terminal, never taken from or put
+    on a command line; it is stored sealed with the instance key.
+    """
+    with obj.transaction(write=False) as session:
+        accounts.get_user(session, username)  # fail before showing anything
+        enrolled = totp.is_enrolled(session, username)
+    if remove:
+        with obj.transaction(write=True) as session:
+            totp.remove(session, username=username, actor=obj.actor,
+                        audit_key=obj.services.audit_key, now=obj.now())  # fmt: skip
+        click.echo(
+            f"removed the TOTP second factor of {username}"
+            if enrolled
+            else f"{username} had no TOTP second factor"
+        )
+        return
+    enrolment = totp.Enrolment.new()
+    label = urlsplit(obj.settings.public_url).hostname or "wallet"
+    uri = enrolment.uri(account=username, issuer=label)
+    click.echo(f"Scan this with the authenticator app of {username} (it replaces any older one):")
+    _print_qr(uri)
+    key = base64.b32encode(enrolment.secret).decode("ascii").rstrip("=")
+    click.echo("Or type this key into the app: " + " ".join(textwrap.wrap(key, 4)))
+    code = click.prompt("The six-digit code the app shows now", default="", show_default=False)
+    with obj.transaction(write=True) as session:
+        totp.enrol(
+            session,
+            username=username,
+            enrolment=enrolment,
+            code=code,
+            actor=obj.actor,
+            audit_key=obj.services.audit_key,
+            now=obj.now(),
+        )
+    click.echo(f"TOTP set up for {username}: the console asks for a code at every sign-in")
