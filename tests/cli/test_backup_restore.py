@@ -236,13 +236,16 @@ def test_restored_instance_verifies_every_pass_and_holds_every_revocation(
     verdicts = {serial: verifier.check(token).state for serial, (token, _) in before.items()}
     assert verdicts == {serial: state for serial, (_, state) in before.items()}
 
-    # New issuance takes fresh status indices, never one a restored pass holds.
+    # New issuance takes fresh status indices, never one a restored pass holds, nor one
+    # a pass issued after the backup (unknown here) may hold: new passes, new lists.
     taken = set(status_slots(target.database))
     for n in range(12):
         issue(target.wallet, "library", card_number=f"20020030040{n % 10}", name="Neu")
     slots = status_slots(target.database)
     assert len(slots) == len(set(slots)) == len(taken) + 12
     assert taken <= set(slots)
+    new_lists = {list_id for list_id, _ in set(slots) - taken}
+    assert len(new_lists) == 1 and not new_lists & {list_id for list_id, _ in taken}
     new = [s for s in tokens_and_states(target.database) if s not in before]
     fresh = verifier_of(target)
     assert {fresh.check(tokens_and_states(target.database)[s][0]).state for s in new} == {"valid"}

@@ -191,6 +191,7 @@ def _after_restore(obj: Context, restored: service.Restored, *, force: bool) -> 
         details["replaced_checkpoint_seq"] = replaced.get("seq")
         details["replaced_checkpoint_head"] = replaced.get("head")
     with obj.transaction(write=True) as session:
+        details["closed_status_lists"] = service.close_status_lists(session)
         audit.record(
             session,
             key=obj.services.audit_key,
@@ -203,6 +204,10 @@ def _after_restore(obj: Context, restored: service.Restored, *, force: bool) -> 
     click.echo(
         f"restored the backup of {manifest.to_json()['created_at']} into "
         f"{obj.database_label()} ({len(manifest.members)} files checked)"
+    )
+    click.echo(
+        "new passes go into new status lists: passes issued after the backup are not in it, "
+        "and no new pass may share their status bits"
     )
     if upgraded.changed:
         click.echo(f"upgraded the schema from {upgraded.before} to {upgraded.after}")

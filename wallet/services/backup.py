@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy import table as table_
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
@@ -768,6 +768,23 @@ def known_revisions() -> set[str]:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def close_status_lists(session: Session) -> int:
+    """Issue no more passes into the restored status lists; the number of lists closed.
+
+    Passes issued after the backup are not in the archive, but their tokens
+    name an index of the list that was open then: a new pass drawing that index
+    would share its status bit. New passes therefore go into new lists.
+    """
+    from wallet.store.models import StatusListRow
+
+    result = session.execute(
+        update(StatusListRow)
+        .where(StatusListRow.used < StatusListRow.size)
+        .values(used=StatusListRow.size)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def identity_differences(session: Session, settings: Settings) -> list[str]:
