@@ -368,6 +368,7 @@ def _smtp(env: Mapping[str, str]) -> dict[str, Any]:
         "smtp_ca_file": _path(env, "WALLET_SMTP_CA_FILE"),
     }
 
+
 # The roles of wallet.domain.Role (config sits below the domain; a test keeps them equal).
 OIDC_ROLE_NAMES = ("admin", "issuer", "verifier")
 _TOTP_POLICIES = ("enrolled", "admins", "all")
@@ -376,14 +377,16 @@ _CLAIM_RE = re.compile(r"[A-Za-z0-9_:/.-]{1,200}")
 
 def _oidc_roles(raw: str) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
-    for item in raw.split(","):
+    # Pairs are separated by commas, or by semicolons when group names hold commas (AD DNs).
+    for item in raw.split(";" if ";" in raw else ","):
         if not item.strip():
             continue
         group, sep, role = item.rpartition("=")
         group, role = group.strip(), role.strip()
         if not sep or not group:
             raise ConfigError(
-                "WALLET_OIDC_ROLES must be GROUP=ROLE pairs separated by commas, like "
+                "WALLET_OIDC_ROLES must be GROUP=ROLE pairs separated by commas (or by "
+                "semicolons when group names hold commas), like "
                 f"'wallet-admins=admin,wallet-desk=issuer' (got {item.strip()!r})"
             )
         if role not in OIDC_ROLE_NAMES:
