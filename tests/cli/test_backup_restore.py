@@ -14,6 +14,8 @@ import json
 import os
 import stat
 import tarfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +32,9 @@ from sqlalchemy.engine import make_url
 from tests.cli.admin import Wallet, audit_entries
 from tests.database import PG_URL, head_revision
 from wallet.bundle import root_public_key, verify_bundle
-from wallet.services import passes
+from wallet.config import Settings
+from wallet.services import audit, passes
+from wallet.services.context import Services
 from wallet.store.db import MIGRATIONS, Database, database_url
 from wallet.store.models import PassRow
 from wallet.verifier import Verifier
@@ -501,3 +505,56 @@ def test_missing_database_is_a_message_not_a_traceback(
         result = source.wallet(*args, WALLET_DATABASE_URL=url)
         assert result.exit_code == 1, args
         assert "cannot use the database" in result.stderr and "createdb" in result.stderr
+
+
+def test_backup_while_the_service_issues_is_one_consistent_snapshot(
+    source: Instance, target: Instance
+) -> None:
+    """The service keeps issuing (and its worker sealing) during the backup: the archive
+    is one moment, and its audit chain still verifies against its own checkpoint."""
+    env = {k: v for k, v in source.wallet.env.items() if v is not None}
+    services = Services.from_settings(Settings.from_env(env))
+    key = services.audit_key
+    checkpoint = services.audit_checkpoint_file
+    stop = threading.Event()
+    issued: list[str] = []
+
+    def service() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with source.database.transaction(write=True) as session:
+                made = passes.issue_pass(
+                    session, services, type_id="library", actor="api:desk",
+                    holder={"card_number": f"4{n:011d}", "name": "W\u00e4hrend"},
+                    now=datetime.now(UTC),
+                )  # fmt: skip
+            issued.append(made.record.serial)
+            if n % 5 == 0:  # the worker seals now and then, moving the checkpoint outside
+                audit.seal_all(
+                    lambda: source.database.transaction(write=True),
+                    key=key, checkpoint_file=checkpoint, clock=lambda: datetime.now(UTC),
+                )  # fmt: skip
+
+    thread = threading.Thread(target=service)
+    thread.start()
+    try:
+        while len(issued) < 5:
+            time.sleep(0.01)
+        started = len(issued)
+        archive = backup(source)
+        finished = len(issued)
+    finally:
+        stop.set()
+        thread.join()
+    assert finished > started  # the service really issued while the backup ran
+
+    target.wallet.ok("restore", str(archive))
+    assert "intact" in target.wallet.ok("audit", "verify").stdout
+    restored = tokens_and_states(target.database)
+    came_along = [serial for serial in issued if serial in restored]
+    assert came_along == issued[: len(came_along)]  # a prefix: one moment, no gaps
+    assert started <= len(came_along) <= finished
+    verifier = verifier_of(target)
+    verdicts = {serial: verifier.check(token).state for serial, (token, _) in restored.items()}
+    assert verdicts == {serial: state for serial, (_, state) in restored.items()}

@@ -290,22 +290,17 @@ def _child_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, s
 
 
 def _sqlite_snapshot(source: Path, target: Path, progress: Progress) -> str:
-    """Copy a live SQLite database page by page (the online backup API); its revision."""
+    """Copy a live SQLite database as one snapshot (the online backup API); its revision."""
     if not source.is_file():
         raise BackupError(f"there is no database at {source}: nothing to back up")
     src = sqlite3.connect(source)
     dst = sqlite3.connect(target)
     try:
-        page = int(src.execute("PRAGMA page_size").fetchone()[0])
-        progress.step("copying the database", total=max(source.stat().st_size, 1))
-        done = [0]
-
-        def report(_status: int, remaining: int, total: int) -> None:
-            copied = (total - remaining) * page
-            progress.advance(max(copied - done[0], 0))
-            done[0] = max(copied, done[0])
-
-        src.backup(dst, pages=256, progress=report)
+        progress.step("copying the database (SQLite online backup)")
+        # One step: stepwise, SQLite starts over whenever the service writes meanwhile
+        # (and may never finish); one step reads one snapshot, and in WAL mode the
+        # service's writers do not wait for it.
+        src.backup(dst, pages=-1)
         row = _revision(dst)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot copy the database {source}: {exc}") from exc
@@ -466,7 +461,6 @@ def read_archive(archive: Path, staging: Path, *, progress: Progress = SILENT) -
     :raises ArchiveError: damaged, truncated, tampered with, or not a wallet backup.
     """
     try:
-        size = archive.stat().st_size
         with tarfile.open(archive, mode="r:gz") as tar:
             first = tar.next()
             if first is None or first.name != MANIFEST or not first.isfile():
@@ -483,7 +477,7 @@ def read_archive(archive: Path, staging: Path, *, progress: Progress = SILENT) -
                 raise _damaged(archive, exc.message) from exc
             expected = {m.name: m for m in manifest.members}
             seen: set[str] = set()
-            progress.step("checking the archive", total=size)
+            progress.step("checking the archive", total=sum(m.size for m in manifest.members))
             while (info := tar.next()) is not None:
                 member = expected.get(info.name)
                 if member is None or info.name in seen or not info.isfile():
