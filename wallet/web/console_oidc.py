@@ -30,7 +30,7 @@ from flask import Flask, Response, abort, current_app, render_template, request,
 from flask.typing import ResponseReturnValue
 
 from wallet.errors import WalletError
-from wallet.services import oidc
+from wallet.services import metrics, oidc
 from wallet.web.console import Staff, _safe_next, blueprint, sign_in
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
@@ -160,6 +160,7 @@ def _let_forms_reach_the_provider(response: Response) -> Response:
 
 def _refused(reason: str, *, status: int, tag: str = "") -> ResponseReturnValue:
     """The page for a sign-in the provider's answer does not allow; logged without names."""
+    metrics.login_failed("oidc")
     log.warning(
         "refused console sign-in through the identity provider: %s%s",
         reason, f" (account {tag})" if tag else "",
@@ -244,6 +245,7 @@ def oidc_callback() -> ResponseReturnValue:
     if answered_by != ctx.settings.oidc_issuer and (answered_by is not None or names_itself):
         return _refused("mix_up", status=400)
     try:
+        _metadata(client)
         token = client.authorize_access_token()
     except OAuthError as exc:
         return _refused(str(exc.error or "oauth_error")[:40], status=400)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from flask import redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from wallet.services import totp
+from wallet.services import metrics, totp
 from wallet.web import security
 from wallet.web.console import Staff, blueprint, sign_in
 from wallet.web.i18n import _
@@ -105,6 +105,7 @@ def finish_sign_in() -> ResponseReturnValue:
         )
     if not accepted:
         log.info("failed console sign-in (second factor) from %s", security.client_address())
+        metrics.login_failed("local")
         message = _(
             "The code is not correct or was used already. Type the code your app shows now."
         )
