@@ -473,9 +473,9 @@ def test_database_password_never_reaches_the_pg_dump_command_line(
     path = f"{spy}{os.pathsep}{os.environ.get('PATH', '')}"
     with_password = make_url(db.url).set(password=password).render_as_string(hide_password=False)
     archive = tmp_path / "pw.tar.gz"
-    source.wallet.ok("backup", str(archive), WALLET_DATABASE_URL=with_password, PATH=path)
+    made = source.wallet.ok("backup", str(archive), WALLET_DATABASE_URL=with_password, PATH=path)
     target_url = make_url(target.database.url).set(password=password)
-    target.wallet.ok(
+    restored = target.wallet.ok(
         "restore",
         str(archive),
         WALLET_DATABASE_URL=target_url.render_as_string(hide_password=False),
@@ -488,6 +488,7 @@ def test_database_password_never_reaches_the_pg_dump_command_line(
         assert call["pgpassword"] is None
         assert call["passfile"] == "*:*:*:*:db-Pass\\:word\\\\4711\n"
     assert not list(tmp_path.glob("**/.pgpass"))
+    assert "db-Pass" not in made.output + restored.output
 
 
 def test_missing_database_is_a_message_not_a_traceback(
