@@ -13,6 +13,7 @@ import pytest
 
 from tests.database import db, postgres_url, sqlite_template  # noqa: F401 - fixtures
 from tests.factories import City
+from tests.logprivacy import _log_privacy_capture, pytest_sessionfinish  # noqa: F401 - issue 12
 
 
 def _is_loopback(address: Any) -> bool:

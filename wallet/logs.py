@@ -76,12 +76,24 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+# Libraries that log every request's URL at INFO: httpx would put each APNs device
+# token (in the push URL's path) into the log.
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack")
+
+
+def quiet_libraries() -> None:
+    """Their warnings and errors still show; their per-request lines do not."""
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(*, level: int = logging.INFO) -> None:
     """The root logger writes JSON lines to stderr.
 
     Replaces plain stream handlers (``logging.basicConfig``'s, an earlier call's) and
     leaves any other handler (a log collector's, a test runner's) in place.
     """
+    quiet_libraries()
     root = logging.getLogger()
     for old in list(root.handlers):
         if type(old) in (logging.StreamHandler, _Stderr):

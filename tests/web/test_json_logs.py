@@ -115,6 +115,7 @@ def test_the_outbox_worker_logs_json_lines(
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    (Path(env["WALLET_INSTANCE_DIR"]).parent / "worker.err").write_text(done.stderr)  # scanned
     lines = json_lines(done.stderr)
     assert any("Google Wallet updates are off" in line["message"] for line in lines)
     assert all(line["level"] in ("info", "warning") for line in lines)

@@ -67,10 +67,14 @@ class Served:
         }
 
     def worker_once(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [Path(sys.executable).parent / "wallet", "worker", "--once"],
             env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
+        # Beside the server's logs, where the log privacy scan reads (tests/logprivacy.py).
+        with (self.service.stderr.parent / "worker.err").open("a") as log:
+            log.write(done.stderr)
+        return done
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
