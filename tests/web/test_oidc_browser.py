@@ -177,6 +177,14 @@ def test_refusal_page_meets_wcag_21_aa_and_reflows_at_320px(tab: Tab, site: Site
     tab.check("console-oidc-refused")
     tab.page.set_viewport_size(PHONE)
     assert_reflows(tab, "console-oidc-refused")
+    # Signing out at the provider from there lets another account sign in.
+    site.provider.control(reset_ended=True)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("link", name="Beim Konto der Stadt abmelden").click()
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Yes, sign me out").click()
+    assert tab.page.url.startswith(f"{site.url}/console/login")
+    assert site.provider.ended_sessions() == ["otto.normalverbraucher"]
 
 
 def totp_code(at: datetime) -> str:

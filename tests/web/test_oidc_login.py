@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -374,3 +375,23 @@ def test_without_oidc_the_login_page_offers_only_local_accounts(
     page = client.get("/console/login?lang=de").get_data(as_text=True)
     assert "/console/oidc/login" not in page
     assert client.get("/console/oidc/login").status_code == 404
+
+
+def test_unreachable_provider_is_a_clear_page_not_a_500(db: Database, services: Services) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = dataclasses.replace(
+        services.settings,
+        oidc_issuer=f"http://127.0.0.1:{port}",
+        oidc_client_id="wallet-console",
+        oidc_client_secret="not-used-here",
+        oidc_roles=ROLES,
+    )
+    client = create_app(settings, services=services, db=db).test_client()
+    client.set_cookie("lang", "de")
+    answer = client.get("/console/oidc/login")
+    assert answer.status_code == 502
+    assert "Der Anmeldedienst der Stadt ist nicht erreichbar" in answer.get_data(as_text=True)
+    # The local form still works: the break-glass admin can sign in.
+    assert 'name="password"' in client.get("/console/login").get_data(as_text=True)

@@ -158,7 +158,9 @@ def _let_forms_reach_the_provider(response: Response) -> Response:
     return response
 
 
-def _refused(reason: str, *, status: int, tag: str = "") -> ResponseReturnValue:
+def _refused(
+    reason: str, *, status: int, tag: str = "", switch_url: str | None = None
+) -> ResponseReturnValue:
     """The page for a sign-in the provider's answer does not allow; logged without names."""
     metrics.login_failed("oidc")
     log.warning(
@@ -204,6 +206,7 @@ def _refused(reason: str, *, status: int, tag: str = "") -> ResponseReturnValue:
         advice=advice,
         reference=tag,
         retry=not no_role,
+        switch_url=switch_url,
     )
     return page, status
 
@@ -276,7 +279,9 @@ def oidc_callback() -> ResponseReturnValue:
         except oidc.SignInRefused as exc:
             refusal = exc  # the audit entry and ended sessions are committed
     if isinstance(refusal, oidc.SignInRefused):
-        return _refused(refusal.reason, status=403, tag=tag)
+        # Signing out at the provider lets someone else sign in at this browser.
+        switch = logout_url(token.get("id_token"))
+        return _refused(refusal.reason, status=403, tag=tag, switch_url=switch)
     target = _safe_next(session.get(_NEXT))
     id_token = str(token.get("id_token", ""))
     return sign_in(Staff(user.username, user.role), target, record=False, keep={ID_TOKEN: id_token})
