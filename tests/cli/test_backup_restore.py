@@ -9,6 +9,7 @@ hold every revocation and never hand out a status index twice.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -559,3 +560,51 @@ def test_backup_while_the_service_issues_is_one_consistent_snapshot(
     verifier = verifier_of(target)
     verdicts = {serial: verifier.check(token).state for serial, (token, _) in restored.items()}
     assert verdicts == {serial: state for serial, (_, state) in restored.items()}
+
+
+def test_archive_writing_outside_its_folders_is_refused(source: Instance, target: Instance) -> None:
+    """Crafted archives: right hashes, a manifest naming a path out of the instance."""
+    archive = backup(source)
+    payload = b"written by an attacker\n"
+    with tarfile.open(archive) as tar:
+        members = [(m, (tar.extractfile(m) or io.BytesIO()).read()) for m in tar.getmembers()]
+    names = ["instance/../../escape.txt", "/tmp/escape.txt", "signing_keys/a/../../x", "etc/x"]
+    for name in names:
+        manifest = json.loads(members[0][1])
+        manifest["members"].append(
+            {"name": name, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}
+        )
+        crafted = source.folder.parent / "crafted.tar.gz"
+        with tarfile.open(crafted, "w:gz") as tar:
+            body = json.dumps(manifest).encode()
+            first = tarfile.TarInfo("manifest.json")
+            first.size = len(body)
+            tar.addfile(first, io.BytesIO(body))
+            for info, data in members[1:]:
+                tar.addfile(info, io.BytesIO(data))
+            extra = tarfile.TarInfo(name)
+            extra.size = len(payload)
+            tar.addfile(extra, io.BytesIO(payload))
+        result = target.wallet("restore", str(crafted))
+        assert result.exit_code == 1 and "a restore may not write" in result.stderr, name
+        assert not (target.folder.parent / "escape.txt").exists()
+        assert_nothing_restored(target)
+
+
+def test_archive_with_a_link_instead_of_a_file_is_refused(
+    source: Instance, target: Instance
+) -> None:
+    archive = backup(source)
+    with tarfile.open(archive) as tar:
+        members = [(m, (tar.extractfile(m) or io.BytesIO()).read()) for m in tar.getmembers()]
+    with tarfile.open(archive, "w:gz") as tar:
+        for info, data in members:
+            if info.name == "signing_keys/audit.key.pem":
+                link = tarfile.TarInfo(info.name)
+                link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(link)
+            else:
+                tar.addfile(info, io.BytesIO(data))
+    result = target.wallet("restore", str(archive))
+    assert result.exit_code == 1 and "is refused" in result.stderr
+    assert_nothing_restored(target)
