@@ -269,3 +269,24 @@ def test_an_unknown_http_method_does_not_make_a_new_series() -> None:
                   route="(no route)", method="other", status_class="4xx") >= 1  # fmt: skip
     assert sample("wallet_http_request_duration_seconds_count",
                   route="(no route)", method="BREW", status_class="4xx") == 0  # fmt: skip
+
+
+@pytest.mark.parametrize("bind", ["9100", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "a b:1"])
+def test_an_unusable_metrics_address_is_refused_naming_the_setting(bind: str) -> None:
+    from wallet.config import Settings
+    from wallet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="WALLET_METRICS_BIND must be an address and port"):
+        Settings.from_env({"WALLET_METRICS_BIND": bind})
+    assert Settings.from_env({"WALLET_METRICS_BIND": "[::1]:9100"}).metrics_bind == "[::1]:9100"
+
+
+def test_at_start_only_the_metric_files_of_ended_processes_go(tmp_path: Path) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    mine = tmp_path / f"counter_{os.getpid()}.db"  # a worker started before the server
+    old = tmp_path / f"histogram_{ended}.db"
+    for path in (mine, old):
+        path.write_bytes(b"\0" * 8)
+    assert metrics.remove_dead_files(tmp_path) == 1
+    assert mine.exists() and not old.exists()
