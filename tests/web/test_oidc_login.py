@@ -395,3 +395,19 @@ def test_unreachable_provider_is_a_clear_page_not_a_500(db: Database, services: 
     assert "Der Anmeldedienst der Stadt ist nicht erreichbar" in answer.get_data(as_text=True)
     # The local form still works: the break-glass admin can sign in.
     assert 'name="password"' in client.get("/console/login").get_data(as_text=True)
+
+
+def test_a_sign_in_logs_no_secrets(
+    app: Flask, provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not the state, the code, the PKCE verifier or a token, even at DEBUG."""
+    client = app.test_client()
+    with caplog.at_level(logging.DEBUG):
+        url = callback_url(client, "erika.mustermann")
+        assert come_back(client, url).status_code == 302
+    query = parse_qs(urlsplit(url).query)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (query["state"][0], query["code"][0], "code_verifier", "eyJ"):
+        assert secret not in text
+    for personal in PERSONAL:
+        assert personal not in text

@@ -114,6 +114,8 @@ def init_app(app: Flask) -> None:
         client_cls=_CityClient,
     )
     app.extensions[_EXTENSION] = oauth
+    # Authlib logs the PKCE verifier at DEBUG: its lines never reach a log, whatever the level.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     app.after_request(_let_forms_reach_the_provider)
 
 
