@@ -291,9 +291,13 @@ def test_archive_is_private_and_holds_no_secret_in_its_manifest_or_output(
     assert manifest["database"] == ("sqlite" if source.database.is_sqlite else "postgresql")
     assert all(len(m["sha256"]) == 64 for m in manifest["members"])
 
+    checked = target.wallet.ok("restore", "--check", str(archive))
+    assert "the archive is intact" in checked.stdout
+    assert_nothing_restored(target)  # --check writes nothing
     restored = target.wallet.ok("restore", str(archive))
     secrets = [PASSPHRASE, SESSION_SECRET, *NAMES, *PLATES]
-    for output in (made.output, restored.output, json.dumps(manifest, ensure_ascii=False)):
+    outputs = (made.output, checked.output, restored.output)
+    for output in (*outputs, json.dumps(manifest, ensure_ascii=False)):
         assert not [s for s in secrets if s in output], output
     assert PASSPHRASE.encode() not in raw  # the passphrase is nowhere in the archive
 
@@ -324,6 +328,8 @@ def test_tampered_backup_archive_is_refused(source: Instance, target: Instance) 
     assert "is refused" in result.stderr and "does not match its checksum" in result.stderr
     assert "Nothing was restored" in result.stderr
     assert_nothing_restored(target)
+    checked = target.wallet("restore", "--check", str(archive))  # the nightly check says so too
+    assert checked.exit_code == 1 and "does not match its checksum" in checked.stderr
 
     # A flipped byte in the compressed stream: damaged.
     data = bytearray(backup(source).read_bytes())

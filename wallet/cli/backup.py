@@ -125,9 +125,15 @@ def backup(obj: Context, archive: Path) -> None:
     is_flag=True,
     help="Replace a database that holds rows and existing key or instance files.",
 )
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only check the archive (every checksum) and say what it holds; write nothing.",
+)
 @actor_option
 @pass_context
-def restore(obj: Context, archive: Path, force: bool) -> None:
+def restore(obj: Context, archive: Path, force: bool, check_only: bool) -> None:
     """Bring back an instance from ARCHIVE (made by `wallet backup`) on this machine.
 
     The whole archive is checked before anything is written. A database with
@@ -140,6 +146,9 @@ def restore(obj: Context, archive: Path, force: bool) -> None:
         staging = Path(folder)
         manifest = service.read_archive(archive, staging, progress=progress)
         progress.close()
+        if check_only:
+            _describe(manifest)
+            return
         service.check_restorable(manifest, settings=settings)
         service.check_keys_open(
             staging, passphrase=settings.key_passphrase, dev_mode=settings.dev_mode
@@ -173,6 +182,17 @@ def restore(obj: Context, archive: Path, force: bool) -> None:
                 progress=progress,
             )
     _after_restore(obj, restored, force=bool(conflicts))
+
+
+def _describe(manifest: service.Manifest) -> None:
+    keys = sum(m.name.startswith(service.KEYS_PREFIX) for m in manifest.members)
+    files = sum(m.name.startswith(service.INSTANCE_PREFIX) for m in manifest.members)
+    size = sum(m.size for m in manifest.members)
+    click.echo(
+        f"the archive is intact: backup of {manifest.to_json()['created_at']}, "
+        f"{manifest.database} database at revision {manifest.schema_revision}, {keys} key "
+        f"files, {files} instance files, {_size(size)} unpacked"
+    )
 
 
 def _after_restore(obj: Context, restored: service.Restored, *, force: bool) -> None:
