@@ -513,6 +513,9 @@ def test_missing_database_is_a_message_not_a_traceback(
         result = source.wallet(*args, WALLET_DATABASE_URL=url)
         assert result.exit_code == 1, args
         assert "cannot use the database" in result.stderr and "createdb" in result.stderr
+    result = source.wallet("backup", str(tmp_path / "y.tar.gz"), PATH=str(tmp_path / "empty"))
+    assert result.exit_code == 1 and "pg_dump is not installed" in result.stderr
+    assert "postgresql-client" in result.stderr and not (tmp_path / "y.tar.gz").exists()
 
 
 def test_backup_while_the_service_issues_is_one_consistent_snapshot(
