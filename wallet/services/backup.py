@@ -430,7 +430,9 @@ def _write_archive(
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            with tarfile.open(fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            with tarfile.open(
+                fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=6
+            ) as tar:
                 body = json.dumps(manifest.to_json(), indent=2).encode("utf-8") + b"\n"
                 tar.addfile(_tar_info(MANIFEST, len(body), now), io.BytesIO(body))
                 progress.step("writing the archive", total=sum(m.size for m in manifest.members))
