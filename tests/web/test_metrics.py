@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -290,3 +291,27 @@ def test_at_start_only_the_metric_files_of_ended_processes_go(tmp_path: Path) ->
         path.write_bytes(b"\0" * 8)
     assert metrics.remove_dead_files(tmp_path) == 1
     assert mine.exists() and not old.exists()
+
+
+def test_a_metrics_address_in_use_stops_the_server_with_a_message(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
+    env.update(WALLET_DEV_MODE="1", WALLET_INSTANCE_DIR=str(tmp_path / "instance"),
+               WALLET_SIGNING_KEYS_DIR=str(tmp_path / "keys"),
+               WALLET_BIND=f"127.0.0.1:{free_port()}")  # fmt: skip
+    subprocess.run([Path(sys.executable).parent / "wallet", "setup"], env=env, cwd=ROOT,
+                   capture_output=True, check=True, timeout=60)  # fmt: skip
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env["WALLET_METRICS_BIND"] = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "python:wallet.web.gunicorn_conf",
+             "wallet.web.wsgi:app"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot serve metrics on WALLET_METRICS_BIND={env['WALLET_METRICS_BIND']}: "
+        "Address already in use"
+    )
+    assert "Traceback" not in done.stderr
