@@ -411,3 +411,24 @@ def test_a_sign_in_logs_no_secrets(
         assert secret not in text
     for personal in PERSONAL:
         assert personal not in text
+
+
+def test_member_of_hundreds_of_groups_keeps_a_small_cookie_and_still_signs_out(
+    app: Flask, provider: Provider
+) -> None:
+    many = [
+        f"CN=Abteilung {n:03d} Gruppe,OU=Gruppen,DC=stadt-musterstadt,DC=de" for n in range(150)
+    ]
+    provider.control(groups={"max.desk": [*many, "wallet-desk"]})
+    client = app.test_client()
+    assert sign_in(client, provider, "max.desk").status_code == 302
+    cookie = client.get_cookie("session")
+    assert cookie is not None and len(cookie.value) < 3000  # browsers keep 4 KB per cookie
+    assert signed_in_as(client) is not None
+    page = client.get("/console/verify").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    end_session = client.post("/console/logout", data={"csrf_token": token.group(1)})
+    query = parse_qs(urlsplit(end_session.headers["Location"]).query)
+    assert "id_token_hint" not in query and query["client_id"] == [provider.client_id]
+    assert not_signed_in(client)

@@ -38,10 +38,14 @@ from wallet.web.webcontext import context, now
 log = logging.getLogger(__name__)
 
 CLIENT = "city"
-ID_TOKEN = "oidc_id_token"  # noqa: S105 - session key: the ID token, sent back as the logout hint
+# Session key: the ID token, sent back as the logout hint ("" when too large to keep).
+ID_TOKEN = "oidc_id_token"  # noqa: S105 - a key, not a secret
 _NEXT = "oidc_next"
 _EXTENSION = "wallet.oidc"
 _TIMEOUT = 10  # seconds for each call to the provider
+# An ID token larger than this (a member of hundreds of groups) would push the session
+# cookie past the 4 KB browsers keep: logout then names the client instead of the hint.
+MAX_HINT = 2048
 
 
 class _StateStore:
@@ -286,13 +290,14 @@ def oidc_callback() -> ResponseReturnValue:
         return _refused(refusal.reason, status=403, tag=tag, switch_url=switch)
     target = _safe_next(session.get(_NEXT))
     id_token = str(token.get("id_token", ""))
-    return sign_in(Staff(user.username, user.role), target, record=False, keep={ID_TOKEN: id_token})
+    hint = id_token if len(id_token) <= MAX_HINT else ""
+    return sign_in(Staff(user.username, user.role), target, record=False, keep={ID_TOKEN: hint})
 
 
 def logout_url(id_token: object) -> str | None:
     """Where to send the browser after a local logout: the provider's end_session, if any."""
     client = _client()
-    if client is None or not isinstance(id_token, str) or not id_token:
+    if client is None or not isinstance(id_token, str):  # not signed in through the provider
         return None
     endpoint = client.server_metadata.get("end_session_endpoint")
     if not isinstance(endpoint, str):
@@ -300,7 +305,7 @@ def logout_url(id_token: object) -> str | None:
     post_logout = context().settings.public_url + url_for("console.login")
     result: dict[str, Any] = client.create_logout_url(
         post_logout_redirect_uri=post_logout,
-        id_token_hint=id_token,
+        id_token_hint=id_token or None,  # client_id alone where the token was too large
         client_id=context().settings.oidc_client_id,
     )
     url = result["url"]
