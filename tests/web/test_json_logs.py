@@ -24,7 +24,8 @@ from wallet.logs import JsonFormatter
 from wallet.store.db import Database
 from wallet.web import requestid
 
-pytestmark = pytest.mark.real_clock  # the service runs in its own processes, on the machine's clock
+# The service runs in its own processes, on the machine's clock.
+REAL_CLOCK = pytest.mark.real_clock
 
 SECRET = "Zq3xV9kLmN2pR5sT8uW1yA4bC7dE0fGh"  # claim-secret shaped, never issued
 
@@ -72,6 +73,7 @@ def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
+@REAL_CLOCK
 def test_one_json_line_per_request_with_the_id_of_its_answer(
     service: tuple[LiveService, dict[str, str]],
 ) -> None:
@@ -106,6 +108,7 @@ def test_one_json_line_per_request_with_the_id_of_its_answer(
     assert SECRET not in everything
 
 
+@REAL_CLOCK
 def test_the_outbox_worker_logs_json_lines(
     service: tuple[LiveService, dict[str, str]],
 ) -> None:

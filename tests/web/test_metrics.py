@@ -29,7 +29,8 @@ from tests.web.test_metrics_deploy import check_names_exported
 from wallet.services import accounts, metrics
 from wallet.store.db import Database
 
-pytestmark = pytest.mark.real_clock  # the service runs in its own processes, on the machine's clock
+# The service runs in its own processes, on the machine's clock.
+REAL_CLOCK = pytest.mark.real_clock
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -143,6 +144,7 @@ def served(db: Database, tmp_path: Path) -> Iterator[Served]:
         stop(service.process)
 
 
+@REAL_CLOCK
 def test_the_metrics_listener_shows_the_counters_of_a_real_run(served: Served) -> None:
     issued = []
     for _ in range(2):
@@ -207,6 +209,7 @@ def test_the_metrics_listener_shows_the_counters_of_a_real_run(served: Served) -
     check_names_exported(name for name, _ in after)
 
 
+@REAL_CLOCK
 def test_the_public_port_has_no_metrics(served: Served) -> None:
     status, _, _ = served.call("GET", "/metrics")
     assert status == 404
@@ -215,6 +218,7 @@ def test_the_public_port_has_no_metrics(served: Served) -> None:
     )
 
 
+@REAL_CLOCK
 def test_without_a_metrics_bind_no_listener_and_no_metric_files(
     db: Database, tmp_path: Path
 ) -> None:
@@ -293,6 +297,7 @@ def test_at_start_only_the_metric_files_of_ended_processes_go(tmp_path: Path) ->
     assert mine.exists() and not old.exists()
 
 
+@REAL_CLOCK
 def test_a_metrics_address_in_use_stops_the_server_with_a_message(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
     env.update(WALLET_DEV_MODE="1", WALLET_INSTANCE_DIR=str(tmp_path / "instance"),
