@@ -15,7 +15,7 @@ import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -431,4 +431,28 @@ def test_member_of_hundreds_of_groups_keeps_a_small_cookie_and_still_signs_out(
     end_session = client.post("/console/logout", data={"csrf_token": token.group(1)})
     query = parse_qs(urlsplit(end_session.headers["Location"]).query)
     assert "id_token_hint" not in query and query["client_id"] == [provider.client_id]
+    assert not_signed_in(client)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "code=abc",
+        "state=%00&code=%00",
+        "state=" + "x" * 5000 + "&code=y",
+        "error=access_denied&error_description=%3Cscript%3Ealert(1)%3C/script%3E",
+        "iss=%00&state=a&code=b",
+    ],
+)
+def test_hostile_callbacks_are_refusal_pages_not_errors(
+    app: Flask, provider: Provider, query: str
+) -> None:
+    client = app.test_client()
+    start(client)  # a sign-in under way, so the state check is not the only line of defence
+    named = query if "iss=" in query else f"iss={quote(provider.issuer, safe='')}&{query}"
+    for url in (f"/console/oidc/callback?{query}", f"/console/oidc/callback?{named}"):
+        answer = client.get(url)
+        assert answer.status_code == 400, url
+        assert "<script>alert" not in answer.get_data(as_text=True)
     assert not_signed_in(client)
