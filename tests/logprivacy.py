@@ -154,10 +154,11 @@ def find_leaks(lines: Iterable[str], forbidden: Iterable[str], *, where: str = "
 
 
 class _Recorder:
-    """Claim secrets made in this process, so the scan knows them exactly."""
+    """The session's folder, and the claim secrets made in this process (known exactly)."""
 
     def __init__(self) -> None:
         self.secrets: set[str] = set()
+        self.folder: Path | None = None
 
 
 _recorder = _Recorder()
@@ -170,7 +171,8 @@ def _log_privacy_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     from wallet.services import passes
 
     logs.quiet_libraries()  # as the service and the worker log (wallet.logs.configure)
-    path = tmp_path_factory.getbasetemp() / LOG_NAME
+    _recorder.folder = tmp_path_factory.getbasetemp()
+    path = _recorder.folder / LOG_NAME
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -209,10 +211,9 @@ def scan_folder(folder: Path, forbidden: Iterable[str]) -> list[Leak]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every test: the whole run's logs, checked; a finding fails the session."""
-    factory = getattr(session.config, "_tmp_path_factory", None)
-    if factory is None or getattr(factory, "_basetemp", None) is None:
+    if _recorder.folder is None:
         return  # no test ran (collection only): nothing was logged
-    leaks = scan_folder(factory.getbasetemp(), forbidden_values() | _recorder.secrets)
+    leaks = scan_folder(_recorder.folder, forbidden_values() | _recorder.secrets)
     if not leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -79,7 +79,8 @@ def test_the_one_time_print_of_wallet_setup_is_no_log() -> None:
 
 
 def test_a_session_that_logged_a_name_ends_failed() -> None:
-    """A whole pytest run with the plugin: its only test passes, the session fails."""
+    """A whole pytest run with the plugin: its tests pass, the session fails, naming the
+    name its process logged and the address a server it started wrote to its log file."""
     name = HOLDERS["library"]["name"]
     # Outside this session's temporary folder: the scan of this run must not see it.
     with tempfile.TemporaryDirectory() as folder:
@@ -90,6 +91,9 @@ def test_a_session_that_logged_a_name_ends_failed() -> None:
 
             def test_logs_a_holder():
                 logging.getLogger("wallet.web.console").info("issued to {name}")
+
+            def test_starts_a_server_that_logs_an_address(tmp_path):
+                (tmp_path / "server.err").write_text("mail to erika@example.org refused")
         """)
         )
         done = subprocess.run(
@@ -98,6 +102,7 @@ def test_a_session_that_logged_a_name_ends_failed() -> None:
             cwd=folder, capture_output=True, text=True, timeout=120,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
-    assert "1 passed" in done.stdout, done.stdout + done.stderr
+    assert "2 passed" in done.stdout, done.stdout + done.stderr
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
     assert "log privacy" in done.stdout and f"test data {name!r}" in done.stdout
+    assert "server.err:1: test data 'erika@example.org'" in done.stdout
