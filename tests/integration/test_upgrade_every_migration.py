@@ -309,16 +309,6 @@ def test_populated_database_upgrades_from_every_earlier_migration(
 
     wallet = Wallet(CliRunner(), populated.env(empty_url, tmp_path / "instance"))
     upgraded = wallet("db", "upgrade")
-    if (
-        upgraded.exit_code
-        and empty_url.startswith("sqlite")
-        and "FOREIGN KEY constraint failed" in upgraded.output
-    ):
-        # Found by this test: SQLite recreates a table to alter it, and with foreign
-        # keys enforced dropping the old ``passes`` fails while claim links point at it
-        # (0016; 0018 likewise for staff_users). Fix: wallet/store/db.py's upgrade
-        # switches them off for the migration and runs PRAGMA foreign_key_check.
-        pytest.xfail("wallet db upgrade on a populated SQLite database: FOREIGN KEY failure")
     assert upgraded.exit_code == 0, upgraded.output
     assert f"from {revision} to revision {REVISIONS[-1]}" in upgraded.stdout
 

@@ -186,11 +186,30 @@ class Database:
         from alembic import command
         from alembic.config import Config
 
-        with self.engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            # SQLite alters a table by copying it into a new one and dropping the old:
+            # with foreign keys enforced, dropping ``passes`` fails while any claim link
+            # points at it. They are switched off for the migration (a PRAGMA that only
+            # works outside a transaction) and every reference is checked before commit.
+            driver = connection.connection.driver_connection if self.is_sqlite else None
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    config = Config()
+                    config.set_main_option("script_location", str(MIGRATIONS))
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if driver is not None:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+                        if broken is not None:
+                            raise ConfigError(
+                                f"the migration left a row of {broken[0]} pointing at a missing "
+                                f"{broken[2]} row: nothing was changed"
+                            )
+            finally:
+                if driver is not None:
+                    driver.execute("PRAGMA foreign_keys=ON")
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
