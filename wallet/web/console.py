@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -93,6 +93,28 @@ VERIFIER_ENDPOINTS = frozenset(
 ACTIONS = ("revoke", "suspend", "reinstate", "renew", "reissue", "new-link")
 REMEMBERED_FORMS = 10  # issue forms whose result the session remembers (reload guard)
 _THROTTLE_REPORTS = "wallet.console.throttle_reports"  # app.extensions: username -> reported at
+
+
+def _no_second_step(staff: Staff, target: str | None) -> ResponseReturnValue | None:
+    return None
+
+
+def _no_provider_logout() -> str | None:
+    return None
+
+
+@dataclass
+class SignInHooks:
+    """What console_totp (a second sign-in step) and console_oidc (the city's identity
+    provider) add to sign-in and logout; they build on this module, so it cannot
+    import them, and fill these in when they load."""
+
+    second_step: Callable[[Staff, str | None], ResponseReturnValue | None] = _no_second_step
+    finish_second_step: Callable[[], ResponseReturnValue] | None = None
+    provider_logout: Callable[[], str | None] = _no_provider_logout
+
+
+HOOKS = SignInHooks()
 
 
 @dataclass(frozen=True)
@@ -306,10 +328,8 @@ def login() -> ResponseReturnValue:
         if staff is not None:
             return redirect(_safe_next(request.args.get("next")) or _home(staff))
         return _login_page()
-    from wallet.web import console_totp  # its pages use this module
-
-    if request.form.get("step") == "code":
-        return console_totp.finish_sign_in()
+    if request.form.get("step") == "code" and HOOKS.finish_second_step is not None:
+        return HOOKS.finish_second_step()
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
     ctx = context()
@@ -322,7 +342,7 @@ def login() -> ResponseReturnValue:
         log.info("failed console sign-in from %s", security.client_address())
         message = _("The username or password is not correct, or the account is disabled.")
         return _login_page(error=message, username=username, status=200)
-    second_step = console_totp.ask_for_code(staff, _safe_next(request.form.get("next")))
+    second_step = HOOKS.second_step(staff, _safe_next(request.form.get("next")))
     if second_step is not None:
         return second_step
     response = sign_in(staff, _safe_next(request.form.get("next")))
@@ -355,11 +375,9 @@ def sign_in(
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
     """Ends the session on the server: a copy of the cookie stops working too."""
-    from wallet.web import console_oidc  # it adds its pages to this module's blueprint
-
     with context().db.transaction(write=True) as db_session:
         accounts.end_session(db_session, session.get("sid"))
-    provider_logout = console_oidc.logout_url(session.get(console_oidc.ID_TOKEN))
+    provider_logout = HOOKS.provider_logout()
     session.clear()
     flash(_("You have signed out."), "success")
     return redirect(provider_logout or url_for("console.login"))

@@ -31,7 +31,7 @@ from flask.typing import ResponseReturnValue
 
 from wallet.errors import WalletError
 from wallet.services import metrics, oidc
-from wallet.web.console import Staff, _safe_next, blueprint, sign_in
+from wallet.web.console import HOOKS, Staff, _safe_next, blueprint, sign_in
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
 
@@ -310,3 +310,11 @@ def logout_url(id_token: object) -> str | None:
     )
     url = result["url"]
     return url if isinstance(url, str) else None
+
+
+def _provider_logout() -> str | None:
+    """console.logout's hook: the provider's end_session for this session, if any."""
+    return logout_url(session.get(ID_TOKEN))
+
+
+HOOKS.provider_logout = _provider_logout

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from wallet.services import metrics, totp
 from wallet.web import security
-from wallet.web.console import Staff, blueprint, sign_in
+from wallet.web.console import HOOKS, Staff, _login_page, blueprint, sign_in
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
 
@@ -42,8 +42,6 @@ def ask_for_code(staff: Staff, target: str | None) -> ResponseReturnValue | None
             "wallet users totp %(name)s",
             name=staff.username,
         )
-        from wallet.web.console import _login_page
-
         return _login_page(error=message, username=staff.username, status=200)
     session.clear()
     session[PENDING] = {
@@ -88,8 +86,6 @@ def login_code() -> ResponseReturnValue:
 
 def finish_sign_in() -> ResponseReturnValue:
     """The code step (a POST to the login view, under its limits)."""
-    from wallet.web.console import _login_page
-
     pending = _pending()
     if pending is None or request.form.get("username", "") != pending["user"]:
         message = _("The sign-in took too long or was interrupted. Please sign in again.")
@@ -114,3 +110,7 @@ def finish_sign_in() -> ResponseReturnValue:
     response = sign_in(staff, pending["next"] or None)
     security.remember_device(response, staff.username)
     return response
+
+
+HOOKS.second_step = ask_for_code
+HOOKS.finish_second_step = finish_sign_in
