@@ -8,6 +8,7 @@ from an argument. Nothing of it reaches a log line or the command line.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -117,3 +118,14 @@ def test_totp_remove_forgets_the_secret(wallet: Wallet, db: Database, known_secr
 def test_totp_for_an_unknown_user_is_a_message(wallet: Wallet) -> None:
     result = wallet("users", "totp", "nobody")
     assert result.exit_code == 1 and "no user nobody" in result.stderr
+
+
+def test_users_list_shows_the_second_factor(
+    wallet: Wallet, db: Database, known_secret: None
+) -> None:
+    wallet.ok("users", "add", "root", "--role", "admin", "--password-stdin", input=PASSWORD)
+    wallet.ok("users", "add", "anna", "--role", "issuer", "--password-stdin", input=PASSWORD)
+    wallet.ok("users", "totp", "root", input=code_for(KNOWN, datetime.now(UTC)) + "\n")
+    listed = json.loads(wallet.ok("users", "list", "--json").stdout)
+    assert {u["username"]: u["second_factor"] for u in listed} == {"anna": "none", "root": "totp"}
+    assert "2ND FACTOR" in wallet.ok("users", "list").stdout

@@ -33,7 +33,7 @@ from tests.oidc.provider import (
     running_provider,
     through_provider,
 )
-from wallet.services import accounts, audit, oidc
+from wallet.services import accounts, audit, oidc, totp
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.store.models import StaffSessionRow
@@ -236,6 +236,7 @@ def test_a_city_account_has_no_local_password(app: Flask, provider: Provider, db
     assert sign_in(app.test_client(), provider, "erika.mustermann").status_code == 302
     with db.transaction(write=False) as session:
         (user,) = [u for u in accounts.list_users(session) if u.username.startswith("oidc-")]
+        assert totp.second_factors(session)[user.username] == "provider"
         for password in ("", oidc.NO_PASSWORD, "city-pass-erika"):
             found = accounts.authenticate_user(
                 session, username=user.username, password=password, now=datetime.now(UTC)

@@ -109,9 +109,10 @@ def add(obj: Context, username: str, role: str, password_stdin: bool) -> None:
 @json_option
 @pass_context
 def list_users(obj: Context, as_json: bool) -> None:
-    """Show every account with its role and state."""
+    """Show every account with its role, state and second factor (TOTP, or the provider's)."""
     with obj.transaction(write=False) as session:
         rows = accounts.list_users(session)
+        factors = totp.second_factors(session)
     print_rows(
         rows,
         as_json=as_json,
@@ -121,11 +122,13 @@ def list_users(obj: Context, as_json: bool) -> None:
             "disabled": r.disabled,
             "created_at": r.created_at.isoformat(),
             "last_login_at": r.last_login_at.isoformat() if r.last_login_at else None,
+            "second_factor": factors.get(r.username, "none"),
         },
         columns=[
             Column("USERNAME", 24, lambda r: r.username),
             Column("ROLE", 8, lambda r: r.role),
             Column("STATE", 8, lambda r: "disabled" if r.disabled else "active"),
+            Column("2ND FACTOR", 10, lambda r: factors.get(r.username, "none")),
             Column("CREATED", 16, lambda r: when(r.created_at)),
             Column("LAST LOGIN", 0, lambda r: when(r.last_login_at)),
         ],

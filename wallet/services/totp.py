@@ -169,3 +169,15 @@ def check_code(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(used, "rowcount", 0) == 1)
+
+
+def second_factors(session: Session) -> dict[str, str]:
+    """Each account's second factor, for listings: totp, none, or provider (an account of
+    the city's identity provider, whose own factors apply)."""
+    rows = session.execute(
+        select(StaffUserRow.username, StaffUserRow.oidc_subject, StaffUserRow.totp_secret)
+    )
+    return {
+        name: "provider" if subject is not None else ("totp" if secret is not None else "none")
+        for name, subject, secret in rows
+    }
