@@ -156,3 +156,18 @@ def test_an_exception_is_one_line_with_its_traceback_inside() -> None:
     assert "\n" not in line
     parsed = json.loads(line)
     assert parsed["message"] == "failed: a" and "ValueError: bad" in parsed["exception"]
+
+
+def test_an_unexpected_error_on_a_claim_page_logs_the_route_not_the_secret(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wallet.services import passes
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(passes, "pass_by_claim_secret", broken)
+    answer = app.test_client().get(f"/p/{SECRET}")
+    assert answer.status_code == 500
+    assert "unexpected error on GET /p/<secret>" in caplog.text
+    assert SECRET not in caplog.text

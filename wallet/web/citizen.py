@@ -29,7 +29,7 @@ from wallet.errors import ClaimLinkReplacedError, ConfigError, DeliveryError, No
 from wallet.formats.qr import qr_info, render_png, render_svg
 from wallet.passtypes import PassType
 from wallet.services import credentials, passes, renewals, wallets
-from wallet.web import i18n, security
+from wallet.web import i18n, requestid, security
 from wallet.web.i18n import _
 from wallet.web.webcontext import context, now
 
@@ -142,7 +142,8 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, HTTPException):
         status = exc.code or 500
     else:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        # The route, not the path: the path holds the claim secret (requestid.route).
+        log.exception("unexpected error on %s %s", request.method, requestid.route())
         status = 500
     return render_template("citizen/error.html", status=status), status
 
