@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,13 @@ class Wallet:
 
     runner: CliRunner
     env: Env
+    # The commands' one wall-clock read (``Context.clock``); None: the real clock.
+    clock: Callable[[], datetime] | None = None
 
     def __call__(self, *args: str, input: str | None = None, **env: str | None) -> Result:
-        result = self.runner.invoke(cli, list(args), env={**self.env, **env}, input=input)
+        result = self.runner.invoke(
+            cli, list(args), env={**self.env, **env}, input=input, obj=self.clock
+        )
         assert "Traceback" not in result.output, result.output
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
