@@ -1,0 +1,96 @@
+"""The shipped HAProxy configuration, with only addresses and certificates substituted.
+
+Tests and scripts/bench_cluster.py run deploy/haproxy/haproxy.cfg itself: every
+substitution below must match exactly one line of it, so a change to the shipped
+file either still runs here or fails loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def available() -> bool:
+    return Path(HAPROXY).is_file() and os.access(HAPROXY, os.X_OK)
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a city fills in where the shipped file says SITE."""
+
+    https_bind: str  # e.g. 127.0.0.1:8443
+    http_bind: str
+    metrics_bind: str
+    certificate: Path  # chain and key, PEM
+    servers: Sequence[tuple[str, str]]  # (name, host:port)
+    state_dir: Path  # for the admin socket
+    privileged: bool  # root: keep chroot/user/group, as in production
+
+
+def _replace_one(text: str, pattern: str, replacement: str) -> str:
+    new, count = re.subn(pattern, lambda _: replacement, text, flags=re.MULTILINE)
+    if count != 1:
+        raise AssertionError(f"the shipped haproxy.cfg has {count} lines matching {pattern!r}")
+    return new
+
+
+def render(site: Site, shipped: str | None = None) -> str:
+    text = SHIPPED.read_text(encoding="utf-8") if shipped is None else shipped
+    text = _replace_one(
+        text,
+        r"^    bind :443 ssl crt /etc/haproxy/certs/wallet\.pem",
+        f"    bind {site.https_bind} ssl crt {site.certificate}",
+    )
+    text = _replace_one(text, r"^    bind :80$", f"    bind {site.http_bind}")
+    text = _replace_one(text, r"^    bind 127\.0\.0\.1:8405$", f"    bind {site.metrics_bind}")
+    text = _replace_one(
+        text,
+        r"^    stats socket /run/haproxy/admin\.sock",
+        f"    stats socket {site.state_dir / 'admin.sock'}",
+    )
+    servers = "\n".join(f"    server {name} {address} check" for name, address in site.servers)
+    text = _replace_one(text, r"^    server web1 .*\n(?:    server web\d+ .*\n)*", servers + "\n")
+    if not site.privileged:  # a user without root cannot chroot or change user
+        for line in (r"^    chroot .*\n", r"^    user haproxy\n", r"^    group haproxy\n"):
+            text = _replace_one(text, line, "")
+    return text
+
+
+def check(config: Path) -> subprocess.CompletedProcess[str]:
+    """`haproxy -c -f`: what an administrator runs before a reload."""
+    return subprocess.run(
+        [HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """HAProxy in the foreground (-db overrides the shipped `daemon`)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [HAPROXY, "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def write_certificate(folder: Path) -> tuple[Path, Path]:
+    """A test CA and a certificate for 127.0.0.1: (HAProxy's chain+key PEM, the CA file)."""
+    from tests.standins.apns import Authority, write_cert, write_key
+
+    folder.mkdir(parents=True, exist_ok=True)
+    authority = Authority.create("Test city CA")
+    key, cert = authority.issue("localhost", server=True)
+    write_cert(folder / "chain.pem", cert)
+    write_key(folder / "key.pem", key)
+    combined = folder / "wallet.pem"
+    combined.write_bytes((folder / "chain.pem").read_bytes() + (folder / "key.pem").read_bytes())
+    combined.chmod(0o600)
+    return combined, write_cert(folder / "ca.pem", authority.cert)
