@@ -40,6 +40,21 @@ ensure_chromium() {
 }
 
 
+# The multi-node tests and scripts/bench_cluster.py run Debian's HAProxy in front
+# of the app servers, with the shipped deploy/haproxy/haproxy.cfg.
+ensure_haproxy() {
+    if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian's haproxy for the multi-node tests" >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >&2
+    else
+        echo "warning: haproxy is missing and cannot be installed here;" \
+             "install Debian's haproxy package, or the multi-node tests are skipped" >&2
+    fi
+}
+
 # The scanner's browser files (the ZXing WebAssembly decoder) come from npm,
 # pinned by package-lock.json; installed again only when the lockfile changes.
 ensure_node_modules() {
