@@ -76,9 +76,10 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-# Libraries that log every request's URL at INFO: httpx would put each APNs device
-# token (in the push URL's path) into the log.
-QUIET_LIBRARIES = ("httpx", "httpcore", "hpack")
+# Libraries that log every request's URL at INFO (httpx would put each APNs device
+# token, in the push URL's path, into the log) or secrets at DEBUG (Authlib: the
+# PKCE verifier of a staff sign-in).
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "authlib")
 
 
 def quiet_libraries() -> None:

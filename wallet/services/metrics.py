@@ -70,7 +70,7 @@ _PASS_COUNTERS = {
 }
 CHANNELS = ("apns", "google_state", "email")  # wallet.services.outbox's kinds
 DELIVERY_OUTCOMES = ("retry", "failed")
-LOGIN_PROVIDERS = ("local",)
+LOGIN_PROVIDERS = ("local", "oidc")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PENDING = "wallet.metrics.pending"
 

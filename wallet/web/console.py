@@ -61,7 +61,7 @@ from wallet.formats.qr import qr_info, render_svg
 from wallet.passtypes import Field, PassType, invisible_character
 from wallet.services import accounts, audit, claim_mail, outbox, passes, renewals
 from wallet.verifier import VerificationResult
-from wallet.web import i18n, public, security
+from wallet.web import i18n, public, requestid, security
 from wallet.web.httperrors import status_for
 from wallet.web.i18n import _
 from wallet.web.webcontext import WebContext, context, now
@@ -293,7 +293,7 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
 
 @blueprint.errorhandler(Exception)
 def _unexpected(exc: Exception) -> ResponseReturnValue:
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    log.exception("unexpected error on %s %s", request.method, requestid.route())
     return _error_page(500, _("Something went wrong"), _("The error was logged. Please try again."))
 
 
@@ -339,7 +339,7 @@ def login() -> ResponseReturnValue:
         )
         staff = None if row is None else Staff(row.username, row.role)
     if staff is None:
-        log.info("failed console sign-in from %s", security.client_address())
+        log.info("failed console sign-in from %s", security.client_network())
         message = _("The username or password is not correct, or the account is disabled.")
         return _login_page(error=message, username=username, status=200)
     second_step = HOOKS.second_step(staff, _safe_next(request.form.get("next")))

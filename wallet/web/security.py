@@ -21,6 +21,7 @@ out by failing on purpose. Only failed attempts count, and they count:
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -62,6 +63,18 @@ def protect_form() -> None:
 def client_address() -> str:
     """The address the request came from (behind a proxy: configure ProxyFix first)."""
     return request.remote_addr or "unknown"
+
+
+def client_network() -> str:
+    """The client's network, not its address, for log lines: ``203.0.113.0/24`` or
+    ``2001:db8:1::/48``. Enough to see an attack come from one place, too coarse
+    to name a person (an address is personal data; the rate limits keep the whole one)."""
+    try:
+        address = ipaddress.ip_address(client_address())
+    except ValueError:
+        return "unknown"
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 def _attempted_name() -> str:
