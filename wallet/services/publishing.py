@@ -390,17 +390,30 @@ def _publish_bundle(
 ) -> PublishedBundleRow:
     lists = publish_all(session, services, now=now)
     fingerprint = _bundle_fingerprint(services, lists)
-    cached = session.get(PublishedBundleRow, 1, with_for_update=True)
     bundle_life = timedelta(seconds=services.settings.bundle_lifetime)
-    if (
-        not force
-        and cached is not None
-        and cached.fingerprint == fingerprint
-        and _bundle_fresh(cached, now=now, lifetime=bundle_life)
-    ):
+
+    def reusable(row: PublishedBundleRow | None) -> bool:
+        return (
+            not force
+            and row is not None
+            and row.fingerprint == fingerprint
+            and _bundle_fresh(row, now=now, lifetime=bundle_life)
+        )
+
+    cached = session.get(PublishedBundleRow, 1, with_for_update=True)
+    if reusable(cached):
+        assert cached is not None
         return cached
     settings = services.settings
     version = next_counter(session, "bundle")
+    if cached is None:
+        # The very first bundle: there was no row to lock, so another server may be
+        # publishing too. The counter's row lock, held until commit, put us after it:
+        # read again, and serve its bundle rather than insert a second row 1.
+        cached = session.get(PublishedBundleRow, 1, with_for_update=True, populate_existing=True)
+        if reusable(cached):
+            assert cached is not None
+            return cached
     token = export_bundle(
         issuer=settings.issuer,
         version=version,
