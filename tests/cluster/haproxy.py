@@ -35,6 +35,7 @@ class Site:
     servers: Sequence[tuple[str, str]]  # (name, host:port)
     state_dir: Path  # for the admin socket
     privileged: bool  # root: keep chroot/user/group, as in production
+    log_target: str | None = None  # e.g. "stdout format raw local0" instead of syslog
 
 
 def _replace_one(text: str, pattern: str, replacement: str) -> str:
@@ -58,6 +59,8 @@ def render(site: Site, shipped: str | None = None) -> str:
         r"^    stats socket /run/haproxy/admin\.sock",
         f"    stats socket {site.state_dir / 'admin.sock'}",
     )
+    if site.log_target is not None:
+        text = _replace_one(text, r"^    log /dev/log local0$", f"    log {site.log_target}")
     servers = "\n".join(f"    server {name} {address} check" for name, address in site.servers)
     text = _replace_one(text, r"^    server web1 .*\n(?:    server web\d+ .*\n)*", servers + "\n")
     if not site.privileged:  # a user without root cannot chroot or change user
@@ -77,7 +80,10 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     """HAProxy in the foreground (-db overrides the shipped `daemon`)."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [HAPROXY, "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
+            [HAPROXY, "-db", "-f", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as one
         )
 
 

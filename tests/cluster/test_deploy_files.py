@@ -69,7 +69,7 @@ def test_substitution_touches_only_addresses_and_certificates(tmp_path: Path) ->
     changed = set(shipped) ^ set(rendered)
     assert changed, "nothing was substituted"
     for line in changed:
-        assert re.match(r"\s+(bind|server|stats socket) ", line), line
+        assert re.match(r"\s+(bind|server|stats socket|log) ", line), line
 
 
 def test_metrics_are_never_routed_from_the_public_frontends() -> None:
