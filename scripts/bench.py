@@ -42,9 +42,12 @@ certificates, keys and instance into temporary folders, removed afterwards).
    database of 50,000 permits (SQLite, and PostgreSQL unless ``--no-db``), the online check
    under 8 clients on it (unless ``--no-http``), and the offline check in headless Chromium.
    ``python scripts/bench_plates.py [--quick] [--no-db] [--no-http]`` prints these alone.
+14. Several app servers (scripts/bench_cluster.py, issue 12): issuance through HAProxy on
+   PostgreSQL with 1 and with 3 app servers of 2 workers each, 16 clients; the ratio of
+   their throughput and each server's worker CPU. Skip with ``--no-cluster``.
 
-Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push]``. A benchmark, not a
-test: a missed target shows as "no" in the table and never fails the run.
+Usage: ``scripts/bench [--quick] [--json] [--no-http] [--no-db] [--no-push] [--no-cluster]``.
+A benchmark, not a test: a missed target shows as "no" in the table and never fails the run.
 """
 
 from __future__ import annotations
@@ -1115,6 +1118,13 @@ def bench_http(*, seconds: int) -> list[Row]:
     return rows
 
 
+def bench_cluster_rows(*, seconds: int) -> list[Row]:
+    """Issuance through HAProxy with 1 and 3 app servers (scripts/bench_cluster.py)."""
+    import bench_cluster
+
+    return [Row(**row) for row in bench_cluster.rows(bench_cluster.bench(seconds=seconds))]
+
+
 def bench_database(kinds: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Row]:
     """Status list publication at 1M passes and issuance's round trips (scripts/bench_db.py)."""
     import bench_db
@@ -1185,6 +1195,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip revoke → APNs push end to end (runs wallet setup and a worker)",
     )
+    parser.add_argument(
+        "--no-cluster",
+        action="store_true",
+        help="skip issuance through HAProxy, 1 and 3 app servers (needs HAProxy, wrk, PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
 
@@ -1207,6 +1222,7 @@ def main(argv: list[str] | None = None) -> int:
         *([] if args.no_db else bench_database()),
         *([] if args.no_db else bench_import_rows(rows=2_000 if args.quick else 100_000)),
         *([] if args.no_http else bench_http(seconds=3 if args.quick else 10)),
+        *([] if args.no_cluster else bench_cluster_rows(seconds=3 if args.quick else 10)),
     ]
     elapsed = time.perf_counter() - started
     info = machine()
