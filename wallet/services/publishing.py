@@ -222,6 +222,9 @@ class SignedStatusList:
     bits: bytes
     token: str
     signed_at: datetime
+    # The signing time of the token it replaces, as read: another server that stored
+    # the same version meanwhile keeps its token (one token per ETag on every server).
+    replaces: datetime | None = None
 
 
 def prepare_status_list(
@@ -243,24 +246,33 @@ def prepare_status_list(
         ttl=timedelta(seconds=settings.status_list_ttl),
     ).values()
     return SignedStatusList(
-        name=row.name, version=version, bits=status_list.to_bytes(), token=token, signed_at=now
+        name=row.name,
+        version=version,
+        bits=status_list.to_bytes(),
+        token=token,
+        signed_at=now,
+        replaces=row.published_at if row.published_version == version else None,
     )
 
 
 def store_status_list(session: Session, signed: SignedStatusList) -> StatusListRow:
-    """Keep the signed list unless the row has a newer one (a concurrent publisher's);
-    returns the row with whichever is newer. One short UPDATE: compare and set."""
+    """Keep the signed list unless the row has a newer one or another publisher's of the
+    same version (signed from the same read: every server of a cluster may re-sign a
+    changed list at once); returns the row with the one kept. One short UPDATE: compare
+    and set on what was read, so the token of a version changes only when it ages."""
     lists = StatusListRow
+    same_as_read = (
+        lists.published_at.is_(None)
+        if signed.replaces is None
+        else lists.published_at == signed.replaces
+    )
     session.execute(
         update(lists)
         .where(lists.name == signed.name)
         .where(
             or_(
                 lists.published_version < signed.version,
-                and_(
-                    lists.published_version == signed.version,
-                    or_(lists.published_at.is_(None), lists.published_at < signed.signed_at),
-                ),
+                and_(lists.published_version == signed.version, same_as_read),
                 lists.published_token.is_(None),
             )
         )
