@@ -6,17 +6,26 @@ database holds what they publish, so every server serves the same bytes.
 
 from __future__ import annotations
 
+import re
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
 
 from tests.concurrency import run_together
 from tests.factories import NOW, fresh_holder
 from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
-from wallet.services import passes, publishing
+from wallet.services import accounts, passes, publishing
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.web import create_app
+
+PASSWORD = "correct horse battery"
 
 
 def test_servers_publishing_the_first_bundle_at_once_serve_the_same_one(
@@ -92,3 +101,67 @@ def test_servers_re_signing_a_changed_list_at_once_keep_one_token_per_version(
         renewed = publishing.publish_status_list(session, services, name, now=aged)
     assert renewed.token not in (None, first.token)
     assert renewed.published_version == first.version
+
+
+def _node(db: Database, services: Services, folder: Path, *, secret: str) -> Flask:
+    """One app server: its own instance folder, the shared database and WALLET_SECRET_KEY."""
+    settings = replace(services.settings, instance_dir=folder, secret_key=secret, dev_mode=False)
+    node = Services(settings=settings, keys=services.keys, pass_types=services.pass_types)
+    return create_app(
+        settings, services=node, db=db, clock=lambda: NOW,
+        config={"TESTING": True, "RATELIMIT_ENABLED": False},
+    )  # fmt: skip
+
+
+class Browser:
+    """One cookie jar, whichever server the load balancer sends a request to."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    def send(self, app: Flask, method: str, path: str, **kwargs: object) -> TestResponse:
+        client = app.test_client(use_cookies=False)
+        header = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = client.open(path, method=method, headers={"Cookie": header}, **kwargs)  # type: ignore[arg-type]
+        for line in response.headers.getlist("Set-Cookie"):
+            name, _, rest = line.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response
+
+
+def _csrf_token(response: TestResponse) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True))
+    assert found is not None, "no CSRF token in the page"
+    return found.group(1)
+
+
+def test_a_sign_in_form_from_one_server_is_accepted_by_another(
+    db: Database, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CSRF tokens and sessions hold across servers with the same WALLET_SECRET_KEY (the
+    environment file every node shares), whatever their instance folders hold; a server
+    with another key refuses the form, so the check is real."""
+    quick = accounts.argon2.using(memory_cost=1024, rounds=1)
+    monkeypatch.setattr(accounts, "argon2", quick)
+    with db.transaction(write=True) as session:
+        accounts.add_user(
+            session, username="anna", password=PASSWORD, role="issuer", actor="test",
+            audit_key=services.audit_key, now=NOW,
+        )  # fmt: skip
+    secret = "shared-secret-key-" + "0123456789" * 3
+    one = _node(db, services, tmp_path / "web1", secret=secret)
+    two = _node(db, services, tmp_path / "web2", secret=secret)
+    other = _node(db, services, tmp_path / "web3", secret="another-secret-key-" + "9" * 30)
+
+    form = {"username": "anna", "password": PASSWORD}
+    stranger = Browser()
+    token = _csrf_token(stranger.send(one, "GET", "/console/login"))
+    refused = stranger.send(other, "POST", "/console/login", data={**form, "csrf_token": token})
+    assert refused.status_code == 400
+
+    browser = Browser()
+    token = _csrf_token(browser.send(one, "GET", "/console/login"))
+    signed_in = browser.send(two, "POST", "/console/login", data={**form, "csrf_token": token})
+    assert signed_in.status_code in (302, 303), signed_in.get_data(as_text=True)[:500]
+    console = browser.send(one, "GET", "/console/")
+    assert console.status_code == 200 and "anna" in console.get_data(as_text=True)
