@@ -24,6 +24,7 @@ import contextlib
 import http.client
 import io
 import json
+import os
 import random
 import re
 import secrets
@@ -270,9 +271,12 @@ def wallet_env(
 
 @pytest.fixture
 def running(tmp_path: Path, wallet_env: dict[str, str]) -> Iterator[clusters.Cluster]:
+    # WALLET_TEST_CLUSTER_NETNS=0: distinct loopback ports even where namespaces work.
+    namespaces = os.environ.get("WALLET_TEST_CLUSTER_NETNS", "1") != "0"
     with clusters.cluster(
-        tmp_path / "cluster", admin_url=PG_URL, nodes=3, extra_env=wallet_env
-    ) as c:
+        tmp_path / "cluster", admin_url=PG_URL, nodes=3, extra_env=wallet_env,
+        use_namespaces=namespaces,
+    ) as c:  # fmt: skip
         print(f"app servers on {c.mode}")
         c.start_worker(c.nodes[1], 0)  # killed with its node's server below
         c.start_worker(c.nodes[0], 1)
