@@ -431,6 +431,10 @@ def test_killing_a_server_and_a_worker_loses_no_acknowledged_write(
     )
     status, _ = client.send("GET", "/metrics", "metrics", done=(404,))
     assert status == 404
+    # Its log names method, status and request id; no path (claim secrets), no address.
+    proxy_log = (c.folder / "haproxy.log").read_text()
+    assert "POST 201" in proxy_log and "GET 200" in proxy_log
+    assert "/p/" not in proxy_log and "127.0.0.1 [" not in proxy_log
     with contextlib.suppress(Exception):
         print(f"{len(results.issued)} issued, {len(results.revoked)} revoked, "
               f"{len(results.failures)} client-visible failures: {results.failures}")  # fmt: skip
