@@ -88,6 +88,19 @@ class Namespace:
         subprocess.run(["ip", "link", "del", self.host_link], capture_output=True, timeout=30)
 
 
+def remove_stale_namespaces() -> None:
+    """Namespaces of an earlier run that was killed before its clean-up (its process is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith("wallet-cluster-"):
+            continue
+        pid = name.removeprefix("wallet-cluster-").split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            # Deleting the namespace deletes its end of the veth pair, and so the pair.
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
 def namespaces_possible() -> tuple[bool, str]:
     """Whether this machine lets us make namespaces and veth pairs; why not if not."""
     if os.geteuid() != 0:
@@ -103,6 +116,7 @@ def namespaces_possible() -> tuple[bool, str]:
         return False, f"`ip netns`/veth refused: {exc}"
     finally:
         probe.delete()
+    remove_stale_namespaces()
     return True, "network namespaces with veth pairs"
 
 
@@ -420,11 +434,12 @@ def cluster(
         for i in range(1, nodes + 1):
             namespace = None
             if possible:
-                tag = f"{os.getpid() % 100000}{i}"
                 namespace = Namespace(
-                    f"wallet-cluster-{tag}", f"wc{tag}h", f"{_NET_PREFIX}.{block}.{4 * i + 1}",
-                    f"{_NET_PREFIX}.{block}.{4 * i + 2}",
-                )  # fmt: skip
+                    name=f"wallet-cluster-{os.getpid()}-{i}",
+                    host_link=f"wc{os.getpid() % 100000}{i}h",  # at most 15 characters
+                    host_ip=f"{_NET_PREFIX}.{block}.{4 * i + 1}",
+                    server_ip=f"{_NET_PREFIX}.{block}.{4 * i + 2}",
+                )
                 address = f"{namespace.server_ip}:{PORT}"
             else:
                 address = f"127.0.0.1:{free_port()}"
