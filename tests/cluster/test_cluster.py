@@ -78,8 +78,8 @@ pytestmark = [
 ]
 
 CLIENTS = 8
-RUN_SECONDS = 20.0
-KILL_AFTER = 8.0
+RUN_SECONDS = 16.0
+KILL_AFTER = 6.0
 RETRYABLE = (502, 503, 504)
 
 
