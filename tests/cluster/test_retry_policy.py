@@ -23,9 +23,12 @@ import pytest
 from tests.cluster import haproxy
 from tests.cluster.cluster import free_port
 
-pytestmark = pytest.mark.skipif(
-    not haproxy.available(), reason="HAProxy is not installed (scripts/test installs it)"
-)
+pytestmark = [
+    pytest.mark.real_clock,  # HAProxy and OpenSSL's certificate check run on the machine's clock
+    pytest.mark.skipif(
+        not haproxy.available(), reason="HAProxy is not installed (scripts/test installs it)"
+    ),
+]
 
 
 class _Dying(socketserver.BaseRequestHandler):
