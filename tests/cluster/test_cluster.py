@@ -431,6 +431,9 @@ def test_killing_a_server_and_a_worker_loses_no_acknowledged_write(
     )
     status, _ = client.send("GET", "/metrics", "metrics", done=(404,))
     assert status == 404
+    # A well-formed id from the client (a city system's) is passed through and kept.
+    status, headers, _ = client._once("GET", "/healthz", None, {"X-Request-ID": "city-system-0001"})
+    assert status == 200 and headers["X-Request-ID"] == "city-system-0001"
     # Its log names method, status and request id; no path (claim secrets), no address.
     proxy_log = (c.folder / "haproxy.log").read_text()
     assert "POST 201" in proxy_log and "GET 200" in proxy_log
