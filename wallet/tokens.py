@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -41,6 +41,7 @@ __all__ = [
     "STATUS_LIST_TYP",
     "PassClaims",
     "PassTokenVerifier",
+    "ShownClaims",
     "StatusListToken",
     "new_serial",
     "sign_pass_token",
@@ -125,6 +126,38 @@ class PassClaims(NamedTuple):
         if self.not_before is not None:
             shown["not_before"] = self.not_before.isoformat()
         return shown
+
+
+class ShownClaims(Mapping[str, Any]):
+    """:meth:`PassClaims.display`, built on first read.
+
+    A verdict carries the claims to show, but a gate that only needs ``admit``
+    never reads them, and formatting the dates costs more per scan than all the
+    checks of the claims together. Read-only like the verdict that holds it.
+    """
+
+    __slots__ = ("_claims", "_shown")
+
+    def __init__(self, claims: PassClaims) -> None:
+        self._claims = claims
+        self._shown: dict[str, Any] | None = None
+
+    def _dict(self) -> dict[str, Any]:
+        if self._shown is None:
+            self._shown = self._claims.display()
+        return self._shown
+
+    def __getitem__(self, name: str) -> Any:
+        return self._dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 def sign_pass_token(
@@ -232,9 +265,10 @@ class PassTokenVerifier:
                 raise KeyNotAllowedError(
                     f"key {key.kid} may not sign {claims.pass_type[:32]} passes"
                 )
-            if claims.issued_at > now + LEEWAY:
+            latest = now + LEEWAY
+            if claims.issued_at > latest:
                 raise IssuedInFutureError("the pass claims to be issued in the future")
-            if claims.not_before is not None and claims.not_before > now + LEEWAY:
+            if claims.not_before is not None and claims.not_before > latest:
                 raise NotYetValidError("the pass is not valid yet")
             if now >= claims.expires_at + LEEWAY:
                 raise ExpiredError("the pass has expired")
