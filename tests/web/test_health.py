@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from tests.database import head_revision
 from tests.factories import NOW
 from wallet.services import health
 from wallet.store.db import Database
@@ -61,11 +62,18 @@ def test_a_database_behind_this_codes_schema_is_not_ready(
     client: FlaskClient, db: Database
 ) -> None:
     beat(db)
-    with db.transaction(write=True) as session:
-        session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    status, checks = ready(client)
+    set_revision(db, "0001")
+    try:
+        status, checks = ready(client)
+    finally:  # PostgreSQL's test database is shared by the session's later tests
+        set_revision(db, head_revision())
     assert status == 503 and "run `wallet db upgrade`" in checks["database"]
     assert checks["worker"].startswith("unknown")
+
+
+def set_revision(db: Database, revision: str) -> None:
+    with db.transaction(write=True) as session:
+        session.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
 def test_the_worker_leaves_a_heartbeat_each_round(db: Database) -> None:
