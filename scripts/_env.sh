@@ -25,33 +25,48 @@ ensure_venv() {
     export PATH="$VENV/bin:$PATH"
 }
 
-# Page tests drive Debian's chromium (never a downloaded browser build).
-ensure_chromium() {
-    if [ -x /usr/bin/chromium ]; then
+# A program from Debian's package, installed when missing (as root, with apt-get),
+# else a warning saying what fails without it: ensure_debian PROGRAM PACKAGE WHAT.
+ensure_debian() {
+    local program="$1" package="$2" what="$3"
+    if command -v "$program" >/dev/null || [ -x "/usr/sbin/$program" ] || [ -x "/usr/bin/$program" ]; then
         return
     fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing Debian's chromium for the page tests" >&2
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+        echo "installing Debian's $package for $what" >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >&2
     else
-        echo "warning: /usr/bin/chromium is missing and cannot be installed here;" \
-             "install Debian's chromium package, or the page tests will fail" >&2
+        echo "warning: $program is missing and cannot be installed here;" \
+             "install Debian's $package package, or $what will fail or be skipped" >&2
     fi
 }
 
+# Page tests drive Debian's chromium (never a downloaded browser build).
+ensure_chromium() { ensure_debian chromium chromium "the page tests"; }
 
 # The multi-node tests and scripts/bench_cluster.py run Debian's HAProxy in front
 # of the app servers, with the shipped deploy/haproxy/haproxy.cfg.
-ensure_haproxy() {
-    if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then
-        return
+ensure_haproxy() { ensure_debian haproxy haproxy "the multi-node tests"; }
+
+# `wallet backup`/`wallet restore` on PostgreSQL run pg_dump and pg_restore.
+ensure_pg_client() { ensure_debian pg_dump postgresql-client "the PostgreSQL backup tests"; }
+
+# promtool (Prometheus's own parser) checks the shipped alert rules and dashboard
+# queries. Only the tool is unpacked into the virtualenv: installing the package
+# would also start a Prometheus server.
+ensure_promtool() {
+    local dir="$VENV/prometheus"
+    if ! command -v promtool >/dev/null && [ ! -x "$dir/usr/bin/promtool" ] \
+        && command -v apt-get >/dev/null; then
+        echo "unpacking promtool from Debian's prometheus package" >&2
+        local tmp
+        tmp="$(mktemp -d)" && chmod 755 "$tmp"  # apt downloads as its own user
+        (cd "$tmp" && apt-get download -qq prometheus >&2 && dpkg -x prometheus_*.deb "$dir") \
+            || echo "warning: promtool is unavailable; its check of the alert rules is skipped" >&2
+        rm -rf "$tmp"
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing Debian's haproxy for the multi-node tests" >&2
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >&2
-    else
-        echo "warning: haproxy is missing and cannot be installed here;" \
-             "install Debian's haproxy package, or the multi-node tests are skipped" >&2
+    if [ -x "$dir/usr/bin/promtool" ]; then
+        export PATH="$PATH:$dir/usr/bin"
     fi
 }
 
