@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from tests.database import head_revision
 from tests.factories import NOW
@@ -83,3 +83,30 @@ def test_the_worker_leaves_a_heartbeat_each_round(db: Database) -> None:
     with db.transaction(write=False) as session:
         rows = session.execute(text("SELECT worker, beat_at FROM worker_heartbeats")).all()
     assert len(rows) == 1 and rows[0][0] == health.worker_name()
+
+
+def test_a_node_whose_database_stops_answering_is_not_ready(
+    client: FlaskClient, db: Database
+) -> None:
+    """PostgreSQL refuses this database's connections (as when it is stopped)."""
+    if db.is_sqlite:
+        pytest.skip("an embedded SQLite file cannot stop answering on its own")
+    beat(db)
+    assert ready(client)[0] == 200
+    name = db.engine.url.database
+    admin = create_engine(db.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+        status, checks = ready(client)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        db.engine.dispose()  # the pool's connections were ended
+    assert status == 503 and checks["database"] != "ok"
+    assert checks["worker"].startswith("unknown")
