@@ -247,9 +247,7 @@ class JWSVerifier:
     ) -> VerifiedJWS:
         for key in pinned:
             if _signature_matches(key, signing_input, signature):
-                return VerifiedJWS(
-                    key=key, header=header, payload=_parse_object(payload, "payload")
-                )
+                return VerifiedJWS(key, header, _parse_object(payload, "payload"))
         raise BadSignatureError("the signature does not match")
 
 
