@@ -191,7 +191,12 @@ def service_options(env: dict[str, str]) -> list[str]:
 
 @contextmanager
 def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[Server]:
-    """Serve `app` with 2 gunicorn workers on a free loopback port; yield the server."""
+    """Serve `app` with 2 gunicorn workers on a free loopback port; yield the server.
+
+    A `wallet worker` runs beside it, as `scripts/serve` and the production units
+    run one: among its rounds it copies SQLite's write-ahead log back into the
+    database, which the requests' commits would otherwise do (wallet.store.db).
+    """
     port = _free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
@@ -199,13 +204,19 @@ def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[Server]:
         "--log-level", "warning", app,
     ]  # fmt: skip
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
+    worker = subprocess.Popen(
+        [Path(sys.executable).parent / "wallet", "worker", "--interval", "0.5"],
+        env={**os.environ, **env}, cwd=ROOT, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base + probe, process)
         yield Server(base=base, pid=process.pid)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for child in (process, worker):
+            child.terminate()
+        for child in (process, worker):
+            child.wait(timeout=30)
 
 
 def run_wrk(

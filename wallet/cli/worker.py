@@ -101,7 +101,7 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         metrics.declare(obj.services.pass_types)
         if not once:
             log.info("worker: running, database %s", obj.database_label())
-        next_prune = next_reminders = next_beat = obj.now()
+        next_prune = next_reminders = next_beat = next_checkpoint = obj.now()
         alarms = _Alarms()
         name = health.worker_name()
         while not stop.is_set():
@@ -110,6 +110,9 @@ def worker(obj: Context, once: bool, interval: float) -> None:
                 _retire_renewed(obj)
                 next_reminders = obj.now() + REMIND_EVERY
             busy = _round(obj, deliverers, alarms)
+            if obj.now() >= next_checkpoint:
+                _checkpoint(obj)
+                next_checkpoint = obj.now() + CHECKPOINT_EVERY
             if obj.now() >= next_beat:
                 _beat(obj, name)
                 next_beat = obj.now() + health.BEAT_EVERY
@@ -123,7 +126,16 @@ def worker(obj: Context, once: bool, interval: float) -> None:
 
 
 PRUNE_EVERY = timedelta(hours=1)
+CHECKPOINT_EVERY = timedelta(seconds=1)  # SQLite's WAL, copied back outside requests
 REMIND_EVERY = timedelta(minutes=15)  # a reminder is at most this late
+
+
+def _checkpoint(obj: Context) -> None:
+    """SQLite: copy the write-ahead log into the database here, not in a request's commit."""
+    try:
+        obj.db.checkpoint()
+    except SQLAlchemyError as exc:
+        log.error("database checkpoint failed, retrying: %s", type(exc).__name__)
 
 
 def _beat(obj: Context, name: str) -> None:
