@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -27,6 +28,21 @@ def _is_loopback(address: Any) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _own_logging_setup() -> Iterator[None]:
+    """A command run in-process (`wallet worker` sets up JSON logging on the root
+    logger) must not change how the tests after it log."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)  # a no-op for those still there
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
