@@ -27,16 +27,16 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from tests.cli.admin import Wallet, audit_entries
-from tests.database import PG_URL, head_revision
+from tests.database import PG_URL, head_revision, throwaway_postgres
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.config import Settings
 from wallet.services import audit, passes
 from wallet.services.context import Services
-from wallet.store.db import MIGRATIONS, Database, database_url
+from wallet.store.db import MIGRATIONS, Database
 from wallet.store.models import PassRow
 from wallet.verifier import Verifier
 
@@ -119,17 +119,10 @@ def fresh_database(db: Database, tmp_path: Path) -> Iterator[Database]:
         yield database
         database.dispose()
         return
-    admin_url = make_url(database_url(PG_URL))
-    name = f"wallet_restore_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(admin_url.set(database=name).render_as_string(hide_password=False))
-    yield database
-    database.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("wallet_restore") as url:
+        database = Database(url)
+        yield database
+        database.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +12,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.database import BACKENDS, PG_URL
-from wallet.store.db import MIGRATIONS, Database, database_url
+from tests.database import BACKENDS, throwaway_postgres
+from wallet.store.db import MIGRATIONS, Database
 from wallet.store.models import Base
 
 
@@ -78,15 +76,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
         return
-    admin_url = make_url(database_url(PG_URL))
-    name = f"wallet_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("wallet_migrate") as url:
+        yield url
 
 
 _OLD_PERMIT = text(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,11 +45,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.types import TypeEngine
 
 from tests.cli.admin import Wallet
-from tests.database import BACKENDS, PG_URL
+from tests.database import BACKENDS, throwaway_postgres
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.store.db import MIGRATIONS, Database, database_url
 from wallet.store.models import Base, UTCDateTime
@@ -150,15 +149,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield "sqlite"
         return
-    admin_url = make_url(database_url(PG_URL))
-    name = f"wallet_upgrades_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("wallet_upgrades") as url:
+        yield url
 
 
 @pytest.fixture
