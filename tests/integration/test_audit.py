@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from tests.concurrency import run_together
 from tests.factories import NOW
@@ -507,3 +510,23 @@ def test_concurrent_writers_and_sealers_never_fork_the_chain(
     report = verify(db, key, outside)
     assert (report.intact, report.entries, report.unsealed) == (True, 40, 0)
     assert json.loads(outside.read_text())["seq"] == 40
+
+
+def test_sealing_in_small_batches_lets_other_writers_in_between(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    """SQLite has one writer: the worker seals a few hundred entries a transaction,
+    never thousands at once, so an issuance waits for one small batch at most."""
+    record(db, key, n=7)
+    transactions = 0
+
+    @contextmanager
+    def counted() -> Iterator[Session]:
+        nonlocal transactions
+        transactions += 1
+        with db.transaction(write=True) as session:
+            yield session
+
+    report = audit.seal_all(counted, key=key, checkpoint_file=outside, clock=lambda: NOW, batch=3)
+    assert report.sealed == 7 and transactions == 4  # 3 + 3 + 1, then one that finds none
+    assert verify(db, key, outside).intact

@@ -126,7 +126,11 @@ def worker(obj: Context, once: bool, interval: float) -> None:
 
 
 PRUNE_EVERY = timedelta(hours=1)
-CHECKPOINT_EVERY = timedelta(seconds=1)  # SQLite's WAL, copied back outside requests
+CHECKPOINT_EVERY = timedelta(seconds=1)
+# SQLite has one writer at a time: a sealing transaction of thousands of entries
+# held up every issuance behind it. Small batches let requests in between.
+SEAL_BATCH_SQLITE = 200
+SEAL_BATCH = 5000  # SQLite's WAL, copied back outside requests
 REMIND_EVERY = timedelta(minutes=15)  # a reminder is at most this late
 
 
@@ -207,6 +211,7 @@ def _seal(obj: Context, alarms: _Alarms) -> int:
             key=obj.services.audit_key,
             checkpoint_file=obj.services.audit_checkpoint_file,
             clock=obj.now,
+            batch=SEAL_BATCH_SQLITE if obj.db.is_sqlite else SEAL_BATCH,
         )
     except audit.AuditTamperedError as exc:
         if exc.message != alarms.tampering:

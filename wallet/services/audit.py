@@ -386,8 +386,9 @@ def seal_all(
     key: AuditKey,
     checkpoint_file: Path | None,
     clock: Callable[[], datetime],
+    batch: int = 5000,
 ) -> SealReport:
-    """Seal everything committed so far, one transaction per batch.
+    """Seal everything committed so far, one transaction per ``batch`` entries.
 
     Each batch's checkpoint is written to ``checkpoint_file`` after its commit
     (a file written before could vouch for entries that were rolled back).
@@ -398,7 +399,7 @@ def seal_all(
     while True:
         outside = read_checkpoint_file(checkpoint_file) if checkpoint_file else None
         with session_factory() as session:
-            result = seal(session, key=key, now=clock(), outside=outside)
+            result = seal(session, key=key, now=clock(), outside=outside, limit=batch)
         if result.checkpoint is not None:
             newest = result.checkpoint
             if checkpoint_file is not None:
