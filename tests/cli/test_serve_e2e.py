@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,6 +80,33 @@ def wait_until_up(service: LiveService) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     pytest.fail(f"the service did not answer within {START_TIMEOUT} s:\n{service.logs()}")
+
+
+def setup_and_serve(env: dict[str, str], tmp: Path) -> tuple[LiveService, str]:
+    """`wallet setup`, then gunicorn with the service's own configuration, as
+    scripts/serve runs them; the running service and the first admin's API token.
+    Its output goes to files under ``tmp`` (the log privacy scan reads them)."""
+    setup = subprocess.run(
+        [Path(sys.executable).parent / "wallet", "setup"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    found = re.search(r"\b(wpt_[A-Za-z0-9_-]+)", setup.stdout)
+    assert found is not None, "wallet setup printed no admin API token"
+    stdout, stderr = tmp / "gunicorn.out", tmp / "gunicorn.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:wallet.web.gunicorn_conf",
+             "wallet.web.wsgi:app"],
+            env=env, cwd=ROOT, stdout=out, stderr=err,
+        )  # fmt: skip
+    service = LiveService(env["WALLET_PUBLIC_URL"], env, process, stdout, stderr)
+    try:
+        wait_until_up(service)
+    except BaseException:
+        stop(process)
+        raise
+    return service, found[1]
 
 
 @pytest.fixture

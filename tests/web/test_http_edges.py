@@ -10,13 +10,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, stop, wait_until_up
+from tests.cli.test_serve_e2e import LiveService, free_port, setup_and_serve, stop
 
 LIBRARY = {"type": "library", "holder": {"card_number": "100200300400", "name": "Erika Mustermann"}}
 API_LIMIT = 64 * 1024  # wallet.web.api.MAX_BODY_BYTES
@@ -53,25 +49,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         WALLET_WORKERS="1",
         WALLET_PUBLIC_URL=url,
     )
-    setup = subprocess.run(
-        [Path(sys.executable).parent / "wallet", "setup"],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    found = re.search(r"\b(wpt_[A-Za-z0-9_-]+)", setup.stdout)
-    assert found is not None, "wallet setup printed no admin API token"
-    stdout, stderr = tmp / "serve.out", tmp / "serve.err"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:wallet.web.gunicorn_conf",
-             "wallet.web.wsgi:app"],
-            env=env, cwd=ROOT, stdout=out, stderr=err,
-        )  # fmt: skip
-    service = LiveService(url, env, process, stdout, stderr)
+    service, token = setup_and_serve(env, tmp)
     try:
-        wait_until_up(service)
-        yield Server(service=service, port=port, token=found[1])
+        yield Server(service=service, port=port, token=token)
     finally:
-        stop(process)
+        stop(service.process)
 
 
 @dataclass

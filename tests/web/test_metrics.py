@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, stop, wait_until_up
+from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, setup_and_serve, stop
 from tests.factories import HOLDERS, NOW, fresh_holder
 from tests.web.test_metrics_deploy import check_names_exported
 from wallet.services import accounts, metrics
@@ -101,27 +100,8 @@ def start_service(db: Database, tmp: Path, **extra: str) -> tuple[LiveService, s
         WALLET_PUBLIC_URL=url,
         **extra,
     )
-    setup = subprocess.run(
-        [Path(sys.executable).parent / "wallet", "setup"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert setup.returncode == 0, setup.stderr
-    found = re.search(r"\b(wpt_[A-Za-z0-9_-]+)", setup.stdout)
-    assert found is not None, "wallet setup printed no admin API token"
-    stdout, stderr = tmp / "gunicorn.out", tmp / "gunicorn.err"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:wallet.web.gunicorn_conf",
-             "wallet.web.wsgi:app"],
-            env=env, cwd=ROOT, stdout=out, stderr=err,
-        )  # fmt: skip
-    service = LiveService(url, env, process, stdout, stderr)
-    try:
-        wait_until_up(service)
-    except BaseException:
-        stop(process)
-        raise
-    return service, found[1], env
+    service, token = setup_and_serve(env, tmp)
+    return service, token, env
 
 
 @pytest.fixture
