@@ -528,5 +528,30 @@ def test_sealing_in_small_batches_lets_other_writers_in_between(
             yield session
 
     report = audit.seal_all(counted, key=key, checkpoint_file=outside, clock=lambda: NOW, batch=3)
-    assert report.sealed == 7 and transactions == 4  # 3 + 3 + 1, then one that finds none
+    assert report.sealed == 7 and transactions == 3  # 3 + 3 + 1: a short batch found the end
+    assert verify(db, key, outside).intact
+
+
+def test_sealing_stops_when_it_has_caught_up_while_issuers_keep_writing(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    """Under load issuers add entries as fast as the sealer links them. Sealing on
+    until a batch came back empty never ended: it took every third turn at
+    SQLite's write lock, each with a checkpoint, and issuance halved."""
+    record(db, key, n=5)
+    transactions = 0
+
+    @contextmanager
+    def busy_issuers() -> Iterator[Session]:
+        nonlocal transactions
+        transactions += 1
+        assert transactions <= 5, "the sealer did not stop while issuers kept writing"
+        record(db, key, n=2)  # committed just before each sealing transaction starts
+        with db.transaction(write=True) as session:
+            yield session
+
+    report = audit.seal_all(
+        busy_issuers, key=key, checkpoint_file=outside, clock=lambda: NOW, batch=10
+    )
+    assert (report.sealed, transactions) == (7, 1)
     assert verify(db, key, outside).intact

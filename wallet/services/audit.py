@@ -406,7 +406,11 @@ def seal_all(
                 write_checkpoint_file(checkpoint_file, result.checkpoint)
         total += result.sealed
         refused.update(result.refused)
-        if result.sealed == 0:
+        # A short batch found no more: stop. Going on until a batch comes back empty
+        # never ends under load (issuers add entries as fast as it seals them) and
+        # took every third turn at SQLite's write lock, a checkpoint each: issuance
+        # halved (936/s without sealing, 456/s with, 16 clients).
+        if result.sealed < batch:
             return SealReport(sealed=total, refused=tuple(sorted(refused)), checkpoint=newest)
 
 
