@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
@@ -68,6 +68,7 @@ _RFC3339_RE = re.compile(
 _BEARER_CHALLENGE = 'Bearer realm="wallet"'
 
 P = ParamSpec("P")
+T = TypeVar("T")
 
 
 # -- errors only HTTP knows ---------------------------------------------------
@@ -280,41 +281,53 @@ def _create_once(
     caller: Caller, body: Mapping[str, Any], work: Callable[[Session], passes.IssuedPass]
 ) -> Response:
     """Run a use case that makes a pass or claim link: 201 with the link, at most once."""
-    return _answer_once(caller, body, lambda session: _created(work(session)))
+    return _answer_once(caller, body, work, _created)
+
+
+def _as_is(stored: StoredResponse) -> StoredResponse:
+    return stored
 
 
 def _answer_once(
-    caller: Caller, body: Mapping[str, Any], work: Callable[[Session], StoredResponse]
+    caller: Caller,
+    body: Mapping[str, Any],
+    work: Callable[[Session], T],
+    answer: Callable[[T], StoredResponse],
 ) -> Response:
-    """Run a creating use case, at most once per Idempotency-Key when the client sends one."""
+    """Run a creating use case, at most once per Idempotency-Key when the client sends one.
+
+    ``work`` runs in the write transaction; ``answer`` turns its result into the
+    response. Without a key the answer is built after the commit: on SQLite the
+    write lock is then free ~0.1 ms sooner a request, for the other workers.
+    """
     ctx = context()
     header = request.headers.get(idempotency.HEADER)
     if header is None:
         with ctx.db.transaction(write=True) as session:
-            stored = work(session)
-        return _send(stored)
+            done = work(session)
+        return _send(answer(done))
     key = idempotency.check_key(header)
     digest = idempotency.request_hash(method=request.method, path=request.path, body=body)
     earlier = {"actor": caller.actor, "key": key, "digest": digest, "secret": caller.secret}
     with ctx.db.transaction(write=False) as session:
-        answer = idempotency.answer_for(session, **earlier)
-    if answer is not None:
-        return _send(answer, replayed=True)
+        replay = idempotency.answer_for(session, **earlier)
+    if replay is not None:
+        return _send(replay, replayed=True)
     try:
         with ctx.db.transaction(write=True) as session:
             claimed = idempotency.claim(
                 session, actor=caller.actor, key=key, digest=digest, now=now()
             )
-            stored = work(session)
+            stored = answer(work(session))  # kept with the key: built before the commit
             idempotency.complete(session, claimed, stored, secret=caller.secret)
         return _send(stored)
     except idempotency.KeyTakenError as taken:
         # A concurrent twin committed first; everything of ours was rolled back.
         with ctx.db.transaction(write=False) as session:
-            answer = idempotency.answer_for(session, **earlier)
-        if answer is None:
+            replay = idempotency.answer_for(session, **earlier)
+        if replay is None:
             raise taken
-        return _send(answer, replayed=True)
+        return _send(replay, replayed=True)
 
 
 # -- routes ----------------------------------------------------------------------
@@ -542,7 +555,7 @@ def replace_claim_link(caller: Caller, serial: str) -> Response:
         )  # fmt: skip
         return StoredResponse(202, {**record.to_json(), "claim_link_sent_by": "email"}, {})
 
-    return _answer_once(caller, body, send)
+    return _answer_once(caller, body, send, _as_is)
 
 
 MAX_IMPORT_ROWS = 10_000
