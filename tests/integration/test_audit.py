@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -555,3 +555,62 @@ def test_sealing_stops_when_it_has_caught_up_while_issuers_keep_writing(
     )
     assert (report.sealed, transactions) == (7, 1)
     assert verify(db, key, outside).intact
+
+
+def _sealing_in_two_steps(
+    db: Database, key: AuditKey, outside: Path, between: Callable[[], None]
+) -> audit.SealResult:
+    """seal_all as the worker runs it: each batch read and checked in a read
+    transaction, written in a write transaction; ``between`` runs in the gap once."""
+    gaps = 0
+
+    @contextmanager
+    def reading() -> Iterator[Session]:
+        nonlocal gaps
+        with db.transaction(write=False) as session:
+            yield session
+        gaps += 1
+        if gaps == 1:
+            between()
+
+    return audit.seal_all(
+        lambda: db.transaction(write=True), read_factory=reading, key=key,
+        checkpoint_file=outside, clock=lambda: NOW,
+    )  # fmt: skip
+
+
+def test_a_second_sealer_overtaking_the_first_between_its_steps_makes_it_plan_again(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    """Two workers seal at once: the one whose chain end moved while it checked
+    entries must not link them onto the old end (two entries with one number)."""
+    record(db, key, n=4)
+
+    def other_worker() -> None:
+        record(db, key, n=2)
+        assert seal(db, key, outside) == 6
+
+    report = _sealing_in_two_steps(db, key, outside, other_worker)
+    assert report.sealed == 0  # it planned again and found everything sealed
+    record(db, key, n=3)
+    assert _sealing_in_two_steps(db, key, outside, lambda: None).sealed == 3
+    chain = verify(db, key, outside)
+    assert (chain.intact, chain.entries, chain.unsealed) == (True, 9, 0)
+    assert sorted(e.seq for e in entries(db)) == list(range(1, 10))
+
+
+def test_an_entry_deleted_while_the_sealer_checks_it_is_named_not_buried(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    """Someone with database access deletes an entry in the gap between the
+    sealer's read and its write: the chain it writes then lacks that entry, and
+    verification names it, as for any entry removed from the middle."""
+    record(db, key, n=4)
+    second = ids(db)[1]
+    report = _sealing_in_two_steps(
+        db, key, outside, lambda: sql(db, "DELETE FROM audit_log WHERE id = :id", id=second)
+    )
+    assert report.sealed == 4
+    chain = verify(db, key, outside)
+    assert not chain.intact
+    assert chain.kinds == {Tampering.REMOVED_IN_THE_MIDDLE}

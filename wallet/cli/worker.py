@@ -208,6 +208,7 @@ def _seal(obj: Context, alarms: _Alarms) -> int:
     try:
         report = audit.seal_all(
             lambda: obj.transaction(write=True),
+            read_factory=lambda: obj.transaction(write=False),
             key=obj.services.audit_key,
             checkpoint_file=obj.services.audit_checkpoint_file,
             clock=obj.now,

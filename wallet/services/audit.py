@@ -273,6 +273,85 @@ def _entry_problem(row: Any) -> Tampering | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The links for the next entries, worked out from the chain's end ``seq``/``head``."""
+
+    seq: int
+    head: str
+    links: list[dict[str, Any]]
+    refused: tuple[int, ...]
+    known: Checkpoint | None
+
+    @property
+    def end(self) -> tuple[int, str]:
+        """The chain's end once the links are written."""
+        return (
+            (self.links[-1]["seq"], self.links[-1]["link"]) if self.links else (self.seq, self.head)
+        )
+
+
+def _plan(session: Session, *, key: AuditKey, outside: object | None, limit: int) -> _Plan:
+    """Read and check: the chain's end against the newest checkpoint, each new
+    entry's MAC and content, and the link each gets. Writes nothing."""
+    connection = session.connection()
+    last = connection.execute(_LAST_SEALED).first()
+    seq, prev = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+    known = _newest_known_checkpoint(session, key, outside)
+    if known is not None:
+        _check_tail(session, known, seq=seq, head=prev)
+    start, head = seq, prev
+    links: list[dict[str, Any]] = []
+    refused: list[int] = []
+    after_id = 0
+    while len(links) < limit:
+        rows = connection.execute(
+            _UNSEALED.where(_log.c.id > after_id).order_by(_log.c.id).limit(limit - len(links))
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            after_id = row.id
+            if (
+                row.mac is None
+                or not hmac.compare_digest(row.mac, key.mac(row.content_hash))
+                or _entry_problem(row) is not None
+            ):
+                refused.append(row.id)
+                continue
+            seq += 1
+            link = key.link(prev_hash=prev, seq=seq, content_hash=row.content_hash)
+            links.append({"entry_id": row.id, "seq": seq, "prev": prev, "link": link})
+            prev = link
+    return _Plan(start, head, links, tuple(refused), known)
+
+
+def _apply(session: Session, plan: _Plan, *, key: AuditKey, now: datetime) -> SealResult | None:
+    """Write a plan's links and a signed checkpoint; None if the chain's end moved
+    since the plan was made (another sealer was quicker: plan again)."""
+    lock_audit_chain(session)
+    connection = session.connection()
+    last = connection.execute(_LAST_SEALED).first()
+    if (last is not None and (int(last.seq), str(last.hash)) != (plan.seq, plan.head)) or (
+        last is None and plan.seq != 0
+    ):
+        return None
+    if plan.links:
+        connection.execute(_SEAL, plan.links)
+    if not plan.links and (plan.known is not None or plan.seq == 0):
+        return SealResult(sealed=0, refused=plan.refused)
+    # Something new, or a chain sealed before checkpoints existed: vouch for it now.
+    legacy = plan.known.legacy if plan.known is not None else _count_legacy(session)
+    seq, head = plan.end
+    checkpoint = Checkpoint(seq=seq, head=head, at=now, legacy=legacy)
+    document = key.sign_checkpoint(checkpoint)
+    session.add(
+        AuditCheckpointRow(seq=seq, head=head, at=now, signed=json.dumps(document, sort_keys=True))
+    )
+    session.flush()
+    return SealResult(sealed=len(plan.links), refused=plan.refused, checkpoint=document)
+
+
 def seal(
     session: Session,
     *,
@@ -293,47 +372,11 @@ def seal(
     returned checkpoint outside the database (:func:`seal_all` does both).
     """
     lock_audit_chain(session)
-    connection = session.connection()
-    last = connection.execute(_LAST_SEALED).first()
-    seq, prev = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
-    known = _newest_known_checkpoint(session, key, outside)
-    if known is not None:
-        _check_tail(session, known, seq=seq, head=prev)
-    params: list[dict[str, Any]] = []
-    refused: list[int] = []
-    after_id = 0
-    while len(params) < limit:
-        rows = connection.execute(
-            _UNSEALED.where(_log.c.id > after_id).order_by(_log.c.id).limit(limit - len(params))
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            after_id = row.id
-            if (
-                row.mac is None
-                or not hmac.compare_digest(row.mac, key.mac(row.content_hash))
-                or _entry_problem(row) is not None
-            ):
-                refused.append(row.id)
-                continue
-            seq += 1
-            link = key.link(prev_hash=prev, seq=seq, content_hash=row.content_hash)
-            params.append({"entry_id": row.id, "seq": seq, "prev": prev, "link": link})
-            prev = link
-    if params:
-        connection.execute(_SEAL, params)
-    if not params and (known is not None or seq == 0):
-        return SealResult(sealed=0, refused=tuple(refused))
-    # Something new, or a chain sealed before checkpoints existed: vouch for it now.
-    legacy = known.legacy if known is not None else _count_legacy(session)
-    checkpoint = Checkpoint(seq=seq, head=prev, at=now, legacy=legacy)
-    document = key.sign_checkpoint(checkpoint)
-    session.add(
-        AuditCheckpointRow(seq=seq, head=prev, at=now, signed=json.dumps(document, sort_keys=True))
+    result = _apply(
+        session, _plan(session, key=key, outside=outside, limit=limit), key=key, now=now
     )
-    session.flush()
-    return SealResult(sealed=len(params), refused=tuple(refused), checkpoint=document)
+    assert result is not None, "the chain cannot move under the sealing lock"
+    return result
 
 
 def _count_legacy(session: Session) -> int:
@@ -373,13 +416,6 @@ def _check_tail(session: Session, known: Checkpoint, *, seq: int, head: str) -> 
         )
 
 
-@dataclass(frozen=True)
-class SealReport:
-    sealed: int
-    refused: tuple[int, ...] = ()
-    checkpoint: Mapping[str, Any] | None = None
-
-
 def seal_all(
     session_factory: Callable[[], AbstractContextManager[Session]],
     *,
@@ -387,9 +423,14 @@ def seal_all(
     checkpoint_file: Path | None,
     clock: Callable[[], datetime],
     batch: int = 5000,
-) -> SealReport:
+    read_factory: Callable[[], AbstractContextManager[Session]] | None = None,
+) -> SealResult:
     """Seal everything committed so far, one transaction per ``batch`` entries.
 
+    With ``read_factory`` each batch is worked out in a read transaction and only
+    written in a write transaction (``session_factory``): on SQLite, whose one
+    write lock every issuance needs, sealing then holds it for the writes alone,
+    not for reading and checking every entry (3.3 instead of 7.3 ms a batch of 200).
     Each batch's checkpoint is written to ``checkpoint_file`` after its commit
     (a file written before could vouch for entries that were rolled back).
     """
@@ -398,8 +439,19 @@ def seal_all(
     newest: Mapping[str, Any] | None = None
     while True:
         outside = read_checkpoint_file(checkpoint_file) if checkpoint_file else None
-        with session_factory() as session:
-            result = seal(session, key=key, now=clock(), outside=outside, limit=batch)
+        if read_factory is None:
+            with session_factory() as session:
+                result: SealResult | None = seal(
+                    session, key=key, now=clock(), outside=outside, limit=batch
+                )
+        else:
+            with read_factory() as session:
+                plan = _plan(session, key=key, outside=outside, limit=batch)
+            with session_factory() as session:
+                result = _apply(session, plan, key=key, now=clock())
+            if result is None:
+                continue  # another sealer moved the chain's end: plan again from there
+        assert result is not None
         if result.checkpoint is not None:
             newest = result.checkpoint
             if checkpoint_file is not None:
@@ -411,7 +463,7 @@ def seal_all(
         # took every third turn at SQLite's write lock, a checkpoint each: issuance
         # halved (936/s without sealing, 456/s with, 16 clients).
         if result.sealed < batch:
-            return SealReport(sealed=total, refused=tuple(sorted(refused)), checkpoint=newest)
+            return SealResult(sealed=total, refused=tuple(sorted(refused)), checkpoint=newest)
 
 
 # -- verifying ------------------------------------------------------------------
