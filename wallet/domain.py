@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from wallet.errors import InputError
 from wallet.passtypes import PassType, Text
 from wallet.plates import normalise_zone
+from wallet.qrtext import encode_qr_text
 
 __all__ = [
     "LANGUAGES",
@@ -140,7 +142,12 @@ class PassRecord:
     updated_at: datetime
     kid: str
     token: str
-    qr_text: str
+
+    @cached_property
+    def qr_text(self) -> str:
+        """What the QR code holds: derived from the token when first read (a list of
+        passes, or an issuance under SQLite's write lock, need not encode it)."""
+        return encode_qr_text(self.token)
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON shape of a pass: the API's, the CLI's ``--json`` and the console's."""

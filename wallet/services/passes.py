@@ -50,7 +50,6 @@ from wallet.errors import (
     StateConflictError,
 )
 from wallet.passtypes import PassType, has_control_characters, split_enforcement_value
-from wallet.qrtext import encode_qr_text
 from wallet.services import audit, metrics, outbox, wallets
 from wallet.services.context import Services
 from wallet.services.open_lists import ListSlot
@@ -113,7 +112,6 @@ def pass_record(row: PassRow) -> PassRecord:
         updated_at=row.updated_at,
         kid=row.kid,
         token=row.token,
-        qr_text=encode_qr_text(row.token),
     )
 
 
@@ -362,7 +360,6 @@ class _Draft:
             state=PassState.VALID, holder=dict(self.cleaned), valid_from=self.start,
             valid_until=self.end, reason=None, replaces=self.values["replaces"],  # type: ignore[arg-type]
             replaced_by=None, created_at=now, updated_at=now, kid=self.key.kid, token=token,
-            qr_text=encode_qr_text(token),
         )  # fmt: skip
         return IssuedPass(record=record, claim_secret=self.secret, pass_id=pass_id)
 
