@@ -13,6 +13,7 @@ folder, which the web server's metrics listener on the same host reads.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -92,9 +93,10 @@ def worker(obj: Context, once: bool, interval: float) -> None:
         log.info("worker: %s received, stopping", signal.Signals(signum).name)
         stop.set()
 
-    if not once:
+    if not once:  # (--once runs inside other programs, tests among them: left alone)
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        os.nice(NICENESS)
     with ExitStack() as stack:
         deliverers = build_deliverers(obj.services, stack)
         obj.services.audit_key  # noqa: B018 - fail at start: no audit key, wrong passphrase
@@ -132,6 +134,10 @@ CHECKPOINT_EVERY = timedelta(seconds=1)
 SEAL_BATCH_SQLITE = 200
 SEAL_BATCH = 5000  # SQLite's WAL, copied back outside requests
 REMIND_EVERY = timedelta(minutes=15)  # a reminder is at most this late
+# A round can wait a few milliseconds; a request at a desk or a citizen's cannot.
+# Where web workers share the machine, the kernel gives them the CPU first. Measured
+# on 2 busy cores: p99 at 16 clients 52-62 ms with, 65-76 ms without.
+NICENESS = 10
 
 
 def _checkpoint(obj: Context) -> None:
