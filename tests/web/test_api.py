@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -727,6 +727,27 @@ def test_a_retry_with_the_same_key_returns_the_first_answer(
         secret = urlsplit(first.get_json()["claim_url"]).path[3:]
         assert secret not in json.dumps(stored.response)  # sealed, not stored in the clear
         assert first.get_json()["token"] not in json.dumps(stored.response)
+
+
+def test_a_replay_answers_as_the_first_request_did_though_its_checks_would_now_refuse_it(
+    app: Flask, client: FlaskClient, db: Database, issuer: dict[str, str]
+) -> None:
+    """Without a key, issuance checks the request before the write transaction opens;
+    with one, the stored answer comes first: a client retrying after a timeout gets
+    its pass, not a refusal of a start time that has since slipped a day into the past."""
+    started = (NOW - timedelta(hours=23)).isoformat()
+    body = {**LIBRARY, "valid_from": started}
+    headers = {**issuer, "Idempotency-Key": "order-4712"}
+    first = client.post("/api/v1/passes", json=body, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    app.extensions["wallet"].clock = lambda: NOW + timedelta(hours=2)
+    again = client.post("/api/v1/passes", json=body, headers=headers)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.get_json() == first.get_json()
+    error(
+        client.post("/api/v1/passes", json=body, headers=issuer), 422, "invalid_input", "valid_from"
+    )
+    assert count(db, PassRow) == 1
 
 
 def test_the_same_key_with_another_body_is_refused(

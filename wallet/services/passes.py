@@ -322,6 +322,9 @@ def _check_window(
     return start, end
 
 
+_UNPLACED = ListSlot(0, "", 0)  # no list yet: _place gives it one
+
+
 @dataclass
 class _Draft:
     """A pass ready to sign once it has a status slot: everything but the index."""
@@ -331,14 +334,15 @@ class _Draft:
     start: datetime
     end: datetime
     key: Any  # the signing key (wallet.keys.SigningKey)
-    status_list: ListSlot
-    uri: str
     values: dict[str, object]
     secret: str
     claim_link: dict[str, object]
     entry: dict[str, object]
     # Its plate-and-zone keys, one per plate (PassType.enforcement_values): held while live.
     keys: tuple[str, ...] = ()
+    # Where its status bit goes: set by _place, in the write transaction.
+    status_list: ListSlot = _UNPLACED
+    uri: str = ""
 
     def sign(self, services: Services, idx: int, now: datetime) -> str:
         return sign_pass_token(
@@ -364,8 +368,7 @@ class _Draft:
         return IssuedPass(record=record, claim_secret=self.secret, pass_id=pass_id)
 
 
-def _draft(
-    session: Session,
+def _prepare(
     services: Services,
     *,
     type_id: object,
@@ -386,7 +389,6 @@ def _draft(
     period_from = renewal_of.valid_until if renewal_of is not None else None
     start, end = _check_window(pass_type, valid_from, valid_until, now, period_from, may_run_until)
     key = services.keys.current_signing_key(pass_type.id, now=now)
-    status_list = _status_list(session, services, pass_type, now)
     serial = new_serial()
     values: dict[str, object] = {
         "serial": serial,
@@ -396,7 +398,6 @@ def _draft(
         "state": PassState.VALID.value,
         "valid_from": start,
         "valid_until": end,
-        "status_list_id": status_list.id,
         "kid": key.kid,
         "update_tag": 0,
         "apple_auth_token": (
@@ -417,9 +418,16 @@ def _draft(
         details={"type": pass_type.id, "valid_until": end.isoformat(), "replaces": replaces},
         now=now,
     )
-    uri = status_list_uri(services.settings.public_url, status_list.name)
-    return _Draft(pass_type, cleaned, start, end, key, status_list, uri, values, secret,
-                  claim_link, entry, pass_type.enforcement_values(cleaned))  # fmt: skip
+    return _Draft(pass_type, cleaned, start, end, key, values, secret, claim_link, entry,
+                  pass_type.enforcement_values(cleaned))  # fmt: skip
+
+
+def _place(session: Session, services: Services, draft: _Draft, now: datetime) -> _Draft:
+    """Give a prepared pass its status list (the one step of drafting that reads)."""
+    draft.status_list = _status_list(session, services, draft.pass_type, now)
+    draft.values["status_list_id"] = draft.status_list.id
+    draft.uri = status_list_uri(services.settings.public_url, draft.status_list.name)
+    return draft
 
 
 # Keys exist only while their permit is live: any row found is a live permit's.
@@ -526,11 +534,43 @@ def issue_pass(
     ``renewal_of`` makes the pass its successor in the holder's wallets: same
     wallet serial and Apple secret, validity counted on from its end.
     """
-    draft = _draft(
-        session, services, type_id=type_id, holder=holder, valid_from=valid_from,
+    draft = _prepare(
+        services, type_id=type_id, holder=holder, valid_from=valid_from,
         valid_until=valid_until, actor=actor, now=now, replaces=replaces,
         external_key=external_key, renewal_of=renewal_of, may_run_until=may_run_until,
     )  # fmt: skip
+    return issue_prepared(session, services, draft, now=now)
+
+
+PreparedPass = _Draft
+
+
+def prepare_pass(
+    services: Services,
+    *,
+    type_id: object,
+    holder: object,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    actor: str,
+    now: datetime,
+) -> PreparedPass:
+    """A new pass checked and drafted without the database: :func:`issue_prepared`
+    stores it. An edge that prepares before it opens the write transaction holds
+    SQLite's one write lock that much shorter (the checks, the claim link's hash
+    and the audit entry's MAC happen outside it)."""
+    return _prepare(
+        services, type_id=type_id, holder=holder, valid_from=valid_from,
+        valid_until=valid_until, actor=actor, now=now, replaces=None, external_key=None,
+        renewal_of=None,
+    )  # fmt: skip
+
+
+def issue_prepared(
+    session: Session, services: Services, draft: PreparedPass, *, now: datetime
+) -> IssuedPass:
+    """Sign and store a prepared pass (as :func:`issue_pass` does)."""
+    _place(session, services, draft, now)
     _check_one_live(session, draft.pass_type, draft.keys)
     return _store_draft(session, services, draft, now)
 
@@ -539,9 +579,10 @@ def _import_draft(
     session: Session, services: Services, type_id: object, holder: Mapping[str, str],
     key: str | None, *, actor: str, now: datetime,
 ) -> _Draft:  # fmt: skip
-    return _draft(session, services, type_id=type_id, holder=holder, valid_from=None,
-                  valid_until=None, actor=actor, now=now, replaces=None, external_key=key,
-                  renewal_of=None)  # fmt: skip
+    draft = _prepare(services, type_id=type_id, holder=holder, valid_from=None,
+                     valid_until=None, actor=actor, now=now, replaces=None, external_key=key,
+                     renewal_of=None)  # fmt: skip
+    return _place(session, services, draft, now)
 
 
 def issue_passes(

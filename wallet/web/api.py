@@ -370,20 +370,23 @@ def create_pass(caller: Caller) -> Response:
             f"valid_from may lie at most {MAX_START_AHEAD.days} days ahead", field="valid_from"
         )
 
-    def issue(session: Session) -> passes.IssuedPass:
+    def prepare() -> passes.PreparedPass:
         try:
-            return passes.issue_pass(
-                session,
-                context().services,
-                type_id=type_id,
-                holder=holder,
-                valid_from=valid_from,
-                valid_until=valid_until,
-                actor=caller.actor,
-                now=moment,
-            )
+            return passes.prepare_pass(
+                context().services, type_id=type_id, holder=holder, valid_from=valid_from,
+                valid_until=valid_until, actor=caller.actor, now=moment,
+            )  # fmt: skip
         except HolderDataError as exc:
             raise HolderDataError(exc.message, field=f"holder.{exc.field}") from exc
+
+    # Checked and drafted before the write transaction opens (SQLite's one write
+    # lock is held that much shorter), unless an Idempotency-Key may make this a
+    # replay: that answers as the first request did, so it is looked up first.
+    early = None if idempotency.HEADER in request.headers else prepare()
+
+    def issue(session: Session) -> passes.IssuedPass:
+        draft = early or prepare()
+        return passes.issue_prepared(session, context().services, draft, now=moment)
 
     return _create_once(caller, body, issue)
 
