@@ -192,3 +192,18 @@ def stored_row(db: Any, serial: str) -> Any:
         row = stored_pass(session, serial)
         session.expunge(row)
     return row
+
+
+def dev_instance_env(folder: Path) -> dict[str, str]:
+    """The environment of a development instance in ``folder`` (SQLite), for a child
+    process that imports the service (gunicorn's workers do, at start)."""
+    import os
+
+    return {
+        **os.environ,
+        "WALLET_DATABASE_URL": f"sqlite:///{folder / 'wallet.sqlite3'}",
+        "WALLET_DEV_MODE": "1",
+        "WALLET_INSTANCE_DIR": str(folder / "instance"),
+        "WALLET_SIGNING_KEYS_DIR": str(folder / "keys"),
+        "WALLET_SECRET_KEY": "k" * 64,
+    }

@@ -9,7 +9,6 @@ every test and broke the service on a new machine.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from importlib import metadata
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.factories import dev_instance_env
 
 # Libraries that another library imports only when it happens to be installed.
 OPTIONAL = {"pygments": "mako (alembic's templates) highlights with it when present"}
@@ -38,14 +39,7 @@ print(json.dumps(sorted(third_party)))
 
 def _imported_by_wallet(tmp_path: Path) -> list[str]:
     """Top-level names of every library loaded once all of wallet is imported."""
-    env = {
-        **os.environ,
-        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'wallet.sqlite3'}",
-        "WALLET_DEV_MODE": "1",
-        "WALLET_INSTANCE_DIR": str(tmp_path / "instance"),
-        "WALLET_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
-        "WALLET_SECRET_KEY": "k" * 64,
-    }
+    env = dev_instance_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", _IMPORTED], env=env, capture_output=True, text=True, check=True
     )

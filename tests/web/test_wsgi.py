@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.factories import dev_instance_env
 
 _COUNT = "import gc, wallet.web.wsgi; print(gc.get_freeze_count(), len(gc.get_objects()))"
 
@@ -14,14 +15,7 @@ def test_what_a_worker_builds_at_start_is_kept_out_of_full_collections(tmp_path:
     """A full garbage collection walked the ~100,000 objects of the app's start: a
     70 ms stall every few thousand requests, for every request queued behind it
     (p99 at 16 clients, issue 12). The worker freezes them once the app is built."""
-    env = {
-        **os.environ,
-        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'wallet.sqlite3'}",
-        "WALLET_DEV_MODE": "1",
-        "WALLET_INSTANCE_DIR": str(tmp_path / "instance"),
-        "WALLET_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
-        "WALLET_SECRET_KEY": "k" * 64,
-    }
+    env = dev_instance_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", _COUNT], env=env, capture_output=True, text=True, check=True
     )

@@ -368,20 +368,27 @@ class _Draft:
         return IssuedPass(record=record, claim_secret=self.secret, pass_id=pass_id)
 
 
-def _prepare(
+PreparedPass = _Draft
+
+
+def prepare_pass(
     services: Services,
     *,
     type_id: object,
     holder: object,
-    valid_from: datetime | None,
-    valid_until: datetime | None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
     actor: str,
     now: datetime,
-    replaces: str | None,
-    external_key: str | None,
-    renewal_of: PassRow | None,
+    replaces: str | None = None,
+    external_key: str | None = None,
+    renewal_of: PassRow | None = None,
     may_run_until: datetime | None = None,
-) -> _Draft:
+) -> PreparedPass:
+    """A new pass checked and drafted without the database; :func:`issue_prepared`
+    stores it. An edge that prepares before it opens the write transaction holds
+    SQLite's one write lock that much shorter (the checks, the claim link's hash
+    and the audit entry's MAC happen outside it)."""
     pass_type = services.pass_type(type_id)
     if not isinstance(holder, Mapping):
         raise InputError("holder must be an object of the pass type's fields", field="holder")
@@ -534,36 +541,12 @@ def issue_pass(
     ``renewal_of`` makes the pass its successor in the holder's wallets: same
     wallet serial and Apple secret, validity counted on from its end.
     """
-    draft = _prepare(
+    draft = prepare_pass(
         services, type_id=type_id, holder=holder, valid_from=valid_from,
         valid_until=valid_until, actor=actor, now=now, replaces=replaces,
         external_key=external_key, renewal_of=renewal_of, may_run_until=may_run_until,
     )  # fmt: skip
     return issue_prepared(session, services, draft, now=now)
-
-
-PreparedPass = _Draft
-
-
-def prepare_pass(
-    services: Services,
-    *,
-    type_id: object,
-    holder: object,
-    valid_from: datetime | None = None,
-    valid_until: datetime | None = None,
-    actor: str,
-    now: datetime,
-) -> PreparedPass:
-    """A new pass checked and drafted without the database: :func:`issue_prepared`
-    stores it. An edge that prepares before it opens the write transaction holds
-    SQLite's one write lock that much shorter (the checks, the claim link's hash
-    and the audit entry's MAC happen outside it)."""
-    return _prepare(
-        services, type_id=type_id, holder=holder, valid_from=valid_from,
-        valid_until=valid_until, actor=actor, now=now, replaces=None, external_key=None,
-        renewal_of=None,
-    )  # fmt: skip
 
 
 def issue_prepared(
@@ -579,9 +562,8 @@ def _import_draft(
     session: Session, services: Services, type_id: object, holder: Mapping[str, str],
     key: str | None, *, actor: str, now: datetime,
 ) -> _Draft:  # fmt: skip
-    draft = _prepare(services, type_id=type_id, holder=holder, valid_from=None,
-                     valid_until=None, actor=actor, now=now, replaces=None, external_key=key,
-                     renewal_of=None)  # fmt: skip
+    draft = prepare_pass(services, type_id=type_id, holder=holder, actor=actor, now=now,
+                         external_key=key)  # fmt: skip
     return _place(session, services, draft, now)
 
 
