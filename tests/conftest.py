@@ -14,7 +14,11 @@ import pytest
 
 from tests.database import db, postgres_url, sqlite_template  # noqa: F401 - fixtures
 from tests.factories import City
-from tests.logprivacy import _log_privacy_capture, pytest_sessionfinish  # noqa: F401 - issue 12
+from tests.logprivacy import (  # noqa: F401 - issue 12
+    _log_privacy_capture,
+    pytest_sessionfinish,
+    pytest_testnodedown,
+)
 
 
 def _is_loopback(address: Any) -> bool:

@@ -14,7 +14,11 @@ checked for
 - shapes that are never fine in a log: an e-mail address, a signed token (JWS/JWT),
   a claim link with its secret, an API token, a German plate.
 
-A finding fails the session and names the file, the line and what was found. The
+A finding fails the session and names the file, the line and what was found. Under
+pytest-xdist every worker scans its own temporary folder (the servers its tests start
+write there) with the secrets it recorded, and hands its findings to the controller
+(``config.workeroutput``), which fails the run: a worker's own exit status never
+reaches it. The
 one-time terminal print of ``wallet setup`` (the first admin's password and API token,
 between its two rulers) is output for the person installing, not a log: it is skipped.
 """
@@ -41,6 +45,7 @@ _HOLDER_KEYS = frozenset({"name", "email", "plate", "card_number", "holder_name"
 _HOLDER_KEYWORDS = _HOLDER_KEYS - {"name"}
 _CSV_COLUMNS = re.compile(r"name|e-?mail|kennzeichen|plate|ausweisnummer", re.IGNORECASE)
 _RULER = "=" * 72  # wallet setup's one-time print stands between two of these
+_WORKER_OUTPUT = "log_privacy_leaks"  # the key of a worker's findings in its workeroutput
 
 SHAPES = {
     "an e-mail address": re.compile(
@@ -154,11 +159,13 @@ def find_leaks(lines: Iterable[str], forbidden: Iterable[str], *, where: str = "
 
 
 class _Recorder:
-    """The session's folder, and the claim secrets made in this process (known exactly)."""
+    """The session's folder, the claim secrets made in this process (known exactly), and
+    on an xdist controller the findings its workers reported."""
 
     def __init__(self) -> None:
         self.secrets: set[str] = set()
         self.folder: Path | None = None
+        self.from_workers: list[str] = []
 
 
 _recorder = _Recorder()
@@ -209,11 +216,28 @@ def scan_folder(folder: Path, forbidden: Iterable[str]) -> list[Leak]:
     return leaks
 
 
+def _scan_this_process() -> list[str]:
+    if _recorder.folder is None:
+        return []  # no test ran here (collection only, or an xdist controller)
+    leaks = scan_folder(_recorder.folder, forbidden_values() | _recorder.secrets)
+    return [str(leak) for leak in leaks]
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """On the xdist controller: what a worker found in its own folder."""
+    output = getattr(node, "workeroutput", None) or {}
+    _recorder.from_workers.extend(output.get(_WORKER_OUTPUT, []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every test: the whole run's logs, checked; a finding fails the session."""
-    if _recorder.folder is None:
-        return  # no test ran (collection only): nothing was logged
-    leaks = scan_folder(_recorder.folder, forbidden_values() | _recorder.secrets)
+    leaks = _scan_this_process()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: only the controller can fail the run
+        workeroutput[_WORKER_OUTPUT] = leaks
+        return
+    leaks += _recorder.from_workers
     if not leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

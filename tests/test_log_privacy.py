@@ -78,9 +78,9 @@ def test_the_one_time_print_of_wallet_setup_is_no_log() -> None:
     assert find_leaks(lines, frozenset()) == []
 
 
-def test_a_session_that_logged_a_name_ends_failed() -> None:
-    """A whole pytest run with the plugin: its tests pass, the session fails, naming the
-    name its process logged and the address a server it started wrote to its log file."""
+def _run_leaky_session(*options: str) -> subprocess.CompletedProcess[str]:
+    """A whole pytest run with the plugin whose two tests pass: one logs a holder's name
+    in its process, one starts a "server" that writes an address to its log file."""
     name = HOLDERS["library"]["name"]
     # Outside this session's temporary folder: the scan of this run must not see it.
     with tempfile.TemporaryDirectory() as folder:
@@ -96,13 +96,34 @@ def test_a_session_that_logged_a_name_ends_failed() -> None:
                 (tmp_path / "server.err").write_text("mail to erika@example.org refused")
         """)
         )
-        done = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "tests.logprivacy", "-p", "no:cacheprovider",
-             "--rootdir", folder, "--basetemp", str(Path(folder) / "base"), str(test_file)],
+             "--rootdir", folder, "--basetemp", str(Path(folder) / "base"), *options,
+             str(test_file)],
             cwd=folder, capture_output=True, text=True, timeout=120,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
+
+
+def test_a_session_that_logged_a_name_ends_failed() -> None:
+    """Its tests pass, the session fails, naming the name its process logged and the
+    address a server it started wrote to its log file."""
+    done = _run_leaky_session("-p", "no:xdist")
+    name = HOLDERS["library"]["name"]
     assert "2 passed" in done.stdout, done.stdout + done.stderr
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
     assert "log privacy" in done.stdout and f"test data {name!r}" in done.stdout
     assert "server.err:1: test data 'erika@example.org'" in done.stdout
+
+
+def test_a_leak_found_in_an_xdist_worker_fails_the_whole_run() -> None:
+    """With pytest-xdist the tests run in worker processes, whose own exit status the
+    controller ignores: the workers' findings still fail the run, and are shown."""
+    done = _run_leaky_session("-n", "2")
+    name = HOLDERS["library"]["name"]
+    assert "2 passed" in done.stdout, done.stdout + done.stderr
+    assert "created: 2/2 workers" in done.stdout, done.stdout  # the tests ran in workers
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
+    assert "log privacy" in done.stdout and f"test data {name!r}" in done.stdout
+    assert "server.err:1: test data 'erika@example.org'" in done.stdout
+    assert "popen-gw" in done.stdout  # found in a worker's own folder
