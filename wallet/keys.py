@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -35,6 +35,15 @@ class KeyState(StrEnum):
 
     ACTIVE = "active"
     RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+class KeyPhase(StrEnum):
+    """What a key does at one moment: its stored state read against its signing window."""
+
+    STAGED = "staged"  # active, its window opens later: published, not signing yet
+    ACTIVE = "active"  # may sign now
+    RETIRED = "retired"  # retired, or its window has closed: verifies what it signed
     REVOKED = "revoked"
 
 
@@ -74,6 +83,16 @@ class KeyInfo:
     def covers(self, moment: datetime) -> bool:
         """Whether the key may have signed at ``moment`` (its signing window)."""
         return self.not_before <= moment and (self.not_after is None or moment <= self.not_after)
+
+    def phase(self, now: datetime) -> KeyPhase:
+        """The key's phase at ``now``: a staged key is active with a window still ahead."""
+        if self.state is not KeyState.ACTIVE:
+            return KeyPhase(self.state.value)
+        if now < self.not_before:
+            return KeyPhase.STAGED
+        if self.not_after is not None and now > self.not_after:
+            return KeyPhase.RETIRED
+        return KeyPhase.ACTIVE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,9 +293,10 @@ def generate_key(
     role: KeyRole = KeyRole.PASS,
     pass_types: Iterable[str] = (),
     now: datetime,
+    not_before: datetime | None = None,
     not_after: datetime | None = None,
 ) -> SigningKey:
-    """A fresh key pinned to ``alg``."""
+    """A fresh key pinned to ``alg``; it signs from ``not_before`` (default: now)."""
     if alg not in ALGORITHMS:
         raise SigningKeyError(f"unsupported algorithm {alg!r}; use ES256 or EdDSA")
     private = _private_key_with_usable_kid(alg)
@@ -291,11 +311,74 @@ def generate_key(
         role=role,
         state=KeyState.ACTIVE,
         created=now,
-        not_before=now,
+        not_before=now if not_before is None else not_before,
         not_after=not_after,
         pass_types=types,
     )
     return SigningKey(info=info, key=private)
+
+
+def signing_key_at(
+    keys: Iterable[PublicKey], *, role: KeyRole, pass_type: str | None, now: datetime
+) -> PublicKey | None:
+    """The key that signs at ``now``: of the active keys whose window covers it,
+    the one whose window opened last (then the newest, then the greatest kid).
+
+    A function of the keys and the time only, so every server with the same
+    keys folder picks the same key at the same moment without asking the
+    others: a staged key takes over exactly when its window opens.
+    """
+    candidates = [
+        k
+        for k in keys
+        if k.info.role is role
+        and k.info.state is KeyState.ACTIVE
+        and k.info.covers(now)
+        and (pass_type is None or k.info.allows(pass_type))
+    ]
+    return max(candidates, key=lambda k: (k.info.not_before, k.info.created, k.kid), default=None)
+
+
+# A staged key must be in every bundle a device may still be using when it
+# takes over: a bundle lives WALLET_BUNDLE_LIFETIME, and servers re-sign it
+# only once the keys folder has reached them, which this margin allows for.
+COPY_MARGIN = timedelta(hours=1)
+LONGEST_STAGING = timedelta(days=366)  # later is a typo, not a plan
+
+
+def check_takeover(at: datetime, *, now: datetime, bundle_lifetime: timedelta) -> datetime:
+    """``at`` in UTC to the second, if a staged key may start signing then.
+
+    :raises SigningKeyError: saying why not (past, too soon, too far ahead).
+    """
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: use aware UTC datetimes")
+    at = at.astimezone(UTC).replace(microsecond=0)
+    earliest = (now + bundle_lifetime + COPY_MARGIN).replace(microsecond=0)
+    shown = f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    if at <= now:
+        raise SigningKeyError(f"the new key cannot take over at {shown}: that is in the past")
+    if at < earliest:
+        raise SigningKeyError(
+            f"the new key cannot take over at {shown}: that is too soon. A device may use a "
+            f"trust bundle from before the rotation for up to {_span(bundle_lifetime)} "
+            "(WALLET_BUNDLE_LIFETIME) and would not know the new key, and the keys folder "
+            f"needs time ({_span(COPY_MARGIN)}) to reach every server; the earliest is "
+            f"{earliest:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if at > now + LONGEST_STAGING:
+        raise SigningKeyError(
+            f"the new key cannot take over at {shown}: that is more than a year ahead"
+        )
+    return at
+
+
+def _span(span: timedelta) -> str:
+    """Whole days, hours and minutes, for messages: "7 days 1 hour"."""
+    minutes = int(span.total_seconds()) // 60
+    parts = [(minutes // 1440, "day"), (minutes // 60 % 24, "hour"), (minutes % 60, "minute")]
+    text = " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
+    return text or "no time"
 
 
 def _private_key_with_usable_kid(alg: Algorithm) -> PrivateKey:

@@ -27,6 +27,7 @@ from wallet.files import write_atomically
 from wallet.keys import (
     Algorithm,
     KeyInfo,
+    KeyPhase,
     KeyRole,
     KeyState,
     PublicKey,
@@ -37,6 +38,7 @@ from wallet.keys import (
     load_public_key_pem,
     pem_is_encrypted,
     public_key_pem,
+    signing_key_at,
 )
 
 log = logging.getLogger(__name__)
@@ -131,24 +133,17 @@ class KeyStore:
         return load_private_key_pem(data, passphrase=self._passphrase, info=info)
 
     def _newest(self, role: KeyRole, pass_type: str | None, now: datetime) -> PublicKey:
-        candidates = [
-            k
-            for k in self.public_keys()
-            if k.info.role is role
-            and k.info.state is KeyState.ACTIVE
-            and k.info.covers(now)
-            and (pass_type is None or k.info.allows(pass_type))
-        ]
-        if not candidates:
+        found = signing_key_at(self.public_keys(), role=role, pass_type=pass_type, now=now)
+        if found is None:
             what = f"pass type {pass_type}" if pass_type else f"role {role.value}"
             raise KeyNotFoundError(
                 f"no active signing key for {what} in {self.folder}; "
                 "create one with `wallet keys generate`"
             )
-        return candidates[-1]
+        return found
 
     def current_signing_key(self, pass_type: str, *, now: datetime) -> SigningKey:
-        """The newest active key allowed for ``pass_type``."""
+        """The key that signs ``pass_type`` at ``now`` (:func:`wallet.keys.signing_key_at`)."""
         return self.signing_key(self._newest(KeyRole.PASS, pass_type, now).kid)
 
     def root_key(self, *, now: datetime) -> SigningKey:
@@ -193,6 +188,7 @@ class KeyStore:
         role: KeyRole,
         pass_types: frozenset[str],
         now: datetime,
+        not_before: datetime | None = None,
         not_after: datetime | None = None,
     ) -> SigningKey:
         if role is KeyRole.ROOT:
@@ -206,7 +202,10 @@ class KeyStore:
                     f"an active trust-root key ({existing[0].kid}) exists already; verifiers "
                     "pin it, so replacing it means re-pinning every device"
                 )
-        key = generate_key(alg=alg, role=role, pass_types=pass_types, now=now, not_after=not_after)
+        key = generate_key(
+            alg=alg, role=role, pass_types=pass_types, now=now,
+            not_before=not_before, not_after=not_after,
+        )  # fmt: skip
         self.save(key)
         return key
 
@@ -229,16 +228,63 @@ class KeyStore:
         self._write_metadata(revoked)
         return revoked
 
-    def rotate(self, kid: str, *, alg: Algorithm | None, now: datetime) -> SigningKey:
-        """A new key for the same pass types signs from now on; the old one retires."""
+    def rotate(
+        self, kid: str, *, alg: Algorithm | None, now: datetime, at: datetime | None = None
+    ) -> SigningKey:
+        """A new key for the same pass types; the old one retires.
+
+        Without ``at`` the new key signs from now on. With ``at`` (checked by
+        :func:`wallet.keys.check_takeover`) the rotation is staged: the new key
+        is published at once, the old one keeps signing until ``at`` and the
+        new one from then, on every server holding a copy of this folder.
+        """
         old = self.get(kid)
-        if old.info.role is not KeyRole.PASS or old.info.state is not KeyState.ACTIVE:
-            raise SigningKeyError(f"key {kid} is not an active pass signing key")
+        if old.info.role is not KeyRole.PASS or old.info.phase(now) is not KeyPhase.ACTIVE:
+            staged = old.info.role is KeyRole.PASS and old.info.phase(now) is KeyPhase.STAGED
+            raise SigningKeyError(
+                f"key {kid} is staged: it signs from {old.info.not_before:%Y-%m-%d %H:%M:%S} "
+                "UTC and can be rotated once it does"
+                if staged
+                else f"key {kid} is not an active pass signing key"
+            )
+        pending = self.staged_keys(now=now, pass_types=old.info.pass_types)
+        if pending:
+            raise SigningKeyError(
+                f"key {kid} already hands over to the staged key {pending[0].kid} at "
+                f"{pending[0].info.not_before:%Y-%m-%d %H:%M:%S} UTC; to change that, "
+                f"retire {pending[0].kid} first"
+            )
+        if at is not None:
+            if at <= now:
+                raise SigningKeyError("a staged key must take over after now")
+            if old.info.not_after is not None and old.info.not_after < at:
+                raise SigningKeyError(
+                    f"key {kid} stops signing at {old.info.not_after:%Y-%m-%d %H:%M:%S} UTC, "
+                    "before the new key would take over; choose an earlier time"
+                )
         new = self.generate(
-            alg=alg or old.info.alg, role=KeyRole.PASS, pass_types=old.info.pass_types, now=now
-        )
-        self.retire(kid, now=now)
+            alg=alg or old.info.alg, role=KeyRole.PASS, pass_types=old.info.pass_types,
+            now=now, not_before=at,
+        )  # fmt: skip
+        if at is None:
+            self.retire(kid, now=now)
+        else:
+            # Still active: the window's end retires it at ``at``, on every server
+            # at once, with nothing written then.
+            self._write_metadata(PublicKey(info=replace(old.info, not_after=at), key=old.key))
         return new
+
+    def staged_keys(
+        self, *, now: datetime, pass_types: frozenset[str] | None = None
+    ) -> list[PublicKey]:
+        """Pass keys published but not signing yet (optionally: sharing a pass type)."""
+        return [
+            k
+            for k in self.public_keys()
+            if k.info.role is KeyRole.PASS
+            and k.info.phase(now) is KeyPhase.STAGED
+            and (pass_types is None or k.info.pass_types & pass_types)
+        ]
 
     # -- the audit key -----------------------------------------------------
 

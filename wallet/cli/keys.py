@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import click
 
 from wallet.cli.context import Context
 from wallet.cli.listing import Column, json_option, print_rows, when
 from wallet.errors import PassTypeError, WalletError
-from wallet.keys import ALGORITHMS, KeyRole, KeyState
+from wallet.keys import ALGORITHMS, KeyInfo, KeyPhase, KeyRole, KeyState, check_takeover
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -18,6 +19,53 @@ pass_context = click.make_pass_decorator(Context)
 # one; click would read such a kid as an unknown option. These commands have
 # no short options, so an unknown one can only be the kid.
 KID_ARGUMENT = {"ignore_unknown_options": True}
+
+
+_DURATION = re.compile(r"\+(?:(\d{1,5})d)?(?:(\d{1,5})h)?(?:(\d{1,5})m)?")
+
+
+def parse_at(text: str, *, now: datetime) -> datetime:
+    """``--at``: an ISO 8601 time with its UTC offset, or "+" and a span ("+8d", "+7d12h")."""
+    text = text.strip()
+    span = _DURATION.fullmatch(text)
+    if span and any(span.groups()):
+        days, hours, minutes = (int(part or 0) for part in span.groups())
+        return now + timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time: give an ISO 8601 time with its offset "
+            "(2026-12-01T06:00+01:00, 2026-12-01T05:00Z) or a span from now (+8d, +7d12h, +90m)",
+            param_hint="'--at'",
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(
+            f"{text!r} has no UTC offset, so servers in other time zones would read it "
+            "differently: add one (+01:00, Z)",
+            param_hint="'--at'",
+        )
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} is out of range", param_hint="'--at'") from None
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _warn_if_staged(info: KeyInfo, *, now: datetime) -> bool:
+    """Warn that calling a staged key off leaves the key it replaces ending as planned."""
+    if info.phase(now) is not KeyPhase.STAGED:
+        return False
+    click.echo(
+        f"warning: {info.kid} was staged to take over {', '.join(sorted(info.pass_types))} at "
+        f"{_utc(info.not_before)}; the key it was to replace still stops signing then: "
+        "rotate that key again before then, or generate a new one",
+        err=True,
+    )
+    return True
 
 
 def _audit(obj: Context, *, action: str, kid: str, details: dict[str, object]) -> None:
@@ -93,44 +141,79 @@ def generate(
 @json_option
 @pass_context
 def list_keys(obj: Context, as_json: bool) -> None:
-    """Show every key with its state and signing window."""
+    """Show every key with its state now (staged keys: when they take over)."""
+    now = obj.now()
+    found = obj.keystore.public_keys()
     print_rows(
-        obj.keystore.public_keys(),
+        found,
         as_json=as_json,
-        to_json=lambda k: k.info.to_json(),
+        to_json=lambda k: {**k.info.to_json(), "phase": k.info.phase(now).value},
         columns=[
             Column("KID", 10, lambda k: k.info.kid),
             Column("ALG", 6, lambda k: k.info.alg),
             Column("ROLE", 5, lambda k: k.info.role.value),
-            Column("STATE", 8, lambda k: k.info.state.value),
+            Column("STATE", 8, lambda k: k.info.phase(now).value),
             Column("FROM", 17, lambda k: when(k.info.not_before)),
             Column("UNTIL", 17, lambda k: when(k.info.not_after)),
             Column("TYPES", 0, lambda k: ",".join(sorted(k.info.pass_types)) or "-"),
         ],
         empty="no keys yet: create them with `wallet keys generate` (and --root)",
     )
+    if as_json:
+        return
+    for key in found:
+        if key.info.phase(now) is KeyPhase.STAGED:
+            click.echo(
+                f"{key.kid} takes over signing {', '.join(sorted(key.info.pass_types))} "
+                f"at {_utc(key.info.not_before)}"
+            )
 
 
 @keys.command(context_settings=KID_ARGUMENT)
 @click.argument("kid", required=False)
 @click.option("--alg", type=click.Choice(ALGORITHMS), help="Algorithm of the new key.")
+@click.option(
+    "--at",
+    "at_text",
+    metavar="TIME",
+    help="Stage it: the new key is published now and signs from TIME on every server "
+    "(ISO 8601 with offset, or +8d, +7d12h); at least WALLET_BUNDLE_LIFETIME and an hour ahead.",
+)
 @pass_context
-def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
-    """Replace an active pass key: the new one signs, the old one retires."""
+def rotate(obj: Context, kid: str | None, alg: str | None, at_text: str | None) -> None:
+    """Replace an active pass key: the new one signs (now, or from --at), the old one retires."""
     store = obj.keystore
+    now = obj.now()
+    at = None
+    if at_text is not None:
+        lifetime = timedelta(seconds=obj.settings.bundle_lifetime)
+        at = check_takeover(parse_at(at_text, now=now), now=now, bundle_lifetime=lifetime)
     if kid is None:
         active = [
             k
             for k in store.public_keys()
-            if k.info.role is KeyRole.PASS and k.info.state is KeyState.ACTIVE
+            if k.info.role is KeyRole.PASS and k.info.phase(now) is KeyPhase.ACTIVE
         ]
         if len(active) != 1:
             names = ", ".join(k.kid for k in active) or "none"
             raise click.UsageError(f"name the key to rotate (active pass keys: {names})")
         kid = active[0].kid
-    new = store.rotate(kid, alg=alg, now=obj.now())  # type: ignore[arg-type]
-    click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
-    _audit(obj, action="key.rotate", kid=kid, details={"new": new.kid, "alg": new.info.alg})
+    new = store.rotate(kid, alg=alg, now=now, at=at)  # type: ignore[arg-type]
+    details: dict[str, object] = {"new": new.kid, "alg": new.info.alg}
+    if at is None:
+        click.echo(f"rotated {kid} -> {new.kid}; {kid} is retired and still verifies its passes")
+    else:
+        details["at"] = at.isoformat()
+        click.echo(
+            f"staged {kid} -> {new.kid}: {new.kid} is published now (JWKS, trust bundle) and "
+            f"signs from {_utc(at)}; {kid} signs until then, then retires and still verifies "
+            "its passes"
+        )
+        click.echo(
+            f"copy {obj.settings.signing_keys_dir} to every server now: one without the copy "
+            f"at {_utc(at)} goes on signing with {kid}, and devices refuse those passes"
+        )
+    _audit(obj, action="key.rotate", kid=kid, details=details)
 
 
 @keys.command(context_settings=KID_ARGUMENT)
@@ -138,7 +221,9 @@ def rotate(obj: Context, kid: str | None, alg: str | None) -> None:
 @pass_context
 def retire(obj: Context, kid: str) -> None:
     """Stop signing with a key; passes it signed stay valid."""
-    obj.keystore.retire(kid, now=obj.now())
+    now = obj.now()
+    _warn_if_staged(obj.keystore.get(kid).info, now=now)
+    obj.keystore.retire(kid, now=now)
     click.echo(f"retired {kid}; it verifies what it signed until now")
     _audit(obj, action="key.retire", kid=kid, details={})
 
@@ -158,7 +243,9 @@ def revoke(obj: Context, kid: str, yes: bool) -> None:
     obj.keystore.revoke(kid)
     click.echo(f"revoked {kid}")
     _audit(obj, action="key.revoke", kid=kid, details={})
-    if key.info.role is KeyRole.PASS and key.info.state is KeyState.ACTIVE:
+    if key.info.role is not KeyRole.PASS or _warn_if_staged(key.info, now=obj.now()):
+        return
+    if key.info.state is KeyState.ACTIVE:
         click.echo(
             "warning: no new passes can be signed for "
             f"{', '.join(sorted(key.info.pass_types))} until you generate a new key",
