@@ -214,6 +214,7 @@ class KeyStore:
         key = self.get(kid)
         if key.info.state is KeyState.REVOKED:
             raise SigningKeyError(f"key {kid} is revoked; a revoked key cannot be retired")
+        self.call_off(key, now=now)
         end = now if key.info.not_after is None else min(now, key.info.not_after)
         retired = PublicKey(
             info=replace(key.info, state=KeyState.RETIRED, not_after=end), key=key.key
@@ -221,9 +222,10 @@ class KeyStore:
         self._write_metadata(retired)
         return retired
 
-    def revoke(self, kid: str) -> PublicKey:
+    def revoke(self, kid: str, *, now: datetime) -> PublicKey:
         """Distrust a key (compromised): every pass it signed fails verification."""
         key = self.get(kid)
+        self.call_off(key, now=now)
         revoked = PublicKey(info=replace(key.info, state=KeyState.REVOKED), key=key.key)
         self._write_metadata(revoked)
         return revoked
@@ -273,6 +275,25 @@ class KeyStore:
             # at once, with nothing written then.
             self._write_metadata(PublicKey(info=replace(old.info, not_after=at), key=old.key))
         return new
+
+    def call_off(self, key: PublicKey, *, now: datetime) -> list[str]:
+        """A staged key retired or revoked before it took over: the keys it was to
+        replace sign on (their window ended at the handover; it is opened again, with
+        no end), so no pass type is left without a signing key at that time. Their kids."""
+        if key.info.role is not KeyRole.PASS or key.info.phase(now) is not KeyPhase.STAGED:
+            return []
+        reopened = []
+        for old in self.public_keys():
+            if (
+                old.kid != key.kid
+                and old.info.role is KeyRole.PASS
+                and old.info.state is KeyState.ACTIVE
+                and old.info.pass_types & key.info.pass_types
+                and old.info.not_after == key.info.not_before
+            ):
+                self._write_metadata(PublicKey(info=replace(old.info, not_after=None), key=old.key))
+                reopened.append(old.kid)
+        return reopened
 
     def staged_keys(
         self, *, now: datetime, pass_types: frozenset[str] | None = None

@@ -16,7 +16,7 @@ from tests.factories import NOW
 from wallet.bundle import root_public_key, verify_bundle
 from wallet.cli import cli
 from wallet.codec import b64url_decode
-from wallet.keys import KeyInfo, KeyRole, KeyState
+from wallet.keys import KeyInfo, KeyState
 from wallet.keystore import KeyStore
 from wallet.store.db import Database
 from wallet.verifier import Verifier
@@ -227,9 +227,13 @@ def test_a_second_staging_and_rotating_the_staged_key_are_refused(
     assert key_count(keys_env) == 2
 
 
-def test_calling_a_staged_key_off_warns_that_the_old_key_still_ends(
-    runner: CliRunner, keys_env: dict[str, str]
+@pytest.mark.parametrize("call_off", [["retire"], ["revoke", "--yes"]])
+def test_calling_a_staged_key_off_lets_the_old_key_sign_on_past_the_handover(
+    runner: CliRunner, keys_env: dict[str, str], call_off: list[str]
 ) -> None:
+    """An admin who retires (or revokes, found compromised) the staged key before it
+    takes over must not be left at the handover with no key signing the pass type:
+    the old key's window, which ended there, opens again."""
     assert rotate(runner, keys_env, "--at", "+8d")[0] == 0
     store = KeyStore(
         Path(keys_env["WALLET_SIGNING_KEYS_DIR"]),
@@ -237,8 +241,10 @@ def test_calling_a_staged_key_off_warns_that_the_old_key_still_ends(
         dev_mode=False,
     )
     (staged,) = store.staged_keys(now=NOW)
-    result = runner.invoke(cli, ["keys", "retire", staged.kid], env=keys_env, obj=at(NOW))
-    assert result.exit_code == 0
-    assert "still stops signing then: rotate that key again" in result.output
+    old = store.current_signing_key("library", now=NOW)
+    result = runner.invoke(cli, ["keys", *call_off, staged.kid], env=keys_env, obj=at(NOW))
+    assert result.exit_code == 0, result.output
+    assert f"called off: {old.kid} signs on" in result.output
     assert not store.staged_keys(now=NOW)
-    assert all(k.info.role is KeyRole.PASS for k in store.public_keys())
+    later = NOW + timedelta(days=30)
+    assert store.current_signing_key("library", now=later).kid == old.kid

@@ -86,7 +86,7 @@ def test_rotate_retires_the_old_key_which_keeps_its_window(tmp_path: Path) -> No
 def test_revoke_is_final(tmp_path: Path) -> None:
     s = store(tmp_path)
     key = s.generate(alg="ES256", role=KeyRole.PASS, pass_types=TYPES, now=NOW)
-    s.revoke(key.kid)
+    s.revoke(key.kid, now=NOW)
     assert s.get(key.kid).info.state is KeyState.REVOKED
     with pytest.raises(SigningKeyError, match="revoked"):
         s.retire(key.kid, now=NOW)

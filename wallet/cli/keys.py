@@ -55,14 +55,14 @@ def _utc(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _warn_if_staged(info: KeyInfo, *, now: datetime) -> bool:
-    """Warn that calling a staged key off leaves the key it replaces ending as planned."""
-    if info.phase(now) is not KeyPhase.STAGED:
+def _say_called_off(info: KeyInfo, reopened: list[str]) -> bool:
+    """Say what calling a staged key off means for the keys it was to replace."""
+    if not reopened:
         return False
     click.echo(
-        f"warning: {info.kid} was staged to take over {', '.join(sorted(info.pass_types))} at "
-        f"{_utc(info.not_before)}; the key it was to replace still stops signing then: "
-        "rotate that key again before then, or generate a new one",
+        f"{info.kid} was staged to take over {', '.join(sorted(info.pass_types))} at "
+        f"{_utc(info.not_before)}; called off: {', '.join(reopened)} signs on, with no end "
+        "date (stage a new rotation with `wallet keys rotate --at`)",
         err=True,
     )
     return True
@@ -222,9 +222,11 @@ def rotate(obj: Context, kid: str | None, alg: str | None, at_text: str | None) 
 def retire(obj: Context, kid: str) -> None:
     """Stop signing with a key; passes it signed stay valid."""
     now = obj.now()
-    _warn_if_staged(obj.keystore.get(kid).info, now=now)
+    key = obj.keystore.get(kid)
+    reopened = obj.keystore.call_off(key, now=now)
     obj.keystore.retire(kid, now=now)
     click.echo(f"retired {kid}; it verifies what it signed until now")
+    _say_called_off(key.info, reopened)
     _audit(obj, action="key.retire", kid=kid, details={})
 
 
@@ -240,10 +242,11 @@ def revoke(obj: Context, kid: str, yes: bool) -> None:
             f"Revoke {kid}? Every pass it signed will be refused after the next sync.",
             abort=True,
         )
-    obj.keystore.revoke(kid)
+    reopened = obj.keystore.call_off(key, now=obj.now())
+    obj.keystore.revoke(kid, now=obj.now())
     click.echo(f"revoked {kid}")
     _audit(obj, action="key.revoke", kid=kid, details={})
-    if key.info.role is not KeyRole.PASS or _warn_if_staged(key.info, now=obj.now()):
+    if key.info.role is not KeyRole.PASS or _say_called_off(key.info, reopened):
         return
     if key.info.state is KeyState.ACTIVE:
         click.echo(
