@@ -1,8 +1,8 @@
 """Real databases for tests: SQLite always, PostgreSQL when WALLET_TEST_DATABASE_URL is set.
 
 SQLite: the schema is migrated once per session into a template file that each
-test copies. PostgreSQL: one throw-away database per session, migrated once,
-every table truncated before each test.
+test copies. PostgreSQL: one throw-away database per session (so one per
+pytest-xdist worker), migrated once, every table emptied before each test.
 """
 
 from __future__ import annotations
@@ -72,11 +72,26 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         database = Database(f"sqlite:///{path}")
     else:
         database = Database(request.getfixturevalue("postgres_url"))
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with database.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        empty_postgres(database)
     yield database
     database.dispose()
+
+
+def empty_postgres(database: Database) -> None:
+    """Every table emptied and every used sequence restarted, as TRUNCATE ... RESTART
+    IDENTITY would, in a twentieth of its time: TRUNCATE makes new files for all 23
+    tables (0.1-0.15 s a test, some 700 tests), DELETE of a test's few rows does not."""
+    with database.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):  # rows that refer to others first
+            conn.execute(table.delete())
+        used = conn.execute(
+            text(
+                "SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences"
+                " WHERE last_value IS NOT NULL"
+            )
+        ).scalars()
+        for sequence in list(used):
+            conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
 
 
 def head_revision() -> str:
