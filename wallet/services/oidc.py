@@ -7,7 +7,10 @@ the provider's published keys, issuer, audience (and ``azp``), expiry, issue
 time and nonce. An account is the provider's issuer and ``sub``; its role is
 taken from the configured group mapping at every sign-in, so a change in the
 provider takes effect at the next one. Nothing personal is logged or audited:
-a subject appears only as a short keyed-free hash (:func:`subject_tag`).
+a subject appears only as a short keyed-free hash (:func:`subject_tag`), and the
+account is stored under that hash. The person's name from the ID token
+(:func:`display_name`) is for the console's header of that one session: the web
+layer keeps it in the session cookie only, never in the database or a log.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ CLOCK_LEEWAY = timedelta(seconds=60)  # the provider's and our clocks may differ
 MAX_TOKEN_AGE = timedelta(minutes=10)  # an ID token comes straight from the token endpoint
 LOGIN_LIFETIME = timedelta(minutes=10)  # from leaving for the provider to coming back
 _RANK = (Role.VERIFIER, Role.ISSUER, Role.ADMIN)
+MAX_DISPLAY_NAME = 64  # characters; the session cookie has little room
+_NAME_CLAIMS = ("name", "preferred_username")  # the friendliest first
 NO_PASSWORD = "!oidc"  # noqa: S105 - not a hash: no password ever matches it
 
 
@@ -186,6 +191,22 @@ def groups_of(claims: Mapping[str, Any], claim: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(v for v in value if isinstance(v, str))
+
+
+def display_name(claims: Mapping[str, Any]) -> str | None:
+    """The name to show the signed-in person (``name``, else ``preferred_username``), or None.
+
+    Control and format characters go (a right-to-left override would reorder the
+    header), runs of white space become one space, and it is cut to MAX_DISPLAY_NAME.
+    """
+    for claim in _NAME_CLAIMS:
+        value = claims.get(claim)
+        if not isinstance(value, str):
+            continue
+        shown = " ".join("".join(c if c.isprintable() else " " for c in value[:1024]).split())
+        if shown:
+            return shown[:MAX_DISPLAY_NAME].rstrip()
+    return None
 
 
 def role_for(groups: Sequence[str], mapping: Sequence[tuple[str, str]]) -> Role | None:

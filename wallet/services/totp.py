@@ -6,6 +6,12 @@ its account, and never logged. A code is accepted for the step before, the
 current and the next one (clocks drift); the step of an accepted code is
 stored and only a later step is accepted afterwards, atomically, so a code
 works once even when two app servers see it at the same moment.
+
+An account may switch its own factor on in the console: the new secret then
+travels in the enrolment form sealed (:func:`seal_enrolment`), bound to the
+account and to a short lifetime, so nothing is stored before a code confirms it
+and any app server can finish it. Switching off needs a current code, and is
+refused where WALLET_TOTP_REQUIRED makes the factor compulsory for the account.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor import InvalidToken
@@ -23,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from wallet.auditkey import AuditKey
 from wallet.domain import Role
-from wallet.errors import InputError, NotFoundError, StateConflictError
+from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
 from wallet.services import audit
 from wallet.services.sealing import seal, unseal
 from wallet.store.models import StaffUserRow
@@ -32,6 +38,11 @@ STEP_SECONDS = 30
 DIGITS = 6
 SECRET_BYTES = 20
 POLICIES = ("enrolled", "admins", "all")
+# From showing a new secret to confirming it with a code: scanning takes a minute,
+# finding the phone a few more.
+ENROLMENT_LIFETIME = timedelta(minutes=15)
+_ENROLMENT_CLOCK_SKEW = timedelta(minutes=1)  # app servers' clocks may differ this much
+_MAX_SEALED = 200  # characters of a sealed enrolment (it is about 70)
 _CODE_RE = re.compile(r"[0-9]{6}")
 
 
@@ -41,6 +52,10 @@ def _totp(secret: bytes) -> TOTP:
 
 def _aad(row: StaffUserRow) -> bytes:
     return f"wallet totp secret v1:user:{row.id}".encode()
+
+
+def _enrolment_aad(row: StaffUserRow) -> bytes:
+    return f"wallet totp enrolment v1:user:{row.id}".encode()
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,54 @@ def _row(session: Session, username: str) -> StaffUserRow:
     return row
 
 
+def _refuse_provider_account(row: StaffUserRow) -> None:
+    if row.oidc_subject is not None:
+        raise StateConflictError(
+            f"{row.username} signs in through the city's identity provider, whose own second "
+            "factor applies; TOTP is for local accounts"
+        )
+
+
+def factor_of(session: Session, username: str) -> str:
+    """The account's second factor: totp, none, or provider (see :func:`second_factors`)."""
+    row = _row(session, username)
+    if row.oidc_subject is not None:
+        return "provider"
+    return "totp" if row.totp_secret is not None else "none"
+
+
+def seal_enrolment(
+    session: Session, *, username: str, enrolment: Enrolment, audit_key: AuditKey, now: datetime
+) -> str:
+    """An enrolment under way, sealed for the console's form: it opens only for this
+    account and only for ENROLMENT_LIFETIME, so the server keeps nothing until a code
+    confirms the secret (the page showing it is never cached)."""
+    row = _row(session, username)
+    _refuse_provider_account(row)
+    started = int(now.timestamp()).to_bytes(8, "big")
+    return seal(audit_key, started + enrolment.secret, aad=_enrolment_aad(row))
+
+
+def open_enrolment(
+    session: Session, *, username: str, sealed: object, audit_key: AuditKey, now: datetime
+) -> Enrolment | None:
+    """The enrolment sealed by :func:`seal_enrolment` for this account, or None when it is
+    too old, for another account, or not one at all."""
+    if not isinstance(sealed, str) or len(sealed) > _MAX_SEALED:
+        return None
+    row = _row(session, username)
+    try:
+        raw = unseal(audit_key, sealed, aad=_enrolment_aad(row), what="the enrolment")
+    except WalletError:
+        return None
+    if len(raw) != 8 + SECRET_BYTES:
+        return None
+    age = now - datetime.fromtimestamp(int.from_bytes(raw[:8], "big"), tz=now.tzinfo)
+    if not -_ENROLMENT_CLOCK_SKEW <= age <= ENROLMENT_LIFETIME:
+        return None
+    return Enrolment(raw[8:])
+
+
 def is_enrolled(session: Session, username: str) -> bool:
     row = session.scalars(
         select(StaffUserRow.totp_secret).where(StaffUserRow.username == username)
@@ -108,17 +171,20 @@ def enrol(
     actor: str,
     audit_key: AuditKey,
     now: datetime,
+    replace: bool = True,
 ) -> None:
     """Store the secret once a code from the app shows it was scanned correctly.
 
+    ``replace=False`` (the account itself, in the console) refuses to replace a
+    secret already set: a stolen session must not swap the owner's phone for its own.
+
     :raises InputError: (field ``code``) the code does not match.
+    :raises StateConflictError: a provider's account, or (``replace=False``) one enrolled.
     """
     row = _row(session, username)
-    if row.oidc_subject is not None:
-        raise StateConflictError(
-            f"{username} signs in through the city's identity provider, whose own second "
-            "factor applies; TOTP is for local accounts"
-        )
+    _refuse_provider_account(row)
+    if not replace and row.totp_secret is not None:
+        raise StateConflictError(f"{username} has a second factor already; turn it off first")
     digits = normalise_code(code)
     step = _matching_step(enrolment.secret, digits, now) if digits else None
     if step is None:
@@ -144,6 +210,36 @@ def remove(
     audit.record(session, key=audit_key, actor=actor, action="user.totp",
                  target=f"user:{username}", details={"totp": "removed"}, now=now)  # fmt: skip
     return True
+
+
+def turn_off(
+    session: Session,
+    *,
+    username: str,
+    code: object,
+    policy: str,
+    actor: str,
+    audit_key: AuditKey,
+    now: datetime,
+) -> None:
+    """The account's own switching off in the console (its password checked by the edge):
+    a current code is needed, and the policy must not require a factor for the account.
+
+    :raises StateConflictError: a provider's account, none set up, or the policy requires one.
+    :raises InputError: (field ``code``) the code is wrong or used already.
+    """
+    row = _row(session, username)
+    _refuse_provider_account(row)
+    if row.totp_secret is None:
+        raise StateConflictError(f"{username} has no second factor to turn off")
+    if required(policy, role=row.role, enrolled=False):
+        raise StateConflictError(
+            f"WALLET_TOTP_REQUIRED={policy} requires a second factor for {username}; "
+            "an administrator can reset it with `wallet users totp NAME --remove`"
+        )
+    if not check_code(session, username=username, code=code, audit_key=audit_key, now=now):
+        raise InputError("the code is not correct or was used already", field="code")
+    remove(session, username=username, actor=actor, audit_key=audit_key, now=now)
 
 
 def check_code(

@@ -88,6 +88,8 @@ VERIFIER_ENDPOINTS = frozenset(
         "console.devices",
         "console.pair_device",
         "console.revoke_device",
+        "console.second_factor",  # every local account's own factor (console_totp)
+        "console.second_factor_off",
     }
 )
 ACTIONS = ("revoke", "suspend", "reinstate", "renew", "reissue", "new-link")

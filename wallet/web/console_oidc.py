@@ -8,6 +8,10 @@ token is checked by :func:`wallet.services.oidc.verify_id_token` with the
 service's clock. Refusals are logged with a reason slug and at most a hash of
 the subject, never a name or an e-mail address.
 
+The console's header greets such a user by the ID token's ``name`` (or
+``preferred_username``), kept in the signed session cookie for that session
+only: the database and the logs know the account only by its hash.
+
 Logout ends the console session and, when the provider's discovery names an
 ``end_session_endpoint``, sends the browser there (RP-initiated logout with
 ``id_token_hint`` and ``post_logout_redirect_uri``). The console's
@@ -26,7 +30,17 @@ from authlib.integrations.flask_client import (  # type: ignore[import-untyped]
     FlaskOAuth2App,
     OAuth,
 )
-from flask import Flask, Response, abort, current_app, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from wallet.errors import WalletError
@@ -40,6 +54,8 @@ log = logging.getLogger(__name__)
 CLIENT = "city"
 # Session key: the ID token, sent back as the logout hint ("" when too large to keep).
 ID_TOKEN = "oidc_id_token"  # noqa: S105 - a key, not a secret
+# Session key: the person's name from the ID token, for the header (never stored elsewhere).
+DISPLAY_NAME = "oidc_name"
 _NEXT = "oidc_next"
 _EXTENSION = "wallet.oidc"
 _TIMEOUT = 10  # seconds for each call to the provider
@@ -291,7 +307,23 @@ def oidc_callback() -> ResponseReturnValue:
     target = _safe_next(session.get(_NEXT))
     id_token = str(token.get("id_token", ""))
     hint = id_token if len(id_token) <= MAX_HINT else ""
-    return sign_in(Staff(user.username, user.role), target, record=False, keep={ID_TOKEN: hint})
+    keep = {ID_TOKEN: hint}
+    name = oidc.display_name(claims)
+    if name is not None:
+        keep[DISPLAY_NAME] = name
+    return sign_in(Staff(user.username, user.role), target, record=False, keep=keep)
+
+
+@blueprint.context_processor
+def _who() -> dict[str, Any]:
+    """For the header: the provider's name for the signed-in person, and whether they
+    came through the provider (whose own second factor then applies)."""
+    staff = g.get("staff")
+    name = session.get(DISPLAY_NAME)
+    return {
+        "display_name": name if staff is not None and isinstance(name, str) else None,
+        "via_provider": staff is not None and ID_TOKEN in session,
+    }
 
 
 def logout_url(id_token: object) -> str | None:
