@@ -20,7 +20,8 @@ class DoctorFoundProblems(WalletError):
 @click.argument("items", nargs=-1, metavar="[FILE.pkpass | SAVE-LINK]...")
 @pass_context
 def doctor(obj: Context, items: tuple[str, ...]) -> None:
-    """Check the Apple/Google configuration, and any .pkpass file or Google save link given.
+    """Check the Apple/Google configuration, the identity provider (with WALLET_OIDC_ISSUER),
+    and any .pkpass file or Google save link given.
 
     Exits 1 if anything is wrong (warnings alone exit 0).
     """
@@ -28,6 +29,8 @@ def doctor(obj: Context, items: tuple[str, ...]) -> None:
     sections: list[tuple[str, list[Finding]]] = [
         ("configuration", service.check_configuration(obj.services, now=now))
     ]
+    if obj.settings.oidc_enabled:
+        sections.append(("identity provider", service.check_oidc(obj.settings)))
     try:
         with obj.transaction(write=False) as session:
             sections.append(("outbox", service.check_outbox(session, now=now)))

@@ -4,6 +4,11 @@ Most pain with wallet passes is configuration: the wrong or an expired WWDR
 certificate, a certificate for another pass type id, passes that silently do
 not open, links that are too long. Each check returns findings that name the
 problem and what to do, so an operator fixes it before a citizen meets it.
+
+With staff sign-in through the city's identity provider configured, the
+provider's discovery document is fetched the way the console's client fetches
+it (``requests``, so ``REQUESTS_CA_BUNDLE`` applies the same) and judged by what
+a sign-in needs from it: before the first member of staff meets a refusal page.
 """
 
 from __future__ import annotations
@@ -15,21 +20,32 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import jwt
+import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wallet.config import Settings
+from wallet.domain import Role
 from wallet.errors import ConfigError, PassTypeError, WalletError
 from wallet.formats import google
 from wallet.formats.doctor import Finding, check_apple_design, check_apple_signer, check_pkpass
 from wallet.push.apns import load_token_auth
-from wallet.services import brand, credentials, wallets
+from wallet.services import brand, credentials, oidc, wallets
 from wallet.services.context import Services
 from wallet.store.models import OutboxRow
 
-__all__ = ["check_configuration", "check_outbox", "check_pkpass_file", "check_save_link"]
+__all__ = [
+    "check_configuration",
+    "check_oidc",
+    "check_outbox",
+    "check_pkpass_file",
+    "check_save_link",
+]
 
 STUCK_AFTER_SECONDS = 600
+PROVIDER_TIMEOUT = 10  # seconds for each request to the identity provider, as the console's
+_PROVIDER_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+_LOCAL_HTTP = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
 
 
 def _guard(check: Callable[[], list[Finding]], code: str) -> list[Finding]:
@@ -224,3 +240,148 @@ def check_outbox(session: Session, *, now: datetime) -> list[Finding]:
             )
         )
     return findings
+
+
+# -- the city's identity provider ---------------------------------------------------
+
+
+def check_oidc(settings: Settings) -> list[Finding]:
+    """Staff sign-in through the provider: the client's settings and the provider's
+    discovery document (and keys), as a sign-in will need them. Nothing when OIDC is off."""
+    if not settings.oidc_enabled:
+        return []
+    return _oidc_client_findings(settings) + _discovery_findings(settings)
+
+
+def _oidc_client_findings(settings: Settings) -> list[Finding]:
+    findings = []
+    if not settings.oidc_client_id:
+        findings.append(
+            Finding(
+                "oidc-client-id-missing",
+                "WALLET_OIDC_CLIENT_ID is empty: set it to the client id the provider gave "
+                "this service",
+            )
+        )
+    try:
+        settings.oidc_secret()
+    except ConfigError as exc:
+        findings.append(
+            Finding(
+                "oidc-client-secret-unusable",
+                f"{exc.message}: the console cannot sign anyone in through the provider, and "
+                "the web server does not start. Put the client secret from the provider into "
+                "that file, readable by the service only",
+            )
+        )
+    roles = {role.value for role in Role}
+    wrong = [f"{group}={role}" for group, role in settings.oidc_roles if role not in roles]
+    groups = [group for group, _role in settings.oidc_roles]
+    if not settings.oidc_roles or wrong or len(set(groups)) != len(groups):
+        findings.append(
+            Finding(
+                "oidc-roles-invalid",
+                "WALLET_OIDC_ROLES must map each of the provider's groups once to admin, "
+                "issuer or verifier, like 'wallet-admins=admin,wallet-desk=issuer,"
+                "wallet-enforcement=verifier'"
+                + (f" (not a role: {', '.join(wrong)})" if wrong else ""),
+            )
+        )
+    return findings
+
+
+def _usable_url(url: object, *, issuer: str) -> bool:
+    """https, or plain http on this machine when the issuer is too (a local provider)."""
+    if not isinstance(url, str):
+        return False
+    return url.startswith("https://") or (
+        issuer.startswith(_LOCAL_HTTP) and url.startswith(_LOCAL_HTTP)
+    )
+
+
+def _fetch_json(url: str) -> tuple[object, str | None]:
+    """The JSON document at ``url``, or None and what went wrong, in words."""
+    try:
+        answer = requests.get(url, timeout=PROVIDER_TIMEOUT)
+    except requests.RequestException as exc:
+        return None, f"it cannot be reached ({exc.__class__.__name__})"
+    if answer.status_code != 200:
+        return None, f"it answers HTTP {answer.status_code}"
+    try:
+        return answer.json(), None
+    except ValueError:
+        return None, "its answer is not JSON"
+
+
+def _discovery_findings(settings: Settings) -> list[Finding]:
+    issuer = settings.oidc_issuer
+    url = f"{issuer}/.well-known/openid-configuration"
+    document, problem = _fetch_json(url)
+    if problem is not None or not isinstance(document, dict):
+        return [
+            Finding(
+                "oidc-discovery-unusable",
+                f"the provider's discovery document {url}: {problem or 'not a JSON object'}. "
+                "Check WALLET_OIDC_ISSUER (the issuer URL exactly, e.g. "
+                "https://login.stadt.de/realms/stadt for Keycloak) and that this server reaches "
+                "the provider (firewall, proxy; REQUESTS_CA_BUNDLE for the city's own CA)",
+            )
+        ]
+    findings = []
+    if document.get("issuer") != issuer:
+        findings.append(
+            Finding(
+                "oidc-issuer-mismatch",
+                f"the discovery document names the issuer {str(document.get('issuer'))[:200]!r}, "
+                f"but WALLET_OIDC_ISSUER is {issuer!r}: every sign-in is refused. Set "
+                "WALLET_OIDC_ISSUER to exactly the issuer the provider names",
+            )
+        )
+    for name in _PROVIDER_ENDPOINTS:
+        if not _usable_url(document.get(name), issuer=issuer):
+            findings.append(
+                Finding(
+                    "oidc-endpoint-missing",
+                    f"the discovery document has no usable {name} (an https URL): the provider "
+                    "is not set up for this service's sign-in (behind a proxy: does it know its "
+                    "public https address?)",
+                )
+            )
+    methods = document.get("code_challenge_methods_supported")
+    if methods is not None and not (isinstance(methods, list) and "S256" in methods):
+        findings.append(
+            Finding(
+                "oidc-pkce-s256-missing",
+                "the provider does not offer PKCE with S256 (code_challenge_methods_supported), "
+                "which every sign-in uses: enable it for this client (Keycloak: Advanced, "
+                "Proof Key for Code Exchange Code Challenge Method S256)",
+            )
+        )
+    algorithms = document.get("id_token_signing_alg_values_supported")
+    listed = algorithms if isinstance(algorithms, list) else ["RS256"]
+    if not oidc.SAFE_ALGORITHMS & {a for a in listed if isinstance(a, str)}:
+        findings.append(
+            Finding(
+                "oidc-id-token-algorithm",
+                f"the provider signs ID tokens only with {', '.join(map(str, listed))[:200]}; "
+                "this service accepts only asymmetric signatures (RS256, PS256, ES256, EdDSA): "
+                "choose one for this client's ID tokens",
+            )
+        )
+    if _usable_url(document.get("jwks_uri"), issuer=issuer):
+        findings += _jwks_findings(str(document["jwks_uri"]))
+    return findings
+
+
+def _jwks_findings(url: str) -> list[Finding]:
+    jwks, problem = _fetch_json(url)
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if problem is None and isinstance(keys, list) and keys:
+        return []
+    return [
+        Finding(
+            "oidc-keys-unusable",
+            f"the provider's signing keys {url}: {problem or 'no keys in it'}. No ID token can "
+            "be checked without them: check that this server reaches that address",
+        )
+    ]
