@@ -106,11 +106,8 @@ def city() -> City:
 @pytest.fixture
 def services(tmp_path: Any) -> Any:
     """Services over a fresh keys folder with a trust root and one pass key (dev mode)."""
-    from tests.factories import NOW, PASS_TYPES
+    from tests.factories import dev_services
     from wallet.config import Settings
-    from wallet.keys import KeyRole
-    from wallet.keystore import KeyStore
-    from wallet.services.context import Services
 
     settings = Settings(
         public_url="https://pass.stadt-musterstadt.de",
@@ -120,8 +117,4 @@ def services(tmp_path: Any) -> Any:
         dev_mode=True,
         secret_key="test-secret-key-0123456789",
     )
-    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-    start = NOW.replace(year=NOW.year - 1)
-    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-    return Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+    return dev_services(settings)

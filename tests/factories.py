@@ -207,3 +207,26 @@ def dev_instance_env(folder: Path) -> dict[str, str]:
         "WALLET_SIGNING_KEYS_DIR": str(folder / "keys"),
         "WALLET_SECRET_KEY": "k" * 64,
     }
+
+
+def dev_services(settings: Any) -> Any:
+    """Services over ``settings``' keys folder with a trust root and one pass key for
+    every pass type, both a year old (dev mode: unencrypted)."""
+    from wallet.keystore import KeyStore
+    from wallet.services.context import Services
+
+    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
+    start = NOW.replace(year=NOW.year - 1)
+    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
+    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
+    return Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+
+
+def copied_database(template: Path, folder: Path) -> Any:
+    """A migrated SQLite database in ``folder``, copied from the session's template."""
+    import shutil
+
+    from wallet.store.db import Database
+
+    shutil.copy(template, folder / "wallet.sqlite3")
+    return Database(f"sqlite:///{folder / 'wallet.sqlite3'}")

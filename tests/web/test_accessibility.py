@@ -9,7 +9,6 @@ Set WALLET_TEST_SCREENSHOTS to a folder to keep a screenshot of every page check
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,12 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.factories import HOLDERS, NOW, PASS_TYPES
+from tests.factories import HOLDERS, NOW, copied_database, dev_services
 from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
 from wallet.config import Settings
 from wallet.formats.qrimage import read_qr_image
-from wallet.keys import KeyRole
-from wallet.keystore import KeyStore
 from wallet.services import accounts, passes
 from wallet.services.context import Services
 from wallet.services.credentials import ensure_dev_chain
@@ -74,14 +71,10 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         dev_mode=True,
         secret_key="page-test-secret-key-0123456789",
     )
-    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-    start = NOW.replace(year=NOW.year - 1)
-    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-    services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
+    services = dev_services(settings)
+    keys = services.keys
     ensure_dev_chain(settings, now=NOW)  # Apple Wallet available: its button is checked too
-    shutil.copy(sqlite_template, folder / "wallet.sqlite3")
-    db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+    db = copied_database(sqlite_template, folder)
     valid = _issue(db, services, "library")
     suspended = _issue(db, services, "parking")
     revoked = _issue(db, services, "library")

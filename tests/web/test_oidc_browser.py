@@ -9,7 +9,6 @@ page meet WCAG 2.1 AA (axe) and reflow at 320 CSS px, without a CSP complaint.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +22,12 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.factories import NOW, PASS_TYPES
+from tests.factories import NOW, copied_database, dev_services
 from tests.oidc.provider import ACCOUNTS, ROLES, Provider, requires_node, running_provider
 from tests.web.browser import _QuietHandler, chromium, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
 from wallet.config import Settings
-from wallet.keys import KeyRole
-from wallet.keystore import KeyStore
 from wallet.services import accounts, totp
-from wallet.services.context import Services
-from wallet.store.db import Database
 from wallet.web import create_app
 
 pytestmark = [requires_chromium, requires_node]
@@ -81,13 +76,8 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             oidc_scopes="openid groups",
             oidc_roles=ROLES,
         )
-        keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-        start = NOW.replace(year=NOW.year - 1)
-        keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-        keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-        services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
-        shutil.copy(sqlite_template, folder / "wallet.sqlite3")
-        db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+        services = dev_services(settings)
+        db = copied_database(sqlite_template, folder)
         quick = accounts.argon2.using(memory_cost=1024, rounds=1)
         with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
             patch.setattr(accounts, "argon2", quick)

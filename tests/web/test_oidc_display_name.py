@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,15 +24,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from tests.factories import NOW, PASS_TYPES
+from tests.factories import NOW, copied_database, dev_services
 from tests.oidc.provider import ACCOUNTS, ROLES, Provider, requires_node, running_provider
 from tests.web.browser import _QuietHandler, chromium, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
 from tests.web.test_oidc_browser import _Later, through_the_provider
 from tests.web.test_oidc_login import CALLBACK, PUBLIC_URL, callback_url, come_back
 from wallet.config import Settings
-from wallet.keys import KeyRole
-from wallet.keystore import KeyStore
 from wallet.services import accounts, oidc
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -241,13 +238,8 @@ def page_site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -
             oidc_scopes="openid groups profile",
             oidc_roles=ROLES,
         )
-        keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-        start = NOW.replace(year=NOW.year - 1)
-        keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-        keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-        services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
-        shutil.copy(sqlite_template, folder / "wallet.sqlite3")
-        db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+        services = dev_services(settings)
+        db = copied_database(sqlite_template, folder)
         later.app = create_app(settings, services=services, db=db,
                                clock=lambda: datetime.now(UTC),
                                config={"TESTING": True, "RATELIMIT_ENABLED": False})  # fmt: skip

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +30,14 @@ from cryptography.hazmat.primitives.serialization import (
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.factories import HOLDERS, NOW, PASS_TYPES, City, fresh_holder
+from tests.factories import (
+    HOLDERS,
+    NOW,
+    City,
+    copied_database,
+    dev_services,
+    fresh_holder,
+)
 from tests.web.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -42,7 +48,6 @@ from tests.web.browser import (
 from tests.web.fakecamera import camera_browser, video_of
 from wallet.config import Settings
 from wallet.formats.qr import render_png
-from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
 from wallet.services import passes
 from wallet.services.context import Services
@@ -157,13 +162,9 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         dev_mode=True,
         secret_key="scanner-test-secret-key-0123456789",
     )
-    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-    start = NOW.replace(year=NOW.year - 1)
-    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-    services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
-    shutil.copy(sqlite_template, folder / "wallet.sqlite3")
-    db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+    services = dev_services(settings)
+    keys = services.keys
+    db = copied_database(sqlite_template, folder)
     clock = Clock()
     app = create_app(
         settings, services=services, db=db, clock=clock,

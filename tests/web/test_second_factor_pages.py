@@ -10,7 +10,6 @@ have no axe violation, no Content-Security-Policy complaint and no sideways scro
 from __future__ import annotations
 
 import base64
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,15 +21,12 @@ import pytest
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from tests.factories import NOW, PASS_TYPES
+from tests.factories import NOW, copied_database, dev_services
 from tests.web.browser import chromium, live_server, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
 from wallet.config import Settings
 from wallet.formats.qrimage import read_qr_image
-from wallet.keys import KeyRole
-from wallet.keystore import KeyStore
 from wallet.services import accounts, totp
-from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.web import create_app
 
@@ -57,13 +53,8 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         dev_mode=True,
         secret_key="second-factor-page-test-key-0123456789",
     )
-    keys = KeyStore(settings.signing_keys_dir, passphrase=None, dev_mode=True)
-    start = NOW.replace(year=NOW.year - 1)
-    keys.generate(alg="ES256", role=KeyRole.ROOT, pass_types=frozenset(), now=start)
-    keys.generate(alg="ES256", role=KeyRole.PASS, pass_types=frozenset(PASS_TYPES), now=start)
-    services = Services(settings=settings, keys=keys, pass_types=PASS_TYPES)
-    shutil.copy(sqlite_template, folder / "wallet.sqlite3")
-    db = Database(f"sqlite:///{folder / 'wallet.sqlite3'}")
+    services = dev_services(settings)
+    db = copied_database(sqlite_template, folder)
     quick = accounts.argon2.using(memory_cost=1024, rounds=1)  # real argon2, cheap parameters
     with pytest.MonkeyPatch.context() as patch, db.transaction(write=True) as session:
         patch.setattr(accounts, "argon2", quick)
