@@ -387,6 +387,16 @@ _NATIVE_DETECTOR = """
     };
 """
 
+# A slow phone: importing the bundle's keys takes a while. The detector answers at once, so
+# a scan right after "synced" must already meet the new verifier, not a half-made one.
+_SLOW_KEY_IMPORT = """
+    const importKey = crypto.subtle.importKey.bind(crypto.subtle);
+    crypto.subtle.importKey = async (format, ...rest) => {
+        if (format === "jwk") { await new Promise((done) => setTimeout(done, 400)); }
+        return importKey(format, ...rest);
+    };
+"""
+
 
 def test_a_browser_with_its_own_barcode_detector_uses_it_and_starts_no_decoder_worker(
     card_camera: Any, site: Site
@@ -395,6 +405,7 @@ def test_a_browser_with_its_own_barcode_detector_uses_it_and_starts_no_decoder_w
     scanner = Scanner(card_camera, site)
     try:
         scanner.context.add_init_script(_NATIVE_DETECTOR % json.dumps(site.parking.record.qr_text))
+        scanner.context.add_init_script(_SLOW_KEY_IMPORT)
         workers: list[str] = []
         scanner.page.on("worker", lambda worker: workers.append(worker.url))
         scanner.open_and_sync()

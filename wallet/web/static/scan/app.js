@@ -19,6 +19,7 @@ const WEDGE_GAP_MS = 500;
 const WEDGE_MIN_LENGTH = 20; // shorter bursts are a person typing, not a scanner
 const MAX_TEXT = 16384; // as the console: a pass text is far shorter
 const RECHECK_BUNDLE_MS = 60 * 1000; // the held bundle's expiry is looked at again this often
+const FIRST_SYNC_WAIT_MS = 5000; // a first sync online takes well under a second; offline, fetch may hang
 export const REPEAT_PAUSE = { ms: 2000 }; // the same code again right after "Scan next" is ignored this long
 
 const state = {
@@ -197,6 +198,16 @@ async function showDevice() {
   ui.showDevice(held ? t("devicePaired", { name: held.name }) : t("deviceNotPaired"));
 }
 
+/**
+ * The first start: the camera may read a pass while the first sync is still on its way.
+ * Waiting a moment for it gives a verdict instead of "no data"; offline, not for long.
+ */
+async function firstSyncIfUnderWay() {
+  if (!state.verifier && state.sync?.running) {
+    await Promise.race([state.sync.running, new Promise((done) => setTimeout(done, FIRST_SYNC_WAIT_MS))]);
+  }
+}
+
 /** Check one QR text (camera, hand scanner or typed) and show the verdict. */
 export async function check(text, { frameAt = performance.now() } = {}) {
   const clean = String(text).replace(/\s+/g, "").slice(0, MAX_TEXT + 1);
@@ -209,6 +220,7 @@ export async function check(text, { frameAt = performance.now() } = {}) {
     return null;
   }
   state.camera?.pause();
+  await firstSyncIfUnderWay();
   await stillTrusted();
   let result;
   if (!state.verifier) {

@@ -20,8 +20,8 @@ export class Sync {
     this.verifyBundle = verifyBundle;
     this.rootKey = rootKey;
     this.clock = clock;
-    this.onBundle = onBundle; // (bundle, held) => void, for every newly verified bundle
-    this.onOutcome = onOutcome; // (outcome, held) => void, after every attempt
+    this.onBundle = onBundle; // async (bundle, held), awaited, for every newly verified bundle
+    this.onOutcome = onOutcome; // async (outcome, held), awaited, after every attempt
     this.running = null;
     this.timer = null;
   }
@@ -50,7 +50,7 @@ export class Sync {
 
   async attempt() {
     const outcome = await this.fetchAndVerify();
-    this.onOutcome?.(outcome, await store.bundle());
+    await this.onOutcome?.(outcome, await store.bundle());
     return outcome;
   }
 
@@ -86,7 +86,8 @@ export class Sync {
       return { kind: "refused", code: error?.code ?? "bundle_invalid" };
     }
     await store.keepBundle({ jws, version: bundle.version, syncedAt: now.toISOString() });
-    this.onBundle?.(bundle, await store.bundle());
+    // awaited: "synced" must mean the new verifier is in place, not on its way
+    await this.onBundle?.(bundle, await store.bundle());
     return { kind: "updated", version: bundle.version };
   }
 }
