@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,12 @@ def database_url(url: str) -> str:
 
 
 WAL_BACKSTOP_PAGES = 10_000  # about 40 MB of WAL with 4 KiB pages
+BUSY_TIMEOUT_MS = 30_000
+# How long the checkpoint's turn waits for the readers of the moment (a request's
+# read takes a millisecond or two; a backup is not waited for), and how often it
+# looks; the writers queue behind it meanwhile.
+RESTART_WAIT_S = 0.02
+RESTART_POLL_S = 0.0005
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -71,7 +78,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # SQLite copies the WAL back into the database (a checkpoint, with an fsync)
         # inside whichever commit crosses wal_autocheckpoint pages: at the default 1000,
         # every ~70th issuance took 5-60 ms longer and held up the requests queued
@@ -222,14 +229,46 @@ class Database:
 
     def checkpoint(self) -> int:
         """Copy SQLite's write-ahead log back into the database file, outside any
-        request (PASSIVE: writers and readers never wait for it); the pages still in
-        the log after it, as SQLite reports them. PostgreSQL: nothing to do, 0."""
+        request, and let the next writer start the log from its beginning again;
+        the pages still in the log after it, as SQLite reports them. PostgreSQL:
+        nothing to do, 0.
+
+        The bulk is copied while writers go on (PASSIVE). That alone never lets
+        the log restart under steady issuance: a writer restarts it only when no
+        reader still reads from it, and with requests coming all the time one
+        always does. The log then grew to the backstop mark, and one request's
+        commit copied 40 MB with every writer queued behind it (80-100 ms, the
+        p99 of issue 12). So the rest is copied in a turn of the writer queue,
+        RESTART waiting briefly for the readers of the moment to finish: the
+        writers wait a few milliseconds, once a round, instead.
+        """
         if not self.is_sqlite:
             return 0
+        _busy, left = self._checkpoint("PASSIVE")
+        if self._writers is None:
+            return left
+        with self._writers.turn():
+            deadline = time.monotonic() + RESTART_WAIT_S
+            while True:
+                # Not SQLite's busy handler: it sleeps 1, 2, 5, 10 ms between tries,
+                # and the writers queued behind this turn would wait as long.
+                busy, left = self._checkpoint("RESTART")
+                if not busy or time.monotonic() >= deadline:
+                    return left
+                time.sleep(RESTART_POLL_S)
+
+    def _checkpoint(self, mode: str) -> tuple[bool, int]:
+        """(whether readers kept it from finishing, pages left in the log)."""
         with self.engine.connect() as connection:
-            row = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        _busy, logged, copied = (int(value) for value in row)
-        return max(logged - copied, 0)
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")  # judged by the caller, never slept on
+            try:
+                row = driver.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        busy, logged, copied = (int(value) for value in row)
+        return bool(busy), max(logged - copied, 0)
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
