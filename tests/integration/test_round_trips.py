@@ -26,19 +26,19 @@ MAX_ROUND_TRIPS = 3
 def sent_to(engine: Engine) -> Iterator[list[str]]:
     """Every statement the engine sends while the block runs, BEGIN and COMMIT included."""
     sent: list[str] = []
-    postgresql = engine.dialect.name == "postgresql"
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)  # SQLite's BEGIN [IMMEDIATE] is sent this way too
-
-    def on_begin(_conn: Any) -> None:
-        if postgresql:
-            sent.append("BEGIN")
-
-    def on_commit(_conn: Any) -> None:
-        sent.append("COMMIT")
-
-    hooks = {"before_cursor_execute": on_execute, "begin": on_begin, "commit": on_commit}
+    if engine.dialect.name == "sqlite":
+        # As SQLite runs them: the hot inserts go to the driver's cursor directly
+        # (wallet.store.driver), past SQLAlchemy's events.
+        hooks: dict[str, Any] = {
+            "checkout": lambda driver, *_: driver.set_trace_callback(sent.append),
+            "checkin": lambda driver, *_: driver.set_trace_callback(None),
+        }
+    else:
+        hooks = {
+            "before_cursor_execute": lambda _c, _cur, statement, *_: sent.append(statement),
+            "begin": lambda _conn: sent.append("BEGIN"),  # psycopg sends it first
+            "commit": lambda _conn: sent.append("COMMIT"),
+        }
     for name, hook in hooks.items():
         event.listen(engine, name, hook)
     try:

@@ -55,6 +55,7 @@ from wallet.services.context import Services
 from wallet.services.open_lists import ListSlot
 from wallet.services.publishing import status_list_uri
 from wallet.status import MIN_LIST_SIZE
+from wallet.store.driver import DriverStatement
 from wallet.store.models import Base, ClaimLinkRow, PassRow, StatusListRow
 from wallet.tokens import (
     SERIAL_RE,
@@ -135,6 +136,9 @@ _INSERT_PASS_SQLITE = (
     sqlite.insert(_passes).on_conflict_do_nothing(index_elements=_SLOT).returning(_passes.c.id)
 )
 _INSERT_CLAIM_LINK = insert(_claims)
+_INSERT_PASS_DRIVER = DriverStatement(_INSERT_PASS_SQLITE)
+_INSERT_CLAIM_LINK_DRIVER = DriverStatement(_INSERT_CLAIM_LINK)
+_INSERT_ENTRY_DRIVER = DriverStatement(audit.INSERT_ENTRY_MANY)
 # A permit's plate-and-zone keys (one row per plate, see models.EnforcementKeyRow).
 _INSERT_KEYS = insert(_keys)
 # Many passes at once (imports): a row whose slot is taken is skipped, and the
@@ -276,12 +280,14 @@ def _store_pass(
         }
         found = connection.execute(_ISSUE_POSTGRESQL, parameters).scalar_one_or_none()
         return None if found is None else int(found)
-    # SQLite runs in-process (no round trips) and has no data-modifying CTEs.
-    pass_id = connection.execute(_INSERT_PASS_SQLITE, dict(values)).scalar_one_or_none()
-    if pass_id is None:
+    # SQLite runs in-process (no round trips) and has no data-modifying CTEs. These
+    # run on the driver's cursor: they hold the one write lock (wallet.store.driver).
+    row = _INSERT_PASS_DRIVER.run(connection, values)
+    if row is None:
         return None
-    connection.execute(_INSERT_CLAIM_LINK, {"pass_id": pass_id, **claim_link})
-    connection.execute(audit.INSERT_ENTRY, dict(entry))
+    pass_id = row[0]
+    _INSERT_CLAIM_LINK_DRIVER.run(connection, {"pass_id": pass_id, **claim_link})
+    _INSERT_ENTRY_DRIVER.run(connection, entry)
     if keys:
         connection.execute(_INSERT_KEYS, [{"pass_id": pass_id, "value": key} for key in keys])
     return int(pass_id)
