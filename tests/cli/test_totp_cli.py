@@ -27,7 +27,7 @@ from tests.cli.admin import (
     audit_entries,
     wallet_fixture,  # noqa: F401 - the `wallet` fixture
 )
-from wallet.services import totp
+from wallet.services import accounts, totp
 from wallet.store.db import Database
 from wallet.store.models import StaffUserRow
 
@@ -129,3 +129,19 @@ def test_users_list_shows_the_second_factor(
     listed = json.loads(wallet.ok("users", "list", "--json").stdout)
     assert {u["username"]: u["second_factor"] for u in listed} == {"anna": "none", "root": "totp"}
     assert "2ND FACTOR" in wallet.ok("users", "list").stdout
+
+
+def test_a_lost_phones_factor_removed_by_an_admin_ends_the_accounts_sessions(
+    wallet: Wallet, db: Database, known_secret: None
+) -> None:
+    """Whoever found the phone may have signed in with it: the reset signs everyone out."""
+    wallet.ok("users", "add", "root", "--role", "admin", "--password-stdin", input=PASSWORD)
+    moment = datetime.now(UTC)
+    wallet.ok("users", "totp", "root", input=code_for(KNOWN, moment) + "\n")
+    with db.transaction(write=True) as session:
+        secret = accounts.start_session(
+            session, username="root", lifetime=timedelta(hours=8), now=moment
+        )
+    wallet.ok("users", "totp", "root", "--remove")
+    with db.transaction(write=False) as session:
+        assert accounts.session_user(session, secret, now=moment) is None

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.factories import NOW
-from wallet.services import accounts, audit, oidc, totp
+from wallet.services import accounts, audit, metrics, oidc, totp
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.web import create_app
@@ -423,3 +423,67 @@ def test_a_city_account_is_told_its_factor_lives_at_the_provider(
     form = {"csrf_token": csrf(page), "enrolment": "AAAA", "code": enrolment.code_at(NOW)}
     assert client.post(PAGE, data=form).status_code == 422
     assert not enrolled(db, user.username)
+
+
+# -- other sessions -----------------------------------------------------------------------
+
+
+def still_signed_in(client: FlaskClient) -> bool:
+    answer = client.get(PAGE)
+    return answer.status_code == 200
+
+
+def test_a_session_signed_in_with_a_stolen_password_ends_when_the_owner_switches_the_factor_on(
+    app: Flask, db: Database, make_user: Callable[..., str]
+) -> None:
+    """Switching the factor on is what an owner does who fears the password is known: a
+    session opened with it before must not stay open beside the new factor."""
+    make_user("anna", "issuer")
+    thief = signed_in_client(app, "anna")
+    client, _enrolment = switched_on(app, db, "anna")
+    assert still_signed_in(client)  # the owner's own session stays
+    assert not still_signed_in(thief)
+
+
+def test_switching_the_factor_off_ends_the_accounts_other_sessions(
+    db: Database, services: Services, make_user: Callable[..., str]
+) -> None:
+    make_user("anna", "issuer")
+    clock = [NOW]
+    app = app_with(db, services, clock=lambda: clock[0])
+    client, enrolment = switched_on(app, db, "anna")
+    clock[0] += timedelta(seconds=30)  # a code works once: the next steps need new ones
+    other = app.test_client()  # the same account on another computer, with a code
+    first = other.post("/console/login", data={
+        "csrf_token": csrf(other.get("/console/login").get_data(as_text=True)),
+        "username": "anna", "password": PASSWORD,
+    })  # fmt: skip
+    assert first.headers["Location"] == "/console/login/code"
+    form = {"csrf_token": csrf(other.get("/console/login/code").get_data(as_text=True)),
+            "step": "code", "username": "anna", "code": enrolment.code(clock[0])}  # fmt: skip
+    assert other.post("/console/login", data=form).status_code == 302
+    assert still_signed_in(other)
+    clock[0] += timedelta(seconds=30)
+    assert switch_off(client, password=PASSWORD, code=enrolment.code(clock[0])).status_code == 302
+    assert still_signed_in(client)
+    assert not still_signed_in(other)
+
+
+def test_a_wrong_password_on_the_off_form_is_not_counted_as_a_failed_sign_in(
+    app: Flask, db: Database, make_user: Callable[..., str]
+) -> None:
+    """Monitoring alerts on failed sign-ins: a signed-in user mistyping a password to
+    confirm a change is not someone trying accounts."""
+    make_user("anna", "issuer")
+    client, enrolment = switched_on(app, db, "anna")
+    failures = metrics.LOGIN_FAILURES.labels("local")
+    before = failures._value.get()
+    later = NOW + timedelta(seconds=30)
+    assert switch_off(client, password="not it", code=enrolment.code(later)).status_code == 422
+    assert failures._value.get() == before
+    signed_out = app.test_client()
+    signed_out.post("/console/login", data={
+        "csrf_token": csrf(signed_out.get("/console/login").get_data(as_text=True)),
+        "username": "anna", "password": "not it",
+    })  # fmt: skip
+    assert failures._value.get() == before + 1  # a real failed sign-in still counts

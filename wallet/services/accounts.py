@@ -200,19 +200,26 @@ def authenticate_user(
 
     Read-only, so the slow password hash never holds a write lock; the edge
     records the login with :func:`record_login` in a short write transaction.
+    A refusal counts as a failed sign-in (``wallet_login_failures_total``).
     """
-    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
+    user = confirm_password(session, username=username, password=password)
+    if user is None:
         metrics.login_failed("local")
+    return user
+
+
+def confirm_password(session: Session, *, username: object, password: object) -> StaffUser | None:
+    """As :func:`authenticate_user`, for a signed-in account confirming a change with its
+    password: not a sign-in, so not counted as a failed one."""
+    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
         return None
     row = None
     if _NAME_RE.fullmatch(username):  # a NUL would reach PostgreSQL as an error
         row = session.scalars(select(StaffUserRow).where(StaffUserRow.username == username)).first()
     if row is None or row.oidc_subject is not None:  # provider accounts have no password
         argon2.verify(password, _DUMMY_HASH)
-        metrics.login_failed("local")
         return None
     if not argon2.verify(password, row.password_hash) or row.disabled:
-        metrics.login_failed("local")
         return None
     return _user(row)
 
@@ -310,8 +317,12 @@ def end_session(session: Session, secret: object) -> None:
         )
 
 
-def end_all_sessions(session: Session, *, user_id: int) -> None:
-    session.execute(delete(StaffSessionRow).where(StaffSessionRow.user_id == user_id))
+def end_all_sessions(session: Session, *, user_id: int, keep: object = None) -> None:
+    """End the account's sessions; `keep` is the secret of one to spare (the caller's own)."""
+    ending = delete(StaffSessionRow).where(StaffSessionRow.user_id == user_id)
+    if isinstance(keep, str):
+        ending = ending.where(StaffSessionRow.token_hash != token_hash(keep))
+    session.execute(ending)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from wallet.auditkey import AuditKey
 from wallet.domain import Role
 from wallet.errors import InputError, NotFoundError, StateConflictError, WalletError
-from wallet.services import audit
+from wallet.services import accounts, audit
 from wallet.services.sealing import seal, unseal
 from wallet.store.models import StaffUserRow
 
@@ -172,11 +172,15 @@ def enrol(
     audit_key: AuditKey,
     now: datetime,
     replace: bool = True,
+    keep_session: str | None = None,
 ) -> None:
     """Store the secret once a code from the app shows it was scanned correctly.
 
     ``replace=False`` (the account itself, in the console) refuses to replace a
     secret already set: a stolen session must not swap the owner's phone for its own.
+    The account's other sessions end (all but ``keep_session``, the console's own):
+    one signed in with the password alone, perhaps by whoever made the owner switch
+    the factor on, must not outlive the change.
 
     :raises InputError: (field ``code``) the code does not match.
     :raises StateConflictError: a provider's account, or (``replace=False``) one enrolled.
@@ -194,19 +198,26 @@ def enrol(
         )
     row.totp_secret = seal(audit_key, enrolment.secret, aad=_aad(row))
     row.totp_last_step = step  # the confirming code is used up
+    accounts.end_all_sessions(session, user_id=row.id, keep=keep_session)
     audit.record(session, key=audit_key, actor=actor, action="user.totp",
                  target=f"user:{username}", details={"totp": "enrolled"}, now=now)  # fmt: skip
 
 
 def remove(
-    session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime
-) -> bool:
-    """Forget an account's TOTP secret (a lost phone); False when it had none."""
+    session: Session, *, username: str, actor: str, audit_key: AuditKey, now: datetime,
+    keep_session: str | None = None,
+) -> bool:  # fmt: skip
+    """Forget an account's TOTP secret (a lost phone); False when it had none.
+
+    The account's sessions end but ``keep_session`` (as :func:`enrol` does): whoever
+    holds the lost phone may hold a session too.
+    """
     row = _row(session, username)
     if row.totp_secret is None:
         return False
     row.totp_secret = None
     row.totp_last_step = None
+    accounts.end_all_sessions(session, user_id=row.id, keep=keep_session)
     audit.record(session, key=audit_key, actor=actor, action="user.totp",
                  target=f"user:{username}", details={"totp": "removed"}, now=now)  # fmt: skip
     return True
@@ -221,9 +232,11 @@ def turn_off(
     actor: str,
     audit_key: AuditKey,
     now: datetime,
+    keep_session: str | None = None,
 ) -> None:
     """The account's own switching off in the console (its password checked by the edge):
     a current code is needed, and the policy must not require a factor for the account.
+    Its other sessions end, as with any change of the factor.
 
     :raises StateConflictError: a provider's account, none set up, or the policy requires one.
     :raises InputError: (field ``code``) the code is wrong or used already.
@@ -239,7 +252,8 @@ def turn_off(
         )
     if not check_code(session, username=username, code=code, audit_key=audit_key, now=now):
         raise InputError("the code is not correct or was used already", field="code")
-    remove(session, username=username, actor=actor, audit_key=audit_key, now=now)
+    remove(session, username=username, actor=actor, audit_key=audit_key, now=now,
+           keep_session=keep_session)  # fmt: skip
 
 
 def check_code(

@@ -217,6 +217,7 @@ def second_factor() -> ResponseReturnValue:
                 audit_key=ctx.services.audit_key,
                 now=moment,
                 replace=False,
+                keep_session=session.get("sid"),
             )
     except InputError:
         message = _(
@@ -240,9 +241,8 @@ def second_factor_off() -> ResponseReturnValue:
     staff: Staff = g.staff
     ctx = context()
     with ctx.db.transaction(write=False) as db_session:  # the slow hash outside a write lock
-        checked = accounts.authenticate_user(db_session, username=staff.username,
-                                             password=request.form.get("password", ""),
-                                             now=now())  # fmt: skip
+        checked = accounts.confirm_password(db_session, username=staff.username,
+                                            password=request.form.get("password", ""))  # fmt: skip
     wrong = _("The password or the code is not correct. Type the code your app shows now.")
     if checked is None:
         log.info("refused switching a second factor off: wrong password or code")
@@ -257,6 +257,7 @@ def second_factor_off() -> ResponseReturnValue:
                 actor=staff.actor,
                 audit_key=ctx.services.audit_key,
                 now=now(),
+                keep_session=session.get("sid"),
             )
     except InputError:
         log.info("refused switching a second factor off: wrong password or code")
