@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -174,7 +175,9 @@ def _checkpoint(obj: Context) -> None:
     """SQLite: copy the write-ahead log into the database here, not in a request's commit."""
     try:
         obj.db.checkpoint()
-    except SQLAlchemyError as exc:
+    # The checkpoint runs on the driver's connection (sqlite3's errors) and takes the
+    # writer queue's file lock (OSError).
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         log.error("database checkpoint failed, retrying: %s", type(exc).__name__)
 
 
