@@ -25,14 +25,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import select, text
 
 PASSES = int(os.environ.get("WALLET_BENCH_PASSES", "1000000"))
 LISTS = 11
@@ -61,32 +60,6 @@ class RoundTrips:
     full_list_failed: int  # issuances of those that found no free slot
     bare: float  # the bare one-insert transaction
     statements: tuple[str, ...]  # what one issuance sent (first words of each)
-
-
-@contextmanager
-def counting(engine: Engine) -> Iterator[list[str]]:
-    """Every statement sent while the block runs, BEGIN and COMMIT included."""
-    sent: list[str] = []
-    postgresql = engine.dialect.name == "postgresql"
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    def on_begin(_conn: Any) -> None:
-        if postgresql:  # SQLite's BEGIN is an execute of its own
-            sent.append("BEGIN")
-
-    def on_commit(_conn: Any) -> None:
-        sent.append("COMMIT")
-
-    hooks = {"before_cursor_execute": on_execute, "begin": on_begin, "commit": on_commit}
-    for name, hook in hooks.items():
-        event.listen(engine, name, hook)
-    try:
-        yield sent
-    finally:
-        for name, hook in hooks.items():
-            event.remove(engine, name, hook)
 
 
 def _services(env: dict[str, str]) -> Any:
@@ -210,6 +183,7 @@ def count_issuance(
     """Statements sent per issuance (averaged), those of one, and how many failed."""
     from wallet.errors import StateConflictError
     from wallet.services import passes as issuing
+    from wallet.store.driver import sent_statements
 
     def issue() -> None:
         with db.transaction(write=True) as session:
@@ -225,9 +199,9 @@ def count_issuance(
         return True
 
     attempt(), attempt()  # a new list is created, then found and counted: not the steady state
-    with counting(db.engine) as sent:
+    with sent_statements(db.engine) as sent:
         failed = sum(not attempt() for _ in range(count))
-    with counting(db.engine) as one:
+    with sent_statements(db.engine) as one:
         attempt()
     return len(sent) / count, one, failed
 
@@ -235,8 +209,10 @@ def count_issuance(
 def count_bare(db: Any) -> float:
     from bench_bare_app import bare, metadata
 
+    from wallet.store.driver import sent_statements
+
     metadata.create_all(db.engine)
-    with counting(db.engine) as sent, db.transaction(write=True) as session:
+    with sent_statements(db.engine) as sent, db.transaction(write=True) as session:
         session.execute(bare.insert().values(body="{}", created_at=datetime.now(UTC)))
     return float(len(sent))
 

@@ -1,51 +1,22 @@
 """Issuance's database round trips, counted as they are sent: a regression guard.
 
-On PostgreSQL every statement, BEGIN and COMMIT is a round trip to the server
-(psycopg sends BEGIN before the first statement of a transaction); on SQLite
-they are calls into the library, so there the statements are counted.
+On PostgreSQL every statement, BEGIN and COMMIT is a round trip to the server;
+on SQLite they are calls into the library, so there the statements are counted
+(wallet.store.driver.sent_statements).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy import Engine, event
 
 from tests.factories import NOW, stored_row
 from wallet.services import open_lists, passes
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.store.driver import sent_statements
 
 LIBRARY = {"card_number": "100200300400", "name": "Erika Mustermann"}
 MAX_ROUND_TRIPS = 3
-
-
-@contextmanager
-def sent_to(engine: Engine) -> Iterator[list[str]]:
-    """Every statement the engine sends while the block runs, BEGIN and COMMIT included."""
-    sent: list[str] = []
-    if engine.dialect.name == "sqlite":
-        # As SQLite runs them: the hot inserts go to the driver's cursor directly
-        # (wallet.store.driver), past SQLAlchemy's events.
-        hooks: dict[str, Any] = {
-            "checkout": lambda driver, *_: driver.set_trace_callback(sent.append),
-            "checkin": lambda driver, *_: driver.set_trace_callback(None),
-        }
-    else:
-        hooks = {
-            "before_cursor_execute": lambda _c, _cur, statement, *_: sent.append(statement),
-            "begin": lambda _conn: sent.append("BEGIN"),  # psycopg sends it first
-            "commit": lambda _conn: sent.append("COMMIT"),
-        }
-    for name, hook in hooks.items():
-        event.listen(engine, name, hook)
-    try:
-        yield sent
-    finally:
-        for name, hook in hooks.items():
-            event.remove(engine, name, hook)
 
 
 def _issue(db: Database, services: Services) -> passes.IssuedPass:
@@ -60,7 +31,7 @@ def test_issuance_does_not_creep_back_to_one_round_trip_per_row(
 ) -> None:
     _issue(db, services)  # the first pass of a type creates its list,
     _issue(db, services)  # the next finds it committed and counts its passes
-    with sent_to(db.engine) as sent:
+    with sent_statements(db.engine) as sent:
         issued = _issue(db, services)
     assert sent[0].upper().startswith("BEGIN") and sent[-1] == "COMMIT", sent
     statements = sent[1:-1]

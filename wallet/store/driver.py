@@ -15,14 +15,15 @@ Only plain statements qualify: every bound value must be given by the caller
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["DriverStatement"]
+__all__ = ["DriverStatement", "sent_statements"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -83,3 +84,34 @@ class DriverStatement:
                 raise TypeError(f"{name}: tuple values are not for this path")
             binds.append((name, process))
         return compiled.string, tuple(binds)
+
+
+@contextmanager
+def sent_statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement sent while the block runs, BEGIN and COMMIT included: for the
+    round-trip guard and the benchmark, which count what issuance costs.
+
+    On PostgreSQL every statement, BEGIN and COMMIT is a round trip (psycopg sends
+    BEGIN before a transaction's first statement). SQLite's are counted as SQLite
+    runs them (its trace callback): the hot inserts pass SQLAlchemy's events by.
+    """
+    sent: list[str] = []
+    hooks: dict[str, Callable[..., None]]
+    if engine.dialect.name == "sqlite":
+        hooks = {
+            "checkout": lambda driver, *_: driver.set_trace_callback(sent.append),
+            "checkin": lambda driver, *_: driver.set_trace_callback(None),
+        }
+    else:
+        hooks = {
+            "before_cursor_execute": lambda _conn, _cursor, statement, *_: sent.append(statement),
+            "begin": lambda _conn: sent.append("BEGIN"),
+            "commit": lambda _conn: sent.append("COMMIT"),
+        }
+    for name, hook in hooks.items():
+        event.listen(engine, name, hook)
+    try:
+        yield sent
+    finally:
+        for name, hook in hooks.items():
+            event.remove(engine, name, hook)
