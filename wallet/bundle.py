@@ -15,18 +15,13 @@ from typing import Any
 
 from wallet.errors import (
     BundleError,
-    BundleExpiredError,
-    BundleRollbackError,
     SigningKeyError,
-    TokenRejected,
 )
 from wallet.jws import (
     sign_jws,
-    verify_jws,
 )
 from wallet.keys import (
     KeyInfo,
-    KeyRing,
     KeyRole,
     KeyState,
     PublicKey,
@@ -36,6 +31,7 @@ from wallet.keys import (
     load_public_key_pem,
     public_key_from_jwk,
 )
+from wallet.rootsigned import verify_root_signed
 
 BUNDLE_TYP = "wallet-bundle+jwt"
 MAX_BUNDLE_LENGTH = 64 * 1024 * 1024
@@ -90,13 +86,6 @@ def sign_bundle(bundle: TrustBundle, root: SigningKey) -> str:
     return sign_jws(bundle.to_claims(), root, typ=BUNDLE_TYP)
 
 
-def _time(payload: Mapping[str, Any], name: str) -> datetime:
-    value = payload.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**34:
-        raise BundleError(f"the bundle's {name} is missing or not a Unix time")
-    return datetime.fromtimestamp(value, UTC)
-
-
 def _key(entry: object) -> PublicKey:
     if not isinstance(entry, dict) or not isinstance(entry.get("jwk"), dict):
         raise BundleError("a bundle key entry needs a jwk and meta")
@@ -122,29 +111,11 @@ def verify_bundle(
 
     :raises BundleError: (a subclass) saying what is wrong.
     """
-    try:
-        verified = verify_jws(token, KeyRing([root]), typ=BUNDLE_TYP, max_length=MAX_BUNDLE_LENGTH)
-    except TokenRejected as exc:
-        raise BundleError(
-            f"the bundle is not signed by the pinned trust root ({exc.code}: {exc.message})"
-        ) from exc
-    payload = verified.payload
-    if payload.get("fmt") != FORMAT:
-        raise BundleError("the bundle format is unknown; update wallet-verify")
-    issuer, version = payload.get("iss"), payload.get("ver")
-    if not isinstance(issuer, str) or not issuer:
-        raise BundleError("the bundle names no issuer")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BundleError("the bundle version must be a positive whole number")
-    issued_at, expires_at = _time(payload, "iat"), _time(payload, "exp")
-    if now >= expires_at:
-        raise BundleExpiredError(
-            f"the bundle expired on {expires_at:%Y-%m-%d %H:%M} UTC; sync a new one"
-        )
-    if held_version is not None and version < held_version:
-        raise BundleRollbackError(
-            f"the bundle has version {version}, older than the held version {held_version}"
-        )
+    signed = verify_root_signed(
+        token, root, typ=BUNDLE_TYP, max_length=MAX_BUNDLE_LENGTH, fmt=FORMAT,
+        what="the bundle", when_expired="sync a new one", now=now, held_version=held_version,
+    )  # fmt: skip
+    payload = signed.payload
     keys, lists, types = payload.get("keys"), payload.get("status_lists"), payload.get("pass_types")
     if not isinstance(keys, list):
         raise BundleError("the bundle's keys must be a list")
@@ -153,10 +124,10 @@ def verify_bundle(
     if not isinstance(types, dict) or not all(isinstance(v, dict) for v in types.values()):
         raise BundleError("the bundle's pass types must map ids to display data")
     return TrustBundle(
-        issuer=issuer,
-        version=version,
-        issued_at=issued_at,
-        expires_at=expires_at,
+        issuer=signed.issuer,
+        version=signed.version,
+        issued_at=signed.issued_at,
+        expires_at=signed.expires_at,
         keys=tuple(_key(entry) for entry in keys),
         status_lists=lists,
         pass_types=types,

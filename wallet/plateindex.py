@@ -42,14 +42,13 @@ from wallet.codec import b64url_decode, b64url_encode
 from wallet.errors import (
     BundleError,
     BundleExpiredError,
-    BundleRollbackError,
     InputError,
     MalformedDataError,
-    TokenRejected,
 )
-from wallet.jws import sign_jws, verify_jws
-from wallet.keys import KeyRing, PublicKey, SigningKey
+from wallet.jws import sign_jws
+from wallet.keys import PublicKey, SigningKey
 from wallet.plates import lookup_forms, normalise_zone
+from wallet.rootsigned import verify_root_signed
 
 INDEX_TYP = "wallet-plate-index+jwt"
 FORMAT = 2
@@ -61,7 +60,6 @@ MAX_ZONES = 255
 MAX_INDEX_LENGTH = 16 * 1024 * 1024
 # The last minute a datetime (and so PlateCheck.to_json) can show: 9999-12-31 23:59 UTC.
 MAX_MINUTES = 4_223_371_679
-_MAX_TIME = 2**34  # iat and exp, as the bundle's
 
 
 class PlateVerdict(StrEnum):
@@ -280,32 +278,12 @@ def verify_index(
 
     :raises BundleError: (a subclass) saying what is wrong.
     """
-    try:
-        verified = verify_jws(token, KeyRing([root]), typ=INDEX_TYP, max_length=MAX_INDEX_LENGTH)
-    except TokenRejected as exc:
-        raise BundleError(
-            f"the plate index is not signed by the pinned trust root ({exc.code})"
-        ) from exc
-    claims = verified.payload
-    fmt = claims.get("fmt")
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt != FORMAT:  # 2.0 is not 2
-        raise BundleError("the plate index format is unknown; update the app")
-    issuer, version = claims.get("iss"), claims.get("ver")
-    issued, expires = claims.get("iat"), claims.get("exp")
-    if not isinstance(issuer, str) or not issuer:
-        raise BundleError("the plate index names no issuer")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BundleError("the plate index version must be a positive whole number")
-    for value in (issued, expires):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < _MAX_TIME:
-            raise BundleError("the plate index's iat or exp is missing or not a Unix time")
-    assert isinstance(issued, int) and isinstance(expires, int)
-    if now.timestamp() >= expires:
-        raise BundleExpiredError("the plate index is out of date; sync before checking plates")
-    if held_version is not None and version < held_version:
-        raise BundleRollbackError(
-            f"the plate index has version {version}, older than the held {held_version}"
-        )
+    signed = verify_root_signed(
+        token, root, typ=INDEX_TYP, max_length=MAX_INDEX_LENGTH, fmt=FORMAT,
+        what="the plate index", when_expired="sync before checking plates", now=now,
+        held_version=held_version,
+    )  # fmt: skip
+    claims = signed.payload
     zones, kid, packed = claims.get("zones"), claims.get("kid"), claims.get("e")
     if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
         raise BundleError("the plate index's zones must be a list of names")
@@ -319,10 +297,10 @@ def verify_index(
         raise BundleError("the plate index entries are cut off")
     _vet_entries(entries, len(zones))
     return PlateIndex(
-        issuer=issuer,
-        version=version,
-        issued_at=datetime.fromtimestamp(issued, UTC),
-        expires_at=datetime.fromtimestamp(expires, UTC),
+        issuer=signed.issuer,
+        version=signed.version,
+        issued_at=signed.issued_at,
+        expires_at=signed.expires_at,
         kid=kid,
         zones=tuple(zones),
         entries=entries,

@@ -237,7 +237,7 @@ def _indexes(corpus: Corpus, city: City, other: Any, main: str) -> None:
         main,
         "bundle_rollback",
         held_version=8,
-        why="older than the held 8",
+        why="older than the held version 8",
     )
     corpus.index_case(
         "index checked against another root",
@@ -250,7 +250,7 @@ def _indexes(corpus: Corpus, city: City, other: Any, main: str) -> None:
     corpus.index_case(
         "index signed by another root", by_other, "bundle_invalid", why=unsigned_by_root
     )
-    out_of_date = "out of date"
+    out_of_date = "expired on"
     corpus.index_case("index at its expiry", main, "bundle_expired", now=EXPIRES, why=out_of_date)
     corpus.index_case(
         "index a second before its expiry",
@@ -291,7 +291,7 @@ def _indexes(corpus: Corpus, city: City, other: Any, main: str) -> None:
         corpus.index_case(name, corpus.index(index, forged), "bundle_invalid", why=why)
 
     unknown_format = "format is unknown"
-    no_time = "iat or exp is missing or not a Unix time"
+    no_time = "is missing or not a Unix time"
     malformed: list[tuple[str, str, dict[str, Any], bytes | None, str]] = [
         ("index of format 1 (before start times)", "format-1", dict(claims, fmt=1), None,
          unknown_format),

@@ -235,6 +235,8 @@ def test_rejects_oversized_bundle(city: City) -> None:
     [
         ("fmt", 2, "format is unknown"),
         ("fmt", None, "format is unknown"),
+        ("fmt", True, "format is unknown"),  # Python's True == 1; JavaScript's true !== 1
+        ("fmt", 1.0, "format is unknown"),
         ("ver", 0, "positive whole number"),
         ("ver", -1, "positive whole number"),
         ("ver", True, "positive whole number"),

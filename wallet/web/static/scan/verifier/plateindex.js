@@ -16,11 +16,12 @@
 // start and end are minutes since the epoch, unsigned big-endian. Both verifiers pass
 // tests/corpus/plate_index.json.
 
-import { b64urlDecode, b64urlEncode, isInt } from "./codec.js";
+import { b64urlDecode, b64urlEncode } from "./codec.js";
 import { BundleError, VerifyError } from "./errors.js";
-import { JWSVerifier, codePoints } from "./jws.js";
-import { KeyRing, rootKeyFromPem } from "./keys.js";
+import { codePoints } from "./jws.js";
+import { rootKeyFromPem } from "./keys.js";
 import { lookupForms } from "./plates.js";
+import { verifyRootSigned } from "./rootsigned.js";
 
 export const INDEX_TYP = "wallet-plate-index+jwt";
 export const FORMAT = 2;
@@ -30,7 +31,6 @@ export const STATES = Object.freeze(["valid", "suspended"]);
 export const MAX_ZONE_LENGTH = 16;
 export const MAX_INDEX_LENGTH = 16 * 1024 * 1024;
 export const MAX_MINUTES = 4_223_371_679; // 9999-12-31 23:59 UTC, the last a Python datetime shows
-const MAX_TIME = 2 ** 34; // iat and exp, as the bundle's
 
 const invalid = (message) => new BundleError("bundle_invalid", message);
 const subtle = () => globalThis.crypto.subtle;
@@ -245,35 +245,16 @@ export async function verifyIndex(token, root, { now, highestVersion = null } = 
       throw invalid(`the pinned trust-root key is unusable: ${error.message}`);
     }
   }
-  let verified;
-  try {
-    const jws = new JWSVerifier(new KeyRing([pinned]), { typ: INDEX_TYP, maxLength: MAX_INDEX_LENGTH });
-    verified = await jws.verify(token);
-  } catch (error) {
-    if (error instanceof VerifyError) {
-      throw invalid(`the plate index is not signed by the pinned trust root (${error.code})`);
-    }
-    throw error;
-  }
-  const claims = verified.payload;
-  if (claims.fmt !== FORMAT) throw invalid("the plate index format is unknown; update the app");
-  const { iss, ver, iat, exp } = claims;
-  if (typeof iss !== "string" || !iss) throw invalid("the plate index names no issuer");
-  if (!isInt(ver) || ver < 1) throw invalid("the plate index version must be a positive whole number");
-  for (const value of [iat, exp]) {
-    if (!isInt(value) || !(value > 0 && value < MAX_TIME)) {
-      throw invalid("the plate index's iat or exp is missing or not a Unix time");
-    }
-  }
-  if (seconds(now) >= Number(exp)) {
-    throw new BundleError("bundle_expired", "the plate index is out of date; sync before checking plates");
-  }
-  if (highestVersion !== null && ver < highestVersion) {
-    throw new BundleError(
-      "bundle_rollback",
-      `the plate index has version ${ver}, older than the held ${highestVersion}`,
-    );
-  }
+  const signed = await verifyRootSigned(token, pinned, {
+    typ: INDEX_TYP,
+    maxLength: MAX_INDEX_LENGTH,
+    format: FORMAT,
+    what: "the plate index",
+    whenExpired: "sync before checking plates",
+    now: seconds(now),
+    highestVersion,
+  });
+  const claims = signed.payload;
   const { zones, kid, e: packed } = claims;
   if (!Array.isArray(zones) || !zones.every((z) => typeof z === "string")) {
     throw invalid("the plate index's zones must be a list of names");
@@ -293,10 +274,10 @@ export async function verifyIndex(token, root, { now, highestVersion = null } = 
   if (entries.length % ENTRY) throw invalid("the plate index entries are cut off");
   vetEntries(entries, zones.length);
   return new PlateIndex({
-    issuer: iss,
-    version: Number(ver),
-    issuedAt: Number(iat),
-    expiresAt: Number(exp),
+    issuer: signed.issuer,
+    version: signed.version,
+    issuedAt: signed.issuedAt,
+    expiresAt: signed.expiresAt,
     kid,
     zones: Object.freeze([...zones]),
     entries,
