@@ -106,15 +106,7 @@ def city() -> City:
 @pytest.fixture
 def services(tmp_path: Any) -> Any:
     """Services over a fresh keys folder with a trust root and one pass key (dev mode)."""
-    from tests.factories import dev_services
-    from wallet.config import Settings
+    from tests.factories import dev_services, dev_settings
 
-    settings = Settings(
-        public_url="https://pass.stadt-musterstadt.de",
-        issuer="https://pass.stadt-musterstadt.de",
-        signing_keys_dir=tmp_path / "keys",
-        instance_dir=tmp_path / "instance",
-        dev_mode=True,
-        secret_key="test-secret-key-0123456789",
-    )
+    settings = dev_settings(tmp_path, public_url="https://pass.stadt-musterstadt.de")
     return dev_services(settings)

@@ -209,6 +209,22 @@ def dev_instance_env(folder: Path) -> dict[str, str]:
     }
 
 
+def dev_settings(folder: Path, *, public_url: str = "http://127.0.0.1", **more: Any) -> Any:
+    """Development settings with keys and instance folders in ``folder``. The public URL
+    is plain HTTP by default: a test browser keeps the session cookie only there."""
+    from wallet.config import Settings
+
+    return Settings(
+        public_url=public_url,
+        issuer="https://pass.stadt-musterstadt.de",
+        signing_keys_dir=folder / "keys",
+        instance_dir=folder / "instance",
+        dev_mode=True,
+        secret_key=f"test-secret-key-{folder.name}-0123456789",
+        **more,
+    )
+
+
 def dev_services(settings: Any) -> Any:
     """Services over ``settings``' keys folder with a trust root and one pass key for
     every pass type, both a year old (dev mode: unencrypted)."""

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import HOLDERS, NOW, copied_database, dev_services
+from tests.factories import HOLDERS, NOW, copied_database, dev_services, dev_settings
 from tests.web.browser import axe_violations, chromium, live_server, requires_chromium
-from wallet.config import Settings
 from wallet.formats.qrimage import read_qr_image
 from wallet.services import accounts, passes
 from wallet.services.context import Services
@@ -63,14 +62,7 @@ def _change(db: Database, services: Services, serial: str, action: str, reason: 
 def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The real app over SQLite with a few passes and a user, served on 127.0.0.1."""
     folder = tmp_path_factory.mktemp("pages")
-    settings = Settings(
-        public_url="http://127.0.0.1",  # plain HTTP: the browser must keep the session cookie
-        issuer="https://pass.stadt-musterstadt.de",
-        signing_keys_dir=folder / "keys",
-        instance_dir=folder / "instance",
-        dev_mode=True,
-        secret_key="page-test-secret-key-0123456789",
-    )
+    settings = dev_settings(folder)
     services = dev_services(settings)
     keys = services.keys
     ensure_dev_chain(settings, now=NOW)  # Apple Wallet available: its button is checked too

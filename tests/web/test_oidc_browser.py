@@ -22,11 +22,10 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.factories import NOW, copied_database, dev_services
+from tests.factories import NOW, copied_database, dev_services, dev_settings
 from tests.oidc.provider import ACCOUNTS, ROLES, Provider, requires_node, running_provider
 from tests.web.browser import _QuietHandler, chromium, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
-from wallet.config import Settings
 from wallet.services import accounts, totp
 from wallet.web import create_app
 
@@ -63,13 +62,9 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         post_logout_redirect_uris=[f"{url}/console/login"],
         log=folder / "provider.log",
     ) as provider:
-        settings = Settings(
-            public_url=url,  # plain HTTP: the browser must keep the session cookie
-            issuer="https://pass.stadt-musterstadt.de",
-            signing_keys_dir=folder / "keys",
-            instance_dir=folder / "instance",
-            dev_mode=True,
-            secret_key="oidc-page-test-secret-key-0123456789",
+        settings = dev_settings(
+            folder,
+            public_url=url,
             oidc_issuer=provider.issuer,
             oidc_client_id=provider.client_id,
             oidc_client_secret=provider.client_secret,

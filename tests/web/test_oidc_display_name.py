@@ -24,13 +24,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from tests.factories import NOW, copied_database, dev_services
+from tests.factories import NOW, copied_database, dev_services, dev_settings
 from tests.oidc.provider import ACCOUNTS, ROLES, Provider, requires_node, running_provider
 from tests.web.browser import _QuietHandler, chromium, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
 from tests.web.test_oidc_browser import _Later, through_the_provider
 from tests.web.test_oidc_login import CALLBACK, PUBLIC_URL, callback_url, come_back
-from wallet.config import Settings
 from wallet.services import accounts, oidc
 from wallet.services.context import Services
 from wallet.store.db import Database
@@ -225,13 +224,9 @@ def page_site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -
         post_logout_redirect_uris=[f"{url}/console/login"],
         log=folder / "provider.log",
     ) as provider:
-        settings = Settings(
+        settings = dev_settings(
+            folder,
             public_url=url,
-            issuer="https://pass.stadt-musterstadt.de",
-            signing_keys_dir=folder / "keys",
-            instance_dir=folder / "instance",
-            dev_mode=True,
-            secret_key="oidc-name-page-test-secret-key-0123456789",
             oidc_issuer=provider.issuer,
             oidc_client_id=provider.client_id,
             oidc_client_secret=provider.client_secret,

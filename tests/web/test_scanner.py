@@ -36,6 +36,7 @@ from tests.factories import (
     City,
     copied_database,
     dev_services,
+    dev_settings,
     fresh_holder,
 )
 from tests.web.browser import (
@@ -154,14 +155,7 @@ def _forged(token: str) -> str:
 @pytest.fixture(scope="module")
 def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("scanner")
-    settings = Settings(
-        public_url="http://127.0.0.1",
-        issuer="https://pass.stadt-musterstadt.de",
-        signing_keys_dir=folder / "keys",
-        instance_dir=folder / "instance",
-        dev_mode=True,
-        secret_key="scanner-test-secret-key-0123456789",
-    )
+    settings = dev_settings(folder)
     services = dev_services(settings)
     keys = services.keys
     db = copied_database(sqlite_template, folder)

@@ -21,10 +21,9 @@ import pytest
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from tests.factories import NOW, copied_database, dev_services
+from tests.factories import NOW, copied_database, dev_services, dev_settings
 from tests.web.browser import chromium, live_server, requires_chromium
 from tests.web.test_accessibility import PHONE, Tab, assert_reflows
-from wallet.config import Settings
 from wallet.formats.qrimage import read_qr_image
 from wallet.services import accounts, totp
 from wallet.store.db import Database
@@ -45,14 +44,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("second-factor-pages")
-    settings = Settings(
-        public_url="http://127.0.0.1",  # plain HTTP: the browser must keep the session cookie
-        issuer="https://pass.stadt-musterstadt.de",
-        signing_keys_dir=folder / "keys",
-        instance_dir=folder / "instance",
-        dev_mode=True,
-        secret_key="second-factor-page-test-key-0123456789",
-    )
+    settings = dev_settings(folder)
     services = dev_services(settings)
     db = copied_database(sqlite_template, folder)
     quick = accounts.argon2.using(memory_cost=1024, rounds=1)  # real argon2, cheap parameters
