@@ -226,6 +226,13 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def errors(self) -> list[str]:
+        """Its log's error lines (tracebacks included), for a failing test's message."""
+        return [
+            line for line in self.output().splitlines()
+            if '"level":"error"' in line or "Traceback" in line
+        ]  # fmt: skip
+
 
 def _spawn(name: str, command: list[str], env: Mapping[str, str], log: Path) -> Process:
     with log.open("wb") as out:

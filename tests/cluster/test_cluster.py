@@ -327,7 +327,8 @@ def test_killing_a_server_and_a_worker_loses_no_acknowledged_write(
     assert not any(t.is_alive() for t in threads)
 
     # The clients: only POSTs without an Idempotency-Key in flight on the killed server failed.
-    assert not results.unexpected, results.unexpected
+    server_errors = [e for n in c.nodes if n.server for e in n.server.errors()]
+    assert not results.unexpected, (results.unexpected, server_errors)
     assert len(results.issued) >= 40, f"only {len(results.issued)} passes issued"
     assert results.revoked
     for failure in results.failures:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from tests.concurrency import run_together
@@ -43,6 +48,120 @@ def test_servers_publishing_the_first_bundle_at_once_serve_the_same_one(
     assert len(tokens) == 4 and len(set(tokens)) == 1
     with db.transaction(write=False) as session:
         assert publishing.cached_bundle(session, services, now=NOW) == tokens[0]
+
+
+class Pauses:
+    """Stops named threads at named points of a publication until the test lets them go."""
+
+    def __init__(self) -> None:
+        self.reached: dict[str, threading.Event] = {}
+        self.release: dict[str, threading.Event] = {}
+
+    def point(self, name: str) -> None:
+        where = f"{threading.current_thread().name} {name}"
+        if where in self.release:
+            self.reached[where].set()
+            assert self.release[where].wait(30), f"{where} was never let go"
+
+    def stop(self, where: str) -> None:
+        self.reached[where], self.release[where] = threading.Event(), threading.Event()
+
+
+def _waiting_for_locks(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def test_three_servers_publishing_the_first_bundles_do_not_deadlock(
+    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 500 of a cluster run. A publishes the first bundle while B, finding none,
+    waits for the version counter A holds. A commits; B takes the counter; a revocation
+    makes A's bundle stale; C locks that bundle and waits for the counter B holds,
+    while B goes back for the bundle C holds: PostgreSQL ended one as a deadlock."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: the three cannot interleave")
+    with db.transaction(write=True) as session:
+        serials = [
+            passes.issue_pass(
+                session, services, type_id="library", holder=fresh_holder("library"),
+                actor="admin:test", now=NOW,
+            ).record.serial
+            for _ in range(2)
+        ]  # fmt: skip
+        for name in publishing.list_names(session):  # current: no publisher re-signs them
+            publishing.publish_status_list(session, services, name, now=NOW)
+
+    pauses = Pauses()
+    export, counter = publishing.export_bundle, publishing.next_counter
+
+    def paused_export(**kwargs: Any) -> str:
+        pauses.point("signing")
+        return export(**kwargs)
+
+    def paused_counter(session: Any, name: str) -> int:
+        value = counter(session, name)
+        pauses.point(f"counted {name}")
+        return value
+
+    monkeypatch.setattr(publishing, "export_bundle", paused_export)
+    monkeypatch.setattr(publishing, "next_counter", paused_counter)
+    tokens: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            with db.transaction(write=True) as session:
+                token = publishing.publish_bundle(session, services, now=NOW).token
+            tokens[threading.current_thread().name] = token
+        except BaseException as exc:
+            errors.append(exc)
+
+    def server(name: str) -> threading.Thread:
+        thread = threading.Thread(target=publish, name=name)
+        thread.start()
+        return thread
+
+    pauses.stop("A signing")
+    pauses.stop("B counted bundle")
+    a = server("A")
+    _until(pauses.reached["A signing"].is_set, "A signs the first bundle")
+    b = server("B")
+    _until(lambda: _waiting_for_locks(db) == 1, "B waits for A")
+    pauses.release["A signing"].set()
+    a.join(20)
+    _until(
+        lambda: pauses.reached["B counted bundle"].is_set() or not b.is_alive(),
+        "B goes on once A committed",
+    )
+    with db.transaction(write=True) as session:
+        passes.change_state(
+            session, services, serials[0], action="revoke", reason="lost",
+            actor="admin:test", now=NOW,
+        )  # fmt: skip
+    c = server("C")
+    _until(lambda: _waiting_for_locks(db) == 1 or not c.is_alive(), "C waits or is done")
+    pauses.release["B counted bundle"].set()
+    for thread in (b, c):
+        thread.join(30)
+    assert not errors, errors
+    assert set(tokens) == {"A", "B", "C"}
+    with db.transaction(write=False) as session:
+        assert publishing.cached_bundle(session, services, now=NOW) in tokens.values()
 
 
 def test_a_key_rotated_on_one_server_signs_on_another_once_the_files_are_copied(

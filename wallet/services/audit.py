@@ -40,7 +40,7 @@ from wallet.auditkey import AUDIT_CHECKPOINT_FILE, AuditKey, Checkpoint, Checkpo
 from wallet.domain import AuditEntry
 from wallet.errors import WalletError
 from wallet.files import write_atomically
-from wallet.store.db import lock_audit_chain
+from wallet.store.db import Serialised, serialise
 from wallet.store.models import AuditCheckpointRow, AuditEntryRow, Base
 
 GENESIS = "0" * 64
@@ -329,7 +329,7 @@ def _plan(session: Session, *, key: AuditKey, outside: object | None, limit: int
 def _apply(session: Session, plan: _Plan, *, key: AuditKey, now: datetime) -> SealResult | None:
     """Write a plan's links and a signed checkpoint; None if the chain's end moved
     since the plan was made (another sealer was quicker: plan again)."""
-    lock_audit_chain(session)
+    serialise(session, Serialised.AUDIT_CHAIN)
     connection = session.connection()
     last = connection.execute(_LAST_SEALED).first()
     if (last is not None and (int(last.seq), str(last.hash)) != (plan.seq, plan.head)) or (
@@ -371,7 +371,7 @@ def seal(
     on a lock; issuers never wait for it. The caller commits, then keeps the
     returned checkpoint outside the database (:func:`seal_all` does both).
     """
-    lock_audit_chain(session)
+    serialise(session, Serialised.AUDIT_CHAIN)
     result = _apply(
         session, _plan(session, key=key, outside=outside, limit=limit), key=key, now=now
     )

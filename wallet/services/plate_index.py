@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wallet.passtypes import split_enforcement_value
@@ -25,6 +24,7 @@ from wallet.plateindex import Permit, sign_index
 from wallet.services.context import Services
 from wallet.services.publishing import next_counter
 from wallet.services.sealing import seal, unseal
+from wallet.store.db import Serialised, serialise
 from wallet.store.models import EnforcementKeyRow, PassRow, PlateIndexRow
 
 INDEX_LIFETIME = timedelta(hours=24)  # a device offline longer is told its data is stale
@@ -45,9 +45,15 @@ def current_index(
     """The index of ``zones`` (every zone if none) to hand out now, rebuilt with a new
     key if permits changed or it aged."""
     scope = ",".join(zones)
+    # One builder at a time, before any row lock: one that found no row of its scope
+    # and took the counter, then met the row another had made and a third had locked
+    # while waiting for the counter, deadlocked (as the first bundle did).
+    serialise(session, Serialised.PLATE_INDEX)
     fingerprint = _fingerprint(session, services)
     row = session.scalars(
-        select(PlateIndexRow).where(PlateIndexRow.scope == scope).with_for_update()
+        select(PlateIndexRow)
+        .where(PlateIndexRow.scope == scope)
+        .execution_options(populate_existing=True)
     ).first()
     if (
         row is not None
@@ -74,13 +80,12 @@ def current_index(
         "version": version, "fingerprint": fingerprint, "token": token,
         "sealed_key": sealed, "issued_at": now, "expires_at": expires_at,
     }  # fmt: skip
-    if row is not None:
+    if row is None:
+        session.add(PlateIndexRow(scope=scope, **values))
+    else:
         for name, value in values.items():
             setattr(row, name, value)
-        session.flush()
-    elif not _insert(session, PlateIndexRow(scope=scope, **values)):
-        # Another device of these zones built it at the same moment: serve that one.
-        return current_index(session, services, zones=zones, now=now)
+    session.flush()
     return ServedIndex(token, key, version, expires_at)
 
 
@@ -89,16 +94,6 @@ def retire_keys(session: Session) -> None:
     device builds a new index under a new key, so no key a lost phone holds is handed
     out again."""
     session.execute(delete(PlateIndexRow))
-
-
-def _insert(session: Session, row: PlateIndexRow) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
 
 
 def _enforced(services: Services) -> list[str]:

@@ -22,6 +22,7 @@ from wallet.keys import KeyRole, PublicKey, SigningKey
 from wallet.passtypes import PassType
 from wallet.services.context import Services
 from wallet.status import INVALID, SUSPENDED, VALID, StatusList
+from wallet.store.db import Serialised, serialise
 from wallet.store.models import CounterRow, PassRow, PublishedBundleRow, StatusListRow
 from wallet.tokens import (
     sign_status_list_token,
@@ -412,20 +413,17 @@ def _publish_bundle(
             and _bundle_fresh(row, now=now, lifetime=bundle_life)
         )
 
-    cached = session.get(PublishedBundleRow, 1, with_for_update=True)
+    # One publisher at a time, from here on: a row lock alone cannot order them, as
+    # before the first bundle there is no row to lock (one that found none took the
+    # counter, then waited for the new row, locked by one waiting for the counter).
+    # The lists above stay outside it: a revocation holds one while it waits for no one.
+    serialise(session, Serialised.BUNDLE)
+    cached = session.get(PublishedBundleRow, 1, populate_existing=True)
     if reusable(cached):
         assert cached is not None
         return cached
     settings = services.settings
     version = next_counter(session, "bundle")
-    if cached is None:
-        # The very first bundle: there was no row to lock, so another server may be
-        # publishing too. The counter's row lock, held until commit, put us after it:
-        # read again, and serve its bundle rather than insert a second row 1.
-        cached = session.get(PublishedBundleRow, 1, with_for_update=True, populate_existing=True)
-        if reusable(cached):
-            assert cached is not None
-            return cached
     token = export_bundle(
         issuer=settings.issuer,
         version=version,

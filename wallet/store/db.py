@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,15 @@ def head_revision() -> str:
 
 
 _WRITE = "wallet_write"
-# Any constant: PostgreSQL serialises audit sealing on this advisory lock.
-AUDIT_LOCK_ID = 0x57414C4C  # "WALL"
+
+
+class Serialised(IntEnum):
+    """What only one transaction at a time may do, with the PostgreSQL advisory lock
+    each takes (any constants, distinct). SQLite needs none: it has one writer."""
+
+    AUDIT_CHAIN = 0x57414C4C  # "WALL"
+    BUNDLE = 0x57414C42  # "WALB"
+    PLATE_INDEX = 0x57414C50  # "WALP"
 
 
 def database_url(url: str) -> str:
@@ -282,10 +290,14 @@ class Database:
         self.engine.dispose()
 
 
-def lock_audit_chain(session: Session) -> None:
-    """Serialise sealers of the audit chain (SQLite's write lock already does)."""
+def serialise(session: Session, what: Serialised) -> None:
+    """Wait until no other transaction does ``what``, then hold it until this one ends.
+
+    Taken first, before any row lock of that work: row locks taken in differing
+    orders by its doers deadlock (the first bundle did, between three servers).
+    """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": int(what)})
 
 
 def refresh_statistics(session: Session, table: str) -> None:
