@@ -5,7 +5,7 @@ Each setup is measured twice on the same server configuration: the real
 insert through the same Database class (scripts/bench_bare_app.py). wrk runs
 on loopback with 1, 4, 8 and 16 connections; its latency distribution gives
 p50 and p99. The workers run with the service's own worker settings
-(wallet/web/gunicorn_conf.py: worker class, threads, keep-alive, reuse_port),
+(wallet/web/gunicorn_conf.py: its worker class and connection settings),
 and each worker's CPU time during a run is recorded: a worker that idles while
 the other takes every connection shows as a lopsided pair.
 """
@@ -32,8 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = (1, 4, 8, 16)
-# As wallet/web/gunicorn_conf.py serves: gthread workers with one thread each.
-THREADS = os.environ.get("WALLET_BENCH_THREADS", "1")
 TARGETS = {"sqlite": 400.0, "postgresql": 300.0}  # issuances per second
 P99_TARGET_MS = 50.0
 PG_ADMIN_URL = os.environ.get(
@@ -199,8 +197,8 @@ def gunicorn(app: str, env: dict[str, str], *, probe: str) -> Iterator[Server]:
     """
     port = _free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
-        "--threads", THREADS, *service_options(env), "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "--workers", "2",
+        *service_options(env), "--bind", f"127.0.0.1:{port}",
         "--log-level", "warning", app,
     ]  # fmt: skip
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)

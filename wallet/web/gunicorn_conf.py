@@ -7,6 +7,10 @@ reads the environment at import time.
 - ``WALLET_BIND`` (default ``127.0.0.1:8000``; several addresses comma-separated),
   ``WALLET_WORKERS`` (default 2), ``WALLET_FORWARDED_ALLOW_IPS`` (the TLS proxy's
   address, default ``127.0.0.1``).
+- Sync workers, one request per connection, all workers taking connections
+  from one listening socket only when free: one queue, served by whichever
+  worker frees first (see ``worker_class`` below). Meant to sit behind HAProxy,
+  which keeps clients' connections alive and buffers their requests.
 - No preloading: every worker builds its own app and database engine after the
   fork, so no connection is ever shared between processes.
 - Logs are JSON lines (:class:`RedactingLogger`): one per request on stdout (time,
@@ -40,7 +44,7 @@ from typing import Any
 
 from gunicorn import util as gunicorn_util  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
-from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+from gunicorn.workers.sync import SyncWorker  # type: ignore[import-untyped]
 
 from wallet import logs
 from wallet.config import Settings
@@ -158,8 +162,8 @@ def json_error_response(status: int, reason: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-class WalletWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker, with its own error answers in the JSON error shape.
+class WalletWorker(SyncWorker):  # type: ignore[misc]
+    """gunicorn's sync worker, with its own error answers in the JSON error shape.
 
     Before the request line is read the path is unknown, so every such answer
     is JSON (the shape of the API; browsers show it readably). gunicorn still
@@ -269,21 +273,19 @@ except ConfigError as exc:
 
 bind = [part.strip() for part in _settings.bind.split(",") if part.strip()]
 workers = _workers(os.environ.get("WALLET_WORKERS", "2"))
-# gthread with one thread, one connection at a time and one request per
-# connection: a worker takes the next connection from the one shared listening
-# socket only when it is free, so every request waits in one queue for
-# whichever worker frees first (the pre-fork model gunicorn describes for a
-# server behind a proxy; HAProxy keeps the clients' connections alive).
-# Kept-alive connections had to be tied to a worker: on one shared socket a
-# worker hoarded them while the other idled, and with a socket per worker
-# (reuse_port) the kernel's hash split them unevenly, so a request waited
-# behind a busy worker while the other was free. Measured by scripts/bench at
-# 16 clients on SQLite: p99 79 -> 53 ms, 527 -> 627 issuances/s.
+# gunicorn's sync worker: one request per connection, and a worker takes the
+# next connection from the one shared listening socket only when it is free,
+# so every request waits in one queue for whichever worker frees first. This
+# is the pre-fork model gunicorn describes for a server behind a buffering
+# proxy: HAProxy keeps the clients' connections alive and hands over whole
+# requests (deploy/haproxy: option http-buffer-request), so no slow client
+# holds a worker. Kept-alive connections had to be tied to a worker: on one
+# shared socket a gthread worker hoarded them while the other idled, and with
+# a socket per worker (reuse_port) the kernel's hash split them unevenly, so
+# a request waited behind a busy worker while the other was free; gthread's
+# hand-over between its threads also cost about 1.5 ms a request. Measured by
+# scripts/bench, 16 clients on SQLite: 527 -> 754 issuances/s, p99 79 -> 54 ms.
 worker_class = WalletWorker
-threads = 1
-worker_connections = 1
-keepalive = 0
-reuse_port = False
 preload_app = False
 timeout = 30
 graceful_timeout = 20
