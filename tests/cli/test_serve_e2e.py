@@ -82,6 +82,23 @@ def wait_until_up(service: LiveService) -> None:
     pytest.fail(f"the service did not answer within {START_TIMEOUT} s:\n{service.logs()}")
 
 
+def dev_server_env(folder: Path, *, workers: int, **more: str) -> dict[str, str]:
+    """This process's environment without its WALLET_ settings, plus a development
+    instance in ``folder`` served on a free loopback port by ``workers`` workers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
+    env.update(
+        WALLET_DEV_MODE="1",
+        WALLET_INSTANCE_DIR=str(folder / "instance"),
+        WALLET_SIGNING_KEYS_DIR=str(folder / "keys"),
+        WALLET_BIND=f"127.0.0.1:{port}",
+        WALLET_WORKERS=str(workers),
+        WALLET_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **more,
+    )
+    return env
+
+
 def setup_and_serve(env: dict[str, str], tmp: Path) -> tuple[LiveService, str]:
     """`wallet setup`, then gunicorn with the service's own configuration, as
     scripts/serve runs them; the running service and the first admin's API token.
@@ -112,17 +129,9 @@ def setup_and_serve(env: dict[str, str], tmp: Path) -> tuple[LiveService, str]:
 @pytest.fixture
 def live_service(tmp_path: Path) -> Iterator[LiveService]:
     """scripts/serve in dev mode on SQLite in tmp_path, 2 workers on a free loopback port."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update(
-        WALLET_VENV=sys.prefix,
-        WALLET_INSTANCE_DIR=str(tmp_path / "instance"),
-        WALLET_SIGNING_KEYS_DIR=str(tmp_path / "keys"),
-        WALLET_BIND=f"127.0.0.1:{port}",
-        WALLET_WORKERS="2",
-        WALLET_PUBLIC_URL=url,
-    )
+    env = dev_server_env(tmp_path, workers=2, WALLET_VENV=sys.prefix)
+    del env["WALLET_DEV_MODE"]  # scripts/serve sets it
+    url = env["WALLET_PUBLIC_URL"]
     stdout, stderr = tmp_path / "serve.out", tmp_path / "serve.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         if environment_is_current():

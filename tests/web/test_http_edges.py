@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tests.cli.test_serve_e2e import LiveService, free_port, setup_and_serve, stop
+from tests.cli.test_serve_e2e import LiveService, dev_server_env, setup_and_serve, stop
 
 LIBRARY = {"type": "library", "holder": {"card_number": "100200300400", "name": "Erika Mustermann"}}
 API_LIMIT = 64 * 1024  # wallet.web.api.MAX_BODY_BYTES
@@ -38,17 +37,8 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """gunicorn with wallet.web.gunicorn_conf, one worker (so keep-alive is deterministic)."""
     tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update(
-        WALLET_DEV_MODE="1",
-        WALLET_INSTANCE_DIR=str(tmp / "instance"),
-        WALLET_SIGNING_KEYS_DIR=str(tmp / "keys"),
-        WALLET_BIND=f"127.0.0.1:{port}",
-        WALLET_WORKERS="1",
-        WALLET_PUBLIC_URL=url,
-    )
+    env = dev_server_env(tmp, workers=1)
+    port = int(env["WALLET_BIND"].rsplit(":", 1)[1])
     service, token = setup_and_serve(env, tmp)
     try:
         yield Server(service=service, port=port, token=token)

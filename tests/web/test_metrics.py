@@ -22,7 +22,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.test_serve_e2e import ROOT, LiveService, free_port, setup_and_serve, stop
+from tests.cli.test_serve_e2e import (
+    ROOT,
+    LiveService,
+    dev_server_env,
+    free_port,
+    setup_and_serve,
+    stop,
+)
 from tests.factories import HOLDERS, NOW, fresh_holder
 from tests.web.test_metrics_deploy import check_names_exported
 from wallet.services import accounts, metrics
@@ -87,19 +94,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def start_service(db: Database, tmp: Path, **extra: str) -> tuple[LiveService, str, dict[str, str]]:
     """`wallet setup`, then gunicorn with the service's configuration; returns the
     service, the first admin's API token and the environment (for `wallet worker`)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update(
-        WALLET_DEV_MODE="1",
-        WALLET_INSTANCE_DIR=str(tmp / "instance"),
-        WALLET_SIGNING_KEYS_DIR=str(tmp / "keys"),
-        WALLET_DATABASE_URL=db.url,
-        WALLET_BIND=f"127.0.0.1:{port}",
-        WALLET_WORKERS="2",
-        WALLET_PUBLIC_URL=url,
-        **extra,
-    )
+    env = dev_server_env(tmp, workers=2, WALLET_DATABASE_URL=db.url, **extra)
     service, token = setup_and_serve(env, tmp)
     return service, token, env
 

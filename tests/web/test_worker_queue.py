@@ -8,7 +8,6 @@ behind it while the other worker could answer.
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -16,22 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_serve_e2e import LiveService, free_port, setup_and_serve, stop
+from tests.cli.test_serve_e2e import LiveService, dev_server_env, setup_and_serve, stop
 
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     tmp: Path = tmp_path_factory.mktemp("queue")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_")}
-    env.update(
-        WALLET_DEV_MODE="1",
-        WALLET_INSTANCE_DIR=str(tmp / "instance"),
-        WALLET_SIGNING_KEYS_DIR=str(tmp / "keys"),
-        WALLET_BIND=f"127.0.0.1:{port}",
-        WALLET_WORKERS="2",
-        WALLET_PUBLIC_URL=f"http://127.0.0.1:{port}",
-    )
+    env = dev_server_env(tmp, workers=2)
     service, _token = setup_and_serve(env, tmp)
     try:
         yield service
