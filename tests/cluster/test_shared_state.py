@@ -9,23 +9,23 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
 from werkzeug.test import TestResponse
 
-from tests.concurrency import run_together
+from tests.concurrency import Pauses, run_together, until, waiting_for_locks
 from tests.factories import NOW, fresh_holder
+from tests.integration.test_passes import issue
 from wallet.keys import KeyRole
 from wallet.keystore import KeyStore
-from wallet.services import accounts, passes, publishing
+from wallet.services import accounts, passes, plate_index, publishing
 from wallet.services.context import Services
 from wallet.store.db import Database
 from wallet.web import create_app
@@ -50,118 +50,112 @@ def test_servers_publishing_the_first_bundle_at_once_serve_the_same_one(
         assert publishing.cached_bundle(session, services, now=NOW) == tokens[0]
 
 
-class Pauses:
-    """Stops named threads at named points of a publication until the test lets them go."""
+def three_servers_racing(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    counter_name: str,
+    publish: Callable[[], str],
+    change: Callable[[], None],
+) -> dict[str, str]:
+    """What each of three servers A, B, C publishes, run in the order that deadlocked.
 
-    def __init__(self) -> None:
-        self.reached: dict[str, threading.Event] = {}
-        self.release: dict[str, threading.Event] = {}
+    A takes the version counter and stops; B, finding nothing published, waits for
+    it. A commits; B takes the counter and stops. ``change`` makes A's work stale,
+    and C, finding it stale, waits for the counter B holds. Then B goes on: before
+    publishers were serialised, it went back for the row C had locked.
+    """
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: the three cannot interleave")
+    pauses = Pauses()
+    counter = module.next_counter
 
-    def point(self, name: str) -> None:
-        where = f"{threading.current_thread().name} {name}"
-        if where in self.release:
-            self.reached[where].set()
-            assert self.release[where].wait(30), f"{where} was never let go"
+    def paused_counter(session: Any, name: str) -> int:
+        value: int = counter(session, name)
+        pauses.point(f"counted {name}")
+        return value
 
-    def stop(self, where: str) -> None:
-        self.reached[where], self.release[where] = threading.Event(), threading.Event()
+    monkeypatch.setattr(module, "next_counter", paused_counter)
+    published: dict[str, str] = {}
+    errors: list[BaseException] = []
 
+    def run() -> None:
+        try:
+            published[threading.current_thread().name] = publish()
+        except BaseException as exc:
+            errors.append(exc)
 
-def _waiting_for_locks(db: Database) -> int:
-    with db.engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        )
+    def server(name: str) -> threading.Thread:
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
 
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
+    a_counted, b_counted = f"A counted {counter_name}", f"B counted {counter_name}"
+    pauses.stop(a_counted)
+    pauses.stop(b_counted)
+    a = server("A")
+    until(pauses.reached[a_counted].is_set, "A takes the counter")
+    b = server("B")
+    until(lambda: waiting_for_locks(db) == 1, "B waits for A")
+    pauses.release[a_counted].set()
+    a.join(20)
+    until(lambda: pauses.reached[b_counted].is_set() or not b.is_alive(), "B goes on")
+    change()
+    c = server("C")
+    until(lambda: waiting_for_locks(db) == 1 or not c.is_alive(), "C waits or is done")
+    pauses.release[b_counted].set()
+    for thread in (b, c):
+        thread.join(30)
+    assert not errors, errors
+    assert set(published) == {"A", "B", "C"}
+    return published
 
 
 def test_three_servers_publishing_the_first_bundles_do_not_deadlock(
     db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The 500 of a cluster run. A publishes the first bundle while B, finding none,
-    waits for the version counter A holds. A commits; B takes the counter; a revocation
-    makes A's bundle stale; C locks that bundle and waits for the counter B holds,
-    while B goes back for the bundle C holds: PostgreSQL ended one as a deadlock."""
-    if db.is_sqlite:
-        pytest.skip("SQLite runs one writer at a time: the three cannot interleave")
+    """The 500 a device got from a cluster run: PostgreSQL ended one of the three
+    bundle publishers as a deadlock (a revocation made A's bundle stale)."""
     with db.transaction(write=True) as session:
-        serials = [
-            passes.issue_pass(
-                session, services, type_id="library", holder=fresh_holder("library"),
-                actor="admin:test", now=NOW,
-            ).record.serial
-            for _ in range(2)
-        ]  # fmt: skip
+        serial = passes.issue_pass(
+            session, services, type_id="library", holder=fresh_holder("library"),
+            actor="admin:test", now=NOW,
+        ).record.serial  # fmt: skip
         for name in publishing.list_names(session):  # current: no publisher re-signs them
             publishing.publish_status_list(session, services, name, now=NOW)
 
-    pauses = Pauses()
-    export, counter = publishing.export_bundle, publishing.next_counter
+    def publish() -> str:
+        with db.transaction(write=True) as session:
+            return publishing.publish_bundle(session, services, now=NOW).token
 
-    def paused_export(**kwargs: Any) -> str:
-        pauses.point("signing")
-        return export(**kwargs)
+    def revoke() -> None:
+        with db.transaction(write=True) as session:
+            passes.change_state(
+                session, services, serial, action="revoke", reason="lost",
+                actor="admin:test", now=NOW,
+            )  # fmt: skip
 
-    def paused_counter(session: Any, name: str) -> int:
-        value = counter(session, name)
-        pauses.point(f"counted {name}")
-        return value
-
-    monkeypatch.setattr(publishing, "export_bundle", paused_export)
-    monkeypatch.setattr(publishing, "next_counter", paused_counter)
-    tokens: dict[str, str] = {}
-    errors: list[BaseException] = []
-
-    def publish() -> None:
-        try:
-            with db.transaction(write=True) as session:
-                token = publishing.publish_bundle(session, services, now=NOW).token
-            tokens[threading.current_thread().name] = token
-        except BaseException as exc:
-            errors.append(exc)
-
-    def server(name: str) -> threading.Thread:
-        thread = threading.Thread(target=publish, name=name)
-        thread.start()
-        return thread
-
-    pauses.stop("A signing")
-    pauses.stop("B counted bundle")
-    a = server("A")
-    _until(pauses.reached["A signing"].is_set, "A signs the first bundle")
-    b = server("B")
-    _until(lambda: _waiting_for_locks(db) == 1, "B waits for A")
-    pauses.release["A signing"].set()
-    a.join(20)
-    _until(
-        lambda: pauses.reached["B counted bundle"].is_set() or not b.is_alive(),
-        "B goes on once A committed",
-    )
-    with db.transaction(write=True) as session:
-        passes.change_state(
-            session, services, serials[0], action="revoke", reason="lost",
-            actor="admin:test", now=NOW,
-        )  # fmt: skip
-    c = server("C")
-    _until(lambda: _waiting_for_locks(db) == 1 or not c.is_alive(), "C waits or is done")
-    pauses.release["B counted bundle"].set()
-    for thread in (b, c):
-        thread.join(30)
-    assert not errors, errors
-    assert set(tokens) == {"A", "B", "C"}
+    tokens = three_servers_racing(db, monkeypatch, publishing, "bundle", publish, revoke)
     with db.transaction(write=False) as session:
-        assert publishing.cached_bundle(session, services, now=NOW) in tokens.values()
+        assert publishing.cached_bundle(session, services, now=NOW) == tokens["C"]
+
+
+def test_three_servers_building_the_first_plate_indexes_do_not_deadlock(
+    db: Database, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race for the plate index that devices download (a new permit made A's
+    index stale): B's second row for the scope failed, and its retry deadlocked with C."""
+    issue(db, services, "parking", holder={"plate": "D-AB 1", "zone": "12"})
+
+    def build() -> str:
+        with db.transaction(write=True) as session:
+            return plate_index.current_index(session, services, now=NOW).token
+
+    def new_permit() -> None:
+        issue(db, services, "parking", holder={"plate": "D-AB 2", "zone": "12"})
+
+    tokens = three_servers_racing(db, monkeypatch, plate_index, "plate_index", build, new_permit)
+    assert tokens["A"] == tokens["B"] != tokens["C"]
 
 
 def test_a_key_rotated_on_one_server_signs_on_another_once_the_files_are_copied(
