@@ -22,6 +22,7 @@ from wallet.bundle import TrustBundle
 from wallet.services import accounts, audit, passes, verification
 from wallet.services.context import Services
 from wallet.store.db import Database
+from wallet.store.driver import sent_statements
 from wallet.store.models import AuditEntryRow, ClaimLinkRow, IdempotencyKeyRow, PassRow
 from wallet.verifier import Verifier
 from wallet.web import api, create_app
@@ -871,3 +872,28 @@ def test_decomposed_holder_name_is_signed_in_nfc(
     verdict = client.post("/api/v1/verify", json={"token": response.get_json()["token"]},
                           headers=issuer).get_json()  # fmt: skip
     assert verdict["claims"]["holder"]["name"] == "Ren\u00e9"
+
+
+def test_an_issuance_into_a_list_this_process_knows_is_one_round_trip(
+    client: FlaskClient, db: Database, issuer: dict[str, str]
+) -> None:
+    """Storing a pass is then one statement, which PostgreSQL commits on its own:
+    no BEGIN before it and no COMMIT after it (two round trips of three)."""
+    for _ in range(2):  # the first makes the list, the second counts it: now it is known
+        assert client.post("/api/v1/passes", json=LIBRARY, headers=issuer).status_code == 201
+    with sent_statements(db.engine) as sent:
+        answer = client.post("/api/v1/passes", json=LIBRARY, headers=issuer)
+    assert answer.status_code == 201, answer.get_json()
+    stores = [i for i, statement in enumerate(sent) if "INSERT INTO passes" in statement]
+    assert len(stores) == 1, sent
+    before, after = sent[: stores[0]], sent[stores[0] + 1 :]
+    if db.is_sqlite:  # in-process: still one write transaction, nothing to save
+        assert before[-1] == "BEGIN IMMEDIATE" and after[-1] == "COMMIT", sent
+    else:
+        assert before[-1:] != ["BEGIN"] and after[:1] != ["COMMIT"], sent
+    serial = answer.get_json()["serial"]
+    with db.transaction(write=False) as session:
+        row = session.scalars(select(PassRow).where(PassRow.serial == serial)).one()
+        assert session.scalar(select(func.count()).where(ClaimLinkRow.pass_id == row.id)) == 1
+        entries = select(func.count()).where(AuditEntryRow.target == serial)
+        assert session.scalar(entries) == 1

@@ -437,10 +437,39 @@ def prepare_pass(
 
 def _place(session: Session, services: Services, draft: _Draft, now: datetime) -> _Draft:
     """Give a prepared pass its status list (the one step of drafting that reads)."""
-    draft.status_list = _status_list(session, services, draft.pass_type, now)
-    draft.values["status_list_id"] = draft.status_list.id
-    draft.uri = status_list_uri(services.settings.public_url, draft.status_list.name)
+    return _placed(services, draft, _status_list(session, services, draft.pass_type, now))
+
+
+def _placed(services: Services, draft: _Draft, slot: ListSlot) -> _Draft:
+    draft.status_list = slot
+    draft.values["status_list_id"] = slot.id
+    draft.uri = status_list_uri(services.settings.public_url, slot.name)
     return draft
+
+
+def place_from_memory(services: Services, draft: PreparedPass) -> bool:
+    """Give a prepared pass its status list if this process knows an open one, and
+    say whether its issuance is now one statement that stands alone (for
+    :meth:`Database.statements <wallet.store.db.Database.statements>`).
+
+    Not when the list must be looked up or made (reads, a savepoint), nor for a
+    permit, whose plates are checked against the live permits first.
+    """
+    if draft.keys:
+        return False
+    slot = services.open_lists.take(draft.pass_type.id)
+    if slot is None:
+        return False
+    _placed(services, draft, slot)
+    return True
+
+
+def issue_placed(
+    session: Session, services: Services, draft: PreparedPass, *, now: datetime
+) -> IssuedPass:
+    """Sign and store a pass :func:`place_from_memory` placed: each attempt one statement
+    (a slot another issuer took meanwhile writes nothing; another is drawn)."""
+    return _store_draft(session, services, draft, now)
 
 
 # Keys exist only while their permit is live: any row found is a live permit's.

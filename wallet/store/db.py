@@ -181,6 +181,14 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        self._statements = (
+            None
+            if self.is_sqlite
+            else sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_WRITE: True}),
+                expire_on_commit=False,
+            )
+        )
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Session]:
@@ -193,8 +201,25 @@ class Database:
             yield session
 
     @contextmanager
-    def _session(self, *, write: bool) -> Iterator[Session]:
-        session = (self._write if write else self._read)()
+    def statements(self) -> Iterator[Session]:
+        """A session for work each of whose writes is one statement that stands alone.
+
+        PostgreSQL: every statement commits on its own (autocommit), one round trip
+        each, without BEGIN and COMMIT around them. SQLite: a write transaction, as
+        :meth:`transaction` (in-process: there are no round trips to save).
+        """
+        if self._statements is None:
+            with self.transaction(write=True) as session:
+                yield session
+            return
+        with self._session(maker=self._statements) as session:
+            yield session
+
+    @contextmanager
+    def _session(
+        self, *, write: bool = True, maker: sessionmaker[Session] | None = None
+    ) -> Iterator[Session]:
+        session = (maker or (self._write if write else self._read))()
         try:
             yield session
             session.commit()

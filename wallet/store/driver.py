@@ -103,10 +103,18 @@ def sent_statements(engine: Engine) -> Iterator[list[str]]:
             "checkin": lambda driver, *_: driver.set_trace_callback(None),
         }
     else:
+
+        def sent_unless_autocommit(word: str) -> Callable[..., None]:
+            def hook(conn: Any) -> None:
+                if not conn.connection.dbapi_connection.autocommit:  # else psycopg sends none
+                    sent.append(word)
+
+            return hook
+
         hooks = {
             "before_cursor_execute": lambda _conn, _cursor, statement, *_: sent.append(statement),
-            "begin": lambda _conn: sent.append("BEGIN"),
-            "commit": lambda _conn: sent.append("COMMIT"),
+            "begin": sent_unless_autocommit("BEGIN"),
+            "commit": sent_unless_autocommit("COMMIT"),
         }
     for name, hook in hooks.items():
         event.listen(engine, name, hook)
