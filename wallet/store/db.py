@@ -193,11 +193,12 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Session]:
         """A session whose work is committed at the end of the block, or not at all."""
+        maker = self._write if write else self._read
         if write and self._writers is not None:
-            with self._writers.turn(), self._session(write=True) as session:
+            with self._writers.turn(), self._session(maker) as session:
                 yield session
             return
-        with self._session(write=write) as session:
+        with self._session(maker) as session:
             yield session
 
     @contextmanager
@@ -212,14 +213,12 @@ class Database:
             with self.transaction(write=True) as session:
                 yield session
             return
-        with self._session(maker=self._statements) as session:
+        with self._session(self._statements) as session:
             yield session
 
     @contextmanager
-    def _session(
-        self, *, write: bool = True, maker: sessionmaker[Session] | None = None
-    ) -> Iterator[Session]:
-        session = (maker or (self._write if write else self._read))()
+    def _session(self, maker: sessionmaker[Session]) -> Iterator[Session]:
+        session = maker()
         try:
             yield session
             session.commit()

@@ -8,12 +8,10 @@ app as a counted body (``CONTENT_LENGTH`` set, the stream a buffer), so every
 limit the app applies to ``Content-Length`` bodies (413, JSON on API paths)
 applies to it unchanged, and no view ever sees a truncated body.
 
-Counted bodies within the limit are read here too: a view that answers before
-reading (a 401, say) would otherwise leave them on the socket, and a server
-that drains only a little of them drops the kept-alive connection without
-saying so. Whatever cannot be read (a body past the limit) marks the request
-with :data:`CLOSE_CONNECTION`; the server glue in ``gunicorn_conf`` then
-answers with ``Connection: close`` and closes, instead of promising keep-alive.
+Counted bodies within the limit are read here too, so a body that ends early
+reads as cut short wherever the app reads it. Whatever is left unread (a body
+past the limit) never reaches another request: gunicorn's sync workers answer
+one request per connection, with ``Connection: close`` (``gunicorn_conf``).
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ import io
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-# environ key: bytes of this request's body were left unread, the connection must close.
-CLOSE_CONNECTION = "wallet.close_connection"
 _READ_SIZE = 64 * 1024
 
 Environ = dict[str, Any]
@@ -86,7 +82,6 @@ class BufferedBodies:
                 # of that size (it never reads the prefix), and the rest stays unread.
                 environ["CONTENT_LENGTH"] = str(limit + 1)
                 environ["wsgi.input"] = io.BytesIO(b"")
-                environ[CLOSE_CONNECTION] = True
                 return
             environ["CONTENT_LENGTH"] = str(len(data))
             environ["wsgi.input"] = io.BytesIO(data)
@@ -95,11 +90,8 @@ class BufferedBodies:
         if declared is None or declared == 0:
             return
         if declared > limit:
-            environ[CLOSE_CONNECTION] = True  # refused unread (413 when a view reads it)
-            return
+            return  # refused unread (413 when a view reads it)
         data = _read_at_most(stream, declared)
         # CONTENT_LENGTH stays as declared: a body that ended early still reads as
         # cut short (Werkzeug's ClientDisconnected), never as a shorter whole body.
         environ["wsgi.input"] = io.BytesIO(data)
-        if len(data) < declared:
-            environ[CLOSE_CONNECTION] = True

@@ -27,9 +27,9 @@ reads the environment at import time.
 - Errors gunicorn answers itself, before the app runs (414 URI too long, 431,
   400 for a malformed request line or header, 501), have the service's one
   JSON error shape instead of gunicorn's HTML page (:class:`WalletWorker`).
-- A request whose body the app left unread (see ``wallet.web.bodies``) is
-  answered with ``Connection: close`` and the connection closed, never a
-  promised keep-alive followed by a dropped socket.
+- Every answer says ``Connection: close`` and the connection is closed, so a
+  body the app left unread (see ``wallet.web.bodies``) is never taken for a
+  next request.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn import util as gunicorn_util  # type: ignore[import-untyped]
@@ -51,7 +50,6 @@ from wallet.config import Settings
 from wallet.errors import ConfigError
 from wallet.services import metrics
 from wallet.web import requestid
-from wallet.web.bodies import CLOSE_CONNECTION
 
 MAX_WORKERS = 64
 # Serials (16 characters) stay readable; claim secrets and tokens (24 and more) do not.
@@ -197,29 +195,6 @@ class WalletWorker(SyncWorker):  # type: ignore[misc]
             self.log.debug("Failed to send error message.")
 
 
-def close_when_asked(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """Wrap the WSGI app: a request marked CLOSE_CONNECTION gets ``Connection: close``.
-
-    Applications may not send hop-by-hop headers (PEP 3333; gunicorn drops
-    them), so the app marks the environ and this asks gunicorn's response,
-    whose ``start_response`` the app is given, to close.
-    """
-
-    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if environ.get(CLOSE_CONNECTION):
-                force_close = getattr(
-                    getattr(start_response, "__self__", None), "force_close", None
-                )
-                if callable(force_close):
-                    force_close()
-            return start_response(status, headers, exc_info)
-
-        return app(environ, start)
-
-    return serve
-
-
 def on_starting(server: Any) -> None:
     """gunicorn hook (master, before any worker): the metric files' folder, if wanted."""
     if _settings.metrics_bind:
@@ -246,11 +221,6 @@ def when_ready(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn hook (master): a worker ended; prometheus-client tidies its live files."""
     metrics.process_ended(worker.pid)
-
-
-def post_worker_init(worker: Any) -> None:
-    """gunicorn hook: every worker serves the app through :func:`close_when_asked`."""
-    worker.wsgi = close_when_asked(worker.wsgi)
 
 
 def _workers(raw: str) -> int:
