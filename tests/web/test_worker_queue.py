@@ -8,6 +8,7 @@ behind it while the other worker could answer.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -62,3 +63,63 @@ def test_a_worker_held_by_a_slow_client_is_given_no_new_connection(
         assert max(took) < 1.0, took
         slow.sendall(b"\r\n")  # the held worker answers it after all
         assert slow.recv(12) == b"HTTP/1.1 200"
+
+
+def _answered_but_left_open(service: LiveService) -> socket.socket:
+    """A connection whose request was answered and read, and that the client keeps open."""
+    host, port = service.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"GET /verifier/root-key.pem HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while b"-----END PUBLIC KEY-----" not in answer:
+        part = sock.recv(65536)
+        assert part, answer
+        answer += part
+    assert answer.startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def test_clients_that_keep_answered_connections_open_hold_no_worker(
+    two_workers: LiveService,
+) -> None:
+    """gunicorn lingers after each answer until the client closes (up to 2 s), so a
+    client that simply leaves its connection open, as many do, kept a worker from
+    everyone else. With nothing left unread the worker closes at once and takes the
+    next request; the client sees a clean end of the connection, not a reset."""
+    _quick_request(two_workers, timeout=20)  # both workers up
+    for _ in range(3):
+        held = [_answered_but_left_open(two_workers) for _ in range(2)]
+        try:
+            assert _quick_request(two_workers, timeout=5) < 1.0
+            for sock in held:
+                sock.settimeout(5)
+                assert sock.recv(1) == b""  # FIN, not RST (that would raise)
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
+    two_workers: LiveService,
+) -> None:
+    """Bytes the app did not read (here a second request, pipelined while the first
+    answer is still being sent) make the worker linger as gunicorn does: closing at
+    once, with them unread, sends a reset, and the reset throws away whatever of the
+    answer the client's slow reading had left in the server's send buffer."""
+    host, port = two_workers.url.removeprefix("http://").split(":")
+    path = "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm"  # about 1 MB
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow phone's window
+        sock.settimeout(10)
+        sock.connect((host, int(port)))
+        sock.sendall(request)
+        answer = sock.recv(4096)
+        sock.sendall(request)  # the server is still sending the first answer
+        time.sleep(0.5)  # it has written what its buffers hold and closed by now
+        while part := sock.recv(65536):
+            answer += part
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+    assert len(body) == length > 900_000
