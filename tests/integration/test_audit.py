@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from tests.concurrency import run_together
@@ -614,3 +615,32 @@ def test_an_entry_deleted_while_the_sealer_checks_it_is_named_not_buried(
     chain = verify(db, key, outside)
     assert not chain.intact
     assert chain.kinds == {Tampering.REMOVED_IN_THE_MIDDLE}
+
+
+def test_a_sealing_batch_on_postgresql_is_one_statement_not_one_per_entry(
+    db: Database, key: AuditKey, outside: Path
+) -> None:
+    """On PostgreSQL an UPDATE per entry (an executemany) had the server plan and run
+    each on its own, a burst of tens of milliseconds every round on a core that
+    requests needed: the links go over as arrays in a single UPDATE."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs in-process: there is no statement to save")
+    record(db, key, n=40)
+    updates: list[tuple[bool, Any]] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE AUDIT_LOG"):
+            updates.append((many, params))
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        assert seal(db, key, outside) == 40
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    assert [many for many, _ in updates] == [False]
+    assert len(updates[0][1]["ids"]) == 40
+    report = verify(db, key, outside)
+    assert (report.intact, report.entries, report.unsealed) == (True, 40, 0)
+    rows = sorted(entries(db), key=lambda r: r.seq or 0)
+    assert [r.seq for r in rows] == list(range(1, 41))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))

@@ -32,7 +32,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
@@ -60,6 +73,31 @@ _SEAL = (
     update(_log)
     .where(_log.c.id == bindparam("entry_id"), _log.c.seq.is_(None))
     .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("link"))
+)
+# PostgreSQL: a whole batch in one UPDATE, the links handed over as four arrays.
+# One UPDATE per entry (executemany) planned and ran each on its own: the server
+# spent ~65 µs an entry, every half second a burst of tens of milliseconds on a
+# core the requests needed (p99 of issuance at 16 clients 26 ms without sealing,
+# 33 ms with it).
+_LINKS = (
+    func.unnest(
+        cast(bindparam("ids"), ARRAY(BigInteger)),
+        cast(bindparam("seqs"), ARRAY(BigInteger)),
+        cast(bindparam("prevs"), ARRAY(Text)),
+        cast(bindparam("links"), ARRAY(Text)),
+    )
+    .table_valued(
+        column("id", BigInteger),
+        column("seq", BigInteger),
+        column("prev", Text),
+        column("link", Text),
+    )
+    .render_derived(name="link")
+)
+_SEAL_ARRAYS = (
+    update(_log)
+    .where(_log.c.id == _LINKS.c.id, _log.c.seq.is_(None))
+    .values(seq=_LINKS.c.seq, prev_hash=_LINKS.c.prev, hash=_LINKS.c.link)
 )
 
 
@@ -337,7 +375,7 @@ def _apply(session: Session, plan: _Plan, *, key: AuditKey, now: datetime) -> Se
     ):
         return None
     if plan.links:
-        connection.execute(_SEAL, plan.links)
+        _write_links(connection, plan.links)
     if not plan.links and (plan.known is not None or plan.seq == 0):
         return SealResult(sealed=0, refused=plan.refused)
     # Something new, or a chain sealed before checkpoints existed: vouch for it now.
@@ -350,6 +388,16 @@ def _apply(session: Session, plan: _Plan, *, key: AuditKey, now: datetime) -> Se
     )
     session.flush()
     return SealResult(sealed=len(plan.links), refused=plan.refused, checkpoint=document)
+
+
+def _write_links(connection: Connection, links: list[dict[str, Any]]) -> None:
+    if connection.dialect.name != "postgresql":
+        connection.execute(_SEAL, links)  # SQLite: in-process, no statement to send
+        return
+    columns = {"ids": "entry_id", "seqs": "seq", "prevs": "prev", "links": "link"}
+    connection.execute(
+        _SEAL_ARRAYS, {name: [link[key] for link in links] for name, key in columns.items()}
+    )
 
 
 def seal(
