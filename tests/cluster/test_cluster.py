@@ -6,9 +6,11 @@ Idempotency-Key (a revocation, an Apple device registration) that was in flight
 on the server when it was killed. HAProxy cannot know whether the server acted
 on it, so it does not repeat it (deploy/haproxy/haproxy.cfg: disable-l7-retry);
 it answers 502 and the client repeats it itself (a revocation repeated on a
-revoked pass answers 409, which means done). Everything else is repeated by
-HAProxy on another server: a failed connection, any GET, and a POST with an
-Idempotency-Key (issuance), which the API answers at most once.
+revoked pass answers 409, which means done). And an answer the server had begun
+to send when it was killed: HAProxy has passed its head on and cannot take it
+back, so the client sees it cut short (and repeats it). Everything else is
+repeated by HAProxy on another server: a failed connection, any GET, and a POST
+with an Idempotency-Key (issuance), which the API answers at most once.
 
 A worker killed mid-delivery leaves the deliveries it had claimed leased for
 ``outbox.LEASE`` (60 s); the test ends those leases at once, as their end
@@ -332,7 +334,11 @@ def test_killing_a_server_and_a_worker_loses_no_acknowledged_write(
     assert len(results.issued) >= 40, f"only {len(results.issued)} passes issued"
     assert results.revoked
     for failure in results.failures:
-        allowed = failure.method == "POST" and not failure.keyed
+        # An answer the killed server had begun to send (its head passed on, the rest
+        # never came) cannot be repeated by HAProxy either, whatever the method.
+        allowed = (failure.method == "POST" and not failure.keyed) or failure.error == (
+            "IncompleteRead"
+        )
         in_flight = killed_at - 0.5 <= failure.at <= killed_at + 10
         assert allowed and in_flight, (failure, killed_at)
     assert len(results.failures) <= CLIENTS, results.failures
