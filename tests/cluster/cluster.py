@@ -326,6 +326,7 @@ class Cluster:
             state_dir=self.folder,
             privileged=os.geteuid() == 0,
             log_target="stdout format raw local0",
+            maxconn=int(self.env["WALLET_WORKERS"]),
         )
         config.write_text(haproxy.render(site), encoding="utf-8")
         checked = haproxy.check(config)

@@ -36,6 +36,7 @@ class Site:
     state_dir: Path  # for the admin socket
     privileged: bool  # root: keep chroot/user/group, as in production
     log_target: str | None = None  # e.g. "stdout format raw local0" instead of syslog
+    maxconn: int = 2  # requests a server takes at once: its WALLET_WORKERS
 
 
 def _replace_one(text: str, pattern: str, replacement: str) -> str:
@@ -61,6 +62,8 @@ def render(site: Site, shipped: str | None = None) -> str:
     )
     if site.log_target is not None:
         text = _replace_one(text, r"^    log /dev/log local0$", f"    log {site.log_target}")
+    # The one maxconn, on the default-server line: each server's WALLET_WORKERS.
+    text = _replace_one(text, r"(?<= maxconn )\d+$", str(site.maxconn))
     servers = "\n".join(f"    server {name} {address} check" for name, address in site.servers)
     text = _replace_one(text, r"^    server web1 .*\n(?:    server web\d+ .*\n)*", servers + "\n")
     if not site.privileged:  # a user without root cannot chroot or change user
