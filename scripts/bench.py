@@ -458,6 +458,9 @@ def bench_scanner_rows(*, quick: bool) -> list[Row]:
     from bench_scanner import frame_to_verdict
 
     if not CHROMIUM.exists():
+        print(
+            f"skipped the scanner rows: no {CHROMIUM} (scripts/bench installs it)", file=sys.stderr
+        )
         return []
     result = frame_to_verdict(frames=50)
     median, p95 = result["median_ms"], result["p95_ms"]
@@ -555,6 +558,10 @@ def bench_js_verification(city: City, *, quick: bool) -> list[Row]:
     from bench_js_verify import CHROMIUM, bench_js_check
 
     if not CHROMIUM.exists():
+        print(
+            f"skipped the JS verifier rows: no {CHROMIUM} (scripts/bench installs it)",
+            file=sys.stderr,
+        )
         return []
     ref = city.passes["library"]
     timings = bench_js_check(
