@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +106,55 @@ def write_certificate(folder: Path) -> tuple[Path, Path]:
     combined.write_bytes((folder / "chain.pem").read_bytes() + (folder / "key.pem").read_bytes())
     combined.chmod(0o600)
     return combined, write_cert(folder / "ca.pem", authority.cert)
+
+
+def _all_up(admin_socket: Path, count: int) -> bool:
+    """Whether HAProxy's admin socket reports all ``count`` app servers UP."""
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(2)
+            conn.connect(str(admin_socket))
+            conn.sendall(b"show stat\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+    except OSError:
+        return False
+    rows = [line.split(",") for line in data.decode().splitlines()[1:] if line]
+    states = [r[17] for r in rows if r[0] == "wallet_servers" and r[1].startswith("web")]
+    return len(states) == count and all(s == "UP" for s in states)
+
+
+@contextmanager
+def serving(
+    folder: Path, addresses: Sequence[str], *, maxconn: int = 2
+) -> Iterator[tuple[int, Path]]:
+    """The shipped configuration in front of ``addresses`` (app servers web0, web1, ...),
+    started and with every server UP: yields the HTTPS port and the CA file to trust."""
+    from tests.cluster.cluster import free_port
+
+    certificate, ca_file = write_certificate(folder / "tls")
+    port = free_port()
+    site = Site(
+        https_bind=f"127.0.0.1:{port}",
+        http_bind=f"127.0.0.1:{free_port()}",
+        metrics_bind=f"127.0.0.1:{free_port()}",
+        certificate=certificate,
+        servers=[(f"web{i}", address) for i, address in enumerate(addresses)],
+        state_dir=folder,
+        privileged=False,
+        log_target="stdout format raw local0",
+        maxconn=maxconn,
+    )
+    config = folder / "haproxy.cfg"
+    config.write_text(render(site))
+    process = start(config, folder / "haproxy.log")
+    try:
+        deadline = time.monotonic() + 15
+        while not _all_up(folder / "admin.sock", len(addresses)):  # rise 2 checks, 1 s apart
+            assert time.monotonic() < deadline, (folder / "haproxy.log").read_text()
+            time.sleep(0.1)
+        yield port, ca_file
+    finally:
+        process.kill()
+        process.wait(10)

@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import haproxy
-from tests.cluster.cluster import free_port
-from tests.cluster.test_retry_policy import _all_up
 
 pytestmark = [
     pytest.mark.real_clock,  # HAProxy and OpenSSL's certificate check run on the machine's clock
@@ -72,31 +70,12 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path,
     servers = [_Server(), _Server()]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    certificate, ca_file = haproxy.write_certificate(tmp_path / "tls")
-    port = free_port()
-    site = haproxy.Site(
-        https_bind=f"127.0.0.1:{port}",
-        http_bind=f"127.0.0.1:{free_port()}",
-        metrics_bind=f"127.0.0.1:{free_port()}",
-        certificate=certificate,
-        servers=[(f"web{i}", f"127.0.0.1:{s.server_address[1]}") for i, s in enumerate(servers)],
-        state_dir=tmp_path,
-        privileged=False,
-        log_target="stdout format raw local0",
-        maxconn=1,  # each stand-in has one worker
-    )
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(haproxy.render(site))
-    process = haproxy.start(config, tmp_path / "haproxy.log")
+    addresses = [f"127.0.0.1:{s.server_address[1]}" for s in servers]
     try:
-        deadline = time.monotonic() + 15
-        while not _all_up(tmp_path / "admin.sock"):  # rise 2 checks, 1 s apart
-            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
-            time.sleep(0.1)
-        yield port, ca_file, servers
+        # maxconn 1: each stand-in has one worker
+        with haproxy.serving(tmp_path, addresses, maxconn=1) as (port, ca_file):
+            yield port, ca_file, servers
     finally:
-        process.kill()
-        process.wait(10)
         for server in servers:
             server.shutdown()
             server.server_close()

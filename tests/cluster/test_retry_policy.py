@@ -14,14 +14,12 @@ import socket
 import socketserver
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import haproxy
-from tests.cluster.cluster import free_port
 
 pytestmark = [
     pytest.mark.real_clock,  # HAProxy and OpenSSL's certificate check run on the machine's clock
@@ -71,52 +69,17 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.seen: list[tuple[str, str, bool]] = []
 
 
-def _all_up(admin_socket: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.settimeout(2)
-            conn.connect(str(admin_socket))
-            conn.sendall(b"show stat\n")
-            data = b""
-            while chunk := conn.recv(65536):
-                data += chunk
-    except OSError:
-        return False
-    rows = [line.split(",") for line in data.decode().splitlines()[1:] if line]
-    states = [r[17] for r in rows if r[0] == "wallet_servers" and r[1].startswith("web")]
-    return len(states) == 2 and all(s == "UP" for s in states)
-
-
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, list[_Server]]]:
     tmp_path = tmp_path_factory.mktemp("retry-policy")
     servers = [_Server(), _Server()]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    certificate, ca_file = haproxy.write_certificate(tmp_path / "tls")
-    port = free_port()
-    site = haproxy.Site(
-        https_bind=f"127.0.0.1:{port}",
-        http_bind=f"127.0.0.1:{free_port()}",
-        metrics_bind=f"127.0.0.1:{free_port()}",
-        certificate=certificate,
-        servers=[(f"web{i}", f"127.0.0.1:{s.server_address[1]}") for i, s in enumerate(servers)],
-        state_dir=tmp_path,
-        privileged=False,
-        log_target="stdout format raw local0",
-    )
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(haproxy.render(site))
-    process = haproxy.start(config, tmp_path / "haproxy.log")
+    addresses = [f"127.0.0.1:{s.server_address[1]}" for s in servers]
     try:
-        deadline = time.monotonic() + 15
-        while not _all_up(tmp_path / "admin.sock"):  # rise 2 checks, 1 s apart
-            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
-            time.sleep(0.1)
-        yield port, ca_file, servers
+        with haproxy.serving(tmp_path, addresses) as (port, ca_file):
+            yield port, ca_file, servers
     finally:
-        process.kill()
-        process.wait(10)
         for server in servers:
             server.shutdown()
             server.server_close()
