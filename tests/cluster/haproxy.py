@@ -158,3 +158,15 @@ def serving(
     finally:
         process.kill()
         process.wait(10)
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """What a stand-in app server has read of a request up to the end of its head
+    (with any body bytes that came along); empty if the connection closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data

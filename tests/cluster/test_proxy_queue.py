@@ -39,12 +39,9 @@ class _OneAtATime(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         conn: socket.socket = self.request
         conn.settimeout(10)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
+        data = haproxy.read_head(conn)
+        if not data:
+            return
         path = data.split(b" ", 2)[1].decode("latin-1")
         server: _Server = self.server  # type: ignore[assignment]
         if path == "/slow":
