@@ -10,13 +10,16 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_serve_e2e import LiveService, dev_server_env, setup_and_serve, stop
+from tests.cli.test_serve_e2e import ROOT, LiveService, dev_server_env, setup_and_serve, stop
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +126,52 @@ def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
     assert head.startswith(b"HTTP/1.1 200"), head
     length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
     assert len(body) == length > 900_000
+
+
+def test_gunicorn_serving_tls_itself_answers_without_errors(tmp_path: Path) -> None:
+    """A small installation may let gunicorn terminate TLS (--certfile) instead of a
+    proxy. A TLS socket takes no flags on recv, so the check for unread bytes cannot
+    run there: the worker keeps gunicorn's lingering close, and no request ends in
+    an error logged after its answer."""
+    from tests.cluster.haproxy import write_certificate
+
+    _pem, ca_file = write_certificate(tmp_path / "tls")
+    tls = tmp_path / "tls"
+    env = dev_server_env(
+        tmp_path, workers=1,
+        GUNICORN_CMD_ARGS=f"--certfile {tls / 'chain.pem'} --keyfile {tls / 'key.pem'}",
+    )  # fmt: skip
+    setup = subprocess.run(
+        [Path(sys.executable).parent / "wallet", "setup"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:wallet.web.gunicorn_conf",
+             "wallet.web.wsgi:app"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    host, port = env["WALLET_BIND"].split(":")
+    context = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        answered = 0
+        deadline = time.monotonic() + 60
+        while answered < 3:
+            assert process.poll() is None, log.read_text()
+            conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+            try:
+                conn.request("GET", "/verifier/root-key.pem")
+                response = conn.getresponse()
+                assert response.status == 200 and b"PUBLIC KEY" in response.read()
+                answered += 1
+            except (OSError, http.client.HTTPException):
+                assert time.monotonic() < deadline, log.read_text()  # still starting
+                time.sleep(0.2)
+            finally:
+                conn.close()
+    finally:
+        stop(process)
+    written = log.read_text()
+    assert "Error handling request" not in written and "Traceback" not in written, written
