@@ -118,7 +118,8 @@ def rows(runs: list[ClusterRun]) -> list[dict[str, Any]]:
     found = []
     for cluster_run in runs:
         load = cluster_run.load
-        label = f"HTTP issuance through HAProxy (TLS), PostgreSQL, {_name(cluster_run)}, " + (
+        label = (
+            f"HTTP issuance through HAProxy (TLS), PostgreSQL, {_name(cluster_run)}, "
             f"{load.clients} clients"
         )
         details = {**asdict(cluster_run), "load": asdict(load)}
