@@ -81,27 +81,23 @@ def _no_constants(name: str) -> Any:
 _STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constants)
 
 
-def _decode_whole(text: str) -> Any:
-    """``_STRICT_JSON.decode(text)``, without its two whitespace scans in the usual case.
-
-    raw_decode reads one value from the start; only when that fails or leaves
-    something over (surrounding whitespace, extra data) does decode() run, and
-    its verdict stands.
-    """
-    try:
-        value, end = _STRICT_JSON.raw_decode(text)
-    except ValueError:
-        end = -1
-    return value if end == len(text) else _STRICT_JSON.decode(text)
-
-
 def parse_json_object(data: bytes, *, what: str) -> dict[str, Any]:
     """Strict JSON: UTF-8 without BOM, no duplicate members, no NaN or Infinity, an object.
 
     :raises MalformedDataError: (or its :class:`DuplicateJSONMemberError`) naming ``what``.
     """
     try:
-        value = _decode_whole(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        # raw_decode reads one value from the start, without decode()'s two
+        # whitespace scans; only when it fails or leaves something over
+        # (surrounding whitespace, extra data) does decode() run, and its
+        # verdict stands.
+        try:
+            value, end = _STRICT_JSON.raw_decode(text)
+        except ValueError:
+            end = -1
+        if end != len(text):
+            value = _STRICT_JSON.decode(text)
     except MalformedDataError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

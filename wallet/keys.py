@@ -7,6 +7,7 @@ here ever takes an algorithm from a token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,6 +84,19 @@ class KeyInfo:
     def covers(self, moment: datetime) -> bool:
         """Whether the key may have signed at ``moment`` (its signing window)."""
         return self.not_before <= moment and (self.not_after is None or moment <= self.not_after)
+
+    def covers_unix(self, seconds: int) -> bool:
+        """:meth:`covers` for a signed NumericDate, without building a datetime per scan."""
+        start, end = self._window
+        return start <= seconds and (end is None or seconds <= end)
+
+    @functools.cached_property
+    def _window(self) -> tuple[float, float | None]:
+        # Float timestamps keep a window's microseconds, so the comparisons with
+        # whole seconds are exactly those of the datetimes. Cached in the instance
+        # dict, which a frozen dataclass still has.
+        end = None if self.not_after is None else self.not_after.timestamp()
+        return self.not_before.timestamp(), end
 
     def phase(self, now: datetime) -> KeyPhase:
         """The key's phase at ``now``: a staged key is active with a window still ahead."""

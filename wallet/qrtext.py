@@ -22,11 +22,12 @@ Pure: stdlib and :mod:`wallet.errors` only, so the offline verifier can use it.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from typing import Final
 
-from wallet.codec import b64url_decode, b64url_encode, b64url_length
+from wallet.codec import b64url_decode, b64url_encode
 from wallet.errors import MalformedDataError, QRTextError
 
 __all__ = ["PREFIX", "decode_qr_parts", "decode_qr_text", "encode_qr_text", "is_qr_text"]
@@ -46,10 +47,16 @@ _SLACK_BYTES: Final = 64
 _MAX_VARINT_BYTES: Final = 5
 
 
+# Every spelling of the prefix: scanners in lower-case mode type "wp1". One set
+# lookup on every scan instead of isascii() and upper().
+_PREFIX_SPELLINGS: Final = frozenset(
+    "".join(spelling) for spelling in itertools.product(*({c.lower(), c.upper()} for c in PREFIX))
+)
+
+
 def is_qr_text(text: str) -> bool:
     """Tell whether `text` carries our prefix, i.e. whether decode_qr_text will decode it."""
-    head = text[: len(PREFIX)]
-    return head.isascii() and head.upper() == PREFIX
+    return text[: len(PREFIX)] in _PREFIX_SPELLINGS
 
 
 def encode_qr_text(jws: str) -> str:
@@ -80,15 +87,21 @@ def decode_qr_text(text: str, *, max_jws_length: int = 4096) -> str:
     parts = decode_qr_parts(text, max_jws_length=max_jws_length)
     if parts is None:
         return text
-    return ".".join(b64url_encode(segment) for segment in parts)
+    jws = ".".join(b64url_encode(segment) for segment in parts)
+    if len(jws) > max_jws_length:
+        raise QRTextError(f"the QR text decodes to a token longer than {max_jws_length} characters")
+    return jws
 
 
 def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, bytes, bytes] | None:
     """The decoded header, payload and signature of a QR text, or None without our prefix.
 
-    The verifier's fast path: it checks the parts without building the JWS text.
+    The verifier's fast path: it checks the parts without building the JWS text,
+    and their length as a token itself (JWSVerifier.verify_parts), so here
+    `max_jws_length` only bounds the work: the digits read and the bytes inflated.
 
-    :raises QRTextError: as :func:`decode_qr_text`.
+    :raises QRTextError: as :func:`decode_qr_text`, except that a token a little
+        longer than `max_jws_length` may come back as parts.
     """
     if not is_qr_text(text):
         return None
@@ -108,13 +121,7 @@ def decode_qr_parts(text: str, *, max_jws_length: int = 4096) -> tuple[bytes, by
     header_length, offset = _read_varint(inner, 0)
     if header_length > len(inner) - offset:
         raise QRTextError("the QR text's header length exceeds its data")
-    header = inner[offset : offset + header_length]
-    payload = inner[offset + header_length :]
-
-    length = b64url_length(len(header)) + b64url_length(len(payload)) + 2
-    if length + b64url_length(len(signature)) > max_jws_length:
-        raise QRTextError(f"the QR text decodes to a token longer than {max_jws_length} characters")
-    return header, payload, signature
+    return inner[offset : offset + header_length], inner[offset + header_length :], signature
 
 
 def _b64url_decode(segment: str) -> bytes:
@@ -141,7 +148,15 @@ def _varint(value: int) -> bytes:
 
 def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
     """Return (value, next offset); reject truncated, overlong and non-minimal varints."""
-    if offset < len(data) and data[offset] < 0x80:  # one byte, the usual case
+    # One or two bytes (up to 16383) are the usual cases: a pass's compressed
+    # part is a few hundred bytes, its header a few dozen.
+    if offset + 1 < len(data):
+        first, second = data[offset], data[offset + 1]
+        if first < 0x80:
+            return first, offset + 1
+        if 0 < second < 0x80:
+            return (first & 0x7F) | second << 7, offset + 2
+    elif offset < len(data) and data[offset] < 0x80:
         return data[offset], offset + 1
     value = 0
     for index in range(_MAX_VARINT_BYTES):

@@ -56,6 +56,7 @@ STATUS_LIST_TYP = "statuslist+jwt"
 MAX_PASS_TOKEN_LENGTH = 2048
 MAX_STATUS_LIST_TOKEN_LENGTH = 4 * 1024 * 1024
 LEEWAY = timedelta(seconds=60)
+_LEEWAY_SECONDS = int(LEEWAY.total_seconds())
 MAX_VALIDITY = timedelta(days=11 * 366)  # longest pass type validity (10 years) + margin
 _MAX_VALIDITY_SECONDS = int(MAX_VALIDITY.total_seconds())
 MAX_TIMESTAMP = 2**34  # about the year 2514; anything later is nonsense
@@ -77,19 +78,24 @@ def _time_claim(payload: Mapping[str, Any], name: str) -> int:
     return value
 
 
-def _unix(moment: datetime) -> int:
+def _aware_timestamp(moment: datetime) -> float:
+    """``moment.timestamp()``, refusing a naive datetime (it would be read as local time)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: use aware UTC datetimes")
-    return int(moment.timestamp())
+    return moment.timestamp()
 
 
-def _check_key_for(key: PublicKey, issued_at: datetime) -> None:
+def _unix(moment: datetime) -> int:
+    return int(_aware_timestamp(moment))
+
+
+def _check_key_for(key: PublicKey, issued_at: int) -> None:
     """The key's own rules: not revoked, role, signing window."""
     if key.info.state is KeyState.REVOKED:
         raise KeyRevokedError(f"key {key.kid} has been revoked")
     if key.info.role is not KeyRole.PASS:
         raise KeyNotAllowedError(f"key {key.kid} does not sign passes or status lists")
-    if not key.info.covers(issued_at):
+    if not key.info.covers_unix(issued_at):
         raise KeyWindowError(f"key {key.kid} was not valid for signing at the token's issue time")
 
 
@@ -106,13 +112,28 @@ class PassClaims(NamedTuple):
     issuer: str
     serial: str
     pass_type: str
-    issued_at: datetime
-    expires_at: datetime
-    not_before: datetime | None
+    # The NumericDates as signed (whole seconds). The checks compare these; the
+    # datetimes below are built only when someone reads them: three of them
+    # cost more per scan than every time check together.
+    iat: int
+    exp: int
+    nbf: int | None
     holder: Mapping[str, str]
     status_idx: int
     status_uri: str
     kid: str = ""
+
+    @property
+    def issued_at(self) -> datetime:
+        return datetime.fromtimestamp(self.iat, UTC)
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.exp, UTC)
+
+    @property
+    def not_before(self) -> datetime | None:
+        return None if self.nbf is None else datetime.fromtimestamp(self.nbf, UTC)
 
     def display(self) -> dict[str, Any]:
         """Claims as plain JSON values for showing to staff."""
@@ -225,9 +246,9 @@ def _pass_claims(payload: Mapping[str, Any], kid: str) -> PassClaims:
         issuer,
         serial,
         pass_type,
-        datetime.fromtimestamp(iat, UTC),
-        datetime.fromtimestamp(exp, UTC),
-        None if nbf is None else datetime.fromtimestamp(nbf, UTC),
+        iat,
+        exp,
+        nbf,
         holder,
         idx,
         uri,
@@ -262,17 +283,20 @@ class PassTokenVerifier:
         try:
             if claims.issuer != self.issuer:
                 raise WrongIssuerError(f"the pass was issued by {claims.issuer[:80]!r}")
-            _check_key_for(key, claims.issued_at)
+            _check_key_for(key, claims.iat)
             if not key.info.allows(claims.pass_type):
                 raise KeyNotAllowedError(
                     f"key {key.kid} may not sign {claims.pass_type[:32]} passes"
                 )
-            latest = now + LEEWAY
-            if claims.issued_at > latest:
+            # In Unix seconds, as the claims are signed: now.timestamp() keeps the
+            # microseconds, so every comparison is the one of datetimes.
+            moment = _aware_timestamp(now)
+            latest = moment + _LEEWAY_SECONDS
+            if claims.iat > latest:
                 raise IssuedInFutureError("the pass claims to be issued in the future")
-            if claims.not_before is not None and claims.not_before > latest:
+            if claims.nbf is not None and claims.nbf > latest:
                 raise NotYetValidError("the pass is not valid yet")
-            if now >= claims.expires_at + LEEWAY:
+            if moment >= claims.exp + _LEEWAY_SECONDS:
                 raise ExpiredError("the pass has expired")
         except TokenRejected as exc:
             exc.claims = claims.display()  # the signature is genuine: show what it says
@@ -337,10 +361,11 @@ def verify_status_list_token(
         raise StatusListSubjectError("the status list's subject differs from the pass's uri")
     if payload.get("iss") != issuer:
         raise WrongIssuerError("the status list names another issuer, or none")
-    issued_at = datetime.fromtimestamp(_time_claim(payload, "iat"), UTC)
+    iat = _time_claim(payload, "iat")
     # exp is only RECOMMENDED by the draft, but without it a copy never goes stale.
     expires_at = datetime.fromtimestamp(_time_claim(payload, "exp"), UTC)
-    _check_key_for(verified.key, issued_at)
+    _check_key_for(verified.key, iat)
+    issued_at = datetime.fromtimestamp(iat, UTC)
     ttl = payload.get("ttl")
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
         raise ClaimError("the status list's ttl must be a positive whole number")

@@ -13,7 +13,7 @@ import base64
 import json
 import time
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from wallet.status import INVALID, MIN_LIST_SIZE, SUSPENDED
 from wallet.tokens import (
     MAX_PASS_TOKEN_LENGTH,
     MAX_VALIDITY,
+    verify_pass_token,
 )
 from wallet.verifier import VerificationResult, Verifier
 
@@ -709,6 +710,53 @@ def test_rejects_expired_pass_beyond_leeway(city: City, verifier: Verifier) -> N
     assert result.claims["serial"] == "SERIAL0123456789"
     barely = city.issue(issued_at=issued_at, expires_at=NOW - timedelta(seconds=30))
     assert verdict(verifier.check(barely, now=NOW)) == ("valid", "ok")
+
+
+TICK = timedelta(microseconds=1)
+A_MONTH = timedelta(days=30)
+MINUTE = timedelta(seconds=60)  # the leeway
+
+
+@pytest.mark.parametrize(
+    ("times", "inside", "outside", "beyond"),
+    [
+        (
+            {"issued_at": NOW - A_MONTH, "expires_at": NOW},
+            NOW + MINUTE - TICK,
+            NOW + MINUTE,
+            ("expired", "expired"),
+        ),
+        ({"issued_at": NOW}, NOW - MINUTE, NOW - MINUTE - TICK, ("invalid", "issued_in_future")),
+        (
+            {"not_before": NOW},
+            NOW - MINUTE,
+            NOW - MINUTE - TICK,
+            ("not_yet_valid", "not_yet_valid"),
+        ),
+    ],
+    ids=["exp", "iat", "nbf"],
+)
+def test_time_checks_in_seconds_keep_the_leeway_edge_to_the_microsecond(
+    city: City,
+    verifier: Verifier,
+    times: dict[str, datetime],
+    inside: datetime,
+    outside: datetime,
+    beyond: tuple[str, str],
+) -> None:
+    """The checks compare the signed whole seconds with now.timestamp(): a clock one
+    microsecond either side of the leeway's edge falls as comparing datetimes would."""
+    token = city.issue(**times)
+    assert verdict(verifier.check(token, now=inside)) == ("valid", "ok")
+    assert verdict(verifier.check(token, now=outside)) == beyond
+
+
+def test_a_naive_now_never_judges_a_pass_in_local_time(city: City, verifier: Verifier) -> None:
+    """A clock without a time zone would be read as local time: refused, never valid."""
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(ValueError, match="naive"):
+        verify_pass_token(city.issue(), verifier._keys, issuer=ISSUER, now=naive)
+    assert verdict(verifier.check(city.issue(), now=naive)) == ("invalid", "internal_error")
 
 
 # -- 15. wrong issuer -----------------------------------------------------------

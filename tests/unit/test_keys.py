@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -107,6 +107,21 @@ def test_key_info_json_round_trip_and_window() -> None:
     assert not info.covers(NOW - timedelta(seconds=1))
     assert not info.covers(NOW + timedelta(days=1, seconds=1))
     assert info.allows("parking") and not info.allows("pool")
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 500_000, 999_999])
+def test_the_window_in_unix_seconds_agrees_with_the_datetime_window(fraction: int) -> None:
+    """covers_unix (the verifier's, for signed whole seconds) answers as covers does,
+    also for a window whose edges fall between two seconds."""
+    start = NOW + timedelta(microseconds=fraction)
+    for end in (start + timedelta(days=1), None):
+        info = generate_key(pass_types=["library"], now=start, not_after=end).info
+        edge = int(start.timestamp())
+        ends = [] if end is None else [int(end.timestamp()) + step for step in (-1, 0, 1, 2)]
+        for seconds in [edge - 1, edge, edge + 1, edge + 2, *ends]:
+            moment = datetime.fromtimestamp(seconds, UTC)
+            assert info.covers_unix(seconds) == info.covers(moment), (fraction, seconds)
+        assert info.covers_unix(edge + 1) and not info.covers_unix(edge - 1)
 
 
 @pytest.mark.parametrize(

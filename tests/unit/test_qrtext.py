@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wallet.errors import QRTextError
-from wallet.qrtext import PREFIX, decode_qr_text, encode_qr_text, is_qr_text
+from wallet.qrtext import PREFIX, _read_varint, decode_qr_text, encode_qr_text, is_qr_text
 
 # An independent statement of the digit rules, to check the module against.
 PARTIAL_DIGITS = {1: 3, 2: 5, 3: 8, 4: 10, 5: 13, 6: 15}
@@ -316,6 +316,19 @@ def test_non_minimal_header_length_is_rejected() -> None:
     compressed = deflate(b"\x82\x00{}{}")
     text = qr_text_of(varint(len(compressed)) + compressed)
     assert "non-minimal" in decode_error(text)
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x05rest"])
+def test_every_length_field_reads_back_at_every_offset(tail: bytes) -> None:
+    """The one- and two-byte shortcuts of the length reader agree with the general
+    loop: every value up to three bytes, at the start and in the middle of data."""
+    for value in [*range(0, 20_000), 2**21 - 1, 2**21, 2**28 - 1]:
+        field = varint(value)
+        for lead in (b"", b"\x99\x99"):
+            assert _read_varint(lead + field + tail, len(lead)) == (value, len(lead) + len(field))
+    for broken, message in [(b"\x80", "ends inside"), (b"\x80\x00", "non-minimal")]:
+        with pytest.raises(QRTextError, match=message):
+            _read_varint(broken, 0)
 
 
 def test_overlong_length_field_is_rejected() -> None:
