@@ -540,10 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-db", action="store_true", help="SQLite only, no PostgreSQL")
     parser.add_argument("--no-http", action="store_true", help="skip the online check under wrk")
     args = parser.parse_args(argv)
+    date, loop_at_start = datetime.now(UTC), bench.reference_loop_us()
     rows = bench.bench_plate_rows(
         quick=args.quick, postgresql=not args.no_db, http=not args.no_http
     )
-    print(bench.header_line(bench.machine(), datetime.now(UTC), quick=args.quick))
+    info = {**bench.machine(), "reference_loop_us": (loop_at_start, bench.reference_loop_us())}
+    print(bench.header_line(info, date, quick=args.quick))
     print()
     print(bench.markdown(rows))
     return 0
