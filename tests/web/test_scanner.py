@@ -719,7 +719,9 @@ def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_t
     scanner.enter_and_read("WP1" + "12345" * 20)
     scanner.back()
     rows = scanner.page.locator("#log-rows li")
-    assert rows.count() == 2
+    # The verdict is on screen before its log line is stored and drawn (the log
+    # must never slow a verdict), so wait for the line instead of counting at once.
+    expect(rows).to_have_count(2)
     log = scanner.page.inner_text("#log-rows")
     assert "Bibliotheksausweis" in log and "GÜLTIG" in log and "UNGÜLTIG" in log
     for secret in (HOLDERS["library"]["name"], HOLDERS["library"]["card_number"],
@@ -737,20 +739,24 @@ def test_the_scan_log_keeps_time_type_and_verdict_only_and_is_cleared_with_one_t
 def test_serial_numbers_go_into_the_log_only_when_the_officer_switches_it_on(
     scanner: Scanner, site: Site
 ) -> None:
+    rows = scanner.page.locator("#log-rows li")  # each read waits for its line (see above)
     scanner.open_and_sync()
     assert not scanner.page.is_checked("#log-serials")  # off unless chosen
     scanner.enter_and_read(site.library.record.qr_text)
     scanner.back()
+    expect(rows).to_have_count(1)
     assert site.library.record.serial not in scanner.page.inner_text("#log-rows")
     scanner.page.check("#log-serials")
     scanner.enter_and_read(site.library.record.qr_text)
     scanner.back()
+    expect(rows).to_have_count(2)
     assert site.library.record.serial in scanner.page.inner_text("#log-rows")
     scanner.open()  # the choice is kept on the device
     assert scanner.page.is_checked("#log-serials")
     scanner.page.uncheck("#log-serials")
     scanner.enter_and_read(site.library.record.qr_text)
     scanner.back()
+    expect(rows).to_have_count(3)
     assert scanner.page.locator("#log-rows .log__serial").count() == 1  # only the one opted in
 
 
