@@ -128,6 +128,34 @@ def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
     assert len(body) == length > 900_000
 
 
+def test_a_request_sent_after_the_worker_is_done_does_not_cut_the_answer_short(
+    two_workers: LiveService,
+) -> None:
+    """The same client, slower: its second request comes after the worker has handed
+    the whole answer to the kernel and found nothing unread. Most of the answer is
+    still in the server's send queue (the client has acknowledged only what its
+    small window took), so a close then would turn the late request into a reset
+    that throws that away: the worker lingers until the client has it all."""
+    host, port = two_workers.url.removeprefix("http://").split(":")
+    path = "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm"  # about 1 MB
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow phone's window
+        sock.settimeout(10)
+        sock.connect((host, int(port)))
+        sock.sendall(request)
+        answer = sock.recv(4096)
+        time.sleep(0.5)  # the worker has written the answer into its send queue by now
+        sock.sendall(request)
+        time.sleep(0.2)
+        while part := sock.recv(65536):
+            answer += part
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+    assert len(body) == length > 900_000
+
+
 def test_gunicorn_serving_tls_itself_answers_without_errors(tmp_path: Path) -> None:
     """A small installation may let gunicorn terminate TLS (--certfile) instead of a
     proxy. A TLS socket takes no flags on recv, so the check for unread bytes cannot
