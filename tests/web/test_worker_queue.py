@@ -102,14 +102,13 @@ def test_clients_that_keep_answered_connections_open_hold_no_worker(
                 sock.close()
 
 
-def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
-    two_workers: LiveService,
-) -> None:
-    """Bytes the app did not read (here a second request, pipelined while the first
-    answer is still being sent) make the worker linger as gunicorn does: closing at
-    once, with them unread, sends a reset, and the reset throws away whatever of the
-    answer the client's slow reading had left in the server's send buffer."""
-    host, port = two_workers.url.removeprefix("http://").split(":")
+def read_large_answer_slowly(
+    service: LiveService, *, before_second: float, after_second: float
+) -> tuple[bytes, bytes]:
+    """Head and body of a 1 MB answer read through a slow phone's small window, with
+    a second request sent on the same connection `before_second` seconds after the
+    answer began; the rest is read `after_second` seconds later."""
+    host, port = service.url.removeprefix("http://").split(":")
     path = "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm"  # about 1 MB
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     with socket.socket() as sock:
@@ -118,11 +117,24 @@ def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
         sock.connect((host, int(port)))
         sock.sendall(request)
         answer = sock.recv(4096)
-        sock.sendall(request)  # the server is still sending the first answer
-        time.sleep(0.5)  # it has written what its buffers hold and closed by now
+        time.sleep(before_second)
+        sock.sendall(request)
+        time.sleep(after_second)
         while part := sock.recv(65536):
             answer += part
     head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_request_sent_behind_a_large_answer_does_not_cut_that_answer_short(
+    two_workers: LiveService,
+) -> None:
+    """Bytes the app did not read (here a second request, pipelined while the first
+    answer is still being sent) make the worker linger as gunicorn does: closing at
+    once, with them unread, sends a reset, and the reset throws away whatever of the
+    answer the client's slow reading had left in the server's send buffer."""
+    # Sent at once, while the server is still sending; read when it is done.
+    head, body = read_large_answer_slowly(two_workers, before_second=0, after_second=0.5)
     assert head.startswith(b"HTTP/1.1 200"), head
     length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
     assert len(body) == length > 900_000
@@ -136,21 +148,8 @@ def test_a_request_sent_after_the_worker_is_done_does_not_cut_the_answer_short(
     still in the server's send queue (the client has acknowledged only what its
     small window took), so a close then would turn the late request into a reset
     that throws that away: the worker lingers until the client has it all."""
-    host, port = two_workers.url.removeprefix("http://").split(":")
-    path = "/scan/vendor/zxing-wasm/reader/zxing_reader.wasm"  # about 1 MB
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow phone's window
-        sock.settimeout(10)
-        sock.connect((host, int(port)))
-        sock.sendall(request)
-        answer = sock.recv(4096)
-        time.sleep(0.5)  # the worker has written the answer into its send queue by now
-        sock.sendall(request)
-        time.sleep(0.2)
-        while part := sock.recv(65536):
-            answer += part
-    head, _, body = answer.partition(b"\r\n\r\n")
+    # Sent when the worker has written the answer into its send queue.
+    head, body = read_large_answer_slowly(two_workers, before_second=0.5, after_second=0.2)
     assert head.startswith(b"HTTP/1.1 200"), head
     length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
     assert len(body) == length > 900_000
